@@ -1,0 +1,248 @@
+"""The workbench core: what a tool is, what a call carries, what a result holds.
+
+Everything in the project — an MCP server, a Docker sandbox, a Python function, an
+agent — shows up as a `Workbench` of tools. The wire types are the `mcp` SDK's own
+(`ToolSpec` *is* `mcp.types.Tool`), so nothing is converted twice on the way out.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import mcp.types as mt
+from mcp.client.session import ElicitationFnT, ListRootsFnT, SamplingFnT
+
+logger = logging.getLogger("workbench")
+
+ToolSpec = mt.Tool
+"""A tool's public description: name, description, input/output JSON Schema, annotations."""
+
+ContentBlock = mt.ContentBlock
+"""Text, image, audio, resource link or embedded resource — exactly MCP's content union."""
+
+ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
+"""`(progress, total, message)` — the same shape as the SDK's `ProgressFnT`."""
+
+LogCallback = Callable[[mt.LoggingMessageNotificationParams], Awaitable[None]]
+"""Receives a tool's log messages (MCP `notifications/message` params)."""
+
+ToolsChangedCallback = Callable[[], Awaitable[None]]
+
+
+class WorkbenchError(Exception):
+    """Base of every error the workbench raises on purpose; its message is meant for people."""
+
+
+class ToolNotFoundError(WorkbenchError, LookupError):
+    def __init__(self, name: str, known: list[str] | None = None) -> None:
+        import difflib
+
+        hint = ""
+        if known:
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else f"; known tools: {', '.join(sorted(known)[:20])}"
+        super().__init__(f"unknown tool {name!r}{hint}")
+        self.name = name
+
+
+class ResourceNotFoundError(WorkbenchError, LookupError):
+    pass
+
+
+class PromptNotFoundError(WorkbenchError, LookupError):
+    pass
+
+
+@dataclass
+class ToolResult:
+    """What a tool call returns: MCP-shaped content, optional structured data, an error flag.
+
+    A failing tool returns `is_error=True` with a message a model can act on; it does not raise.
+    """
+
+    content: list[ContentBlock] = field(default_factory=list)
+    structured: Any = None
+    is_error: bool = False
+    meta: dict[str, Any] | None = None
+
+    @classmethod
+    def from_text(cls, text: str, *, structured: Any = None, is_error: bool = False) -> ToolResult:
+        return cls(content=[mt.TextContent(type="text", text=text)], structured=structured, is_error=is_error)
+
+    @classmethod
+    def error(cls, message: str) -> ToolResult:
+        return cls.from_text(message, is_error=True)
+
+    @property
+    def text(self) -> str:
+        """All text content joined; structured data as JSON when there is no text."""
+        parts = [c.text for c in self.content if isinstance(c, mt.TextContent)]
+        if not parts and self.structured is not None:
+            return json.dumps(self.structured, ensure_ascii=False)
+        return "\n".join(parts)
+
+    @classmethod
+    def from_mcp(cls, result: mt.CallToolResult) -> ToolResult:
+        return cls(
+            content=list(result.content),
+            structured=result.structured_content,
+            is_error=result.is_error,
+            meta=result.meta,
+        )
+
+    def to_mcp(self) -> mt.CallToolResult:
+        return mt.CallToolResult(
+            content=self.content, structured_content=self.structured, is_error=self.is_error, _meta=self.meta
+        )
+
+
+@dataclass
+class CallContext:
+    """Everything a call carries besides its arguments.
+
+    Cancellation is structural (anyio): cancel the task awaiting `call_tool` and every
+    workbench stops the work — an MCP server gets `notifications/cancelled`, a sandbox
+    kills the process tree. `deadline` is on the `time.monotonic()` clock.
+    """
+
+    session_id: str = "default"
+    """The caller's identity: sandbox sessions and per-client state are keyed on it."""
+    progress: ProgressCallback | None = None
+    log: LogCallback | None = None
+    deadline: float | None = None
+    trace_context: dict[str, str] = field(default_factory=dict)
+    """W3C trace context carrier (`traceparent`, `tracestate`), e.g. from a request's `_meta`."""
+    sampling: SamplingFnT | None = None
+    elicitation: ElicitationFnT | None = None
+    list_roots: ListRootsFnT | None = None
+    """Server→client requests relayed from whoever called us (a gateway passes its client's)."""
+
+    async def report_progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+        if self.progress is not None:
+            await self.progress(progress, total, message)
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (never negative), or None when there is none."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+    def timeout(self, default: float | None) -> float | None:
+        """The tighter of `default` and the time left before the deadline."""
+        left = self.remaining()
+        if left is None:
+            return default
+        return left if default is None else min(left, default)
+
+    def with_timeout(self, seconds: float | None) -> CallContext:
+        if seconds is None:
+            return self
+        deadline = time.monotonic() + seconds
+        return replace(self, deadline=deadline if self.deadline is None else min(deadline, self.deadline))
+
+
+@dataclass(frozen=True)
+class Health:
+    """One source's state, as `workbench doctor` shows it."""
+
+    state: Literal["up", "down", "starting", "stopped"]
+    detail: str = ""
+
+
+class Workbench:
+    """A set of tools (and optionally resources and prompts) behind one small async interface.
+
+    Use it as an async context manager: `start` acquires resources (processes,
+    connections, containers), `stop` releases them. Subclasses implement
+    `list_tools` and `call_tool`; the rest has sensible empty defaults.
+    """
+
+    name: str = "workbench"
+
+    def __init__(self) -> None:
+        self._tools_changed_listeners: list[ToolsChangedCallback] = []
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def list_tools(self) -> list[ToolSpec]:
+        raise NotImplementedError
+
+    async def call_tool(self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None) -> ToolResult:
+        """Run one tool. Raises `ToolNotFoundError` for an unknown name; any failure of the
+        tool itself comes back as `ToolResult(is_error=True)`."""
+        raise NotImplementedError
+
+    async def list_resources(self) -> list[mt.Resource]:
+        return []
+
+    async def list_resource_templates(self) -> list[mt.ResourceTemplate]:
+        return []
+
+    async def read_resource(self, uri: str) -> mt.ReadResourceResult:
+        raise ResourceNotFoundError(f"unknown resource {uri!r}")
+
+    async def list_prompts(self) -> list[mt.Prompt]:
+        return []
+
+    async def get_prompt(self, name: str, arguments: dict[str, str] | None = None) -> mt.GetPromptResult:
+        raise PromptNotFoundError(f"unknown prompt {name!r}")
+
+    def health(self) -> Health:
+        return Health("up")
+
+    def on_tools_changed(self, callback: ToolsChangedCallback) -> Callable[[], None]:
+        """Call `callback` whenever this workbench's tool list changes; returns an unsubscribe function."""
+        self._tools_changed_listeners.append(callback)
+        return lambda: self._tools_changed_listeners.remove(callback) if callback in self._tools_changed_listeners else None
+
+    async def notify_tools_changed(self) -> None:
+        for callback in list(self._tools_changed_listeners):
+            try:
+                await callback()
+            except Exception:  # a broken listener must not break the source
+                logger.exception("tools-changed listener failed")
+
+
+class Tool:
+    """One tool: a spec plus `run`. Subclass it, or wrap a function with `FunctionTool`."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any] | None = None
+    annotations: mt.ToolAnnotations | None = None
+
+    @property
+    def spec(self) -> ToolSpec:
+        return ToolSpec(
+            name=self.name,
+            description=self.description,
+            input_schema=self.input_schema,
+            output_schema=self.output_schema,
+            annotations=self.annotations,
+        )
+
+    async def run(self, arguments: dict[str, Any], ctx: CallContext) -> ToolResult:
+        raise NotImplementedError
+
+
+async def maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
