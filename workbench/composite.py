@@ -110,6 +110,13 @@ class CompositeWorkbench(Workbench):
                 except Exception:
                     logger.warning("source %s failed to stop cleanly", key, exc_info=True)
 
+    async def close_session(self, session_id: str) -> None:
+        for key, mount in self.mounts.items():
+            try:
+                await mount.workbench.close_session(session_id)
+            except Exception:
+                logger.warning("source %s failed to close session %s", key, session_id, exc_info=True)
+
     async def _source_changed(self) -> None:
         self._routes = None
         await self.notify_tools_changed()

@@ -208,6 +208,11 @@ class Workbench:
     def health(self) -> Health:
         return Health("up")
 
+    async def close_session(self, session_id: str) -> None:
+        """The caller `session_id` is gone (an MCP client disconnected or idled out):
+        release what was kept for it, e.g. its sandbox container."""
+        return None
+
     def on_tools_changed(self, callback: ToolsChangedCallback) -> Callable[[], None]:
         """Call `callback` whenever this workbench's tool list changes; returns an unsubscribe function."""
         self._tools_changed_listeners.append(callback)
