@@ -136,6 +136,11 @@ class ServeConfig(_Strict):
     max_concurrent_calls_per_client: int = 16
     session_idle_timeout: float = 1800.0
     shutdown_grace: float = 10.0
+    max_request_bytes: int = 4 * 1024 * 1024
+    """Larger HTTP request bodies are refused with 413."""
+    background: list[str] = Field(default_factory=list)
+    """Globs over exposed tool names that clients may also run as background jobs (jobs__start /
+    status / result / cancel); tools marked `execution.taskSupport` optional/required qualify too."""
 
 
 class Config(_Strict):
