@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -96,6 +98,18 @@ class ModelConfig(_Strict):
     max_retries: int = 3
     cache: str | None = None
     """Path of a SQLite response cache; None disables caching."""
+
+    @model_validator(mode="after")
+    def _empty_is_unset(self) -> ModelConfig:
+        # `base_url = "${URL:-}"` must mean "not set", not "the empty URL".
+        self.base_url = self.base_url or None
+        self.api_key = self.api_key or None
+        return self
+
+    def usable(self, environ: Mapping[str, str] | None = None) -> bool:
+        """A model can be called when it has a key or a self-hosted base URL (which often needs none)."""
+        env = os.environ if environ is None else environ
+        return bool(self.api_key or env.get(self.api_key_env) or self.base_url)
 
 
 class AgentConfig(_Strict):
@@ -280,4 +294,7 @@ def load_config(path: str | Path, *, environ: dict[str, str] | None = None) -> C
     except OSError as e:
         raise ConfigError(f"cannot read config file {p}: {e.strerror}") from None
     fmt: Literal["toml", "json"] = "json" if p.suffix == ".json" else "toml"
-    return parse_config(text, source=str(p), fmt=fmt, environ=environ, base_dir=p.resolve().parent)
+    env = dict(os.environ) if environ is None else dict(environ)
+    # Lets a bundled config start Python MCP servers with the interpreter running the workbench.
+    env.setdefault("WORKBENCH_PYTHON", sys.executable)
+    return parse_config(text, source=str(p), fmt=fmt, environ=env, base_dir=p.resolve().parent)

@@ -1,0 +1,85 @@
+"""Wire a `Config` into one workbench: MCP servers, the sandbox, then agents and teams.
+
+This is the only place the four packages meet (DESIGN.md: the CLI may wire them
+together); each import is lazy so a config that does not use a part never loads it.
+"""
+
+from __future__ import annotations
+
+from workbench.composite import CompositeWorkbench, Mount
+from workbench.config import Config
+from workbench.core import Workbench, logger
+from workbench.static import StaticWorkbench
+
+
+def _prefix(configured: str | None, default: str) -> str | None:
+    """None in the config means "the source's key"; "" means "no prefix"."""
+    if configured is None:
+        return default
+    return configured or None
+
+
+def build_sources(config: Config) -> CompositeWorkbench:
+    """Every tool source the config names: MCP servers and the sandbox."""
+    sources = CompositeWorkbench(name="sources")
+    enabled = {name: s for name, s in config.servers.items() if s.enabled}
+    if enabled:
+        from adapters.mcp import McpWorkbench
+
+        for name, server in enabled.items():
+            sources.add(
+                name,
+                Mount(
+                    McpWorkbench.from_config(name, server, base_dir=config.base_dir),
+                    prefix=_prefix(server.prefix, name),
+                    include=server.include,
+                    exclude=server.exclude,
+                    rename=server.rename,
+                    descriptions=server.descriptions,
+                ),
+            )
+    if config.sandbox.enabled:
+        from sandbox import SandboxWorkbench
+
+        box = config.sandbox
+        sources.add(
+            "sandbox",
+            Mount(SandboxWorkbench.from_config(box), prefix=_prefix(box.prefix, "sandbox"), include=box.include, exclude=box.exclude),
+        )
+    return sources
+
+
+def with_usable_agents(config: Config) -> Config:
+    """The config without the agents whose model cannot be called (no key, no base URL) and
+    the teams that need them — so the bundled example serves its model-free parts anywhere."""
+    dropped = {
+        name
+        for name, agent in config.agents.items()
+        if agent.kind == "assistant" and not config.models[agent.model or next(iter(config.models))].usable()
+    }
+    teams = dict(config.teams)
+    changed = True
+    while changed:  # a team of a dropped team is dropped too
+        changed = False
+        for name, team in list(teams.items()):
+            if any(m in dropped for m in team.members):
+                dropped.add(name)
+                del teams[name]
+                changed = True
+    for name in sorted(dropped):
+        logger.warning("agent or team %s is off: its model has no API key or base_url", name)
+    agents = {k: v for k, v in config.agents.items() if k not in dropped}
+    return config.model_copy(update={"agents": agents, "teams": teams})
+
+
+def build_workbench(config: Config) -> CompositeWorkbench:
+    """The whole workbench `workbench serve` exposes: tool sources plus agents and teams as tools."""
+    sources = build_sources(config)
+    config = with_usable_agents(config)
+    if not (config.agents or config.teams):
+        return sources
+    from workbench.agents import AgentTool, build_agents
+
+    runners = build_agents(config, sources)
+    agents: Workbench = StaticWorkbench([AgentTool(runner) for runner in runners.values()], name="agents")
+    return CompositeWorkbench({"tools": Mount(sources, prefix=None), "agents": Mount(agents, prefix=None)})

@@ -1,0 +1,286 @@
+"""The `workbench` command: tools, call, doctor, serve, run, sandbox.
+
+Exit codes: 0 success, 1 the tool (or a doctor check) reported an error, 2 usage or
+config error. Errors are one line on stderr; `--debug` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import anyio
+import typer
+from rich.console import Console
+
+from workbench.config import Config, ConfigError, load_config
+from workbench.core import ToolNotFoundError, ToolResult, WorkbenchError
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="workbench",
+    help="Wire AI agents to tools: MCP servers in, Docker sandboxes, agents served back out over MCP.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+_debug = False
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="workbench.toml or an mcpServers JSON file [env: WORKBENCH_CONFIG; default ./workbench.toml]"),
+]
+
+
+class UsageError(WorkbenchError):
+    """Bad command-line input (exit 2)."""
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first real error inside (possibly nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def run_async(main: Callable[[], Awaitable[T]]) -> T:
+    """Run `main`, turning expected errors into one-line messages and exit codes."""
+    try:
+        return anyio.run(main)
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except BaseException as e:  # noqa: BLE001 — the CLI boundary: nothing escapes as a traceback
+        leaf = _leaf(e)
+        if isinstance(leaf, typer.Exit):
+            raise leaf from None
+        if _debug:
+            raise
+        if isinstance(leaf, (ConfigError, UsageError, ToolNotFoundError)):
+            _fail(str(leaf), 2)
+        if isinstance(leaf, WorkbenchError):
+            _fail(str(leaf), 1)
+        _fail(f"{type(leaf).__name__}: {leaf} (run with --debug for the traceback)", 1)
+
+
+def _config_path(config: Path | None) -> Path:
+    if config is not None:
+        return config
+    if env := os.environ.get("WORKBENCH_CONFIG"):
+        return Path(env)
+    return Path("workbench.toml")
+
+
+def _load(config: Path | None) -> Config:
+    try:
+        return load_config(_config_path(config))
+    except ConfigError as e:
+        _fail(str(e), 2)
+
+
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+) -> None:
+    global _debug
+    _debug = debug
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def _report_down_sources(workbench: Any) -> None:
+    health = getattr(workbench, "health_by_source", None)
+    if health is None:
+        return
+    for name, h in health().items():
+        if h.state != "up":
+            err.print(f"[yellow]warning:[/] source {name} is {h.state}: {h.detail}", highlight=False)
+
+
+@app.command()
+def tools(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the MCP tool specs as JSON.")] = False,
+) -> None:
+    """List every tool from every configured source."""
+    from workbench.app import build_workbench
+
+    cfg = _load(config)
+
+    async def main() -> None:
+        async with build_workbench(cfg) as wb:
+            specs = await wb.list_tools()
+            _report_down_sources(wb)
+        if as_json:
+            out.print_json(data=[s.model_dump(mode="json", by_alias=True, exclude_none=True) for s in specs])
+            return
+        from rich.table import Table
+
+        table = Table("tool", "description", box=None, pad_edge=False)
+        for spec in specs:
+            table.add_row(spec.name, (spec.description or "").strip().splitlines()[0] if spec.description else "")
+        out.print(table)
+        err.print(f"{len(specs)} tools", style="dim")
+
+    run_async(main)
+
+
+def _parse_arguments(raw: str | None) -> dict[str, Any]:
+    if raw is None or raw.strip() == "":
+        return {}
+    if raw == "-":
+        raw = sys.stdin.read()
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"arguments are not valid JSON: {e.msg} at column {e.colno} (example: '{{\"message\": \"hi\"}}')") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"arguments must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def print_result(result: ToolResult, *, as_json: bool) -> None:
+    if as_json:
+        out.print_json(data=result.to_mcp().model_dump(mode="json", by_alias=True, exclude_none=True))
+        return
+    import mcp.types as mt
+
+    for block in result.content:
+        if isinstance(block, mt.TextContent):
+            out.print(block.text, markup=False, highlight=False)
+        elif isinstance(block, (mt.ImageContent, mt.AudioContent)):
+            out.print(f"[{block.type} {block.mime_type}, {len(block.data) * 3 // 4} bytes]", markup=False)
+        elif isinstance(block, mt.ResourceLink):
+            out.print(f"[resource link {block.uri}{' — ' + block.name if block.name else ''}]", markup=False)
+        elif isinstance(block, mt.EmbeddedResource):
+            res = block.resource
+            body = getattr(res, "text", None)
+            out.print(f"[resource {res.uri}]" + (f"\n{body}" if body else ""), markup=False)
+    if not result.content and result.structured is not None:
+        out.print_json(data=result.structured)
+
+
+@app.command()
+def call(
+    tool: Annotated[str, typer.Argument(help="Tool name as `workbench tools` shows it.")],
+    arguments: Annotated[str | None, typer.Argument(help="Arguments as a JSON object ('-' reads stdin).")] = None,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole MCP result as JSON.")] = False,
+    timeout: Annotated[float | None, typer.Option(help="Seconds before the call is cancelled.")] = None,
+) -> None:
+    """Call one tool and print its result (exit 1 when the tool reports an error)."""
+    from workbench.app import build_workbench
+    from workbench.core import CallContext
+
+    cfg = _load(config)
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        err.print(f"[dim]progress {done:g}{'/' + format(total, 'g') if total else ''} {message or ''}[/]", highlight=False)
+
+    async def main() -> ToolResult:
+        args = _parse_arguments(arguments)
+        async with build_workbench(cfg) as wb:
+            ctx = CallContext(session_id="cli", progress=progress).with_timeout(timeout)
+            with anyio.move_on_after(timeout) if timeout else contextlib.nullcontext():
+                return await wb.call_tool(tool, args, ctx)
+            return ToolResult.error(f"{tool} did not finish within {timeout:g} s and was cancelled")
+
+    try:
+        result = run_async(main)
+    except typer.Exit:
+        raise
+    print_result(result, as_json=as_json)
+    raise typer.Exit(1 if result.is_error else 0)
+
+
+@app.command()
+def doctor(config: ConfigOption = None) -> None:
+    """Check Docker, the sandbox image, the npm peers, every configured server and model."""
+    from workbench.doctor import run_doctor
+
+    cfg = _load(config) if (config is not None or _config_path(None).exists()) else None
+    ok = run_async(lambda: run_doctor(cfg, out))
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    transport: Annotated[str | None, typer.Option(help="stdio (for IDEs) or http (streamable HTTP).")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind (http).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind (http).")] = None,
+) -> None:
+    """Serve every configured tool, agent and team over MCP (stdio or streamable HTTP)."""
+    from servers import ServeSettings, serve_workbench
+    from workbench.app import build_workbench
+
+    cfg = _load(config)
+    if transport is not None and transport not in ("stdio", "http"):
+        _fail(f"--transport must be stdio or http, not {transport!r}", 2)
+    overrides = {k: v for k, v in {"transport": transport, "host": host, "port": port}.items() if v is not None}
+    serve_cfg = cfg.serve.model_copy(update=overrides)
+
+    async def main() -> None:
+        settings = ServeSettings.from_config(serve_cfg)
+        async with build_workbench(cfg) as wb:
+            _report_down_sources(wb)
+            await serve_workbench(wb, settings)
+
+    run_async(main)
+
+
+@app.command()
+def run(
+    agent: Annotated[str, typer.Argument(help="Agent or team name from the config.")],
+    task: Annotated[str, typer.Argument(help="The task to give it.")],
+    config: ConfigOption = None,
+) -> None:
+    """Run an agent or team on a task, streaming its messages and tool calls."""
+    from workbench.app import build_sources
+
+    cfg = _load(config)
+
+    async def main() -> None:
+        from workbench.agents import build_agents, run_in_console
+
+        async with build_sources(cfg) as wb:
+            runners = build_agents(cfg, wb)
+            if agent not in runners:
+                raise UsageError(f"no agent or team {agent!r} in the config (have: {', '.join(runners) or 'none'})")
+            await run_in_console(runners[agent], task, out)
+
+    run_async(main)
+
+
+def _mount_sandbox_cli() -> None:
+    try:
+        from sandbox.cli import app as sandbox_app
+    except ImportError:  # the sandbox package is optional at import time (no docker SDK, …)
+        return
+    app.add_typer(sandbox_app, name="sandbox", help="Build the sandbox image, run code, list or prune containers.")
+
+
+_mount_sandbox_cli()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""`workbench doctor`: is everything this config needs there, and if not, what to do."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+from rich.console import Console
+from rich.table import Table
+
+from workbench.config import Config
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    hint: str = ""
+
+
+def _check_python() -> Check:
+    version = ".".join(map(str, sys.version_info[:3]))
+    try:
+        mcp_version = importlib.metadata.version("mcp")
+    except importlib.metadata.PackageNotFoundError:
+        return Check("python", False, f"Python {version}, mcp not installed", "run scripts/setup.sh")
+    return Check("python", sys.version_info >= (3, 11), f"Python {version}, mcp {mcp_version}")
+
+
+def _check_docker(image: str) -> list[Check]:
+    try:
+        import docker
+        from docker.errors import DockerException, ImageNotFound
+    except ImportError:
+        return [Check("docker", False, "the docker Python package is missing", "run scripts/setup.sh")]
+    try:
+        client = docker.from_env(timeout=5)
+        info = client.version()
+    except DockerException as e:
+        reason = str(e).split("(")[0].strip() or type(e).__name__
+        return [Check("docker engine", False, f"not reachable: {reason}", "start it: sudo bash scripts/ensure_docker.sh")]
+    checks = [Check("docker engine", True, f"Docker {info.get('Version', '?')}")]
+    try:
+        img = client.images.get(image)
+        size = img.attrs.get("Size", 0) / 1e6
+        checks.append(Check("sandbox image", True, f"{image} ({size:.0f} MB)"))
+    except ImageNotFound:
+        checks.append(Check("sandbox image", False, f"{image} is missing", "build it: workbench sandbox build"))
+    except DockerException as e:
+        checks.append(Check("sandbox image", False, str(e)))
+    finally:
+        client.close()
+    return checks
+
+
+def _check_node() -> Check:
+    node = shutil.which("node")
+    peers = PROJECT_ROOT / "node_modules" / "@modelcontextprotocol"
+    if node is None:
+        return Check("node peers", False, "node is not installed", "apt-get install nodejs npm, then scripts/setup.sh")
+    have = sorted(p.name for p in peers.iterdir()) if peers.is_dir() else []
+    if not have:
+        return Check("node peers", False, "npm peers not installed", "run scripts/setup.sh (npm install)")
+    return Check("node peers", True, ", ".join(have))
+
+
+async def _check_server(name: str, config: Config) -> Check:
+    from adapters.mcp import McpWorkbench
+
+    server = config.servers[name]
+    started = time.perf_counter()
+    wb = McpWorkbench.from_config(name, server, base_dir=config.base_dir)
+    try:
+        with anyio.fail_after(20):
+            async with wb:
+                tools = await wb.list_tools()
+        ms = (time.perf_counter() - started) * 1000
+        return Check(f"server {name}", True, f"{len(tools)} tools, ready in {ms:.0f} ms")
+    except TimeoutError:
+        return Check(f"server {name}", False, "no answer within 20 s", "check the command/URL; run it by hand")
+    except BaseException as e:  # noqa: BLE001 — a report, not a crash
+        while isinstance(e, BaseExceptionGroup) and e.exceptions:
+            e = e.exceptions[0]
+        health = wb.health()
+        detail = health.detail or f"{type(e).__name__}: {e}"
+        return Check(f"server {name}", False, detail, "check the command/URL; `workbench doctor --debug` shows more")
+
+
+async def _check_model(name: str, config: Config) -> Check:
+    import os
+
+    import openai
+
+    model = config.models[name]
+    key = model.api_key or os.environ.get(model.api_key_env)
+    if not key and model.base_url is None:
+        return Check(f"model {name}", False, f"{model.api_key_env} is not set", f"export {model.api_key_env}=… or set base_url")
+    client = openai.AsyncOpenAI(base_url=model.base_url, api_key=key or "not-needed", timeout=5, max_retries=0)
+    try:
+        await client.models.retrieve(model.model)
+        return Check(f"model {name}", True, f"{model.model} at {model.base_url or 'api.openai.com'}")
+    except openai.NotFoundError:
+        return Check(f"model {name}", False, f"the server does not know model {model.model!r}")
+    except openai.AuthenticationError:
+        return Check(f"model {name}", False, "the API key was refused", f"check {model.api_key_env}")
+    except openai.APIError as e:
+        return Check(f"model {name}", False, f"{type(e).__name__}: {e}")
+    finally:
+        await client.close()
+
+
+async def run_doctor(config: Config | None, console: Console) -> bool:
+    checks = [_check_python()]
+    image = config.sandbox.image if config else "mcp-workbench-sandbox:latest"
+    checks += await anyio.to_thread.run_sync(_check_docker, image)
+    checks.append(_check_node())
+    if config is not None:
+        results: dict[str, Check] = {}
+
+        async def one(key: str, check: object) -> None:
+            results[key] = await check  # type: ignore[misc]
+
+        async with anyio.create_task_group() as tg:
+            for name, server in config.servers.items():
+                if server.enabled:
+                    tg.start_soon(one, f"s:{name}", _check_server(name, config))
+            for name in config.models:
+                tg.start_soon(one, f"m:{name}", _check_model(name, config))
+        checks += [results[k] for k in sorted(results)]
+    table = Table("", "check", "detail", "what to do", box=None, pad_edge=False)
+    for c in checks:
+        table.add_row("[green]✓[/]" if c.ok else "[red]✗[/]", c.name, c.detail, c.hint)
+    console.print(table)
+    return all(c.ok for c in checks)
