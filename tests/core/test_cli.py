@@ -1,0 +1,87 @@
+"""The `workbench` command as a user runs it: a real process, a real MCP server behind it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKBENCH = [sys.executable, "-m", "workbench.cli"]
+
+
+def workbench(*args: str, cwd: Path = ROOT, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*WORKBENCH, *args], cwd=cwd, capture_output=True, text=True, timeout=60, input=stdin)
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "workbench.toml"
+    path.write_text(
+        f"""
+[servers.demo]
+command = "${{WORKBENCH_PYTHON}}"
+args = ["{ROOT / 'examples/servers/demo_server.py'}"]
+
+[servers.broken]
+command = "{sys.executable}"
+args = ["-c", "import sys; sys.exit('cannot start: missing API key')"]
+"""
+    )
+    return path
+
+
+def assert_no_traceback(proc: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+
+
+def test_tools_lists_every_source_and_warns_about_dead_ones(config: Path) -> None:
+    proc = workbench("tools", "--config", str(config), "--json")
+    assert proc.returncode == 0, proc.stderr
+    names = {t["name"] for t in json.loads(proc.stdout)}
+    assert {"demo__add", "demo__echo", "demo__countdown"} <= names
+    assert "broken" in proc.stderr and "down" in proc.stderr
+    assert_no_traceback(proc)
+
+
+def test_call_success_error_and_usage_exit_codes(config: Path) -> None:
+    ok = workbench("call", "demo__add", '{"a": 2, "b": 40}', "--config", str(config))
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout) == {"total": 42.0}
+
+    as_json = workbench("call", "demo__add", '{"a": 1, "b": 1}', "--config", str(config), "--json")
+    assert json.loads(as_json.stdout)["structuredContent"] == {"total": 2.0}
+
+    tool_error = workbench("call", "demo__add", '{"a": "two"}', "--config", str(config))
+    assert tool_error.returncode == 1
+    assert "a" in tool_error.stdout.lower()
+
+    for args, needle in [
+        (("call", "demo__ad", "{}"), "did you mean demo__add"),
+        (("call", "demo__add", "{not json"), "not valid JSON"),
+        (("call", "demo__add", "[1, 2]"), "must be a JSON object"),
+    ]:
+        proc = workbench(*args, "--config", str(config))
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert needle in proc.stderr
+        assert_no_traceback(proc)
+
+
+def test_call_reads_arguments_from_stdin(config: Path) -> None:
+    proc = workbench("call", "demo__echo", "-", "--config", str(config), stdin='{"message": "from stdin"}')
+    assert proc.returncode == 0 and proc.stdout.strip() == "from stdin"
+
+
+def test_config_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[servers.x]\ncommand = "a"\ntimout = 3\n')
+    proc = workbench("tools", "--config", str(bad))
+    assert proc.returncode == 2
+    assert f"{bad}:3: servers.x.timout: unknown key" in proc.stderr
+    missing = workbench("tools", "--config", str(tmp_path / "nope.toml"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    assert_no_traceback(proc)
+    assert_no_traceback(missing)
