@@ -1,0 +1,435 @@
+"""`McpWorkbench`: any MCP server's tools, resources and prompts as a workbench.
+
+    async with McpWorkbench.stdio("npx", ["-y", "@modelcontextprotocol/server-everything"]) as wb:
+        tools = await wb.list_tools()
+        result = await wb.call_tool("echo", {"message": "hi"})
+
+The tool catalog is cached and refreshed when the server says it changed; results
+come back whole (structured content, images, audio, resource links, `is_error`).
+A server that dies fails the call in flight with a clear message and is reconnected
+by the next call (see `adapters.mcp_connection`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import anyio
+import mcp.types as mt
+from mcp import Client
+from mcp.client.session import ClientRequestContext, ElicitationFnT, ListRootsFnT, SamplingFnT
+from mcp.client.subscriptions import ListenNotSupportedError
+from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from adapters.mcp_connection import Connection, HttpTarget, ServerUnavailable, StdioTarget, Target, describe, is_disconnect
+from workbench.core import (
+    CallContext,
+    Health,
+    LogCallback,
+    PromptNotFoundError,
+    ResourceNotFoundError,
+    ToolNotFoundError,
+    ToolResult,
+    ToolSpec,
+    Workbench,
+    WorkbenchError,
+)
+
+if TYPE_CHECKING:
+    from workbench.config import ServerConfig
+
+logger = logging.getLogger("workbench.mcp")
+
+Mode = Literal["auto", "legacy", "2026-07-28"]
+_T = TypeVar("_T")
+_MAX_PAGES = 1000  # a paginator that never ends must not hang a listing
+
+# The call a server→client request or log line belongs to, when the transport lets us tell:
+# the SDK runs handlers in the sending task's context on HTTP and on 2026 input rounds.
+_CURRENT_CALL: ContextVar[tuple[McpWorkbench, CallContext] | None] = ContextVar("mcp_current_call", default=None)
+
+_LOG_LEVELS = {"debug": 10, "info": 20, "notice": 20, "warning": 30, "error": 40, "critical": 50, "alert": 50, "emergency": 50}
+
+
+class McpWorkbench(Workbench):
+    """The tools of one MCP server. Build it with `stdio`, `http`, `sse` or `from_config`.
+
+    Options: `mode` ("auto" negotiates, "legacy" forces the 2025-11-25 handshake,
+    "2026-07-28" pins the stateless protocol), `timeout` (default seconds per call),
+    `connect_timeout`, `sampling_callback`, `elicitation_callback`, `list_roots_callback`,
+    `logging_callback`, and `relay_client_requests` (advertise sampling, elicitation and
+    roots even without callbacks, answering from each call's `CallContext` — for a
+    gateway that relays its own client's).
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        name: str | None = None,
+        mode: Mode = "auto",
+        timeout: float | None = 60.0,
+        connect_timeout: float = 30.0,
+        sampling_callback: SamplingFnT | None = None,
+        elicitation_callback: ElicitationFnT | None = None,
+        list_roots_callback: ListRootsFnT | None = None,
+        logging_callback: LogCallback | None = None,
+        relay_client_requests: bool = False,
+        log_level: mt.LoggingLevel | None = "info",
+        max_backoff: float = 30.0,
+    ) -> None:
+        super().__init__()
+        if mode not in ("auto", "legacy") and mode not in MODERN_PROTOCOL_VERSIONS:
+            raise ValueError(f"mode must be 'auto', 'legacy' or one of {list(MODERN_PROTOCOL_VERSIONS)}; got {mode!r}")
+        self.name = name or _default_name(target)
+        self.mode = mode
+        self.timeout = timeout
+        self._sampling = sampling_callback
+        self._elicitation = elicitation_callback
+        self._list_roots = list_roots_callback
+        self._logging = logging_callback
+        self._relay = relay_client_requests
+        self._log_level = log_level
+        self._tools: dict[str, ToolSpec] | None = None
+        self._in_flight: list[CallContext] = []
+        self._conn = Connection(
+            self.name,
+            target,
+            self._make_client,
+            self._load_catalog,
+            self._listen,
+            connect_timeout=connect_timeout,
+            backoff=(0.5, max_backoff),
+        )
+
+    # -- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def stdio(
+        cls,
+        command: str,
+        args: Sequence[str] = (),
+        *,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        name: str | None = None,
+        **options: Any,
+    ) -> McpWorkbench:
+        """A server run as a child process. It gets the SDK's safe environment (PATH, HOME, …)
+        plus `env`: pass what it needs, e.g. `env={"GITHUB_TOKEN": ...}`."""
+        return cls(StdioTarget(command, tuple(args), dict(env) if env else None, cwd), name=name, **options)
+
+    @classmethod
+    def http(
+        cls,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        bearer_token: str | None = None,
+        name: str | None = None,
+        **options: Any,
+    ) -> McpWorkbench:
+        """A streamable HTTP server at `url` (e.g. http://127.0.0.1:8931/mcp)."""
+        return cls(HttpTarget(url, dict(headers or {}), bearer_token), name=name, **options)
+
+    @classmethod
+    def sse(
+        cls,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        bearer_token: str | None = None,
+        name: str | None = None,
+        **options: Any,
+    ) -> McpWorkbench:
+        """A server on the legacy HTTP+SSE transport (its GET endpoint, e.g. …/sse)."""
+        return cls(HttpTarget(url, dict(headers or {}), bearer_token, sse=True), name=name, **options)
+
+    @classmethod
+    def from_config(cls, name: str, cfg: ServerConfig, *, base_dir: Path | None = None) -> McpWorkbench:
+        """From a `[servers.NAME]` entry; a relative `cwd` resolves against `base_dir`."""
+        options: dict[str, Any] = {"name": name, "mode": cfg.mode, "timeout": cfg.timeout}
+        if cfg.transport == "stdio":
+            assert cfg.command is not None  # ServerConfig validates exactly one of command/url
+            cwd = cfg.cwd
+            if cwd is not None and base_dir is not None and not Path(cwd).is_absolute():
+                cwd = str(base_dir / cwd)
+            return cls.stdio(cfg.command, cfg.args, env=cfg.env or None, cwd=cwd, **options)
+        assert cfg.url is not None
+        make = cls.sse if cfg.transport == "sse" else cls.http
+        return make(cfg.url, headers=cfg.headers, bearer_token=cfg.bearer_token, **options)
+
+    def __repr__(self) -> str:
+        return f"McpWorkbench(name={self.name!r}, {self._conn.target!r}, mode={self.mode!r}, state={self._conn.state!r})"
+
+    def _make_client(self, transport: Any) -> Client:
+        relay = self._relay
+        return Client(
+            transport,
+            mode=self.mode,
+            cache=None,  # the workbench keeps its own catalog; everything else is read live
+            message_handler=self._on_message,
+            logging_callback=self._on_log,
+            log_level=self._log_level,
+            sampling_callback=self._on_sampling if relay or self._sampling else None,
+            elicitation_callback=self._on_elicitation if relay or self._elicitation else None,
+            list_roots_callback=self._on_list_roots if relay or self._list_roots else None,
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect now. Raises `WorkbenchError` when the server cannot be reached; later calls
+        keep trying to reconnect (with backoff), so a composite can start without it."""
+        self._conn.reopen()
+        await self._conn.client()
+
+    async def stop(self) -> None:
+        await self._conn.close()
+
+    def health(self) -> Health:
+        conn = self._conn
+        if conn.state == "up":
+            return Health("up", f"{len(self._tools or {})} tools")
+        return Health(conn.state, conn.last_error or "")
+
+    @property
+    def protocol_version(self) -> str | None:
+        client = self._conn._client
+        return client.protocol_version if client is not None else None
+
+    # -- tools ----------------------------------------------------------------------------------
+
+    async def list_tools(self) -> list[ToolSpec]:
+        """The cached catalog (fetched on connect and on `tools/list_changed`). While the
+        server is down this is the last catalog seen, so its tools stay callable and
+        each call says why it fails until the server is back."""
+        try:
+            await self._conn.client()
+        except ServerUnavailable:
+            if self._tools is None:
+                raise
+        return list((self._tools or {}).values())
+
+    async def call_tool(self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None) -> ToolResult:
+        ctx = ctx or CallContext()
+        try:
+            client = await self._conn.client()
+        except ServerUnavailable as e:
+            if self._tools is not None and name not in self._tools:
+                raise ToolNotFoundError(name, list(self._tools)) from None
+            return ToolResult.error(str(e))
+        tools = self._tools or {}
+        if name not in tools:
+            tools = await self._refresh_catalog(client, notify=True)  # the server may have grown it silently
+            if name not in tools:
+                raise ToolNotFoundError(name, list(tools))
+        timeout = ctx.timeout(self.timeout)
+        token = _CURRENT_CALL.set((self, ctx))
+        self._in_flight.append(ctx)
+        try:
+            with anyio.move_on_after(timeout):
+                result = await client.call_tool(
+                    name,
+                    arguments or {},
+                    progress_callback=_progress_relay(ctx) if ctx.progress is not None else None,
+                )
+                return ToolResult.from_mcp(result)
+            return ToolResult.error(
+                f"tool {name!r} on MCP server {self.name!r} timed out after {round(timeout or 0, 2):g} s and was cancelled on the server; "
+                "retry with a longer timeout if it needs more time"
+            )
+        except Exception as e:
+            return await self._call_failed(name, e)
+        finally:
+            self._in_flight.remove(ctx)
+            _CURRENT_CALL.reset(token)
+
+    async def _call_failed(self, name: str, error: Exception) -> ToolResult:
+        if is_disconnect(error):
+            if self._conn.state == "stopped":
+                return ToolResult.error(f"MCP server {self.name!r} was stopped while tool {name!r} was running")
+            await self._conn.lost(error)
+            return ToolResult.error(
+                f"MCP server {self.name!r} disconnected: {describe(error)}; will reconnect on the next call"
+            )
+        # A JSON-RPC error (e.g. -32602 invalid params from a strict server), a result that
+        # breaks the tool's own output schema, a callback that declined: the call failed, the
+        # connection is fine.
+        return ToolResult.error(f"tool {name!r} on MCP server {self.name!r} failed: {describe(error)}")
+
+    async def _load_catalog(self, client: Client) -> None:
+        await self._refresh_catalog(client, notify=self._tools is not None)
+
+    async def _refresh_catalog(self, client: Client, *, notify: bool) -> dict[str, ToolSpec]:
+        with anyio.fail_after(self._conn.connect_timeout):
+            tools = await _all_pages(lambda cursor: client.list_tools(cursor=cursor), "tools")
+        catalog = {tool.name: tool for tool in tools}
+        changed = self._tools is None or _dump(self._tools) != _dump(catalog)
+        self._tools = catalog
+        if notify and changed:
+            await self.notify_tools_changed()
+        return catalog
+
+    async def _on_tools_changed(self, client: Client) -> None:
+        try:
+            await self._refresh_catalog(client, notify=True)
+        except Exception as e:  # the next call or listing retries; nothing to crash here
+            logger.warning("MCP server %s: cannot refresh tools after list_changed: %s", self.name, describe(e))
+
+    async def _listen(self, client: Client) -> None:
+        """Runs in the connection's owner task: 2026 servers announce list changes on a
+        `subscriptions/listen` stream (legacy ones through `_on_message`)."""
+        if client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            return
+        try:
+            async with client.listen(tools_list_changed=True) as subscription:
+                async for _event in subscription:
+                    await self._on_tools_changed(client)
+        except (ListenNotSupportedError, MCPError, RuntimeError) as e:
+            logger.info("MCP server %s: no tools/list_changed stream (%s)", self.name, describe(e))
+
+    async def _on_message(self, message: Any) -> None:
+        if isinstance(message, mt.ToolListChangedNotification):
+            client = self._conn._client
+            if client is not None:
+                await self._on_tools_changed(client)
+
+    # -- resources and prompts ------------------------------------------------------------------
+
+    async def _request(self, what: str, fn: Callable[[Client], Awaitable[_T]]) -> _T:
+        client = await self._conn.client()
+        try:
+            with anyio.fail_after(self.timeout):
+                return await fn(client)
+        except TimeoutError:
+            raise WorkbenchError(f"MCP server {self.name!r} did not answer {what} within {self.timeout:g} s") from None
+        except Exception as e:
+            if is_disconnect(e):
+                await self._conn.lost(e)
+                raise ServerUnavailable(
+                    f"MCP server {self.name!r} disconnected during {what}: {describe(e)}; will reconnect on the next call"
+                ) from None
+            raise
+
+    async def list_resources(self) -> list[mt.Resource]:
+        return await self._request(
+            "resources/list", lambda c: _all_pages(lambda cursor: c.list_resources(cursor=cursor), "resources")
+        )
+
+    async def list_resource_templates(self) -> list[mt.ResourceTemplate]:
+        return await self._request(
+            "resources/templates/list",
+            lambda c: _all_pages(lambda cursor: c.list_resource_templates(cursor=cursor), "resource_templates"),
+        )
+
+    async def read_resource(self, uri: str) -> mt.ReadResourceResult:
+        try:
+            return await self._request(f"resources/read {uri}", lambda c: c.read_resource(uri))
+        except MCPError as e:
+            raise ResourceNotFoundError(f"MCP server {self.name!r} cannot read {uri!r}: {e.message}") from None
+        except ServerUnavailable as e:  # so a composite can still try its other sources
+            raise ResourceNotFoundError(str(e)) from None
+
+    async def list_prompts(self) -> list[mt.Prompt]:
+        return await self._request("prompts/list", lambda c: _all_pages(lambda cursor: c.list_prompts(cursor=cursor), "prompts"))
+
+    async def get_prompt(self, name: str, arguments: dict[str, str] | None = None) -> mt.GetPromptResult:
+        try:
+            return await self._request(f"prompts/get {name}", lambda c: c.get_prompt(name, arguments))
+        except MCPError as e:
+            raise PromptNotFoundError(f"MCP server {self.name!r} cannot get prompt {name!r}: {e.message}") from None
+
+    # -- server→client requests and notifications -----------------------------------------------
+
+    def _call_context(self) -> CallContext | None:
+        """The call a server request belongs to: known from the context on HTTP and 2026
+        input rounds; otherwise only when exactly one call is in flight."""
+        current = _CURRENT_CALL.get()
+        if current is not None and current[0] is self:
+            return current[1]
+        return self._in_flight[0] if len(self._in_flight) == 1 else None
+
+    async def _on_sampling(self, context: ClientRequestContext, params: mt.CreateMessageRequestParams) -> Any:
+        call = self._call_context()
+        callback = (call.sampling if call else None) or self._sampling
+        if callback is None:
+            return _declined("sampling", "sampling_callback")
+        return await callback(context, params)
+
+    async def _on_elicitation(self, context: ClientRequestContext, params: mt.ElicitRequestParams) -> Any:
+        call = self._call_context()
+        callback = (call.elicitation if call else None) or self._elicitation
+        if callback is None:
+            return _declined("elicitation", "elicitation_callback")
+        return await callback(context, params)
+
+    async def _on_list_roots(self, context: ClientRequestContext) -> Any:
+        call = self._call_context()
+        callback = (call.list_roots if call else None) or self._list_roots
+        if callback is None:
+            return _declined("roots", "list_roots_callback")
+        return await callback(context)
+
+    async def _on_log(self, params: mt.LoggingMessageNotificationParams) -> None:
+        call = self._call_context()
+        if call is not None and call.log is not None:
+            await call.log(params)
+        elif self._logging is not None:
+            await self._logging(params)
+        else:
+            logger.log(_LOG_LEVELS.get(params.level, 20), "[%s] %s", self.name, params.data)
+
+
+def _declined(what: str, option: str) -> mt.ErrorData:
+    return mt.ErrorData(
+        code=mt.INVALID_REQUEST,
+        message=f"the client cannot answer {what} requests: pass {option}= to McpWorkbench, or call with a CallContext that carries one",
+    )
+
+
+def _progress_relay(ctx: CallContext) -> Callable[[float, float | None, str | None], Awaitable[None]]:
+    async def relay(progress: float, total: float | None, message: str | None) -> None:
+        try:
+            await ctx.report_progress(progress, total, message)
+        except Exception:  # a broken listener must not break the call
+            logger.exception("progress callback failed")
+
+    return relay
+
+
+async def _all_pages(fetch: Callable[[str | None], Awaitable[Any]], attr: str) -> list[Any]:
+    items: list[Any] = []
+    cursor: str | None = None
+    for _ in range(_MAX_PAGES):
+        page = await fetch(cursor)
+        items.extend(getattr(page, attr))
+        cursor = page.next_cursor
+        if not cursor:
+            return items
+    raise WorkbenchError(f"listing {attr} did not end after {_MAX_PAGES} pages")
+
+
+def _dump(catalog: dict[str, ToolSpec]) -> list[dict[str, Any]]:
+    return [tool.model_dump(mode="json", exclude_none=True) for tool in catalog.values()]
+
+
+_LAUNCHERS = ("python", "node", "npx", "uv", "uvx", "bunx", "deno", "pipx")
+
+
+def _default_name(target: Target) -> str:
+    if isinstance(target, StdioTarget):
+        command = Path(target.command).stem
+        if command.startswith(_LAUNCHERS):  # `npx -y @scope/server-x`, `python server.py`: name it after the script
+            script = [a for a in target.args if not a.startswith("-")]
+            if script:
+                return Path(script[0]).stem.rsplit("/", 1)[-1] or command
+        return command or "mcp"
+    from urllib.parse import urlsplit
+
+    return urlsplit(target.url).hostname or "mcp"
