@@ -1,0 +1,36 @@
+"""`/healthz` (the process answers) and `/readyz` (the workbench can serve: every source's
+health, 503 when it cannot or while the server drains for shutdown)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from servers.mcp_server import WorkbenchServer
+from workbench.core import Health
+
+
+def source_health(server: WorkbenchServer) -> dict[str, Health]:
+    by_source = getattr(server.workbench, "health_by_source", None)  # CompositeWorkbench reports per source
+    if callable(by_source):
+        return by_source()
+    return {server.workbench.name: server.workbench.health()}
+
+
+def health_routes(server: WorkbenchServer) -> tuple:
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> JSONResponse:
+        overall = server.workbench.health()
+        ready = overall.state == "up" and not server.draining
+        body = {
+            "status": "ready" if ready else ("draining" if server.draining else "not ready"),
+            "detail": overall.detail,
+            "sources": {k: {"state": h.state, "detail": h.detail} for k, h in source_health(server).items()},
+            "sessions": len(server.sessions.sessions),
+            "inflight_calls": server.inflight,
+        }
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    return healthz, readyz

@@ -1,0 +1,60 @@
+"""The Starlette app serving a workbench over streamable HTTP at `settings.path` (both
+protocol eras), plus `/healthz` and `/readyz`.
+
+Mount it in your own app if you like; a mounted app's lifespan does not run by itself,
+so enter it from yours:
+
+    wb_app = create_app(workbench, settings)
+    @asynccontextmanager
+    async def lifespan(app):
+        async with wb_app.router.lifespan_context(wb_app):
+            yield
+    app = Starlette(routes=[Mount("/tools", wb_app)], lifespan=lifespan)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from servers.auth import BearerAuth
+from servers.health import health_routes
+from servers.mcp_server import WorkbenchServer
+from servers.settings import ServeSettings
+from workbench.core import Workbench
+
+
+def create_app(workbench: Workbench, settings: ServeSettings) -> Starlette:
+    """The ASGI app; its lifespan runs the MCP session manager and the server's background work.
+    The workbench itself is started and stopped by the caller (`async with workbench`)."""
+    settings.check()
+    server = WorkbenchServer(workbench, settings)
+    manager = StreamableHTTPSessionManager(
+        app=server.server,
+        security_settings=settings.transport_security(),
+        max_request_body_size=settings.max_request_bytes,
+        session_idle_timeout=settings.session_idle_timeout,
+    )
+    healthz, readyz = health_routes(server)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with server.running(), manager.run():
+            yield
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route(settings.path, endpoint=StreamableHTTPASGIApp(manager), methods=["GET", "POST", "DELETE"]),
+        ],
+        middleware=[Middleware(BearerAuth, token=settings.auth_token)] if settings.auth_token else [],
+        lifespan=lifespan,
+    )
+    app.state.workbench_server = server
+    return app

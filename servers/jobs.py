@@ -1,0 +1,207 @@
+"""Background runs for tools that outlast a client's request timeout (agents, teams, long builds).
+
+Four tools sit next to the workbench's own: `jobs__start` runs a long-running tool in the
+background and answers at once with a job id; `jobs__status`, `jobs__result` (optionally
+waiting) and `jobs__cancel` follow it. A job belongs to the session that started it —
+another client cannot see or cancel it — and is cancelled when that session ends.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import anyio
+import anyio.abc
+import mcp.types as mt
+
+from workbench.core import CallContext, ToolResult, ToolSpec, logger
+
+START, STATUS, RESULT, CANCEL = "jobs__start", "jobs__status", "jobs__result", "jobs__cancel"
+JOB_TOOLS = frozenset({START, STATUS, RESULT, CANCEL})
+MAX_WAIT = 60.0
+"""Longest a single `jobs__result` call waits, so it stays inside common client timeouts."""
+
+RunTool = Callable[[str, dict[str, Any], CallContext], Awaitable[ToolResult]]
+
+
+@dataclass
+class Job:
+    id: str
+    session_id: str
+    tool: str
+    state: Literal["running", "completed", "failed", "cancelled"] = "running"
+    progress: float | None = None
+    total: float | None = None
+    message: str | None = None
+    result: ToolResult | None = None
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    done: anyio.Event = field(default_factory=anyio.Event)
+
+    def status(self) -> dict[str, Any]:
+        end = self.finished if self.finished is not None else time.monotonic()
+        return {
+            "job_id": self.id,
+            "tool": self.tool,
+            "state": self.state,
+            "progress": self.progress,
+            "total": self.total,
+            "message": self.message,
+            "elapsed_seconds": round(end - self.started, 3),
+        }
+
+
+_JOB_ID = {"job_id": {"type": "string", "description": "The id jobs__start returned."}}
+_STATUS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "job_id": {"type": "string"},
+        "tool": {"type": "string"},
+        "state": {"type": "string", "enum": ["running", "completed", "failed", "cancelled"]},
+        "progress": {"type": ["number", "null"]},
+        "total": {"type": ["number", "null"]},
+        "message": {"type": ["string", "null"]},
+        "elapsed_seconds": {"type": "number"},
+    },
+    "required": ["job_id", "tool", "state"],
+}
+
+
+def job_specs(eligible: list[str]) -> list[ToolSpec]:
+    return [
+        ToolSpec(
+            name=START,
+            description="Start a long-running tool in the background and return its job id at once. "
+            "Follow it with jobs__status, jobs__result (which can wait) and jobs__cancel.",
+            input_schema={
+                "type": "object",
+                "properties": {
+                    "tool": {"type": "string", "enum": eligible, "description": "The tool to run."},
+                    "arguments": {"type": "object", "description": "The tool's arguments.", "default": {}},
+                },
+                "required": ["tool"],
+            },
+            output_schema=_STATUS_SCHEMA,
+        ),
+        ToolSpec(
+            name=STATUS,
+            description="State and latest progress of a background job.",
+            input_schema={"type": "object", "properties": _JOB_ID, "required": ["job_id"]},
+            output_schema=_STATUS_SCHEMA,
+        ),
+        ToolSpec(
+            name=RESULT,
+            description="The result of a background job, exactly as the tool returned it. Waits up to "
+            f"`wait` seconds (at most {MAX_WAIT:g}) for a running job; if it is still running, says so.",
+            input_schema={
+                "type": "object",
+                "properties": {**_JOB_ID, "wait": {"type": "number", "minimum": 0, "default": 0}},
+                "required": ["job_id"],
+            },
+        ),
+        ToolSpec(
+            name=CANCEL,
+            description="Cancel a running background job (its work is stopped).",
+            input_schema={"type": "object", "properties": _JOB_ID, "required": ["job_id"]},
+            output_schema=_STATUS_SCHEMA,
+            annotations=mt.ToolAnnotations(destructive_hint=True, idempotent_hint=True),
+        ),
+    ]
+
+
+def _status_result(job: Job, text: str) -> ToolResult:
+    return ToolResult.from_text(text, structured=job.status())
+
+
+class JobManager:
+    def __init__(self, run: RunTool, *, max_running_per_session: int = 16, keep_seconds: float = 3600.0) -> None:
+        self._run = run
+        self.max_running_per_session = max_running_per_session
+        self.keep_seconds = keep_seconds
+        self.jobs: dict[str, Job] = {}
+        self.task_group: anyio.abc.TaskGroup | None = None
+        """Set by the server while it runs: jobs outlive the request that started them."""
+
+    async def call(self, name: str, arguments: dict[str, Any], session_id: str, eligible: list[str]) -> ToolResult:
+        if name == START:
+            return self._start(arguments, session_id, eligible)
+        job = self.jobs.get(str(arguments.get("job_id", "")))
+        if job is None or job.session_id != session_id:  # another session's job does not exist for you
+            return ToolResult.error(f"no job {arguments.get('job_id')!r} in this session (jobs__start returns the id)")
+        if name == STATUS:
+            return _status_result(job, f"job {job.id} ({job.tool}): {job.state}")
+        if name == CANCEL:
+            if job.state == "running":
+                job.scope.cancel()
+                await job.done.wait()
+            return _status_result(job, f"job {job.id} ({job.tool}): {job.state}")
+        try:
+            wait = min(float(arguments.get("wait") or 0), MAX_WAIT)
+        except (TypeError, ValueError):
+            return ToolResult.error("jobs__result: 'wait' must be a number of seconds")
+        with anyio.move_on_after(wait):
+            await job.done.wait()
+        if job.result is None:
+            return _status_result(job, f"job {job.id} ({job.tool}) is still running; call jobs__result again")
+        meta = dict(job.result.meta or {})
+        meta["workbench/job"] = job.status()
+        return ToolResult(job.result.content, job.result.structured, job.result.is_error, meta)
+
+    def _start(self, arguments: dict[str, Any], session_id: str, eligible: list[str]) -> ToolResult:
+        tool, tool_args = arguments.get("tool"), arguments.get("arguments") or {}
+        if tool not in eligible:
+            return ToolResult.error(
+                f"jobs__start: {tool!r} cannot run in the background; choose one of: {', '.join(eligible) or '(none)'}"
+            )
+        if not isinstance(tool_args, dict):
+            return ToolResult.error("jobs__start: 'arguments' must be an object")
+        if self.task_group is None:
+            return ToolResult.error("jobs__start: the server is not running background jobs (it is shutting down)")
+        self._prune()
+        running = sum(1 for j in self.jobs.values() if j.session_id == session_id and j.state == "running")
+        if running >= self.max_running_per_session:
+            return ToolResult.error(
+                f"jobs__start: this session already runs {running} jobs (limit {self.max_running_per_session}); "
+                "wait for one to finish or cancel one"
+            )
+        job = Job(uuid.uuid4().hex[:16], session_id, tool)
+        self.jobs[job.id] = job
+        self.task_group.start_soon(self._execute, job, tool_args)
+        logger.info("job started", extra={"session": session_id, "tool": tool, "job": job.id})
+        return _status_result(job, f"started job {job.id} ({tool}); follow it with jobs__status / jobs__result")
+
+    async def _execute(self, job: Job, arguments: dict[str, Any]) -> None:
+        async def progress(p: float, total: float | None, message: str | None) -> None:
+            job.progress, job.total, job.message = p, total, message
+
+        try:
+            with job.scope:
+                job.result = await self._run(job.tool, arguments, CallContext(session_id=job.session_id, progress=progress))
+                job.state = "failed" if job.result.is_error else "completed"
+            if job.result is None:
+                job.state, job.result = "cancelled", ToolResult.error(f"job {job.id} ({job.tool}) was cancelled")
+        except Exception as e:  # a crash in the tool is the job's failure, never the server's
+            logger.exception("job %s crashed", job.id)
+            job.state, job.result = "failed", ToolResult.error(f"{job.tool} failed: {type(e).__name__}: {e}")
+        finally:
+            if job.result is None:  # the whole server is being cancelled
+                job.state, job.result = "cancelled", ToolResult.error(f"job {job.id} was cancelled: server shutting down")
+            job.finished = time.monotonic()
+            job.done.set()
+            logger.info("job finished", extra={"session": job.session_id, "tool": job.tool, "job": job.id, "outcome": job.state})
+
+    async def close_session(self, session_id: str) -> None:
+        for job in [j for j in self.jobs.values() if j.session_id == session_id]:
+            job.scope.cancel()
+            await job.done.wait()
+            self.jobs.pop(job.id, None)
+
+    def _prune(self) -> None:
+        cutoff = time.monotonic() - self.keep_seconds
+        for job_id in [j.id for j in self.jobs.values() if j.finished is not None and j.finished < cutoff]:
+            del self.jobs[job_id]

@@ -1,0 +1,308 @@
+"""A `Workbench` as an MCP server: the SDK's low-level `Server` with handlers that forward
+to the workbench, over either protocol era.
+
+Per call, the handler builds a `CallContext` whose callbacks reach back to the calling
+client: progress notifications, log messages, and (on 2025-era connections, the only
+ones with a server→client request channel) sampling, elicitation and roots requests
+relayed from upstream servers. Tool failures come back as `isError` results, an unknown
+or unexposed tool as a JSON-RPC error, exactly as MCP asks.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import mcp.types as mt
+from mcp.server.connection import Connection
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.lowlevel import NotificationOptions, Server
+from mcp.server.models import InitializationOptions
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
+from mcp.shared.exceptions import MCPError
+from mcp.shared.message import ServerMessageMetadata
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from servers import jobs
+from servers.sessions import SessionRegistry, stateless_session_id
+from servers.settings import SESSION_HEADER, ServeSettings
+from workbench.core import (
+    CallContext,
+    PromptNotFoundError,
+    ResourceNotFoundError,
+    ToolNotFoundError,
+    ToolResult,
+    ToolSpec,
+    Workbench,
+    logger,
+)
+
+RESOURCE_NOT_FOUND = -32002
+"""MCP's error code for an unknown resource URI."""
+_SESSION_KEY = "workbench.session_id"
+_TRACE_KEYS = ("traceparent", "tracestate")
+
+
+class _Server(Server[Any]):
+    """The SDK server, advertising `listChanged` to 2025-era clients: we do send it."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        options = notification_options or NotificationOptions(tools_changed=True, prompts_changed=True)
+        return super().create_initialization_options(options, experimental_capabilities, extensions)
+
+
+class WorkbenchServer:
+    """Owns the SDK server for one workbench, the client sessions, and in-flight calls."""
+
+    def __init__(self, workbench: Workbench, settings: ServeSettings) -> None:
+        self.workbench = workbench
+        self.settings = settings
+        self.sessions = SessionRegistry(workbench, settings.session_idle_timeout)
+        self.jobs = jobs.JobManager(self._run_tool, max_running_per_session=settings.max_concurrent_calls_per_client)
+        self.sessions.on_close.append(self.jobs.close_session)
+        self.bus = InMemorySubscriptionBus()
+        self.stdio_session_id: str | None = None
+        """Set while serving stdio: the one client of this process."""
+        self.draining = False
+        self._inflight: set[anyio.CancelScope] = set()
+        self._legacy: set[Connection] = set()
+        self._exposed_cache: dict[str, bool] = {}
+        self.server = _Server(
+            settings.server_name,
+            version=settings.server_version,
+            on_list_tools=self._list_tools,
+            on_call_tool=self._call_tool,
+            on_list_resources=self._list_resources,
+            on_list_resource_templates=self._list_resource_templates,
+            on_read_resource=self._read_resource,
+            on_list_prompts=self._list_prompts,
+            on_get_prompt=self._get_prompt,
+            on_subscriptions_listen=ListenHandler(self.bus),
+        )
+        self.server.middleware.append(self._track_legacy_connection)
+
+    # ---- lifecycle -------------------------------------------------------------------
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Background work for as long as the server serves: jobs, the idle reaper, change relay."""
+        unsubscribe = self.workbench.on_tools_changed(self.tools_changed)
+        try:
+            async with anyio.create_task_group() as tg:
+                self.jobs.task_group = tg
+                tg.start_soon(self.sessions.reap_idle)
+                try:
+                    yield
+                finally:
+                    self.jobs.task_group = None
+                    await self.sessions.close_all()
+                    tg.cancel_scope.cancel()
+        finally:
+            unsubscribe()
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    async def drain(self, grace: float) -> None:
+        """Stop taking calls; let running ones finish for `grace` seconds, then cancel the rest
+        (their clients get an `isError` result saying so)."""
+        self.draining = True
+        with anyio.move_on_after(grace):
+            while self._inflight:
+                await anyio.sleep(0.05)
+        await self.cancel_calls()
+
+    async def cancel_calls(self) -> None:
+        self.draining = True
+        for scope in list(self._inflight):
+            scope.cancel()
+        with anyio.move_on_after(2.0):  # let the cancelled calls write their answers
+            while self._inflight:
+                await anyio.sleep(0.01)
+
+    async def tools_changed(self) -> None:
+        """The workbench's tool list changed: tell every client, in both eras."""
+        self._exposed_cache.clear()
+        await self.bus.publish(ToolsListChanged())  # 2026-07-28: subscriptions/listen streams
+        for connection in list(self._legacy):  # 2025-11-25: the session's standalone channel
+            await connection.outbound.notify("notifications/tools/list_changed", None)
+
+    # ---- who is calling --------------------------------------------------------------
+    async def _track_legacy_connection(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        # Middleware sees `initialize`, so a 2025-era client is known (and told about list
+        # changes) from its first message; its session ends when its connection closes.
+        connection: Connection = ctx.session._connection  # the SDK exposes no public accessor yet
+        if _SESSION_KEY not in connection.state and connection.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            session_id = f"http-{connection.session_id}" if connection.session_id else self.stdio_session_id
+            if session_id is not None and connection.has_standalone_channel:
+                connection.state[_SESSION_KEY] = session_id
+                self.sessions.touch(session_id, stateless=False)
+                self._legacy.add(connection)
+                connection.exit_stack.push_async_callback(self._connection_closed, connection, session_id)
+        return await call_next(ctx)
+
+    async def _connection_closed(self, connection: Connection, session_id: str) -> None:
+        self._legacy.discard(connection)
+        if session_id != self.stdio_session_id:  # stdio's session ends with the process's serve loop
+            await self.sessions.close(session_id)
+
+    def session_id(self, ctx: ServerRequestContext[Any, Any]) -> tuple[str, bool]:
+        """The caller's session id, and whether it is stateless (ended by idling, not by a connection)."""
+        known = ctx.session._connection.state.get(_SESSION_KEY)
+        if known is not None:
+            return known, False
+        if ctx.request is None:  # stdio, either era
+            return self.stdio_session_id or "stdio", False
+        headers = ctx.request.headers
+        return stateless_session_id(headers.get("authorization"), headers.get(SESSION_HEADER)), True
+
+    # ---- tools -----------------------------------------------------------------------
+    def exposed(self, name: str) -> bool:
+        hit = self._exposed_cache.get(name)
+        if hit is None:
+            hit = self._exposed_cache[name] = any(fnmatch.fnmatchcase(name, g) for g in self.settings.expose)
+        return hit
+
+    def _long_running(self, spec: ToolSpec) -> bool:
+        support = spec.execution.task_support if spec.execution else None
+        return support in ("optional", "required") or any(
+            fnmatch.fnmatchcase(spec.name, g) for g in self.settings.background
+        )
+
+    async def exposed_tools(self) -> tuple[list[ToolSpec], list[str]]:
+        """The tools clients see, and the names among them that may run as background jobs."""
+        specs = [s for s in await self.workbench.list_tools() if self.exposed(s.name) and s.name not in jobs.JOB_TOOLS]
+        background = [s.name for s in specs if self._long_running(s)]
+        return specs, background
+
+    async def _list_tools(self, ctx: ServerRequestContext[Any, Any], params: mt.PaginatedRequestParams | None) -> mt.ListToolsResult:
+        specs, background = await self.exposed_tools()
+        return mt.ListToolsResult(tools=specs + jobs.job_specs(background) if background else specs)
+
+    async def _run_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> ToolResult:
+        try:
+            return await self.workbench.call_tool(name, arguments, ctx)
+        except ToolNotFoundError:
+            raise
+        except Exception as e:  # the workbench promised is_error results; keep the server up if it slips
+            logger.exception("tool %s raised", name)
+            return ToolResult.error(f"{name} failed: {type(e).__name__}: {e}")
+
+    async def _call_tool(self, ctx: ServerRequestContext[Any, Any], params: mt.CallToolRequestParams) -> mt.CallToolResult:
+        name, arguments = params.name, params.arguments or {}
+        if not self.exposed(name) and name not in jobs.JOB_TOOLS:
+            raise MCPError(mt.INVALID_PARAMS, f"unknown tool {name!r}")
+        if self.draining:
+            return ToolResult.error("the server is shutting down; retry the call on a running server").to_mcp()
+        session_id, stateless = self.session_id(ctx)
+        session = self.sessions.touch(session_id, stateless=stateless)
+        if session.active_calls >= self.settings.max_concurrent_calls_per_client:
+            return ToolResult.error(
+                f"too many concurrent calls from this client (limit {self.settings.max_concurrent_calls_per_client}); "
+                "wait for one to finish and retry"
+            ).to_mcp()
+        started = time.perf_counter()
+        call_ctx = self._call_context(ctx, session_id)
+        result: ToolResult | None = None
+        with anyio.CancelScope() as scope:
+            self._inflight.add(scope)
+            session.active_calls += 1
+            try:
+                if name in jobs.JOB_TOOLS:
+                    _, background = await self.exposed_tools()
+                    result = await self.jobs.call(name, arguments, session_id, background)
+                else:
+                    result = await self._run_tool(name, arguments, call_ctx)
+            except ToolNotFoundError as e:
+                raise MCPError(mt.INVALID_PARAMS, str(e)) from None
+            finally:
+                self._inflight.discard(scope)
+                session.active_calls -= 1
+                session.last_seen = time.monotonic()
+                outcome = "ok" if result is not None and not result.is_error else ("error" if result else "cancelled")
+                logger.info(
+                    "tool call",
+                    extra={"session": session_id, "tool": name, "outcome": outcome,
+                           "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                           "traceparent": call_ctx.trace_context.get("traceparent")},
+                )
+        if result is None:  # our own scope was cancelled: shutdown ran out of grace
+            result = ToolResult.error(f"{name} was cancelled: the server is shutting down")
+        return result.to_mcp()
+
+    def _call_context(self, ctx: ServerRequestContext[Any, Any], session_id: str) -> CallContext:
+        session = ctx.session
+        meta = ctx.meta or {}
+        trace = {k: meta[k] for k in _TRACE_KEYS if isinstance(meta.get(k), str)}
+        related = ServerMessageMetadata(related_request_id=ctx.request_id)
+
+        async def log(params: mt.LoggingMessageNotificationParams) -> None:
+            with warnings.catch_warnings():  # logging is deprecated at 2026-07-28 but still relayed where asked for
+                warnings.simplefilter("ignore")
+                await session.send_log_message(params.level, params.data, params.logger, related_request_id=ctx.request_id)
+
+        call = CallContext(session_id=session_id, progress=session.report_progress, log=log, trace_context=trace)
+        if session.can_send_request:  # 2025-era: relay upstream servers' requests to our client
+
+            async def sampling(_: Any, params: mt.CreateMessageRequestParams) -> mt.CreateMessageResult | mt.ErrorData:
+                try:
+                    return await session.send_request(
+                        mt.CreateMessageRequest(params=params), mt.CreateMessageResult, metadata=related
+                    )
+                except MCPError as e:
+                    return e.error
+
+            async def elicitation(_: Any, params: mt.ElicitRequestParams) -> mt.ElicitResult | mt.ErrorData:
+                try:
+                    return await session.send_request(mt.ElicitRequest(params=params), mt.ElicitResult, metadata=related)
+                except MCPError as e:
+                    return e.error
+
+            async def list_roots(_: Any) -> mt.ListRootsResult | mt.ErrorData:
+                try:
+                    return await session.send_request(mt.ListRootsRequest(), mt.ListRootsResult, metadata=related)
+                except MCPError as e:
+                    return e.error
+
+            capabilities = session.client_capabilities
+            if capabilities is not None:
+                call.sampling = sampling if capabilities.sampling is not None else None
+                call.elicitation = elicitation if capabilities.elicitation is not None else None
+                call.list_roots = list_roots if capabilities.roots is not None else None
+        return call
+
+    # ---- resources and prompts ---------------------------------------------------------
+    async def _list_resources(self, ctx: ServerRequestContext[Any, Any], params: mt.PaginatedRequestParams | None) -> mt.ListResourcesResult:
+        return mt.ListResourcesResult(resources=await self.workbench.list_resources())
+
+    async def _list_resource_templates(
+        self, ctx: ServerRequestContext[Any, Any], params: mt.PaginatedRequestParams | None
+    ) -> mt.ListResourceTemplatesResult:
+        return mt.ListResourceTemplatesResult(resource_templates=await self.workbench.list_resource_templates())
+
+    async def _read_resource(self, ctx: ServerRequestContext[Any, Any], params: mt.ReadResourceRequestParams) -> mt.ReadResourceResult:
+        try:
+            return await self.workbench.read_resource(str(params.uri))
+        except ResourceNotFoundError as e:
+            raise MCPError(RESOURCE_NOT_FOUND, str(e), {"uri": str(params.uri)}) from None
+
+    async def _list_prompts(self, ctx: ServerRequestContext[Any, Any], params: mt.PaginatedRequestParams | None) -> mt.ListPromptsResult:
+        return mt.ListPromptsResult(prompts=[p for p in await self.workbench.list_prompts() if self.exposed(p.name)])
+
+    async def _get_prompt(self, ctx: ServerRequestContext[Any, Any], params: mt.GetPromptRequestParams) -> mt.GetPromptResult:
+        if not self.exposed(params.name):
+            raise MCPError(mt.INVALID_PARAMS, f"unknown prompt {params.name!r}")
+        try:
+            return await self.workbench.get_prompt(params.name, params.arguments)
+        except PromptNotFoundError as e:
+            raise MCPError(mt.INVALID_PARAMS, str(e)) from None

@@ -1,0 +1,114 @@
+"""`serve_workbench`: run until told to stop, then stop gracefully.
+
+On SIGTERM or SIGINT the server drains: `/readyz` turns 503, new calls are refused,
+running calls get `shutdown_grace` seconds to finish (their results are delivered), the
+rest are cancelled with an `isError` result, every client session is closed
+(`workbench.close_session`), and the function returns — the caller then stops the
+workbench, which removes sandbox containers. A second signal skips the wait.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Awaitable, Callable, Generator
+from contextlib import contextmanager
+
+import anyio
+import uvicorn
+
+from servers.http import create_app
+from servers.logs import configure_json_logging
+from servers.mcp_server import WorkbenchServer
+from servers.settings import ServeError, ServeSettings
+from servers.stdio import serve_stdio
+from workbench.core import Workbench, logger
+
+
+class _Uvicorn(uvicorn.Server):
+    @contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # We handle signals ourselves (drain first); uvicorn's would also re-raise the signal
+        # after serving, killing the process before the workbench is stopped.
+        yield
+
+
+async def _on_signals(drain: Callable[[], Awaitable[None]], force: Callable[[], Awaitable[None]]) -> None:
+    """First SIGTERM/SIGINT: drain. Another one: cancel the running calls now."""
+    try:
+        receiver = anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT)
+        signals = receiver.__enter__()
+    except (ValueError, RuntimeError, NotImplementedError):  # not the main thread: the embedder handles signals
+        await anyio.sleep_forever()
+        return
+    try:
+        async with anyio.create_task_group() as tg:
+            draining = False
+            async for sig in signals:
+                logger.info("shutting down", extra={"signal": signal.Signals(sig).name})
+                if draining:
+                    logger.warning("second signal: cancelling running calls now")
+                    await force()
+                else:
+                    draining = True
+                    tg.start_soon(drain)
+    finally:
+        receiver.__exit__(None, None, None)
+
+
+async def serve_workbench(workbench: Workbench, settings: ServeSettings) -> None:
+    """Serve `workbench` (already started by the caller) over stdio or streamable HTTP until
+    stdin closes or SIGTERM/SIGINT; returns after a graceful shutdown."""
+    settings.check()
+    if settings.log_json:
+        configure_json_logging()
+    if settings.transport == "stdio":
+        await _serve_stdio(WorkbenchServer(workbench, settings), settings)
+    else:
+        await _serve_http(workbench, settings)
+
+
+async def _serve_stdio(server: WorkbenchServer, settings: ServeSettings) -> None:
+    async with anyio.create_task_group() as tg:
+
+        async def drain() -> None:
+            await server.drain(settings.shutdown_grace)
+            tg.cancel_scope.cancel()
+
+        async def force() -> None:
+            await server.cancel_calls()
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(_on_signals, drain, force)
+        await serve_stdio(server)
+        tg.cancel_scope.cancel()
+
+
+async def _serve_http(workbench: Workbench, settings: ServeSettings) -> None:
+    app = create_app(workbench, settings)
+    server: WorkbenchServer = app.state.workbench_server
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_config=None, access_log=False, lifespan="on",
+        # Calls were drained already; this only bounds open SSE streams of idle clients.
+        timeout_graceful_shutdown=1,
+    )
+    http = _Uvicorn(config)
+
+    async def drain() -> None:
+        await server.drain(settings.shutdown_grace)
+        http.should_exit = True
+
+    async def force() -> None:
+        await server.cancel_calls()
+        http.should_exit = True
+
+    logger.info("serving", extra={"url": f"http://{settings.host}:{settings.port}{settings.path}",
+                                  "auth": bool(settings.auth_token)})
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_on_signals, drain, force)
+        try:
+            await http.serve()
+        except SystemExit:  # uvicorn exits like this when it cannot bind or start
+            raise ServeError(
+                f"cannot serve on {settings.host}:{settings.port} (is the port in use? see the log above)"
+            ) from None
+        tg.cancel_scope.cancel()

@@ -1,0 +1,85 @@
+"""Who is calling: one `ClientSession` per MCP client, and the moment it goes.
+
+A session id becomes `CallContext.session_id`, so per-caller state in the workbench
+(a sandbox container, say) belongs to exactly one client. Where the id comes from:
+
+- stdio: the one connection this process serves (`stdio-<random>`).
+- 2025-11-25 HTTP: the transport's `Mcp-Session-Id` (`http-<id>`); the SDK ends the
+  session on DELETE or after `session_idle_timeout`, and we close it then.
+- 2026-07-28 HTTP is stateless, so identity comes from the request: a hash of the
+  bearer token and of an optional `Workbench-Session` header (`client-<hash>`). A client
+  that wants its own sandbox on a shared token sends a unique header value; without
+  either, all such clients share one session. These sessions end after
+  `session_idle_timeout` without calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import anyio
+
+from workbench.core import Workbench, logger
+
+
+@dataclass
+class ClientSession:
+    id: str
+    stateless: bool
+    """Ended by our idle reaper (True) or by its transport connection closing (False)."""
+    active_calls: int = 0
+    last_seen: float = field(default_factory=time.monotonic)
+
+
+def stateless_session_id(authorization: str | None, header: str | None) -> str:
+    """A stable id for a sessionless HTTP client; the token itself never appears in it."""
+    if not authorization and not header:
+        return "client-anonymous"
+    digest = hashlib.sha256(f"{authorization or ''}\0{header or ''}".encode()).hexdigest()[:24]
+    return f"client-{digest}"
+
+
+class SessionRegistry:
+    def __init__(self, workbench: Workbench, idle_timeout: float) -> None:
+        self.workbench = workbench
+        self.idle_timeout = idle_timeout
+        self.sessions: dict[str, ClientSession] = {}
+        self.on_close: list[Callable[[str], Awaitable[None]]] = []
+        """Also told when a session ends (background jobs it started are cancelled)."""
+
+    def touch(self, session_id: str, *, stateless: bool) -> ClientSession:
+        session = self.sessions.get(session_id)
+        if session is None:
+            session = self.sessions[session_id] = ClientSession(session_id, stateless)
+            logger.info("session opened", extra={"session": session_id})
+        session.last_seen = time.monotonic()
+        return session
+
+    async def close(self, session_id: str) -> None:
+        if self.sessions.pop(session_id, None) is None:
+            return
+        logger.info("session closed", extra={"session": session_id})
+        with anyio.CancelScope(shield=True):  # a disconnect must not leave a container behind
+            for callback in self.on_close:
+                await callback(session_id)
+            try:
+                await self.workbench.close_session(session_id)
+            except Exception:
+                logger.exception("closing session %s failed", session_id)
+
+    async def close_all(self) -> None:
+        for session_id in list(self.sessions):
+            await self.close(session_id)
+
+    async def reap_idle(self, *, every: float | None = None) -> None:
+        """Forever: close stateless sessions with no call running for `idle_timeout` seconds."""
+        period = every if every is not None else max(0.05, min(30.0, self.idle_timeout / 4))
+        while True:
+            await anyio.sleep(period)
+            now = time.monotonic()
+            for session in list(self.sessions.values()):
+                if session.stateless and session.active_calls == 0 and now - session.last_seen > self.idle_timeout:
+                    await self.close(session.id)

@@ -1,0 +1,81 @@
+"""Helpers for the serve tests: a workbench served over real HTTP (uvicorn on a free
+127.0.0.1 port, in this event loop) and real MCP clients pointed at it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import httpx2
+import pytest
+import uvicorn
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from servers import ServeSettings, WorkbenchServer, create_app  # noqa: E402
+from servers.serve import _Uvicorn  # noqa: E402
+from workbench import Workbench  # noqa: E402
+
+HERE = Path(__file__).parent
+SCRIPT = HERE / "serve_script.py"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Served:
+    def __init__(self, url: str, server: WorkbenchServer) -> None:
+        self.url = url
+        self.base = url.rsplit("/", 1)[0]
+        self.server = server
+
+
+@asynccontextmanager
+async def serving(workbench: Workbench, settings: ServeSettings | None = None) -> AsyncIterator[Served]:
+    """`workbench` served over streamable HTTP for the duration of the block."""
+    settings = settings or ServeSettings(transport="http")
+    settings.port = free_port()
+    settings.log_json = False
+    app = create_app(workbench, settings)
+    http = _Uvicorn(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_config=None, access_log=False,
+                                   timeout_graceful_shutdown=1))
+    async with workbench, anyio.create_task_group() as tg:
+        tg.start_soon(http.serve)
+        with anyio.fail_after(10):
+            while not http.started:
+                await anyio.sleep(0.01)
+        try:
+            yield Served(f"http://127.0.0.1:{settings.port}{settings.path}", app.state.workbench_server)
+        finally:
+            http.should_exit = True
+
+
+@asynccontextmanager
+async def http_client(url: str, *, mode: str = "auto", headers: dict[str, str] | None = None, **kwargs) -> AsyncIterator[Client]:
+    """An SDK `Client` over streamable HTTP with extra request headers (e.g. Authorization)."""
+    async with httpx2.AsyncClient(headers=headers or {}, timeout=httpx2.Timeout(30, read=60)) as http:
+        async with Client(streamable_http_client(url, http_client=http), mode=mode, **kwargs) as client:  # type: ignore[arg-type]
+            yield client
+
+
+@pytest.fixture(params=["legacy", "auto"], ids=["2025-11-25", "2026-07-28"])
+def mode(request: pytest.FixtureRequest) -> str:
+    """Both protocol generations: the handshake (legacy) and stateless 2026-07-28 (auto lands there)."""
+    return request.param
+
+
+def script_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent.parent), str(HERE), env.get("PYTHONPATH", "")])
+    env.update(extra)
+    return env
