@@ -1,0 +1,1 @@
+"""Agents, teams, model clients and the actor runtime."""

@@ -1,0 +1,138 @@
+"""`AssistantAgent`: a model with tools, in a bounded tool-call loop.
+
+Each turn: ask the model; run the tool calls it asks for (concurrently); feed the results
+back; repeat until the model answers in text or `max_tool_iterations` model calls have
+asked for tools. At that bound the agent either reflects (one more model call, no tools)
+or answers with the tool output itself. Tool failures, unknown tools and malformed JSON
+arguments go back to the model as error results. The conversation is committed only when
+a turn completes, so a cancelled turn leaves the agent (and its saved state) as before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import anyio
+from opentelemetry import trace
+
+from workbench.agents import telemetry
+from workbench.agents.base import Runner, check_name, check_state
+from workbench.agents.messages import Event, ModelResponse, TextChunk, TextMessage, ToolCallEvent, ToolResultEvent, Usage
+from workbench.agents.models import ChatClient
+from workbench.agents.toolset import Toolset
+from workbench.core import CallContext, Workbench
+
+
+class AssistantAgent(Runner):
+    """`AssistantAgent("coder", model, workbench=[tools, box], tools=["sandbox__*"])`.
+
+    `tools` are globs over the workbenches' tool names (None: all). `tool_timeout` bounds
+    each tool call in seconds; `model_client_stream` streams `TextChunk` events.
+    """
+
+    def __init__(self, name: str, model: ChatClient, workbench: Workbench | Sequence[Workbench] | None = None, *,
+                 description: str = "", system_message: str | None = "You are a helpful assistant.",
+                 tools: Sequence[str] | None = None, max_tool_iterations: int = 8, reflect_on_tool_use: bool = False,
+                 tool_timeout: float | None = None, model_client_stream: bool = False) -> None:
+        if max_tool_iterations < 1:
+            raise ValueError("max_tool_iterations must be at least 1")
+        self.name = check_name(name)
+        self.description = description or f"An assistant ({model.model})."
+        self.model = model
+        self.system_message = system_message
+        self.max_tool_iterations = max_tool_iterations
+        self.reflect_on_tool_use = reflect_on_tool_use
+        self.model_client_stream = model_client_stream
+        self.toolset = Toolset(workbench, tools, tool_timeout=tool_timeout)
+        self._init = dict(workbench=workbench, description=description, system_message=system_message, tools=tools,
+                          max_tool_iterations=max_tool_iterations, reflect_on_tool_use=reflect_on_tool_use,
+                          tool_timeout=tool_timeout, model_client_stream=model_client_stream)
+        self._context: list[dict[str, Any]] = []
+
+    def clone(self) -> AssistantAgent:
+        return AssistantAgent(self.name, self.model, **self._init)
+
+    def _incoming(self, message: TextMessage) -> dict[str, Any]:
+        entry: dict[str, Any] = {"role": "user", "content": message.content}
+        if message.source != "user":
+            entry["name"] = message.source  # other agents' turns, told apart for the model
+        return entry
+
+    async def _ask(self, context: list[dict[str, Any]], tools: list[dict[str, Any]] | None, ctx: CallContext,
+                   span: trace.Span) -> AsyncIterator[str | ModelResponse]:
+        messages = ([{"role": "system", "content": self.system_message}] if self.system_message else []) + context
+        if self.model_client_stream:
+            async for item in self.model.create_stream(messages, tools or None):
+                yield item
+            return
+        # No cancel scope may stay open across a `yield`: take the answer, then yield it.
+        with trace.use_span(span, end_on_exit=False), anyio.fail_after(ctx.remaining()):
+            response = await self.model.create(messages, tools or None)
+        yield response
+
+    async def respond(self, messages: list[TextMessage], ctx: CallContext) -> AsyncIterator[Event]:
+        context = self._context + [self._incoming(m) for m in messages]
+        span = telemetry.start_span(f"invoke_agent {self.name}", {
+            telemetry.OPERATION: "invoke_agent", telemetry.AGENT_NAME: self.name, telemetry.REQUEST_MODEL: self.model.model,
+        })
+        usage = Usage()
+        try:
+            with trace.use_span(span, end_on_exit=False):
+                tools = await self.toolset.openai_tools()
+            final: TextMessage | None = None
+            last_results: list[str] = []
+            for _ in range(self.max_tool_iterations):
+                response: ModelResponse | None = None
+                async for item in self._ask(context, tools, ctx, span):
+                    if isinstance(item, str):
+                        yield TextChunk(source=self.name, content=item)
+                    else:
+                        response = item
+                assert response is not None
+                usage = usage + response.usage
+                context.append(response.to_openai_message())
+                if not response.tool_calls:
+                    final = TextMessage(source=self.name, content=response.content or "", usage=response.usage)
+                    break
+                yield ToolCallEvent(source=self.name, calls=response.tool_calls, content=response.content,
+                                    usage=response.usage)
+                with trace.use_span(span, end_on_exit=False):
+                    results = await self.toolset.call_all(response.tool_calls, ctx)
+                context.extend({"role": "tool", "tool_call_id": r.call_id, "content": r.content} for r in results)
+                last_results = [r.content for r in results]
+                yield ToolResultEvent(source=self.name, results=results)
+            if final is None and self.reflect_on_tool_use:
+                response = None
+                async for item in self._ask(context, None, ctx, span):
+                    if isinstance(item, str):
+                        yield TextChunk(source=self.name, content=item)
+                    else:
+                        response = item
+                assert response is not None
+                usage = usage + response.usage
+                context.append(response.to_openai_message())
+                final = TextMessage(source=self.name, content=response.content or "", usage=response.usage)
+            elif final is None:
+                # Out of iterations without reflection: the tool output is the answer.
+                final = TextMessage(source=self.name, content="\n".join(last_results))
+                context.append({"role": "assistant", "content": final.content})
+            span.set_attribute(telemetry.INPUT_TOKENS, usage.input_tokens)
+            span.set_attribute(telemetry.OUTPUT_TOKENS, usage.output_tokens)
+            self._context = context  # commit: the turn completed
+            yield final
+        except Exception as e:
+            telemetry.record_error(span, f"{type(e).__name__}: {e}")
+            raise
+        finally:
+            span.end()
+
+    async def save_state(self) -> dict[str, Any]:
+        return {"type": "AssistantAgent", "version": 1, "name": self.name, "context": list(self._context)}
+
+    async def load_state(self, state: dict[str, Any]) -> None:
+        check_state(state, "AssistantAgent", self.name)
+        self._context = list(state.get("context", []))
+
+    async def reset(self) -> None:
+        self._context = []
