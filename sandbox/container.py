@@ -1,0 +1,197 @@
+"""Hardened sandbox containers: creating them, finding the project's own, removing orphans.
+
+The `docker` SDK is synchronous, so every engine call here runs on a worker thread; the
+per-run traffic never touches it (see `channel.py`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+import docker
+import docker.errors
+import docker.types
+import requests.exceptions
+
+from sandbox.channel import SupervisorChannel
+from sandbox.errors import ENSURE_DOCKER, EngineUnavailableError, ImageMissingError, SandboxError
+from sandbox.settings import OWNER_LABEL, PROJECT_LABEL, WORKSPACE, SandboxSettings, parse_bytes
+
+logger = logging.getLogger("workbench.sandbox")
+
+SUPERVISOR_SOURCE = Path(__file__).with_name("supervisor.py").read_text()
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+@functools.cache
+def docker_client() -> docker.DockerClient:
+    """One shared client (its HTTP pool sized for a burst of concurrent session starts)."""
+    try:
+        client = docker.from_env(max_pool_size=32, timeout=60)
+        client.ping()
+        return client
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+        docker_client.cache_clear()
+        raise EngineUnavailableError(str(e).split(": ", 1)[-1][:200]) from None
+
+
+def host_config(client: docker.DockerClient, s: SandboxSettings) -> dict[str, Any]:
+    """The container's limits. Every hardening switch maps to one line here."""
+    tmpfs_opts = "rw,exec,nosuid,nodev"
+    tmpfs = {
+        WORKSPACE: f"{tmpfs_opts},size={parse_bytes(s.workspace_size)},mode=0755,uid=1000,gid=1000",
+        "/tmp": f"{tmpfs_opts},size={parse_bytes(s.tmp_size)},mode=1777",
+    }
+    ulimits = []
+    if s.nofile:
+        ulimits.append(docker.types.Ulimit(name="nofile", soft=s.nofile, hard=s.nofile))
+    if s.fsize:
+        ulimits.append(docker.types.Ulimit(name="fsize", soft=parse_bytes(s.fsize), hard=parse_bytes(s.fsize)))
+    memory = parse_bytes(s.memory) if s.memory else None
+    return client.api.create_host_config(
+        network_mode="bridge" if s.network else "none",
+        cap_drop=["ALL"] if s.drop_capabilities else None,
+        security_opt=["no-new-privileges:true"] if s.no_new_privileges else None,
+        read_only=s.read_only,
+        tmpfs=tmpfs,
+        pids_limit=s.pids,
+        mem_limit=memory,
+        memswap_limit=memory,  # swap equal to memory: no swapping past the limit
+        nano_cpus=int(s.cpus * 1e9) if s.cpus else None,
+        ulimits=ulimits or None,
+        runtime=s.runtime,
+        auto_remove=True,  # when the supervisor exits (its host went away), the engine cleans up
+    )
+
+
+def _engine_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run one SDK call, turning the engine's failures into errors that say what to do."""
+    try:
+        return fn(*args, **kwargs)
+    except docker.errors.ImageNotFound as e:
+        raise ImageMissingError(str(e.explanation).split(": ")[-1]) from None
+    except docker.errors.APIError as e:
+        text = str(e.explanation or e)
+        if "runtime" in text and ("unknown" in text.lower() or "not" in text):
+            raise SandboxError(f"the engine has no container runtime by that name ({text}); register gVisor's "
+                               f"`runsc` with `{ENSURE_DOCKER}` or set runtime to None") from None
+        raise SandboxError(f"the Docker engine refused: {text}") from None
+    except requests.exceptions.ConnectionError as e:
+        raise EngineUnavailableError(str(e)[:200]) from None
+
+
+def _create_and_start(s: SandboxSettings) -> str:
+    client = docker_client()
+    try:
+        client.api.inspect_image(s.image)
+    except docker.errors.ImageNotFound:
+        raise ImageMissingError(s.image) from None
+    except requests.exceptions.ConnectionError as e:
+        raise EngineUnavailableError(str(e)[:200]) from None
+    config = client.api.create_container_config(
+        s.image,
+        command=["python3", "-c", SUPERVISOR_SOURCE],
+        user=s.user or "",
+        working_dir=WORKSPACE,
+        environment={"HOME": WORKSPACE},
+        stdin_open=True,
+        labels={PROJECT_LABEL: "session", OWNER_LABEL: OWNER, **s.labels},
+        host_config=host_config(client, s),
+    )
+    config["StdinOnce"] = True  # our attach closing (the host process died) ends the container
+    created = _engine_call(client.api.create_container_from_config, config)
+    try:
+        _engine_call(client.api.start, created["Id"])
+    except BaseException:
+        remove_container(created["Id"])
+        raise
+    return str(created["Id"])
+
+
+def remove_container(container_id: str) -> None:
+    """SIGKILL and remove at once: sandboxes get no SIGTERM grace period."""
+    try:
+        docker_client().api.remove_container(container_id, force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as e:
+        if "already in progress" not in str(e):  # auto_remove raced us: fine
+            logger.warning("could not remove sandbox container %s: %s", container_id[:12], e)
+
+
+@dataclass
+class SandboxContainer:
+    """A running, hardened container and the open channel to its supervisor."""
+
+    id: str
+    channel: SupervisorChannel
+    settings: SandboxSettings
+
+    @classmethod
+    async def start(cls, settings: SandboxSettings) -> SandboxContainer:
+        container_id = await anyio.to_thread.run_sync(_create_and_start, settings)
+        try:
+            api_version = docker_client().api.api_version
+            channel = await SupervisorChannel.attach(container_id, api_version)
+            await channel.request("ping", wait=30)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(remove_container, container_id)
+            raise
+        return cls(container_id, channel, settings)
+
+    async def remove(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.channel.aclose()
+            await anyio.to_thread.run_sync(remove_container, self.id)
+
+    def oom_killed(self) -> bool:
+        """Whether the engine saw the container's main process OOM-killed (it is gone then)."""
+        try:
+            return bool(docker_client().api.inspect_container(self.id)["State"].get("OOMKilled"))
+        except docker.errors.APIError:
+            return False
+
+
+def project_containers(client: docker.DockerClient, owner: str | None = None) -> list[dict[str, Any]]:
+    """The project's containers (by label only — never anyone else's), optionally of one owner."""
+    label = f"{OWNER_LABEL}={owner}" if owner else PROJECT_LABEL
+    return [c for c in client.api.containers(all=True, filters={"label": label}) if PROJECT_LABEL in c["Labels"]]
+
+
+def _owner_alive(owner: str) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's (or unreadable): not ours to judge
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def remove_project_containers(client: docker.DockerClient, *, orphans_only: bool, owner: str | None = None) -> list[str]:
+    """Remove the project's containers; with `orphans_only`, just those whose creating
+    process on this machine is gone (left by a crash). Returns the removed ids."""
+    removed = []
+    for c in project_containers(client, owner):
+        if orphans_only and _owner_alive(c["Labels"].get(OWNER_LABEL, "")):
+            continue
+        remove_container(c["Id"])
+        removed.append(c["Id"])
+    return removed
+
+
+async def reap_orphans() -> list[str]:
+    """The reaper: remove containers a crashed process of this project left behind."""
+    return await anyio.to_thread.run_sync(
+        lambda: remove_project_containers(docker_client(), orphans_only=True))

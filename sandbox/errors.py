@@ -1,0 +1,38 @@
+"""Errors the sandbox raises on purpose; each message says what happened and what to do."""
+
+from __future__ import annotations
+
+from workbench.core import WorkbenchError
+
+ENSURE_DOCKER = "bash scripts/ensure_docker.sh"
+BUILD_COMMAND = "workbench sandbox build"
+
+
+class SandboxError(WorkbenchError):
+    """Base of the sandbox's errors."""
+
+
+class EngineUnavailableError(SandboxError):
+    """No Docker engine answers."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"the Docker engine is not reachable ({detail}); start it with `{ENSURE_DOCKER}` "
+                         "(or point DOCKER_HOST at a running engine)")
+
+    @classmethod
+    def from_os_error(cls, e: OSError) -> EngineUnavailableError:
+        return cls(e.strerror or str(e))
+
+
+class ImageMissingError(SandboxError):
+    def __init__(self, image: str) -> None:
+        super().__init__(f"the sandbox image {image!r} does not exist; build it with `{BUILD_COMMAND}`")
+
+
+class SandboxCrashedError(SandboxError):
+    """The container or its supervisor went away mid-request."""
+
+
+class SandboxClosedError(SandboxError):
+    def __init__(self) -> None:
+        super().__init__("this sandbox is closed; open a new DockerSandbox")

@@ -1,0 +1,73 @@
+"""The warm pool: containers started ahead of time, so a new session is served in milliseconds.
+
+Bounded (never more than `size` ready plus `size` starting), refilled in the background
+after every take, and emptied on close. A failed background start is logged and left for
+the next take to retry, so a missing image never turns into a busy loop.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+import anyio.abc
+
+from sandbox.container import SandboxContainer
+from sandbox.settings import SandboxSettings
+
+logger = logging.getLogger("workbench.sandbox")
+
+
+class WarmPool:
+    def __init__(self, settings: SandboxSettings, size: int, task_group: anyio.abc.TaskGroup) -> None:
+        self.settings = settings
+        self.size = max(0, size)
+        self._tg = task_group
+        self._ready: list[SandboxContainer] = []
+        self._starting = 0
+        self._closed = False
+        self.last_error: BaseException | None = None
+
+    @property
+    def ready(self) -> int:
+        return len(self._ready)
+
+    def fill(self) -> None:
+        """Start containers in the background until `size` are ready or on their way."""
+        while not self._closed and len(self._ready) + self._starting < self.size:
+            self._starting += 1
+            self._tg.start_soon(self._start_one)
+
+    async def _start_one(self) -> None:
+        try:
+            container = await SandboxContainer.start(self.settings)
+        except Exception as e:  # reported by the next take, which starts one itself
+            self.last_error = e
+            logger.warning("warm pool could not start a sandbox container: %s", e)
+            return
+        finally:
+            self._starting -= 1
+        if self._closed:
+            await container.remove()
+        else:
+            self._ready.append(container)
+
+    async def take(self) -> SandboxContainer:
+        """A ready container (instant) or, when the pool is empty, a freshly started one."""
+        try:
+            while self._ready:
+                container = self._ready.pop(0)
+                if not container.channel.closed:
+                    return container
+                await container.remove()
+            return await SandboxContainer.start(self.settings)
+        finally:
+            self.fill()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        ready, self._ready = self._ready, []
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as tg:
+                for container in ready:
+                    tg.start_soon(container.remove)

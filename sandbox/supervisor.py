@@ -1,0 +1,419 @@
+"""The in-container supervisor: PID 1 of every sandbox container.
+
+Started as `python3 -c <this file>` (so any image with python3 works) and reached over
+the container's attached stdin/stdout for its whole life: the host sends length-prefixed
+JSON requests, the supervisor answers each with one length-prefixed JSON response. That
+one long-lived stream is why a run costs well under a millisecond instead of the 50–60 ms
+of a fresh `docker exec`.
+
+It keeps one persistent Python worker (a notebook: the namespace survives across runs)
+and starts bash per run. Every run gets its own process group; when it ends, times out or
+is cancelled, every process it left behind is killed — as PID 1 the supervisor itself
+cannot be killed from inside, so the sandbox always stays answerable. Standard library
+only; this file is never imported on the host.
+"""
+
+import base64
+import json
+import os
+import select
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+WORKSPACE = os.environ.get("HOME", "/workspace")
+OOM_FILES = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control")
+
+WORKER = r'''
+import ast, json, linecache, os, struct, sys, traceback
+try:
+    with open("/proc/self/oom_score_adj", "w") as f:
+        f.write("1000")  # under memory pressure the kernel kills user code, not the supervisor
+except OSError:
+    pass
+ctl_in, ctl_out = os.fdopen(int(sys.argv[1]), "rb", 0), os.fdopen(int(sys.argv[2]), "wb", 0)
+namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+cell = 0
+
+def read_exact(n):
+    buf = b""
+    while len(buf) < n:
+        chunk = ctl_in.read(n - len(buf))
+        if not chunk:
+            raise SystemExit(0)
+        buf += chunk
+    return buf
+
+while True:
+    code = read_exact(struct.unpack(">I", read_exact(4))[0]).decode("utf-8", "replace")
+    cell += 1
+    name = "<cell %d>" % cell
+    linecache.cache[name] = (len(code), None, code.splitlines(True), name)  # so tracebacks show the code
+    exit_code = 0
+    try:
+        tree = ast.parse(code, name, "exec")
+        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        exec(compile(tree, name, "exec"), namespace)
+        if last is not None:  # like a notebook: the value of a trailing expression is shown
+            value = eval(compile(ast.Expression(last.value), name, "eval"), namespace)
+            if value is not None:
+                print(repr(value))
+    except SystemExit as e:
+        exit_code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if not isinstance(e.code, (int, type(None))):
+            print(e.code, file=sys.stderr)
+    except BaseException as e:
+        exit_code = 1
+        tb = e.__traceback__
+        while tb is not None and not tb.tb_frame.f_code.co_filename.startswith("<cell"):
+            tb = tb.tb_next  # hide this loop's own frames
+        traceback.print_exception(type(e), e, tb)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    reply = json.dumps({"exit_code": exit_code}).encode()
+    ctl_out.write(struct.pack(">I", len(reply)) + reply)
+'''
+
+
+def send(obj):
+    data = json.dumps(obj).encode()
+    with SEND_LOCK:
+        view = memoryview(struct.pack(">I", len(data)) + data)
+        while view:
+            view = view[os.write(1, view):]
+
+
+def read_exact(fd, n):
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = os.read(fd, n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return bytes(buf)
+
+
+def oom_kills():
+    """The container's OOM-kill counter (cgroup v2 memory.events or v1 memory.oom_control)."""
+    for path in OOM_FILES:
+        try:
+            with open(path) as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+        except OSError:
+            continue
+    return 0
+
+
+def process_table():
+    """(live pids, zombie pids) in this PID namespace, PID 1 excluded."""
+    live, zombies = [], []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or name == "1":
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                state = f.read().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        (zombies if state == "Z" else live).append(int(name))
+    return live, zombies
+
+
+def reap(zombies):
+    for pid in zombies:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass  # not ours: its parent reaps it
+
+
+class Capture:
+    """One output stream of one run: the first `limit` bytes kept, the rest read and dropped."""
+
+    def __init__(self, limit):
+        self.limit, self.data, self.total = limit, bytearray(), 0
+
+    def add(self, chunk):
+        self.total += len(chunk)
+        room = self.limit - len(self.data)
+        if room > 0:
+            self.data += chunk[:room]
+
+    def text(self):
+        return self.data.decode("utf-8", "replace")  # non-UTF-8 output never breaks a result
+
+
+class Supervisor:
+    def __init__(self):
+        self.worker = None
+        self.current = None  # id of the request in progress
+        self.cancelled = set()  # ids the host gave up on (before or while they ran)
+        self.wake_r, self.wake_w = os.pipe()
+
+    # -- the persistent Python worker --------------------------------------------------
+    def start_worker(self):
+        ctl_to_r, ctl_to_w = os.pipe()
+        ctl_from_r, ctl_from_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        proc = subprocess.Popen(
+            [sys.executable, "-u", "-c", WORKER, str(ctl_to_r), str(ctl_from_w)],
+            stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, cwd=WORKSPACE, start_new_session=True,
+            pass_fds=(ctl_to_r, ctl_from_w),
+        )
+        for fd in (ctl_to_r, ctl_from_w, out_w, err_w):
+            os.close(fd)
+        self.worker = {"proc": proc, "ctl": ctl_to_w, "reply": ctl_from_r, "out": out_r, "err": err_r}
+
+    def stop_worker(self):
+        if self.worker is None:
+            return
+        w, self.worker = self.worker, None
+        try:
+            os.killpg(w["proc"].pid, signal.SIGKILL)
+        except OSError:
+            pass
+        w["proc"].wait()
+        for key in ("ctl", "reply", "out", "err"):
+            os.close(w[key])
+
+    def sweep(self):
+        """Kill every process but the supervisor and the idle worker. Returns False when a
+        fork bomb outran the sweep and everything (the worker too) had to go."""
+        keep = {self.worker["proc"].pid} if self.worker else set()
+        for _ in range(50):
+            live, zombies = process_table()
+            reap(zombies)
+            victims = [pid for pid in live if pid not in keep]
+            if not victims:
+                return True
+            for pid in victims:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.001)
+        os.kill(-1, signal.SIGKILL)  # as PID 1: every other process in the container
+        if self.worker:
+            self.worker["proc"].wait()
+            self.stop_worker()
+        time.sleep(0.05)
+        reap(process_table()[1])
+        return False
+
+    # -- one run ---------------------------------------------------------------------------
+    def pump(self, fds, out, err, deadline, done_fd=None, proc=None):
+        """Read output until the run finishes; returns (finished, reply_bytes, why_stopped)."""
+        open_fds = {fds[0]: out, fds[1]: err}
+        reply = b""
+        while True:
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                return "timeout", reply
+            watch = list(open_fds) + [self.wake_r] + ([done_fd] if done_fd is not None else [])
+            if proc is not None and not open_fds:
+                try:  # output closed: the exit follows within a moment
+                    proc.wait(timeout=min(wait, 0.05))
+                    return "done", reply
+                except subprocess.TimeoutExpired:
+                    wait = 0
+            elif proc is not None:
+                wait = min(wait, 0.05)  # a background child may hold the pipes open
+            ready, _, _ = select.select(watch, [], [], wait)
+            for fd in ready:
+                if fd == self.wake_r:
+                    os.read(self.wake_r, 64)
+                    if self.current in self.cancelled:
+                        return "cancelled", reply
+                    continue
+                chunk = os.read(fd, 65536)
+                if fd == done_fd:
+                    if not chunk:
+                        return "died", reply
+                    reply += chunk
+                    if len(reply) >= 4 and len(reply) >= 4 + struct.unpack(">I", reply[:4])[0]:
+                        return "done", reply
+                elif chunk:
+                    open_fds[fd].add(chunk)
+                else:
+                    del open_fds[fd]
+            if proc is not None and proc.poll() is not None:
+                return "done", reply
+
+    def drain(self, fds, out, err):
+        """Everything already written into the pipes (writes finished before the reply)."""
+        for fd, cap in ((fds[0], out), (fds[1], err)):
+            while select.select([fd], [], [], 0)[0]:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                cap.add(chunk)
+
+    def run(self, req):
+        limit = int(req.get("limit", 65536))
+        timeout = float(req.get("timeout", 30))
+        out, err = Capture(limit), Capture(limit)
+        started, ooms = time.monotonic(), oom_kills()
+        deadline = started + timeout
+        exit_code, notes, state = None, [], "done"
+        if req["lang"] == "python":
+            if self.worker is None or self.worker["proc"].poll() is not None:
+                self.stop_worker()
+                self.start_worker()
+            w = self.worker
+            code = req["code"].encode("utf-8", "surrogatepass")
+            os.write(w["ctl"], struct.pack(">I", len(code)) + code)
+            state, reply = self.pump((w["out"], w["err"]), out, err, deadline, done_fd=w["reply"])
+            if state == "done":
+                self.drain((w["out"], w["err"]), out, err)
+                exit_code = json.loads(reply[4:])["exit_code"]
+            else:
+                self.drain((w["out"], w["err"]), out, err)
+                proc = w["proc"]
+                self.stop_worker()
+                exit_code = proc.returncode
+                notes.append("the Python interpreter " + ("exited" if state == "died" else "was stopped")
+                             + "; its variables are lost and a fresh one starts on the next run")
+        else:
+            proc = subprocess.Popen(["bash", "-c", req["code"]], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, cwd=WORKSPACE, start_new_session=True)
+            fds = (proc.stdout.fileno(), proc.stderr.fileno())
+            state, _ = self.pump(fds, out, err, deadline, proc=proc)
+            if state != "done":
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            exit_code = proc.wait()
+        if not self.sweep():
+            notes.append("a runaway process tree forced a full restart; Python variables are lost")
+        if req["lang"] != "python":  # the sweep closed every pipe writer: read what is left
+            self.drain(fds, out, err)
+            proc.stdout.close()
+            proc.stderr.close()
+        oom = oom_kills() > ooms
+        if oom:
+            notes.append("the memory limit was hit: a process was killed by the kernel (OOM)")
+        if state == "timeout":
+            notes.append("timed out after %g s (the run's wall-clock limit); its processes were killed" % timeout)
+        if state == "cancelled":
+            notes.append("cancelled; its processes were killed")
+        return {
+            "stdout": out.text(), "stderr": err.text(), "exit_code": exit_code,
+            "timed_out": state == "timeout", "cancelled": state == "cancelled", "oom_killed": oom,
+            "stdout_bytes": out.total, "stderr_bytes": err.total,
+            "truncated": out.total > limit or err.total > limit,
+            "duration": time.monotonic() - started, "notes": notes,
+        }
+
+    # -- files, without a shell ----------------------------------------------------------
+    @staticmethod
+    def resolve(path):
+        return os.path.normpath(os.path.join(WORKSPACE, path))
+
+    def write_file(self, req):
+        path = self.resolve(req["path"])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(req["data"]))
+        return {"path": path, "size": os.path.getsize(path)}
+
+    def read_file(self, req):
+        path = self.resolve(req["path"])
+        size = os.path.getsize(path)
+        if size > req["limit"]:
+            raise ValueError("%s is %d bytes, more than the %d-byte transfer limit" % (path, size, req["limit"]))
+        with open(path, "rb") as f:
+            return {"path": path, "data": base64.b64encode(f.read()).decode()}
+
+    def list_files(self, req):
+        root = self.resolve(req.get("path", "."))
+        entries = []
+        for base, dirs, files in os.walk(root):
+            dirs.sort()
+            for name in sorted(dirs) + sorted(files):
+                full = os.path.join(base, name)
+                st = os.lstat(full)
+                kind = "dir" if os.path.isdir(full) and not os.path.islink(full) else (
+                    "link" if os.path.islink(full) else "file")
+                entries.append({"path": os.path.relpath(full, root), "type": kind, "size": st.st_size})
+                if len(entries) >= req.get("max_entries", 1000):
+                    return {"path": root, "entries": entries, "truncated": True}
+            if not req.get("recursive"):
+                break
+        return {"path": root, "entries": entries, "truncated": False}
+
+    def reset(self, req):
+        self.stop_worker()
+        self.sweep()
+        if req.get("clear_files"):
+            for name in os.listdir(WORKSPACE):
+                subprocess.run(["rm", "-rf", "--", os.path.join(WORKSPACE, name)], check=False)
+        self.start_worker()
+        return {"ok": True}
+
+    def ping(self, req):
+        return {"ok": True, "python": sys.version.split()[0], "uid": os.getuid()}
+
+    def handle(self, req):
+        op = req.get("op")
+        handler = {"run": self.run, "write_file": self.write_file, "read_file": self.read_file,
+                   "list_files": self.list_files, "reset": self.reset, "ping": self.ping}.get(op)
+        try:
+            if handler is None:
+                raise ValueError("unknown op %r" % op)
+            if req.get("id") in self.cancelled:
+                raise RuntimeError("cancelled before it started")
+            self.current = req.get("id")
+            return dict(handler(req), id=req.get("id"))
+        except Exception as e:
+            return {"id": req.get("id"), "error": "%s: %s" % (type(e).__name__, e)}
+        finally:
+            self.current = None
+            self.cancelled.discard(req.get("id"))
+
+
+SEND_LOCK = threading.Lock()
+
+
+def main():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # PID 1 ignores what it does not handle: unkillable from inside
+    sup = Supervisor()
+    sup.start_worker()
+    queue, ready = [], threading.Condition()
+
+    def reader():
+        while True:
+            head = read_exact(0, 4)
+            body = head and read_exact(0, struct.unpack(">I", head)[0])
+            if not body:
+                os._exit(0)  # the host went away: the container ends with it
+            req = json.loads(body)
+            if req.get("op") == "cancel":
+                sup.cancelled.add(req.get("target"))
+                if sup.current == req.get("target"):
+                    os.write(sup.wake_w, b"x")
+                continue
+            with ready:
+                queue.append(req)
+                ready.notify()
+
+    threading.Thread(target=reader, daemon=True).start()
+    while True:
+        with ready:
+            while not queue:
+                ready.wait()
+            req = queue.pop(0)
+        send(sup.handle(req))
+
+
+main()

@@ -1,0 +1,196 @@
+"""`SandboxWorkbench`: the sandbox as workbench tools, one container per caller.
+
+The caller is `CallContext.session_id`, so two MCP clients (or two agents) never see each
+other's files or variables. Sessions come from the warm pool, expire when idle, and are
+released by `close_session` when a client goes.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import time
+from typing import Literal
+
+import anyio
+import anyio.abc
+
+from sandbox.box import DockerSandbox, RunResult
+from sandbox.container import reap_orphans
+from sandbox.errors import SandboxError
+from sandbox.pool import WarmPool
+from sandbox.settings import SandboxSettings
+from workbench.config import SandboxConfig
+from workbench.core import CallContext, Health, ToolResult
+from workbench.static import FunctionTool, StaticWorkbench
+
+import mcp.types as mt
+
+
+def _result(r: RunResult) -> ToolResult:
+    """stdout first (what a model reads), then stderr and any limit that was hit."""
+    parts = [r.stdout.rstrip("\n")] if r.stdout else []
+    if r.stderr:
+        parts.append("[stderr]\n" + r.stderr.rstrip("\n"))
+    if r.exit_code not in (0, None):
+        parts.append(f"[exit code {r.exit_code}]")
+    parts += [f"[{note}]" for note in r.notes]
+    return ToolResult.from_text("\n".join(parts) or "(no output)", structured=r.to_dict(), is_error=not r.ok)
+
+
+class SandboxWorkbench(StaticWorkbench):
+    """Tools `run_python`, `run_bash`, `write_file`, `read_file`, `list_files`, `reset`."""
+
+    def __init__(self, settings: SandboxSettings | None = None) -> None:
+        self.settings = settings or SandboxSettings()
+        readonly = mt.ToolAnnotations(read_only_hint=True, open_world_hint=False)
+        sandboxed = mt.ToolAnnotations(destructive_hint=False, open_world_hint=self.settings.network)
+        super().__init__(
+            [FunctionTool(self.run_python, annotations=sandboxed, structured_output=False),
+             FunctionTool(self.run_bash, annotations=sandboxed, structured_output=False),
+             FunctionTool(self.write_file, annotations=sandboxed, structured_output=False),
+             FunctionTool(self.read_file, annotations=readonly, structured_output=False),
+             FunctionTool(self.list_files, annotations=readonly, structured_output=False),
+             FunctionTool(self.reset, annotations=sandboxed, structured_output=False)],
+            name="sandbox",
+        )
+        self._sessions: dict[str, DockerSandbox] = {}
+        self._opening: dict[str, anyio.Lock] = {}
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._pool: WarmPool | None = None
+        self._health = Health("stopped")
+
+    @classmethod
+    def from_config(cls, cfg: SandboxConfig) -> SandboxWorkbench:
+        return cls(SandboxSettings.from_config(cfg))
+
+    async def start(self) -> None:
+        """Remove a crashed run's orphans, then warm the pool in the background. A missing
+        engine or image does not fail start: the tools answer with what to do instead."""
+        self._stack = contextlib.AsyncExitStack()
+        tg = await self._stack.enter_async_context(anyio.create_task_group())
+        self._stack.callback(tg.cancel_scope.cancel)  # runs first on exit: stop refills and the expiry loop
+        try:
+            await reap_orphans()
+        except SandboxError as e:
+            self._health = Health("down", str(e))
+            return
+        self._pool = WarmPool(self.settings, self.settings.pool_size, tg)
+        self._pool.fill()
+        tg.start_soon(self._expire_idle)
+        self._health = Health("up", f"image {self.settings.image}")
+
+    async def stop(self) -> None:
+        sessions, self._sessions = list(self._sessions.values()), {}
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as tg:
+                for box in sessions:
+                    tg.start_soon(box.close)
+            if self._pool is not None:
+                await self._pool.aclose()
+                self._pool = None
+        if self._stack is not None:  # the task group must exit in the scope it was entered in
+            stack, self._stack = self._stack, None
+            await stack.aclose()
+        self._health = Health("stopped")
+
+    def health(self) -> Health:
+        if self._pool is not None and self._pool.last_error is not None and not self._sessions:
+            return Health("down", str(self._pool.last_error))
+        return self._health
+
+    async def session(self, session_id: str) -> DockerSandbox:
+        """The caller's sandbox, started (from the pool when warm) on first use."""
+        box = self._sessions.get(session_id)
+        if box is not None:
+            return box
+        async with self._opening.setdefault(session_id, anyio.Lock()):
+            box = self._sessions.get(session_id)
+            if box is None:
+                container = await self._pool.take() if self._pool is not None else None
+                box = await DockerSandbox(self.settings, container=container).start()
+                self._sessions[session_id] = box
+        self._opening.pop(session_id, None)
+        return box
+
+    async def close_session(self, session_id: str) -> None:
+        box = self._sessions.pop(session_id, None)
+        if box is not None:
+            await box.close()
+
+    async def _expire_idle(self) -> None:
+        interval = max(0.05, min(30.0, self.settings.idle_timeout / 4))
+        while True:
+            await anyio.sleep(interval)
+            now = time.monotonic()
+            for session_id, box in list(self._sessions.items()):
+                if box.busy == 0 and now - box.last_used > self.settings.idle_timeout:
+                    if self._sessions.get(session_id) is box:
+                        del self._sessions[session_id]
+                        await box.close()
+
+    async def _run(self, language: Literal["python", "bash"], code: str, timeout: float | None,
+                   ctx: CallContext) -> ToolResult:
+        limit = self.settings.timeout if timeout is None else min(timeout, self.settings.timeout)
+        seconds = ctx.timeout(limit) or limit
+        try:
+            box = await self.session(ctx.session_id)
+            return _result(await box.run(language, code, timeout=seconds))
+        except SandboxError as e:
+            return ToolResult.error(str(e))
+
+    async def run_python(self, code: str, ctx: CallContext, timeout: float | None = None) -> ToolResult:
+        """Run Python code in your sandbox. Variables and imports persist between calls (like a
+        notebook); the value of a trailing expression is shown. No network. Files live in
+        /workspace. `timeout` (seconds) can only shorten the configured limit."""
+        return await self._run("python", code, timeout, ctx)
+
+    async def run_bash(self, code: str, ctx: CallContext, timeout: float | None = None) -> ToolResult:
+        """Run a bash script in your sandbox (cwd /workspace, no network, non-root). Processes it
+        leaves running in the background are stopped when it ends."""
+        return await self._run("bash", code, timeout, ctx)
+
+    async def write_file(self, path: str, content: str, ctx: CallContext,
+                         encoding: Literal["utf-8", "base64"] = "utf-8") -> ToolResult:
+        """Write a file into your sandbox (relative paths are under /workspace). Use
+        encoding="base64" for binary content."""
+        try:
+            data = base64.b64decode(content, validate=True) if encoding == "base64" else content.encode()
+            where = await (await self.session(ctx.session_id)).write_file(path, data)
+        except (SandboxError, ValueError) as e:
+            return ToolResult.error(f"write_file failed: {e}")
+        return ToolResult.from_text(f"wrote {len(data)} bytes to {where}", structured={"path": where, "size": len(data)})
+
+    async def read_file(self, path: str, ctx: CallContext,
+                        encoding: Literal["utf-8", "base64"] = "utf-8") -> ToolResult:
+        """Read a file from your sandbox. Text comes back as is; binary content (or
+        encoding="base64") comes back base64-encoded."""
+        try:
+            data = await (await self.session(ctx.session_id)).read_file(path)
+        except SandboxError as e:
+            return ToolResult.error(f"read_file failed: {e}")
+        if encoding == "utf-8":
+            try:
+                return ToolResult.from_text(data.decode("utf-8"))
+            except UnicodeDecodeError:
+                pass
+        return ToolResult.from_text(base64.b64encode(data).decode(), structured={"encoding": "base64", "size": len(data)})
+
+    async def list_files(self, ctx: CallContext, path: str = ".", recursive: bool = False) -> ToolResult:
+        """List files in your sandbox (default: /workspace), optionally recursively."""
+        try:
+            entries = await (await self.session(ctx.session_id)).list_files(path, recursive=recursive)
+        except SandboxError as e:
+            return ToolResult.error(f"list_files failed: {e}")
+        lines = [f"{e.path}{'/' if e.type == 'dir' else ''}\t{e.size}" for e in entries]
+        return ToolResult.from_text("\n".join(lines) or "(empty)",
+                                    structured={"entries": [vars(e) for e in entries]})
+
+    async def reset(self, ctx: CallContext, clear_files: bool = False) -> ToolResult:
+        """Start a fresh Python interpreter (variables are forgotten) and stop every process in
+        your sandbox; with clear_files=true the workspace is emptied too."""
+        try:
+            await (await self.session(ctx.session_id)).reset(clear_files=clear_files)
+        except SandboxError as e:
+            return ToolResult.error(f"reset failed: {e}")
+        return ToolResult.from_text("sandbox reset" + (" (workspace emptied)" if clear_files else ""))
