@@ -26,7 +26,16 @@ from mcp.client.subscriptions import ListenNotSupportedError
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from adapters.mcp_connection import Connection, HttpTarget, ServerUnavailable, StdioTarget, Target, describe, is_disconnect
+from adapters.mcp_connection import (
+    Connection,
+    HttpTarget,
+    ServerUnavailable,
+    StdioTarget,
+    Target,
+    describe,
+    is_disconnect,
+    session_expired,
+)
 from workbench.core import (
     CallContext,
     Health,
@@ -229,26 +238,39 @@ class McpWorkbench(Workbench):
             tools = await self._refresh_catalog(client, notify=True)  # the server may have grown it silently
             if name not in tools:
                 raise ToolNotFoundError(name, list(tools))
-        timeout = ctx.timeout(self.timeout)
         token = _CURRENT_CALL.set((self, ctx))
         self._in_flight.append(ctx)
         try:
-            with anyio.move_on_after(timeout):
-                result = await client.call_tool(
-                    name,
-                    arguments or {},
-                    progress_callback=_progress_relay(ctx) if ctx.progress is not None else None,
-                )
-                return ToolResult.from_mcp(result)
-            return ToolResult.error(
-                f"tool {name!r} on MCP server {self.name!r} timed out after {round(timeout or 0, 2):g} s and was cancelled on the server; "
-                "retry with a longer timeout if it needs more time"
-            )
+            try:
+                return await self._call_once(client, name, arguments, ctx)
+            except Exception as e:
+                if not session_expired(e):
+                    raise
+                # The server forgot our legacy session (restart, idle expiry) and refused the
+                # request before running it, so one retry on a fresh session is safe.
+                await self._conn.lost(e)
+                try:
+                    client = await self._conn.client()
+                except ServerUnavailable as unavailable:
+                    return ToolResult.error(str(unavailable))
+                return await self._call_once(client, name, arguments, ctx)
         except Exception as e:
             return await self._call_failed(name, e)
         finally:
             self._in_flight.remove(ctx)
             _CURRENT_CALL.reset(token)
+
+    async def _call_once(self, client: Client, name: str, arguments: dict[str, Any] | None, ctx: CallContext) -> ToolResult:
+        timeout = ctx.timeout(self.timeout)
+        with anyio.move_on_after(timeout):
+            result = await client.call_tool(
+                name, arguments or {}, progress_callback=_progress_relay(ctx) if ctx.progress is not None else None
+            )
+            return ToolResult.from_mcp(result)
+        return ToolResult.error(
+            f"tool {name!r} on MCP server {self.name!r} timed out after {round(timeout or 0, 2):g} s and was cancelled "
+            "on the server; retry with a longer timeout if it needs more time"
+        )
 
     async def _call_failed(self, name: str, error: Exception) -> ToolResult:
         if is_disconnect(error):

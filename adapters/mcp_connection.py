@@ -77,13 +77,17 @@ class HttpTarget:
 Target = StdioTarget | HttpTarget
 
 
+def session_expired(exc: BaseException) -> bool:
+    """A legacy HTTP session the server forgot (restart, idle expiry): it answered 404."""
+    return isinstance(exc, MCPError) and any(s in exc.message for s in ("Session terminated", "Session not found"))
+
+
 def is_disconnect(exc: BaseException) -> bool:
     """Does this error mean the connection is gone (as opposed to one request failing)?"""
     if isinstance(exc, BaseExceptionGroup):
         return any(is_disconnect(e) for e in exc.exceptions)
     if isinstance(exc, MCPError):
-        # A legacy session the server forgot (restart, idle expiry) answers 404.
-        return exc.code == CONNECTION_CLOSED or any(s in exc.message for s in ("Session terminated", "Session not found"))
+        return exc.code == CONNECTION_CLOSED or session_expired(exc)
     if isinstance(exc, TimeoutError):  # a subclass of OSError, but a slow server is not a gone one
         return False
     return isinstance(

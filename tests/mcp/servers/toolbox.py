@@ -17,6 +17,7 @@ import mcp.types as mt
 from pydantic import BaseModel
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, ListRoots, Resolve, Sample
 
 parser = argparse.ArgumentParser()
@@ -75,7 +76,7 @@ def mixed() -> list[mt.ContentBlock]:
 
 @mcp.tool(description="Fail on purpose.")
 def fail(reason: str) -> str:
-    raise ValueError(f"failed because {reason}")
+    raise ToolError(f"failed because {reason}")
 
 
 @mcp.tool(description="Sleep, reporting progress and logging; records a cancellation.")
@@ -102,6 +103,16 @@ def cancelled() -> list[str]:
 async def hang() -> str:
     await anyio.sleep_forever()
     return ""
+
+
+@mcp.tool(description="This server's name (set with --name).")
+def whoami() -> str:
+    return ARGS.name
+
+
+@mcp.tool(description="The Authorization header of this request, if the transport has headers.")
+def auth_header(ctx: Context) -> str:
+    return (ctx.headers or {}).get("authorization", "<none>")
 
 
 @mcp.tool(description="The server's process id.")
