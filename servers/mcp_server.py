@@ -13,7 +13,7 @@ from __future__ import annotations
 import fnmatch
 import time
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -214,31 +214,66 @@ class WorkbenchServer:
         started = time.perf_counter()
         call_ctx = self._call_context(ctx, session_id)
         result: ToolResult | None = None
+        outcome = "cancelled"
         with anyio.CancelScope() as scope:
             self._inflight.add(scope)
             session.active_calls += 1
             try:
-                if name in jobs.JOB_TOOLS:
-                    _, background = await self.exposed_tools()
-                    result = await self.jobs.call(name, arguments, session_id, background)
+                if ctx.request is not None and ctx.session._connection.session_id is not None:
+                    result = await self._until_disconnect(ctx.request, self._invoke(name, arguments, call_ctx))
                 else:
-                    result = await self._run_tool(name, arguments, call_ctx)
-            except ToolNotFoundError as e:
-                raise MCPError(mt.INVALID_PARAMS, str(e)) from None
+                    result = await self._invoke(name, arguments, call_ctx)
+            except ToolNotFoundError:
+                outcome = "unknown tool"
+                specs, _ = await self.exposed_tools()  # suggest only names this client may see
+                raise MCPError(mt.INVALID_PARAMS, str(ToolNotFoundError(name, [s.name for s in specs]))) from None
             finally:
                 self._inflight.discard(scope)
                 session.active_calls -= 1
                 session.last_seen = time.monotonic()
-                outcome = "ok" if result is not None and not result.is_error else ("error" if result else "cancelled")
+                if result is not None:
+                    outcome = "error" if result.is_error else "ok"
                 logger.info(
                     "tool call",
                     extra={"session": session_id, "tool": name, "outcome": outcome,
                            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                            "traceparent": call_ctx.trace_context.get("traceparent")},
                 )
-        if result is None:  # our own scope was cancelled: shutdown ran out of grace
+        if result is None:  # our own scope was cancelled: shutdown ran out of grace, or the client left
             result = ToolResult.error(f"{name} was cancelled: the server is shutting down")
         return result.to_mcp()
+
+    async def _invoke(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> ToolResult:
+        if name in jobs.JOB_TOOLS:
+            _, background = await self.exposed_tools()
+            return await self.jobs.call(name, arguments, ctx.session_id, background)
+        return await self._run_tool(name, arguments, ctx)
+
+    @staticmethod
+    async def _until_disconnect(request: Any, call: Awaitable[ToolResult]) -> ToolResult | None:
+        """Run `call`, cancelling it if the client drops the HTTP request that carries it.
+
+        A 2025-era session outlives its requests, and the SDK keeps serving a request whose
+        client went away (it could resume the stream), so a vanished client's tool — an agent,
+        a sandbox run — would run on. The modern era aborts on disconnect by itself."""
+        result: ToolResult | None = None
+        not_found: ToolNotFoundError | None = None
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                while (await request.receive())["type"] != "http.disconnect":
+                    pass
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            try:
+                result = await call
+            except ToolNotFoundError as e:  # raised past the task group, it would arrive wrapped in a group
+                not_found = e
+            tg.cancel_scope.cancel()
+        if not_found is not None:
+            raise not_found
+        return result
 
     def _call_context(self, ctx: ServerRequestContext[Any, Any], session_id: str) -> CallContext:
         session = ctx.session

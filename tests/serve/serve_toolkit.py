@@ -35,7 +35,7 @@ def fail(reason: str = "boom") -> str:
     raise RuntimeError(reason)
 
 
-def media() -> ToolResult:
+def media():  # no return annotation: a ToolResult is passed through as is
     """One of every MCP content type."""
     return ToolResult(
         content=[
