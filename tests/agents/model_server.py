@@ -86,7 +86,8 @@ class ModelServer:
             Route("/v1/chat/completions", self._completions, methods=["POST"]),
             Route("/v1/models", self._models, methods=["GET"]),
         ])
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
+                                                    timeout_graceful_shutdown=1))
         self._thread: threading.Thread | None = None
 
     # -- scripting -------------------------------------------------------------------------
@@ -136,6 +137,16 @@ class ModelServer:
         kind = {401: "invalid_request_error", 404: "invalid_request_error", 429: "rate_limit_exceeded"}.get(status, "server_error")
         return JSONResponse({"error": {"message": message, "type": kind, "code": code}}, status_code=status, headers=headers)
 
+    @staticmethod
+    async def _wait(request: Request, seconds: float) -> bool:
+        """Sleep, but stop early when the client disconnects (False), as a real server would."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            await asyncio.sleep(min(0.05, deadline - time.monotonic()))
+            if await request.is_disconnected():
+                return False
+        return True
+
     async def _completions(self, request: Request) -> Response:
         if request.headers.get("authorization") == "Bearer bad-key":
             return self._error(401, "Incorrect API key provided: bad-key.", "invalid_api_key")
@@ -144,8 +155,8 @@ class ModelServer:
         step = self._next_step(model, body)
         if step is None:
             return self._error(404, f"The model `{model}` does not exist or you do not have access to it.", "model_not_found")
-        if step.get("delay"):
-            await asyncio.sleep(step["delay"])
+        if step.get("delay") and not await self._wait(request, step["delay"]):
+            return Response(status_code=499)  # the client went away (cancelled); nobody reads this
         if "status" in step:
             headers = {"retry-after": str(step["retry_after"])} if "retry_after" in step else None
             return self._error(step["status"], step.get("message", f"scripted HTTP {step['status']}"), "scripted", headers)

@@ -13,7 +13,8 @@ from model_server import ModelServer
 from tests.conftest import ROOT
 from workbench import CallContext, StaticWorkbench
 from workbench.agents.assistant import AssistantAgent
-from workbench.agents.messages import TextChunk, TextMessage, ToolCallEvent, ToolResultEvent
+from workbench.agents.messages import TextChunk, ToolCallEvent, ToolResultEvent
+from workbench.agents.replay import ReplayChatClient
 
 pytestmark = pytest.mark.anyio
 DEMO = str(ROOT / "examples" / "servers" / "demo_server.py")
@@ -166,5 +167,4 @@ async def test_tool_timeout_is_reported_to_the_model(model_server: ModelServer, 
 
 def test_names_are_checked() -> None:
     with pytest.raises(ValueError, match="invalid agent name"):
-        AssistantAgent("has space", None)  # type: ignore[arg-type]
-    assert isinstance(TextMessage(source="a", content="b"), TextMessage)
+        AssistantAgent("has space", ReplayChatClient([]))

@@ -117,9 +117,9 @@ class GroupChat(Runner):
             self._turn += 1
             turns += 1
             produced.extend(turn)
-            if self.checkpoint is not None:
-                await self._write_checkpoint()
             stop = term.check(turn) if term else None
+            if self.checkpoint is not None and stop is None:
+                await self._write_checkpoint()
         if term:
             term.reset()
         if self.checkpoint is not None:
