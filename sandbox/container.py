@@ -97,10 +97,10 @@ def _create_and_start(s: SandboxSettings) -> str:
         raise EngineUnavailableError(str(e)[:200]) from None
     config = client.api.create_container_config(
         s.image,
-        command=["python3", "-c", SUPERVISOR_SOURCE],
+        command=["python3", "-c", "import os; exec(os.environ.pop('WORKBENCH_SUPERVISOR'))"],
         user=s.user or "",
         working_dir=WORKSPACE,
-        environment={"HOME": WORKSPACE},
+        environment={"HOME": WORKSPACE, "WORKBENCH_SUPERVISOR": SUPERVISOR_SOURCE},
         stdin_open=True,
         labels={PROJECT_LABEL: "session", OWNER_LABEL: OWNER, **s.labels},
         host_config=host_config(client, s),

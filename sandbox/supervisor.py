@@ -1,6 +1,6 @@
 """The in-container supervisor: PID 1 of every sandbox container.
 
-Started as `python3 -c <this file>` (so any image with python3 works) and reached over
+Started as `python3 -c` with this file's source (so any image with python3 works) and reached over
 the container's attached stdin/stdout for its whole life: the host sends length-prefixed
 JSON requests, the supervisor answers each with one length-prefixed JSON response. That
 one long-lived stream is why a run costs well under a millisecond instead of the 50–60 ms
@@ -27,6 +27,9 @@ import time
 WORKSPACE = os.environ.get("HOME", "/workspace")
 OOM_FILES = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control")
 
+BOOT = "import os; exec(os.environ.pop(%r))"
+"""The command line: the source travels in the environment, so `ps` stays readable."""
+
 WORKER = r'''
 import ast, json, linecache, os, struct, sys, traceback
 try:
@@ -36,6 +39,7 @@ except OSError:
     pass
 ctl_in, ctl_out = os.fdopen(int(sys.argv[1]), "rb", 0), os.fdopen(int(sys.argv[2]), "wb", 0)
 namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+worker_pid = os.getpid()
 cell = 0
 
 def read_exact(n):
@@ -76,6 +80,8 @@ while True:
             stream.flush()
         except Exception:
             pass
+    if os.getpid() != worker_pid:
+        os._exit(exit_code)  # a child the code forked ran off the end: it must not answer for the worker
     reply = json.dumps({"exit_code": exit_code}).encode()
     ctl_out.write(struct.pack(">I", len(reply)) + reply)
 '''
@@ -166,8 +172,8 @@ class Supervisor:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         proc = subprocess.Popen(
-            [sys.executable, "-u", "-c", WORKER, str(ctl_to_r), str(ctl_from_w)],
-            stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, cwd=WORKSPACE, start_new_session=True,
+            [sys.executable, "-u", "-c", BOOT % "WORKBENCH_WORKER", str(ctl_to_r), str(ctl_from_w)],
+            env=dict(os.environ, WORKBENCH_WORKER=WORKER), stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, cwd=WORKSPACE, start_new_session=True,
             pass_fds=(ctl_to_r, ctl_from_w),
         )
         for fd in (ctl_to_r, ctl_from_w, out_w, err_w):
@@ -275,7 +281,7 @@ class Supervisor:
             state, reply = self.pump((w["out"], w["err"]), out, err, deadline, done_fd=w["reply"])
             if state == "done":
                 self.drain((w["out"], w["err"]), out, err)
-                exit_code = json.loads(reply[4:])["exit_code"]
+                exit_code = json.loads(reply[4 : 4 + struct.unpack(">I", reply[:4])[0]])["exit_code"]
             else:
                 self.drain((w["out"], w["err"]), out, err)
                 proc = w["proc"]
@@ -386,7 +392,11 @@ SEND_LOCK = threading.Lock()
 
 
 def main():
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # PID 1 ignores what it does not handle: unkillable from inside
+    for name in ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGVTALRM",
+                 "SIGPROF", "SIGIO", "SIGPWR", "SIGXCPU", "SIGABRT", "SIGTRAP"):
+        # Caught (not ignored: exec resets a caught signal, so user code still gets the defaults):
+        # code in the sandbox cannot signal the supervisor away.
+        signal.signal(getattr(signal, name), lambda signum, frame: None)
     sup = Supervisor()
     sup.start_worker()
     queue, ready = [], threading.Condition()
