@@ -2,34 +2,49 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import IO
 
 import anyio
-import anyio.to_thread
+import anyio.from_thread
+import anyio.lowlevel
 from mcp.server.stdio import stdio_server
 
 from servers.mcp_server import WorkbenchServer
 
 
 class _Lines:
-    """stdin as async lines, read on a worker thread that shutdown may abandon: anyio's
-    `wrap_file` would wait for the blocked read, so SIGTERM could not stop the server."""
+    """stdin as async lines, read by a daemon thread. anyio's `wrap_file` reads on a worker
+    thread that shutdown must wait for, so a client holding stdin open would keep the
+    process alive after SIGTERM; a daemon thread blocked on a read does not."""
 
     def __init__(self, fp: IO[str]) -> None:
-        self.fp = fp
+        self._send, self._receive = anyio.create_memory_object_stream[str](16)
+        token = anyio.lowlevel.current_token()
+        threading.Thread(target=self._pump, args=(fp, token), name="stdin-reader", daemon=True).start()
+
+    def _pump(self, fp: IO[str], token: anyio.lowlevel.EventLoopToken) -> None:
+        try:
+            for line in iter(fp.readline, ""):
+                anyio.from_thread.run(self._send.send, line, token=token)
+        except Exception:  # the event loop or the stream is gone: we are shutting down
+            return
+        with contextlib.suppress(Exception):
+            anyio.from_thread.run_sync(self._send.close, token=token)
 
     def __aiter__(self) -> _Lines:
         return self
 
     async def __anext__(self) -> str:
-        line = await anyio.to_thread.run_sync(self.fp.readline, abandon_on_cancel=True)
-        if not line:
-            raise StopAsyncIteration
-        return line
+        try:
+            return await self._receive.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise StopAsyncIteration from None
 
 
 @asynccontextmanager
