@@ -191,3 +191,13 @@ async def test_deadline_bounds_a_hanging_http_call(http_toolbox: str) -> None:
         started = time.monotonic()
         result = await wb.call_tool("hang", {}, CallContext().with_timeout(0.5))
         assert result.is_error and "timed out" in result.text and time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_every_page_of_tools_is_listed(mode: str) -> None:
+    from mcp_peers import SERVERS
+
+    async with McpWorkbench.stdio(PYTHON, [str(SERVERS / "paged.py")], name="paged", mode=mode) as wb:
+        names = [t.name for t in await wb.list_tools()]
+        assert len(names) == 250 and names[0] == "tool_000" and names[-1] == "tool_249"
+        assert (await wb.call_tool("tool_249", {})).text == "called tool_249"
