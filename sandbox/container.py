@@ -122,8 +122,13 @@ def remove_container(container_id: str) -> None:
     except docker.errors.NotFound:
         pass
     except docker.errors.APIError as e:
-        if "already in progress" not in str(e):  # auto_remove raced us: fine
+        if "already in progress" not in str(e):
             logger.warning("could not remove sandbox container %s: %s", container_id[:12], e)
+            return
+        try:  # auto_remove raced us: wait for the engine to finish, so "closed" means gone
+            docker_client().api.wait(container_id, timeout=10, condition="removed")
+        except (docker.errors.APIError, requests.exceptions.RequestException):
+            pass
 
 
 @dataclass

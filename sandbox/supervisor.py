@@ -53,6 +53,11 @@ def read_exact(n):
 
 while True:
     code = read_exact(struct.unpack(">I", read_exact(4))[0]).decode("utf-8", "replace")
+    try:  # children of earlier cells were killed by the supervisor's sweep: collect them
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        pass
     cell += 1
     name = "<cell %d>" % cell
     linecache.cache[name] = (len(code), None, code.splitlines(True), name)  # so tracebacks show the code
