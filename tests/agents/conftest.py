@@ -13,6 +13,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from model_server import ModelServer  # noqa: E402
 
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+
+from workbench.agents import telemetry  # noqa: E402
 from workbench.agents.models import OpenAIChatClient  # noqa: E402
 
 _names = itertools.count()
@@ -44,3 +49,15 @@ async def make_client(model_server: ModelServer) -> AsyncIterator[Callable[..., 
     yield make
     for c in made:
         await c.close()
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Spans of this test, recorded in memory (nothing is installed globally)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    original = telemetry._tracer
+    telemetry._tracer = provider.get_tracer("test")
+    yield exporter
+    telemetry._tracer = original

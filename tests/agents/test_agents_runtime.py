@@ -6,10 +6,6 @@ import asyncio
 
 import anyio
 import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from workbench.agents.replay import ReplayChatClient
 from workbench.agents.assistant import AssistantAgent
@@ -142,25 +138,13 @@ async def test_stop_cancels_pending_publishes() -> None:
     assert finished == []
 
 
-async def test_runner_actor_and_spans() -> None:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("test")
-    from workbench.agents import telemetry
-
-    original = telemetry._tracer
-    telemetry._tracer = tracer
-    try:
-        async with AgentRuntime() as rt:
-            rt.register("assistant", lambda id: RunnerActor(AssistantAgent("assistant", ReplayChatClient(["hi from " + id.key]))))
-            result = await rt.send("hello", AgentId("assistant", "k1"))
-        assert result.text == "hi from k1"
-    finally:
-        telemetry._tracer = original
-    spans = {s.name: s for s in exporter.get_finished_spans()}
-    assert spans["send assistant"].attributes["messaging.destination.name"] == "assistant/k1"
-    agent = spans["invoke_agent assistant"]
+async def test_runner_actor_and_spans(spans) -> None:
+    async with AgentRuntime() as rt:
+        rt.register("assistant", lambda id: RunnerActor(AssistantAgent("assistant", ReplayChatClient(["hi from " + id.key]))))
+        result = await rt.send("hello", AgentId("assistant", "k1"))
+    assert result.text == "hi from k1"
+    by_name = {s.name: s for s in spans.get_finished_spans()}
+    assert by_name["send assistant"].attributes["messaging.destination.name"] == "assistant/k1"
+    agent = by_name["invoke_agent assistant"]
     assert agent.attributes["gen_ai.operation.name"] == "invoke_agent"
-    assert agent.parent is not None and agent.parent.span_id == spans["send assistant"].context.span_id
-    assert trace.get_tracer_provider() is not provider  # nothing was installed globally
+    assert agent.parent is not None and agent.parent.span_id == by_name["send assistant"].context.span_id
