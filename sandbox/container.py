@@ -167,8 +167,9 @@ class SandboxContainer:
 
 def project_containers(client: docker.DockerClient, owner: str | None = None) -> list[dict[str, Any]]:
     """The project's containers (by label only — never anyone else's), optionally of one owner."""
-    label = f"{OWNER_LABEL}={owner}" if owner else PROJECT_LABEL
-    return [c for c in client.api.containers(all=True, filters={"label": label}) if PROJECT_LABEL in c["Labels"]]
+    # `=session`, not just the key: containers inherit the image's own `=image` label.
+    labels = [f"{PROJECT_LABEL}=session"] + ([f"{OWNER_LABEL}={owner}"] if owner else [])
+    return client.api.containers(all=True, filters={"label": labels})
 
 
 def _owner_alive(owner: str) -> bool:
