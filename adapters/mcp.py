@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import anyio
 import mcp.types as mt
 from mcp import Client
-from mcp.client.session import ClientRequestContext, ElicitationFnT, ListRootsFnT, SamplingFnT
+from mcp.client.session import ElicitationFnT, ListRootsFnT, SamplingFnT
 from mcp.client.subscriptions import ListenNotSupportedError
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -36,6 +36,7 @@ from adapters.mcp_connection import (
     is_disconnect,
     session_expired,
 )
+from adapters.mcp_routing import CallRouter
 from workbench.core import (
     CallContext,
     Health,
@@ -57,12 +58,6 @@ logger = logging.getLogger("workbench.mcp")
 Mode = Literal["auto", "legacy", "2026-07-28"]
 _T = TypeVar("_T")
 _MAX_PAGES = 1000  # a paginator that never ends must not hang a listing
-
-# The call a server→client request or log line belongs to, when the transport lets us tell:
-# the SDK runs handlers in the sending task's context on HTTP and on 2026 input rounds.
-_CURRENT_CALL: ContextVar[tuple[McpWorkbench, CallContext] | None] = ContextVar("mcp_current_call", default=None)
-
-_LOG_LEVELS = {"debug": 10, "info": 20, "notice": 20, "warning": 30, "error": 40, "critical": 50, "alert": 50, "emergency": 50}
 
 
 class McpWorkbench(Workbench):
@@ -98,14 +93,16 @@ class McpWorkbench(Workbench):
         self.name = name or _default_name(target)
         self.mode = mode
         self.timeout = timeout
-        self._sampling = sampling_callback
-        self._elicitation = elicitation_callback
-        self._list_roots = list_roots_callback
-        self._logging = logging_callback
-        self._relay = relay_client_requests
         self._log_level = log_level
+        self._router = CallRouter(
+            self.name,
+            sampling=sampling_callback,
+            elicitation=elicitation_callback,
+            list_roots=list_roots_callback,
+            logging_callback=logging_callback,
+            relay=relay_client_requests,
+        )
         self._tools: dict[str, ToolSpec] | None = None
-        self._in_flight: list[CallContext] = []
         self._conn = Connection(
             self.name,
             target,
@@ -177,17 +174,13 @@ class McpWorkbench(Workbench):
         return f"McpWorkbench(name={self.name!r}, {self._conn.target!r}, mode={self.mode!r}, state={self._conn.state!r})"
 
     def _make_client(self, transport: Any) -> Client:
-        relay = self._relay
         return Client(
             transport,
             mode=self.mode,
             cache=None,  # the workbench keeps its own catalog; everything else is read live
             message_handler=self._on_message,
-            logging_callback=self._on_log,
             log_level=self._log_level,
-            sampling_callback=self._on_sampling if relay or self._sampling else None,
-            elicitation_callback=self._on_elicitation if relay or self._elicitation else None,
-            list_roots_callback=self._on_list_roots if relay or self._list_roots else None,
+            **self._router.client_callbacks(),
         )
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -238,27 +231,23 @@ class McpWorkbench(Workbench):
             tools = await self._refresh_catalog(client, notify=True)  # the server may have grown it silently
             if name not in tools:
                 raise ToolNotFoundError(name, list(tools))
-        token = _CURRENT_CALL.set((self, ctx))
-        self._in_flight.append(ctx)
-        try:
+        with self._router.calling(ctx):
             try:
-                return await self._call_once(client, name, arguments, ctx)
-            except Exception as e:
-                if not session_expired(e):
-                    raise
-                # The server forgot our legacy session (restart, idle expiry) and refused the
-                # request before running it, so one retry on a fresh session is safe.
-                await self._conn.lost(e)
                 try:
-                    client = await self._conn.client()
-                except ServerUnavailable as unavailable:
-                    return ToolResult.error(str(unavailable))
-                return await self._call_once(client, name, arguments, ctx)
-        except Exception as e:
-            return await self._call_failed(name, e)
-        finally:
-            self._in_flight.remove(ctx)
-            _CURRENT_CALL.reset(token)
+                    return await self._call_once(client, name, arguments, ctx)
+                except Exception as e:
+                    if not session_expired(e):
+                        raise
+                    # The server forgot our legacy session (restart, idle expiry) and refused
+                    # the request before running it, so one retry on a fresh session is safe.
+                    await self._conn.lost(e)
+                    try:
+                        client = await self._conn.client()
+                    except ServerUnavailable as unavailable:
+                        return ToolResult.error(str(unavailable))
+                    return await self._call_once(client, name, arguments, ctx)
+            except Exception as e:
+                return await self._call_failed(name, e)
 
     async def _call_once(self, client: Client, name: str, arguments: dict[str, Any] | None, ctx: CallContext) -> ToolResult:
         timeout = ctx.timeout(self.timeout)
@@ -367,53 +356,6 @@ class McpWorkbench(Workbench):
         except MCPError as e:
             raise PromptNotFoundError(f"MCP server {self.name!r} cannot get prompt {name!r}: {e.message}") from None
 
-    # -- server→client requests and notifications -----------------------------------------------
-
-    def _call_context(self) -> CallContext | None:
-        """The call a server request belongs to: known from the context on HTTP and 2026
-        input rounds; otherwise only when exactly one call is in flight."""
-        current = _CURRENT_CALL.get()
-        if current is not None and current[0] is self:
-            return current[1]
-        return self._in_flight[0] if len(self._in_flight) == 1 else None
-
-    async def _on_sampling(self, context: ClientRequestContext, params: mt.CreateMessageRequestParams) -> Any:
-        call = self._call_context()
-        callback = (call.sampling if call else None) or self._sampling
-        if callback is None:
-            return _declined("sampling", "sampling_callback")
-        return await callback(context, params)
-
-    async def _on_elicitation(self, context: ClientRequestContext, params: mt.ElicitRequestParams) -> Any:
-        call = self._call_context()
-        callback = (call.elicitation if call else None) or self._elicitation
-        if callback is None:
-            return _declined("elicitation", "elicitation_callback")
-        return await callback(context, params)
-
-    async def _on_list_roots(self, context: ClientRequestContext) -> Any:
-        call = self._call_context()
-        callback = (call.list_roots if call else None) or self._list_roots
-        if callback is None:
-            return _declined("roots", "list_roots_callback")
-        return await callback(context)
-
-    async def _on_log(self, params: mt.LoggingMessageNotificationParams) -> None:
-        call = self._call_context()
-        if call is not None and call.log is not None:
-            await call.log(params)
-        elif self._logging is not None:
-            await self._logging(params)
-        else:
-            logger.log(_LOG_LEVELS.get(params.level, 20), "[%s] %s", self.name, params.data)
-
-
-def _declined(what: str, option: str) -> mt.ErrorData:
-    return mt.ErrorData(
-        code=mt.INVALID_REQUEST,
-        message=f"the client cannot answer {what} requests: pass {option}= to McpWorkbench, or call with a CallContext that carries one",
-    )
-
 
 def _progress_relay(ctx: CallContext) -> Callable[[float, float | None, str | None], Awaitable[None]]:
     async def relay(progress: float, total: float | None, message: str | None) -> None:
@@ -452,6 +394,4 @@ def _default_name(target: Target) -> str:
             if script:
                 return Path(script[0]).stem.rsplit("/", 1)[-1] or command
         return command or "mcp"
-    from urllib.parse import urlsplit
-
     return urlsplit(target.url).hostname or "mcp"
