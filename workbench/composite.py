@@ -7,6 +7,7 @@ again on the next listing; the other sources' tools stay available.
 from __future__ import annotations
 
 import fnmatch
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,7 +89,7 @@ class CompositeWorkbench(Workbench):
             try:
                 await mount.workbench.start()
             except Exception as e:
-                logger.warning("source %s failed to start: %s", key, e)
+                logger.warning("source %s failed to start: %s", key, e, exc_info=logger.isEnabledFor(logging.DEBUG))
                 self._start_errors[key] = f"{type(e).__name__}: {e}"
 
         async with anyio.create_task_group() as tg:

@@ -35,6 +35,7 @@ class ServerConfig(_Strict):
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = None
+    """Working folder of a stdio server; relative to the config file's folder, which is the default."""
     url: str | None = None
     transport: Literal["stdio", "http", "sse"] | None = None
     headers: dict[str, str] = Field(default_factory=dict)
@@ -166,6 +167,15 @@ class Config(_Strict):
     serve: ServeConfig = Field(default_factory=ServeConfig)
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
     """Folder of the config file; relative `cwd` and paths resolve against it."""
+
+    @model_validator(mode="after")
+    def _server_folders(self) -> Config:
+        # A stdio server runs in the config file's folder unless told otherwise, so relative
+        # paths in `command`/`args` mean the same from any working directory.
+        for server in self.servers.values():
+            if server.command is not None:
+                server.cwd = str(self.base_dir / server.cwd) if server.cwd else str(self.base_dir)
+        return self
 
     @model_validator(mode="after")
     def _references(self) -> Config:
