@@ -22,7 +22,7 @@ import anyio
 import mcp.types as mt
 from mcp import Client
 from mcp.client.session import ElicitationFnT, ListRootsFnT, SamplingFnT
-from mcp.client.subscriptions import ListenNotSupportedError
+from mcp.client.subscriptions import SubscriptionLost
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
@@ -228,7 +228,10 @@ class McpWorkbench(Workbench):
             return ToolResult.error(str(e))
         tools = self._tools or {}
         if name not in tools:
-            tools = await self._refresh_catalog(client, notify=True)  # the server may have grown it silently
+            try:  # the server may have grown it without telling
+                tools = await self._refresh_catalog(client, notify=True)
+            except Exception as e:
+                return await self._call_failed(name, e)
             if name not in tools:
                 raise ToolNotFoundError(name, list(tools))
         with self._router.calling(ctx):
@@ -253,7 +256,11 @@ class McpWorkbench(Workbench):
         timeout = ctx.timeout(self.timeout)
         with anyio.move_on_after(timeout):
             result = await client.call_tool(
-                name, arguments or {}, progress_callback=_progress_relay(ctx) if ctx.progress is not None else None
+                name,
+                arguments or {},
+                progress_callback=_progress_relay(ctx) if ctx.progress is not None else None,
+                # Continue the caller's trace (W3C traceparent/tracestate) on the server.
+                meta=mt.RequestParamsMeta(**ctx.trace_context) if ctx.trace_context else None,  # type: ignore[typeddict-item]
             )
             return ToolResult.from_mcp(result)
         return ToolResult.error(
@@ -295,15 +302,25 @@ class McpWorkbench(Workbench):
 
     async def _listen(self, client: Client) -> None:
         """Runs in the connection's owner task: 2026 servers announce list changes on a
-        `subscriptions/listen` stream (legacy ones through `_on_message`)."""
+        `subscriptions/listen` stream (legacy ones through `_on_message`). A dropped stream
+        is reopened with backoff, and the catalog refetched as events may have been missed."""
         if client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
             return
-        try:
-            async with client.listen(tools_list_changed=True) as subscription:
-                async for _event in subscription:
-                    await self._on_tools_changed(client)
-        except (ListenNotSupportedError, MCPError, RuntimeError) as e:
-            logger.info("MCP server %s: no tools/list_changed stream (%s)", self.name, describe(e))
+        delay = 1.0
+        while True:
+            try:
+                async with client.listen(tools_list_changed=True) as subscription:
+                    delay = 1.0
+                    async for _event in subscription:
+                        await self._on_tools_changed(client)
+                return  # the server closed the stream gracefully
+            except SubscriptionLost:
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                await self._on_tools_changed(client)
+            except Exception as e:  # best effort: a server without the stream still serves tools
+                logger.info("MCP server %s: no tools/list_changed stream (%s)", self.name, describe(e))
+                return
 
     async def _on_message(self, message: Any) -> None:
         if isinstance(message, mt.ToolListChangedNotification):

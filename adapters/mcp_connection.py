@@ -278,12 +278,15 @@ class Connection:
                 await ready.wait()
         except BaseException:  # the caller was cancelled mid-connect: do not leave a half-open owner
             scope.cancel()
+            self.state, self.last_error = "down", "connecting was cancelled"
             raise
         if waited.cancelled_caught:
             scope.cancel()
             with anyio.move_on_after(_STOP_GRACE):
                 await done.wait()
             return self._failed(f"no answer to the MCP handshake within {self.connect_timeout:g} s")
+        if self.state == "stopped":  # closed while connecting: the owner is already winding down
+            raise ServerUnavailable(f"MCP server {self.name!r} was stopped while connecting")
         if "client" not in outcome:
             return self._failed(describe(outcome["error"]) if "error" in outcome else "connection ended at once")
         self._failures = 0

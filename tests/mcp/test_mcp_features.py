@@ -121,6 +121,11 @@ async def test_progress_and_logs_reach_the_call(wb: McpWorkbench) -> None:
     assert [log.data for log in logs] == ["slow progress started"]
 
 
+async def test_trace_context_reaches_the_server(wb: McpWorkbench) -> None:
+    carrier = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    assert (await wb.call_tool("traceparent", {}, CallContext(trace_context=carrier))).text == carrier["traceparent"]
+
+
 async def test_timeout_is_an_error_result_and_cancels_on_the_server(wb: McpWorkbench) -> None:
     tag = f"timeout-{wb.mode}"
     started = time.monotonic()

@@ -115,6 +115,11 @@ def auth_header(ctx: Context) -> str:
     return (ctx.headers or {}).get("authorization", "<none>")
 
 
+@mcp.tool(description="The W3C traceparent this request carried in its _meta.")
+def traceparent(ctx: Context) -> str:
+    return str((ctx.request_context.meta or {}).get("traceparent", "<none>"))
+
+
 @mcp.tool(description="The server's process id.")
 def pid() -> int:
     return os.getpid()
