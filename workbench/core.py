@@ -168,6 +168,9 @@ class Workbench:
         self._tools_changed_listeners: list[ToolsChangedCallback] = []
 
     async def start(self) -> None:
+        """Acquire resources. `start` and `stop` may run in different tasks (a composite starts
+        its sources concurrently), so background work must not live in the caller's task
+        group: use `workbench.tasks.BackgroundTasks`."""
         return None
 
     async def stop(self) -> None:
