@@ -64,7 +64,7 @@ async def drive(url: str) -> None:
         show("sandbox__run_python, same session, state kept", r.content[0].text)
 
         async def progress(done: float, total: float | None, message: str | None) -> None:
-            print(f"  progress {done:g}/{total:g} {message or ''}")
+            print(f"  progress {done:g}{f'/{total:g}' if total else ''} {message or ''}")
 
         show("demo__countdown with progress", "")
         r = await client.call_tool("demo__countdown", {"seconds": 2}, progress_callback=progress)

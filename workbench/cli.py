@@ -235,6 +235,12 @@ def serve(
     overrides = {k: v for k, v in {"transport": transport, "host": host, "port": port}.items() if v is not None}
     serve_cfg = cfg.serve.model_copy(update=overrides)
 
+    # A server logs JSON lines on stderr from the first line on (stdout may carry MCP itself).
+    from servers.logs import configure_json_logging
+
+    logging.getLogger().handlers.clear()
+    configure_json_logging(logging.DEBUG if _debug else logging.INFO)
+
     async def main() -> None:
         settings = ServeSettings.from_config(serve_cfg)
         async with build_workbench(cfg) as wb:
