@@ -197,7 +197,7 @@ class McpWorkbench(Workbench):
     def health(self) -> Health:
         conn = self._conn
         if conn.state == "up":
-            return Health("up", f"{len(self._tools or {})} tools")
+            return Health("up", f"{len(self._tools or {})} tools, protocol {self.protocol_version}")
         return Health(conn.state, conn.last_error or "")
 
     @property

@@ -224,6 +224,9 @@ class Connection:
         self.state = "stopped"
         self._client = None
         await self._stop_owner(wait=True)
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
 
     def reopen(self) -> None:
         """Allow connecting again after `close()` (a workbench may be started twice)."""

@@ -122,6 +122,15 @@ async def test_missing_command_is_a_clear_start_error() -> None:
     await wb.stop()
 
 
+async def test_a_server_that_dies_at_startup_shows_its_stderr() -> None:
+    wb = McpWorkbench.stdio(PYTHON, ["-c", "import sys; sys.stderr.write('fatal: GITHUB_TOKEN is not set\\n'); sys.exit(2)"], name="broken")
+    with pytest.raises(WorkbenchError, match="GITHUB_TOKEN is not set") as raised:
+        await wb.start()
+    assert "Traceback" not in str(raised.value)
+    assert wb.health().state == "down" and "GITHUB_TOKEN is not set" in wb.health().detail
+    await wb.stop()
+
+
 async def test_composite_starts_with_one_server_down() -> None:
     port = free_port()
     composite = CompositeWorkbench(

@@ -38,6 +38,13 @@ async def _answer_roots(context: Any) -> mt.ListRootsResult:
     return mt.ListRootsResult(roots=[mt.Root(uri="file:///work/project", name="project")])
 
 
+SERVER_LOGS: list[object] = []
+
+
+async def _workbench_log(params: mt.LoggingMessageNotificationParams) -> None:
+    SERVER_LOGS.append(params.data)
+
+
 @pytest.fixture(scope="module", params=MODES)
 async def wb(request: pytest.FixtureRequest) -> AsyncIterator[McpWorkbench]:
     bench = McpWorkbench.stdio(
@@ -51,6 +58,7 @@ async def wb(request: pytest.FixtureRequest) -> AsyncIterator[McpWorkbench]:
         sampling_callback=_answer_sampling,
         elicitation_callback=_answer_elicitation,
         list_roots_callback=_answer_roots,
+        logging_callback=_workbench_log,
     )
     async with bench:
         yield bench
@@ -119,6 +127,12 @@ async def test_progress_and_logs_reach_the_call(wb: McpWorkbench) -> None:
     assert result.text == "slept 0.3"
     assert [p[0] for p in progress] == [0, 1, 2] and progress[0][1] == 3 and progress[0][2] == "step 0"
     assert [log.data for log in logs] == ["slow progress started"]
+
+
+async def test_logs_without_a_call_listener_reach_the_workbench_callback(wb: McpWorkbench) -> None:
+    tag = f"unrouted-{wb.mode}"
+    await wb.call_tool("slow", {"seconds": 0.1, "tag": tag})
+    assert f"slow {tag} started" in SERVER_LOGS
 
 
 async def test_trace_context_reaches_the_server(wb: McpWorkbench) -> None:
