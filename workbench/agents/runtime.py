@@ -17,14 +17,14 @@ handler is logged and does not stop delivery. Every message gets a span.
 from __future__ import annotations
 
 import logging
-import math
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import anyio.abc
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+import anyio.lowlevel
 
 from workbench.agents import telemetry
 from workbench.agents.base import Runner, Task
@@ -99,12 +99,21 @@ class RuntimeNotStartedError(WorkbenchError, RuntimeError):
 class _Slot:
     """One live actor: its instance, its one-at-a-time lock, its mailbox for publishes."""
 
-    __slots__ = ("actor", "lock", "mailbox")
+    __slots__ = ("actor", "lock", "mailbox", "wakeup")
 
     def __init__(self, actor: Actor) -> None:
         self.actor = actor
         self.lock = anyio.Lock(fast_acquire=True)
-        self.mailbox: MemoryObjectSendStream[tuple[Any, MessageContext]] | None = None
+        # A deque plus an event rather than a memory stream: the worker drains a backlog
+        # without a task switch per message.
+        self.mailbox: deque[tuple[Any, MessageContext]] | None = None
+        self.wakeup: anyio.Event | None = None
+
+    def post(self, item: tuple[Any, MessageContext]) -> None:
+        assert self.mailbox is not None
+        self.mailbox.append(item)
+        if self.wakeup is not None:
+            self.wakeup.set()
 
 
 Factory = Callable[[AgentId], "Actor | Awaitable[Actor]"]
@@ -118,6 +127,7 @@ class AgentRuntime:
         self._factories: dict[str, Factory] = {}
         self._slots: dict[AgentId, _Slot] = {}
         self._subscriptions: dict[str, list[str]] = {}
+        self._creating: dict[AgentId, deque[tuple[Any, MessageContext]]] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._pending = 0
         self._idle = anyio.Event()
@@ -132,10 +142,9 @@ class AgentRuntime:
         assert self._tg is not None
         if exc[0] is None:
             await self.idle()
+        self._tg.cancel_scope.cancel()  # the mailbox workers are idle (or being dropped)
         for slot in self._slots.values():
-            if slot.mailbox is not None:
-                slot.mailbox.close()  # mailbox workers end once drained
-                slot.mailbox = None
+            slot.mailbox = None
         tg, self._tg = self._tg, None
         return await tg.__aexit__(*exc)
 
@@ -175,8 +184,8 @@ class AgentRuntime:
     async def send(self, message: Any, recipient: AgentId, *, sender: AgentId | None = None) -> Any:
         """Deliver `message` to one actor and return its reply."""
         slot = self._slots.get(recipient) or await self._slot(recipient)
-        with telemetry.span(f"send {recipient.type}", {"messaging.operation.name": "send",
-                                                       "messaging.destination.name": str(recipient)}):
+        with telemetry.tracer().start_as_current_span(f"send {recipient.type}", attributes={
+                "messaging.operation.name": "send", "messaging.destination.name": str(recipient)}):
             async with slot.lock:
                 return await slot.actor.on_message(message, MessageContext(self, recipient, sender))
 
@@ -190,11 +199,19 @@ class AgentRuntime:
             recipient = AgentId(agent_type, topic.source)
             if recipient == sender:
                 continue
+            item = (message, MessageContext(self, recipient, sender, topic))
             slot = self._slots.get(recipient)
-            if slot is None or slot.mailbox is None:
-                self._tg.start_soon(self._open_and_deliver, recipient, message, topic, sender)
+            if slot is None:  # made by a factory first; messages wait in order meanwhile
+                waiting = self._creating.get(recipient)
+                if waiting is None:
+                    self._creating[recipient] = waiting = deque()
+                    self._tg.start_soon(self._create_and_serve, recipient)
+                waiting.append(item)
             else:
-                slot.mailbox.send_nowait((message, MessageContext(self, recipient, sender, topic)))
+                if slot.mailbox is None:
+                    slot.mailbox = deque()
+                    self._tg.start_soon(self._serve, slot)
+                slot.post(item)
             count += 1
         if count:
             self._pending += count
@@ -214,33 +231,46 @@ class AgentRuntime:
         self._pending = 0
         self._idle.set()
 
-    async def _open_and_deliver(self, recipient: AgentId, message: Any, topic: TopicId, sender: AgentId | None) -> None:
-        ctx = MessageContext(self, recipient, sender, topic)
+    async def _create_and_serve(self, recipient: AgentId) -> None:
         try:
             slot = await self._slot(recipient)
         except Exception:
-            logger.exception("cannot create %s for a message on topic %s", recipient, topic.type)
-            self._done()
+            waiting = self._creating.pop(recipient, deque())
+            logger.exception("cannot create %s: %d published messages dropped", recipient, len(waiting))
+            for _ in waiting:
+                self._done()
             return
-        if slot.mailbox is None:
-            send, receive = anyio.create_memory_object_stream[tuple[Any, MessageContext]](math.inf)
-            slot.mailbox = send
-            assert self._tg is not None
-            self._tg.start_soon(self._serve, slot, receive)
-        slot.mailbox.send_nowait((message, ctx))
+        waiting = self._creating.pop(recipient)
+        if slot.mailbox is not None:  # another path opened it meanwhile
+            for item in waiting:
+                slot.post(item)
+            return
+        slot.mailbox = waiting
+        await self._serve(slot)  # this task becomes the actor's mailbox worker
 
-    async def _serve(self, slot: _Slot, receive: MemoryObjectReceiveStream[tuple[Any, MessageContext]]) -> None:
-        async with receive:
-            async for message, ctx in receive:
-                try:
-                    with telemetry.span(f"process {ctx.recipient.type}", {
-                            "messaging.operation.name": "process", "messaging.destination.name": ctx.topic.type if ctx.topic else ""}):
-                        async with slot.lock:
-                            await slot.actor.on_message(message, ctx)
-                except Exception:
-                    logger.exception("%s failed on a message published to %s", ctx.recipient, ctx.topic)
-                finally:
-                    self._done()
+    async def _serve(self, slot: _Slot) -> None:
+        mailbox = slot.mailbox
+        assert mailbox is not None
+        handled = 0
+        while True:
+            if not mailbox:
+                slot.wakeup = anyio.Event()
+                await slot.wakeup.wait()
+                slot.wakeup = None
+                continue
+            handled += 1
+            if handled % 64 == 0:  # a long backlog of handlers that never await must not starve the loop
+                await anyio.lowlevel.checkpoint()
+            message, ctx = mailbox.popleft()
+            try:
+                with telemetry.tracer().start_as_current_span(f"process {ctx.recipient.type}", attributes={
+                        "messaging.operation.name": "process", "messaging.destination.name": str(ctx.recipient)}):
+                    async with slot.lock:
+                        await slot.actor.on_message(message, ctx)
+            except Exception:
+                logger.exception("%s failed on a message published to %s", ctx.recipient, ctx.topic)
+            finally:
+                self._done()
 
     def _done(self) -> None:
         self._pending -= 1

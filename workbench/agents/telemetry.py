@@ -32,6 +32,11 @@ TOOL_NAME = "gen_ai.tool.name"
 TOOL_CALL_ID = "gen_ai.tool.call.id"
 
 
+def tracer() -> trace.Tracer:
+    """The agents' tracer (looked up per call, so tests can swap it)."""
+    return _tracer
+
+
 def configure_tracing(exporter: Any, *, service_name: str = "mcp-workbench") -> None:
     """Export every span to `exporter` (e.g. `OTLPSpanExporter()` or `ConsoleSpanExporter()`)."""
     from opentelemetry.sdk.resources import Resource
