@@ -15,8 +15,13 @@ if [ "$SOCK" = /var/run/docker.sock ]; then
 else
   name="$(basename "$SOCK" .sock)"
   CONFIG="/etc/docker/$name.json" LOG="/var/log/$name.log"
+  # Its own bridge: `--bridge=none` would make dockerd delete the main engine's docker0.
+  BRIDGE="wb${name//[^a-z0-9]/}"; BRIDGE="${BRIDGE:0:14}0"
+  if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+    ip link add "$BRIDGE" type bridge && ip addr add 172.31.254.1/24 dev "$BRIDGE" && ip link set "$BRIDGE" up
+  fi
   EXTRA=(-H "unix://$SOCK" --data-root "/var/lib/$name" --exec-root "/var/run/$name" --pidfile "/var/run/$name.pid"
-         --config-file "$CONFIG" --bridge=none --iptables=false)
+         --config-file "$CONFIG" --bridge="$BRIDGE" --iptables=false --ip-masq=false)
 fi
 export DOCKER_HOST="unix://$SOCK"
 
