@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import anyio
 import pytest
 
 from adapters.mcp import McpWorkbench
 from model_server import ModelServer
-from tests.conftest import ROOT
 from workbench import CallContext, StaticWorkbench
 from workbench.agents.assistant import AssistantAgent
 from workbench.agents.messages import TextChunk, ToolCallEvent, ToolResultEvent
 from workbench.agents.replay import ReplayChatClient
 
 pytestmark = pytest.mark.anyio
-DEMO = str(ROOT / "examples" / "servers" / "demo_server.py")
+DEMO = str(Path(__file__).resolve().parents[2] / "examples" / "servers" / "demo_server.py")
 
 
 def demo_server() -> McpWorkbench:
@@ -168,3 +168,27 @@ async def test_tool_timeout_is_reported_to_the_model(model_server: ModelServer, 
 def test_names_are_checked() -> None:
     with pytest.raises(ValueError, match="invalid agent name"):
         AssistantAgent("has space", ReplayChatClient([]))
+
+
+async def test_tool_list_follows_changes_and_survives_a_broken_workbench(model_server: ModelServer, model_name: str,
+                                                                        make_client) -> None:
+    class Broken(StaticWorkbench):
+        async def list_tools(self):  # type: ignore[no-untyped-def]
+            raise ConnectionError("server down")
+
+    def first() -> str:
+        return "1"
+
+    def second() -> str:
+        return "2"
+
+    tools = StaticWorkbench([first])
+    model_server.script(model_name, [{"content": "a"}, {"content": "b"}])
+    agent = AssistantAgent("a", make_client(model_name), workbench=[Broken(name="broken"), tools])
+    await agent.run("x")
+    tools.add(second)
+    await tools.notify_tools_changed()
+    await agent.run("y")
+    offered = [[t["function"]["name"] for t in r["tools"]] for r in model_server.requests(model_name)]
+    assert offered == [["first"], ["first", "second"]]
+    assert len(tools._tools_changed_listeners) == 1

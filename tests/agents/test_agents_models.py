@@ -24,59 +24,54 @@ HELLO = [{"role": "user", "content": "hello"}]
 ADD_TOOL = {"type": "function", "function": {"name": "add", "parameters": {"type": "object", "properties": {}}}}
 
 
-@pytest.fixture
-def client(make_client):  # type: ignore[no-untyped-def]
-    return lambda server, model, **kw: make_client(model, **kw)
-
-
-async def test_text_answer_and_usage(model_server: ModelServer, model_name: str, client) -> None:
+async def test_text_answer_and_usage(model_server: ModelServer, model_name: str, make_client) -> None:
     model_server.script(model_name, [{"content": "hi there", "usage": {"prompt_tokens": 7, "completion_tokens": 3}}])
-    response = await client(model_server, model_name, temperature=0.2).create(HELLO)
+    response = await make_client(model_name, temperature=0.2).create(HELLO)
     assert response.content == "hi there" and response.tool_calls == []
     assert (response.usage.input_tokens, response.usage.output_tokens) == (7, 3)
     sent = model_server.requests(model_name)[0]
     assert sent["messages"] == HELLO and sent["temperature"] == 0.2
 
 
-async def test_parallel_tool_calls_are_all_returned(model_server: ModelServer, model_name: str, client) -> None:
+async def test_parallel_tool_calls_are_all_returned(model_server: ModelServer, model_name: str, make_client) -> None:
     model_server.script(model_name, [{"tool_calls": [{"name": "add", "arguments": {"a": 1}}, {"name": "echo", "arguments": "{bad"}]}])
-    response = await client(model_server, model_name).create(HELLO, [ADD_TOOL])
+    response = await make_client(model_name).create(HELLO, [ADD_TOOL])
     assert [c.name for c in response.tool_calls] == ["add", "echo"]
     assert json.loads(response.tool_calls[0].arguments) == {"a": 1}
     assert response.tool_calls[1].arguments == "{bad"  # malformed arguments are passed through, not fixed up
     assert model_server.requests(model_name)[0]["tools"] == [ADD_TOOL]
 
 
-async def test_retries_429_and_500_then_succeeds(model_server: ModelServer, model_name: str, client) -> None:
+async def test_retries_429_and_500_then_succeeds(model_server: ModelServer, model_name: str, make_client) -> None:
     model_server.script(model_name, [{"status": 429, "retry_after": 0}, {"status": 500}, {"content": "ok"}])
-    response = await client(model_server, model_name, max_retries=3).create(HELLO)
+    response = await make_client(model_name, max_retries=3).create(HELLO)
     assert response.content == "ok"
     assert len(model_server.requests(model_name)) == 3
 
 
-async def test_rate_limit_outlasting_retries_is_a_clear_error(model_server: ModelServer, model_name: str, client) -> None:
+async def test_rate_limit_outlasting_retries_is_a_clear_error(model_server: ModelServer, model_name: str, make_client) -> None:
     model_server.script(model_name, [{"status": 429, "retry_after": 0}] * 3)
     with pytest.raises(ModelRateLimitError, match="rate limiting"):
-        await client(model_server, model_name, max_retries=2).create(HELLO)
+        await make_client(model_name, max_retries=2).create(HELLO)
     assert len(model_server.requests(model_name)) == 3
 
 
-async def test_server_errors_outlasting_retries(model_server: ModelServer, model_name: str, client) -> None:
+async def test_server_errors_outlasting_retries(model_server: ModelServer, model_name: str, make_client) -> None:
     model_server.script(model_name, [{"status": 503}] * 2)
     with pytest.raises(ModelError, match="HTTP 503"):
-        await client(model_server, model_name, max_retries=1).create(HELLO)
+        await make_client(model_name, max_retries=1).create(HELLO)
 
 
-async def test_bad_key_is_401_with_advice(model_server: ModelServer, model_name: str, client) -> None:
+async def test_bad_key_is_401_with_advice(model_server: ModelServer, model_name: str, make_client) -> None:
     model_server.script(model_name, [{"content": "never"}])
     with pytest.raises(ModelAuthError, match="rejected the API key.*set a valid key"):
-        await client(model_server, model_name, api_key="bad-key").create(HELLO)
+        await make_client(model_name, api_key="bad-key").create(HELLO)
     assert model_server.requests(model_name) == []  # no retry on 401
 
 
-async def test_unknown_model(model_server: ModelServer, client) -> None:
+async def test_unknown_model(model_server: ModelServer, make_client) -> None:
     with pytest.raises(ModelNotFoundError, match="'no-such-model' was not found.*check the model name"):
-        await client(model_server, "no-such-model").create(HELLO)
+        await make_client("no-such-model").create(HELLO)
 
 
 async def test_missing_key_without_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -92,16 +87,16 @@ async def test_unreachable_server() -> None:
             await c.create(HELLO)
 
 
-async def test_timeout_is_retried_then_reported(model_server: ModelServer, model_name: str, client) -> None:
+async def test_timeout_is_retried_then_reported(model_server: ModelServer, model_name: str, make_client) -> None:
     model_server.script(model_name, [{"delay": 2, "content": "late"}, {"content": "on time"}])
-    assert (await client(model_server, model_name, timeout=0.3, max_retries=1).create(HELLO)).content == "on time"
+    assert (await make_client(model_name, timeout=0.3, max_retries=1).create(HELLO)).content == "on time"
 
 
-async def test_streaming_text_and_tool_calls(model_server: ModelServer, model_name: str, client) -> None:
+async def test_streaming_text_and_tool_calls(model_server: ModelServer, model_name: str, make_client) -> None:
     model_server.script(model_name, [{"content": "streamed answer"},
                                      {"tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 2}},
                                                      {"name": "echo", "arguments": {"message": "x"}}]}])
-    c = client(model_server, model_name)
+    c = make_client(model_name)
     items = [i async for i in c.create_stream(HELLO)]
     assert "".join(i for i in items if isinstance(i, str)) == "streamed answer"
     assert len([i for i in items if isinstance(i, str)]) > 1
@@ -113,15 +108,15 @@ async def test_streaming_text_and_tool_calls(model_server: ModelServer, model_na
     assert model_server.requests(model_name)[0]["stream"] is True
 
 
-async def test_cache_keys_on_the_full_request(model_server: ModelServer, model_name: str, tmp_path, client) -> None:
+async def test_cache_keys_on_the_full_request(model_server: ModelServer, model_name: str, tmp_path, make_client) -> None:
     model_server.script(model_name, [{"content": "first"}, {"content": "second"}, {"content": "third"}])
     path = tmp_path / "cache.sqlite"
-    cached = CachedChatClient(client(model_server, model_name), path)
+    cached = CachedChatClient(make_client(model_name), path)
     assert (await cached.create(HELLO)).content == "first"
     assert (await cached.create(HELLO)).content == "first"  # hit: no request
     assert (await cached.create(HELLO, [ADD_TOOL])).content == "second"  # tools are part of the key
     cached.close()
-    reopened = CachedChatClient(client(model_server, model_name), path)  # persisted on disk
+    reopened = CachedChatClient(make_client(model_name), path)  # persisted on disk
     assert (await reopened.create(HELLO)).content == "first"
     streamed = [i async for i in reopened.create_stream(HELLO)]
     assert streamed[0] == "first" and isinstance(streamed[-1], ModelResponse)

@@ -67,6 +67,9 @@ async def test_agent_tool_streams_progress_and_returns_structured(model_server: 
     chat = next(s for s in finished if s.name == f"chat {model_name}")
     assert chat.attributes["gen_ai.request.model"] == model_name and chat.attributes["gen_ai.usage.input_tokens"] > 0
 
+    await tool.run({"task": "again"}, CallContext())
+    assert len(coder.toolset.workbenches[0]._tools_changed_listeners) == 1  # clones add no listeners
+
     bad = await tool.run({"task": ""}, CallContext())
     assert bad.is_error and "non-empty string 'task'" in bad.text
 
@@ -91,10 +94,15 @@ async def test_agent_tool_concurrent_calls_and_cancellation(model_server: ModelS
     assert scope.cancelled_caught and asyncio.all_tasks() - before == set()
 
 
-async def test_agent_tool_reports_model_failures_as_errors(model_server: ModelServer, make_client) -> None:
+async def test_agent_tool_reports_failures_and_deadlines_as_errors(model_server: ModelServer, model_name: str,
+                                                                   make_client) -> None:
     tool = AgentTool(AssistantAgent("lost", make_client("no-such-model")))
     result = await tool.run({"task": "x"}, CallContext())
     assert result.is_error and "'no-such-model' was not found" in result.text
+    model_server.script(model_name, [{"content": "late", "delay": 30}])
+    slow = AgentTool(AssistantAgent("slow", make_client(model_name), model_client_stream=True))
+    result = await slow.run({"task": "x"}, CallContext().with_timeout(0.3))
+    assert result.is_error and "ran out of time" in result.text
 
 
 def test_code_blocks_are_found_by_language() -> None:

@@ -11,6 +11,7 @@ a turn completes, so a cancelled turn leaves the agent (and its saved state) as 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -51,7 +52,9 @@ class AssistantAgent(Runner):
         self._context: list[dict[str, Any]] = []
 
     def clone(self) -> AssistantAgent:
-        return AssistantAgent(self.name, self.model, **self._init)
+        twin = AssistantAgent(self.name, self.model, **self._init)
+        twin.toolset = self.toolset  # no conversation state in it: share the listing
+        return twin
 
     def _incoming(self, message: TextMessage) -> dict[str, Any]:
         entry: dict[str, Any] = {"role": "user", "content": message.content}
@@ -63,9 +66,15 @@ class AssistantAgent(Runner):
                    span: trace.Span) -> AsyncIterator[str | ModelResponse]:
         messages = ([{"role": "system", "content": self.system_message}] if self.system_message else []) + context
         if self.model_client_stream:
-            async for item in self.model.create_stream(messages, tools or None):
-                yield item
-            return
+            stream = self.model.create_stream(messages, tools or None)
+            async with aclosing(stream):
+                while True:
+                    with anyio.fail_after(ctx.remaining()):  # the deadline bounds each wait, never a yield
+                        try:
+                            item = await anext(stream)
+                        except StopAsyncIteration:
+                            return
+                    yield item
         # No cancel scope may stay open across a `yield`: take the answer, then yield it.
         with trace.use_span(span, end_on_exit=False), anyio.fail_after(ctx.remaining()):
             response = await self.model.create(messages, tools or None)

@@ -38,7 +38,9 @@ class CodeExecutorAgent(Runner):
         self._calls = 0
 
     def clone(self) -> CodeExecutorAgent:
-        return CodeExecutorAgent(self.name, self.workbench, **self._init)
+        twin = CodeExecutorAgent(self.name, self.workbench, **self._init)
+        twin.toolset = self.toolset
+        return twin
 
     async def _resolve(self) -> tuple[dict[str, str], dict[str, str]]:
         """language → exposed tool name, and tool name → the parameter that takes the code."""

@@ -21,6 +21,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import anyio
+
 from workbench.agents.base import Runner, Task, check_name, check_state, task_messages, usage_of
 from workbench.agents.messages import Event, TaskResult, TextChunk, TextMessage, Usage, dump_events, load_events
 from workbench.agents.models import ChatClient
@@ -90,16 +92,17 @@ class GroupChat(Runner):
                 break
             deadline = term.deadline() if term else None
             turn_ctx = ctx if deadline is None else ctx.with_timeout(max(0.0, deadline - time.monotonic()))
-            speaker, selector_usage = await self.select_speaker(turn_ctx)
-            if selector_usage is not None:
-                extra = extra + selector_usage
-                stop = term.check([SimpleNamespace(usage=selector_usage)]) if term else None
-                if stop:
-                    break
-            inputs = [m for m in self._thread[self._delivered.get(speaker.name, 0):]
-                      if isinstance(m, TextMessage) and m.source != speaker.name]
             turn: list[Any] = []
             try:
+                with anyio.fail_after(turn_ctx.remaining()):
+                    speaker, selector_usage = await self.select_speaker(turn_ctx)
+                if selector_usage is not None:
+                    extra = extra + selector_usage
+                    stop = term.check([SimpleNamespace(usage=selector_usage)]) if term else None
+                    if stop:
+                        break
+                inputs = [m for m in self._thread[self._delivered.get(speaker.name, 0):]
+                          if isinstance(m, TextMessage) and m.source != speaker.name]
                 async with aclosing(speaker.respond(inputs, turn_ctx)) as events:
                     async for event in events:
                         yield event

@@ -98,6 +98,8 @@ class AgentTool(Tool):
                         await ctx.report_progress(step, None, line)
             except WorkbenchError as e:  # a model or state error: the caller gets a message, not a crash
                 return ToolResult.error(f"{self.name} failed: {e}")
+            except TimeoutError:
+                return ToolResult.error(f"{self.name} ran out of time (the call's deadline passed)")
         assert result is not None
         return ToolResult.from_text(result.text, structured={
             "answer": result.text, "messages": dump_events(result.messages),

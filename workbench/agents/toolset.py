@@ -15,7 +15,7 @@ import mcp.types as mt
 from adapters.openai_tools import to_openai_tool
 from workbench.agents import telemetry
 from workbench.agents.messages import ToolCall, ToolCallResult
-from workbench.core import CallContext, ToolNotFoundError, ToolResult, Workbench
+from workbench.core import CallContext, ToolNotFoundError, ToolResult, Workbench, logger
 from workbench.naming import disambiguate, safe_tool_name
 
 
@@ -53,21 +53,33 @@ class Toolset:
         self.workbenches = [workbenches] if isinstance(workbenches, Workbench) else list(workbenches)
         self.include = list(include) if include else None
         self.tool_timeout = tool_timeout
-        self._routes: dict[str, _Route] | None = None
+        self._routes: dict[str, _Route] = {}
         self._schemas: list[dict[str, Any]] = []
-        for wb in self.workbenches:
-            wb.on_tools_changed(self._invalidate)
+        self._stale = True
+        self._subscribed = False
 
     async def _invalidate(self) -> None:
-        self._routes = None
+        self._stale = True
 
     async def openai_tools(self) -> list[dict[str, Any]]:
-        """The tools in OpenAI form, listed again only after a workbench reported a change."""
-        if self._routes is None:
+        """The tools in OpenAI form, listed again only after a workbench reported a change.
+        A workbench that cannot list its tools is left out this time and asked again next time."""
+        if not self._subscribed:  # lazily, once: clones share one toolset and add no listeners
+            self._subscribed = True
+            for wb in self.workbenches:
+                wb.on_tools_changed(self._invalidate)
+        if self._stale:
             routes: dict[str, _Route] = {}
             schemas: list[dict[str, Any]] = []
+            self._stale = False
             for index, wb in enumerate(self.workbenches):
-                for spec in await wb.list_tools():
+                try:
+                    specs = await wb.list_tools()
+                except Exception as e:
+                    logger.warning("workbench %s: cannot list tools: %s", wb.name, e)
+                    self._stale = True
+                    continue
+                for spec in specs:
                     if self.include is not None and not any(fnmatch.fnmatchcase(spec.name, g) for g in self.include):
                         continue
                     name = disambiguate(safe_tool_name(spec.name), set(routes), f"{index}/{spec.name}")
@@ -78,7 +90,7 @@ class Toolset:
 
     @property
     def names(self) -> list[str]:
-        return list(self._routes or {})
+        return list(self._routes)
 
     async def call(self, call: ToolCall, ctx: CallContext) -> ToolCallResult:
         """One call; unknown tools, malformed arguments, failures and timeouts become error results."""
@@ -91,9 +103,9 @@ class Toolset:
             return ToolCallResult(call_id=call.id, name=call.name, content=content, is_error=is_error)
 
     async def _call(self, call: ToolCall, ctx: CallContext) -> tuple[str, bool]:
-        if self._routes is None:
+        if not self._routes:
             await self.openai_tools()
-        route = (self._routes or {}).get(call.name)
+        route = self._routes.get(call.name)
         if route is None:
             return str(ToolNotFoundError(call.name, self.names)) + ". Call only the tools you were given.", True
         try:
