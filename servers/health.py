@@ -6,6 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from servers.auth import bearer_ok
 from servers.mcp_server import WorkbenchServer
 from workbench.core import Health
 
@@ -24,13 +25,16 @@ def health_routes(server: WorkbenchServer) -> tuple:
     async def readyz(request: Request) -> JSONResponse:
         overall = server.workbench.health()
         ready = overall.state == "up" and not server.draining
-        body = {
+        body: dict[str, object] = {
             "status": "ready" if ready else ("draining" if server.draining else "not ready"),
-            "detail": overall.detail,
             "sources": {k: {"state": h.state, "detail": h.detail} for k, h in source_health(server).items()},
-            "sessions": len(server.sessions.sessions),
-            "inflight_calls": server.inflight,
         }
+        token = server.settings.auth_token
+        if token and not bearer_ok(request.headers.get("authorization"), token):
+            # The probe is open; what is wrong inside (paths, upstream errors) is for the token holder.
+            body["sources"] = {k: {"state": h.state} for k, h in source_health(server).items()}
+        else:
+            body.update(detail=overall.detail, sessions=len(server.sessions.sessions), inflight_calls=server.inflight)
         return JSONResponse(body, status_code=200 if ready else 503)
 
     return healthz, readyz

@@ -34,6 +34,11 @@ async def test_bearer_token_refused_without_and_accepted_with(mode: str) -> None
         assert "Authorization: Bearer" in missing.json()["error_description"]
         assert wrong.status_code == 401
         assert health.status_code == 200  # probes need no token
+        async with httpx2.AsyncClient() as http:
+            anonymous = (await http.get(f"{served.base}/readyz")).json()
+            insider = (await http.get(f"{served.base}/readyz", headers={"Authorization": "Bearer s3cret"})).json()
+        assert anonymous["sources"] == {"testbench": {"state": "up"}} and "sessions" not in anonymous
+        assert insider["sources"] == {"testbench": {"state": "up", "detail": ""}} and insider["sessions"] == 0
 
         with pytest.raises(Exception):  # the SDK client reports the 401 as a generic error
             async with http_client(served.url, mode=mode) as client:
