@@ -22,23 +22,32 @@ async def run_in_console(runner: Runner, task: str | None, console: Console | No
     """Stream `runner`'s run on `task` to `console` (stdout by default) and return the result."""
     console = console or Console()
     started = time.monotonic()
-    streaming_from: str | None = None
+    speaker: str | None = None  # whose header was printed last
+    mid_line = False  # streamed chunks left the cursor mid-line
     result: TaskResult | None = None
     async for event in runner.run_stream(task, ctx=ctx):
-        if isinstance(event, TextChunk):
-            if streaming_from != event.source:
-                console.print(Rule(f"[bold]{escape(event.source)}", align="left"))
-                streaming_from = event.source
-            console.print(escape(event.content), end="", soft_wrap=True, highlight=False)
+        if isinstance(event, TaskResult):
+            result = event
             continue
-        if isinstance(event, TextMessage):
-            if streaming_from == event.source:
-                console.print()  # the text was already shown chunk by chunk
+        if event.source != speaker:
+            if mid_line:
+                console.print()
+                mid_line = False
+            console.print(Rule(f"[bold]{escape(event.source)}", align="left"))
+            speaker = event.source
+        if isinstance(event, TextChunk):
+            console.print(escape(event.content), end="", soft_wrap=True, highlight=False)
+            mid_line = True
+        elif isinstance(event, TextMessage):
+            if mid_line:  # the text was already shown chunk by chunk
+                console.print()
+                mid_line = False
             else:
-                console.print(Rule(f"[bold]{escape(event.source)}", align="left"))
                 console.print(escape(_clip(event.content, 4000)), highlight=False)
-            streaming_from = None
         elif isinstance(event, ToolCallEvent):
+            if mid_line:
+                console.print()
+                mid_line = False
             for call in event.calls:
                 console.print(f"[cyan]→ {escape(call.name)}[/]([dim]{escape(_clip(call.arguments, 300))}[/])", highlight=False)
         elif isinstance(event, ToolResultEvent):
@@ -46,8 +55,6 @@ async def run_in_console(runner: Runner, task: str | None, console: Console | No
                 style = "red" if r.is_error else "green"
                 console.print(f"[{style}]← {escape(r.name)}{' error' if r.is_error else ''}:[/] {escape(_clip(r.content))}",
                               highlight=False)
-        elif isinstance(event, TaskResult):
-            result = event
     assert result is not None
     elapsed = time.monotonic() - started
     reason = f"stopped: {escape(result.stop_reason)} · " if result.stop_reason else ""

@@ -77,7 +77,7 @@ class OpenAIChatClient(ChatClient):
                  parallel_tool_calls: bool | None = None, extra_body: dict[str, Any] | None = None,
                  default_headers: dict[str, str] | None = None) -> None:
         self.model = model
-        self.base_url = base_url
+        self.base_url = base_url = base_url or None  # "" (an unset ${VAR:-}) means the default endpoint
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.timeout = timeout

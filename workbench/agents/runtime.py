@@ -116,7 +116,7 @@ class _Slot:
             self.wakeup.set()
 
 
-Factory = Callable[[AgentId], "Actor | Awaitable[Actor]"]
+Factory = Callable[[AgentId], Actor | Awaitable[Actor]]
 
 
 class AgentRuntime:

@@ -29,7 +29,7 @@ from workbench.agents.models import ChatClient
 from workbench.agents.termination import Termination
 from workbench.core import CallContext, maybe_await
 
-SelectorFunc = Callable[[list[Any]], "str | None | Awaitable[str | None]"]
+SelectorFunc = Callable[[list[Any]], str | None | Awaitable[str | None]]
 
 
 class GroupChat(Runner):
