@@ -185,3 +185,40 @@ async def test_concurrent_calls_per_client_are_bounded(mode: str) -> None:
     refused = [r for r in results if r.is_error]
     assert len(refused) == 2 and "too many concurrent calls" in refused[0].content[0].text
     assert sum(not r.is_error for r in results) == 2
+
+
+async def test_the_app_mounts_inside_a_users_own_starlette_app() -> None:
+    from contextlib import asynccontextmanager
+
+    import uvicorn
+    from conftest import free_port
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount, Route
+
+    from servers import create_app
+    from servers.serve import _Uvicorn
+
+    bench = ServeBench()
+    tools_app = create_app(bench, ServeSettings(transport="http"))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
+        async with bench, tools_app.router.lifespan_context(tools_app):
+            yield
+
+    async def home(request: object) -> PlainTextResponse:
+        return PlainTextResponse("the user's own route")
+
+    app = Starlette(routes=[Route("/", home), Mount("/tools", tools_app)], lifespan=lifespan)
+    port = free_port()
+    http = _Uvicorn(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, timeout_graceful_shutdown=1))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(http.serve)
+        while not http.started:
+            await anyio.sleep(0.01)
+        try:
+            async with http_client(f"http://127.0.0.1:{port}/tools/mcp") as client:
+                assert (await client.call_tool("echo", {"text": "mounted"})).content[0].text == "mounted"
+        finally:
+            http.should_exit = True
