@@ -222,3 +222,25 @@ async def test_the_app_mounts_inside_a_users_own_starlette_app() -> None:
                 assert (await client.call_tool("echo", {"text": "mounted"})).content[0].text == "mounted"
         finally:
             http.should_exit = True
+
+
+async def test_sessions_are_per_client_and_stateless_ones_end_when_idle() -> None:
+    bench = ServeBench()
+    settings = ServeSettings(transport="http", session_idle_timeout=0.5)
+    async with serving(bench, settings) as served:
+        async with http_client(served.url, mode="legacy") as one, http_client(served.url, mode="legacy") as two:
+            first = (await one.call_tool("whoami", {})).structured_content["session"]
+            second = (await two.call_tool("whoami", {})).structured_content["session"]
+            assert first != second and first.startswith("http-") and second.startswith("http-")
+            assert first == (await one.call_tool("whoami", {})).structured_content["session"]
+
+        async def session_of(header: str) -> str:
+            async with http_client(served.url, headers={"Workbench-Session": header}) as client:
+                return (await client.call_tool("whoami", {})).structured_content["session"]
+
+        alice, bob = await session_of("alice"), await session_of("bob")
+        assert alice != bob and alice.startswith("client-") and alice == await session_of("alice")
+        with anyio.fail_after(5):  # no calls for session_idle_timeout: the workbench is told they are gone
+            while not {alice, bob} <= set(bench.closed_sessions):
+                await anyio.sleep(0.05)
+        assert {first, second} <= set(bench.closed_sessions)  # the legacy clients deleted theirs on exit
