@@ -192,3 +192,23 @@ async def test_tool_list_follows_changes_and_survives_a_broken_workbench(model_s
     offered = [[t["function"]["name"] for t in r["tools"]] for r in model_server.requests(model_name)]
     assert offered == [["first"], ["first", "second"]]
     assert len(tools._tools_changed_listeners) == 1
+
+
+async def test_context_window_and_long_tool_results(model_server: ModelServer, model_name: str, make_client) -> None:
+    def dump() -> str:
+        return "x" * 500
+
+    model_server.script(model_name, [{"content": "one"}, {"tool_calls": [{"name": "dump", "arguments": {}}]},
+                                     {"content": "two"}, {"content": "three"}])
+    agent = AssistantAgent("a", make_client(model_name), workbench=StaticWorkbench([dump]), max_context_messages=3,
+                           max_tool_result_chars=100)
+    await agent.run("first")
+    await agent.run("second")
+    await agent.run("third")
+    sent = model_server.requests(model_name)
+    tool_result = sent[2]["messages"][-1]
+    assert tool_result["role"] == "tool" and tool_result["content"] == "x" * 100 + "\n[… 400 more characters cut]"
+    # The last 3 entries would start on a tool result whose call was cut off: it is skipped too.
+    assert [(m["role"], m["content"]) for m in sent[3]["messages"]] == [
+        ("system", "You are a helpful assistant."), ("assistant", "two"), ("user", "third")]
+    assert len((await agent.save_state())["context"]) == 8  # the whole conversation is kept

@@ -29,13 +29,16 @@ class AssistantAgent(Runner):
     """`AssistantAgent("coder", model, workbench=[tools, box], tools=["sandbox__*"])`.
 
     `tools` are globs over the workbenches' tool names (None: all). `tool_timeout` bounds
-    each tool call in seconds; `model_client_stream` streams `TextChunk` events.
+    each tool call in seconds; `model_client_stream` streams `TextChunk` events;
+    `max_context_messages` sends only the latest part of a long conversation (the whole
+    of it is kept and saved); a tool result longer than `max_tool_result_chars` is cut.
     """
 
     def __init__(self, name: str, model: ChatClient, workbench: Workbench | Sequence[Workbench] | None = None, *,
                  description: str = "", system_message: str | None = "You are a helpful assistant.",
                  tools: Sequence[str] | None = None, max_tool_iterations: int = 8, reflect_on_tool_use: bool = False,
-                 tool_timeout: float | None = None, model_client_stream: bool = False) -> None:
+                 tool_timeout: float | None = None, model_client_stream: bool = False,
+                 max_context_messages: int | None = None, max_tool_result_chars: int = 50_000) -> None:
         if max_tool_iterations < 1:
             raise ValueError("max_tool_iterations must be at least 1")
         self.name = check_name(name)
@@ -45,10 +48,12 @@ class AssistantAgent(Runner):
         self.max_tool_iterations = max_tool_iterations
         self.reflect_on_tool_use = reflect_on_tool_use
         self.model_client_stream = model_client_stream
-        self.toolset = Toolset(workbench, tools, tool_timeout=tool_timeout)
+        self.max_context_messages = max_context_messages
+        self.toolset = Toolset(workbench, tools, tool_timeout=tool_timeout, max_result_chars=max_tool_result_chars)
         self._init = dict(workbench=workbench, description=description, system_message=system_message, tools=tools,
                           max_tool_iterations=max_tool_iterations, reflect_on_tool_use=reflect_on_tool_use,
-                          tool_timeout=tool_timeout, model_client_stream=model_client_stream)
+                          tool_timeout=tool_timeout, model_client_stream=model_client_stream,
+                          max_context_messages=max_context_messages, max_tool_result_chars=max_tool_result_chars)
         self._context: list[dict[str, Any]] = []
 
     def clone(self) -> AssistantAgent:
@@ -64,7 +69,7 @@ class AssistantAgent(Runner):
 
     async def _ask(self, context: list[dict[str, Any]], tools: list[dict[str, Any]] | None, ctx: CallContext,
                    span: trace.Span) -> AsyncIterator[str | ModelResponse]:
-        messages = ([{"role": "system", "content": self.system_message}] if self.system_message else []) + context
+        messages = ([{"role": "system", "content": self.system_message}] if self.system_message else []) + self._window(context)
         if self.model_client_stream:
             stream = self.model.create_stream(messages, tools or None)
             async with aclosing(stream):
@@ -80,6 +85,16 @@ class AssistantAgent(Runner):
             response = await self.model.create(messages, tools or None)
         yield response
 
+    def _window(self, context: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The last `max_context_messages` entries, never starting on a tool result whose call
+        was cut off (the API rejects those)."""
+        if self.max_context_messages is None or len(context) <= self.max_context_messages:
+            return context
+        start = len(context) - self.max_context_messages
+        while start < len(context) - 1 and context[start]["role"] == "tool":
+            start += 1
+        return context[start:]
+
     async def respond(self, messages: list[TextMessage], ctx: CallContext) -> AsyncIterator[Event]:
         context = self._context + [self._incoming(m) for m in messages]
         span = telemetry.start_span(f"invoke_agent {self.name}", {
@@ -93,11 +108,12 @@ class AssistantAgent(Runner):
             last_results: list[str] = []
             for _ in range(self.max_tool_iterations):
                 response: ModelResponse | None = None
-                async for item in self._ask(context, tools, ctx, span):
-                    if isinstance(item, str):
-                        yield TextChunk(source=self.name, content=item)
-                    else:
-                        response = item
+                async with aclosing(self._ask(context, tools, ctx, span)) as answer:
+                    async for item in answer:
+                        if isinstance(item, str):
+                            yield TextChunk(source=self.name, content=item)
+                        else:
+                            response = item
                 assert response is not None
                 usage = usage + response.usage
                 context.append(response.to_openai_message())
@@ -113,11 +129,12 @@ class AssistantAgent(Runner):
                 yield ToolResultEvent(source=self.name, results=results)
             if final is None and self.reflect_on_tool_use:
                 response = None
-                async for item in self._ask(context, None, ctx, span):
-                    if isinstance(item, str):
-                        yield TextChunk(source=self.name, content=item)
-                    else:
-                        response = item
+                async with aclosing(self._ask(context, None, ctx, span)) as answer:
+                    async for item in answer:
+                        if isinstance(item, str):
+                            yield TextChunk(source=self.name, content=item)
+                        else:
+                            response = item
                 assert response is not None
                 usage = usage + response.usage
                 context.append(response.to_openai_message())

@@ -18,7 +18,8 @@ from workbench.core import CallContext, WorkbenchError
 Task = str | TextMessage | Sequence[TextMessage] | None
 """A task: text (from "user"), message(s), or None to continue where the last run stopped."""
 
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+"""What OpenAI accepts as a message author's `name`, which is how teammates are told apart."""
 
 
 class StateError(WorkbenchError):
@@ -27,7 +28,9 @@ class StateError(WorkbenchError):
 
 def check_name(name: str) -> str:
     if not _NAME.match(name):
-        raise ValueError(f"invalid agent name {name!r}: use 1-64 letters, digits, '_', '-' or '.' (no spaces)")
+        raise ValueError(f"invalid agent name {name!r}: use 1-64 letters, digits, '_' or '-' (no spaces)")
+    if name == "user":
+        raise ValueError("'user' is the task's author; give the agent another name")
     return name
 
 

@@ -25,8 +25,9 @@ class _Route:
     name: str
 
 
-def render(result: ToolResult) -> str:
-    """A tool result as the text a model reads; non-text content is described, not dropped."""
+def render(result: ToolResult, limit: int | None = None) -> str:
+    """A tool result as the text a model reads; non-text content is described, not dropped;
+    past `limit` characters the text is cut and says so."""
     parts: list[str] = []
     for block in result.content:
         if isinstance(block, mt.TextContent):
@@ -40,19 +41,23 @@ def render(result: ToolResult) -> str:
             parts.append(resource.text if isinstance(resource, mt.TextResourceContents) else f"[resource {resource.uri}]")
     if not parts and result.structured is not None:
         parts.append(json.dumps(result.structured, ensure_ascii=False))
-    return "\n".join(parts)
+    text = "\n".join(parts)
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + f"\n[… {len(text) - limit} more characters cut]"
+    return text
 
 
 class Toolset:
     """`Toolset([mcp_tools, sandbox], include=["sandbox__*", "github__search*"])`."""
 
     def __init__(self, workbenches: Workbench | Sequence[Workbench] | None, include: Sequence[str] | None = None,
-                 *, tool_timeout: float | None = None) -> None:
+                 *, tool_timeout: float | None = None, max_result_chars: int | None = None) -> None:
         if workbenches is None:
             workbenches = []
         self.workbenches = [workbenches] if isinstance(workbenches, Workbench) else list(workbenches)
         self.include = list(include) if include else None
         self.tool_timeout = tool_timeout
+        self.max_result_chars = max_result_chars
         self._routes: dict[str, _Route] = {}
         self._schemas: list[dict[str, Any]] = []
         self._stale = True
@@ -125,7 +130,7 @@ class Toolset:
             return f"{e}. The tool disappeared; use another.", True
         except Exception as e:  # a broken source must not end the agent's turn
             return f"{call.name} failed: {type(e).__name__}: {e}", True
-        return render(result), result.is_error
+        return render(result, self.max_result_chars), result.is_error
 
     async def call_all(self, calls: Sequence[ToolCall], ctx: CallContext) -> list[ToolCallResult]:
         """Run the calls concurrently; results come back in the order of the calls."""
