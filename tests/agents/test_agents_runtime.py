@@ -148,3 +148,24 @@ async def test_runner_actor_and_spans(spans) -> None:
     agent = by_name["invoke_agent assistant"]
     assert agent.attributes["gen_ai.operation.name"] == "invoke_agent"
     assert agent.parent is not None and agent.parent.span_id == by_name["send assistant"].context.span_id
+
+
+EXPORT_SCRIPT = """
+import anyio, sys
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+from workbench.agents import AssistantAgent, ReplayChatClient, configure_tracing
+if sys.argv[1] == "on":
+    configure_tracing(ConsoleSpanExporter(out=sys.stdout))
+print(anyio.run(AssistantAgent("helper", ReplayChatClient(["hi"])).run, "hello").text)
+"""
+
+
+@pytest.mark.parametrize("tracing", ["on", "off"])
+def test_spans_are_exported_only_when_configured(tracing: str) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", EXPORT_SCRIPT, tracing], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("hi")
+    assert ('"gen_ai.agent.name": "helper"' in out.stdout) == (tracing == "on")
