@@ -106,20 +106,28 @@ class AssistantAgent(Runner):
                 tools = await self.toolset.openai_tools()
             final: TextMessage | None = None
             last_results: list[str] = []
-            for _ in range(self.max_tool_iterations):
+            # Up to max_tool_iterations calls that may use tools, then one without (reflection).
+            for iteration in range(self.max_tool_iterations + 1):
+                reflecting = iteration == self.max_tool_iterations
+                if reflecting and not self.reflect_on_tool_use:
+                    # Out of iterations without reflection: the tool output is the answer.
+                    final = TextMessage(source=self.name, content="\n".join(last_results))
+                    context.append({"role": "assistant", "content": final.content})
+                    break
                 response: ModelResponse | None = None
-                async with aclosing(self._ask(context, tools, ctx, span)) as answer:
+                async with aclosing(self._ask(context, None if reflecting else tools, ctx, span)) as answer:
                     async for item in answer:
-                        if isinstance(item, str):
-                            yield TextChunk(source=self.name, content=item)
-                        else:
+                        if isinstance(item, ModelResponse):
                             response = item
+                        else:
+                            yield TextChunk(source=self.name, content=item)
                 assert response is not None
                 usage = usage + response.usage
-                context.append(response.to_openai_message())
-                if not response.tool_calls:
+                if not response.tool_calls or reflecting:
                     final = TextMessage(source=self.name, content=response.content or "", usage=response.usage)
+                    context.append({"role": "assistant", "content": final.content})
                     break
+                context.append(response.to_openai_message())
                 yield ToolCallEvent(source=self.name, calls=response.tool_calls, content=response.content,
                                     usage=response.usage)
                 with trace.use_span(span, end_on_exit=False):
@@ -127,22 +135,7 @@ class AssistantAgent(Runner):
                 context.extend({"role": "tool", "tool_call_id": r.call_id, "content": r.content} for r in results)
                 last_results = [r.content for r in results]
                 yield ToolResultEvent(source=self.name, results=results)
-            if final is None and self.reflect_on_tool_use:
-                response = None
-                async with aclosing(self._ask(context, None, ctx, span)) as answer:
-                    async for item in answer:
-                        if isinstance(item, str):
-                            yield TextChunk(source=self.name, content=item)
-                        else:
-                            response = item
-                assert response is not None
-                usage = usage + response.usage
-                context.append(response.to_openai_message())
-                final = TextMessage(source=self.name, content=response.content or "", usage=response.usage)
-            elif final is None:
-                # Out of iterations without reflection: the tool output is the answer.
-                final = TextMessage(source=self.name, content="\n".join(last_results))
-                context.append({"role": "assistant", "content": final.content})
+            assert final is not None
             span.set_attribute(telemetry.INPUT_TOKENS, usage.input_tokens)
             span.set_attribute(telemetry.OUTPUT_TOKENS, usage.output_tokens)
             self._context = context  # commit: the turn completed
