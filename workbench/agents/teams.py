@@ -81,6 +81,8 @@ class GroupChat(Runner):
         extra = Usage()
         self._thread.extend(new)
         produced.extend(new)
+        if self.checkpoint is not None and new:
+            await self._write_checkpoint()  # even a crash before the first turn keeps the task
         if emit_task:
             for m in new:
                 yield m
