@@ -14,7 +14,7 @@ from workbench.agents.assistant import AssistantAgent
 from workbench.agents.messages import TextMessage, Usage
 from workbench.agents.replay import ReplayChatClient
 from workbench.agents.teams import RoundRobinGroupChat, SelectorGroupChat
-from workbench.agents.termination import MaxMessages, TextMention, Timeout, TokenBudget
+from workbench.agents.termination import ExternalStop, MaxMessages, TextMention, Timeout, TokenBudget
 
 pytestmark = pytest.mark.anyio
 
@@ -164,3 +164,23 @@ async def test_nested_team_as_participant(model_server: ModelServer, model_name:
 def test_team_needs_a_way_to_stop() -> None:
     with pytest.raises(ValueError, match="never stop"):
         RoundRobinGroupChat([AssistantAgent("a", ReplayChatClient([]))])
+
+
+async def test_external_stop_finishes_the_turn_then_stops(model_server: ModelServer, model_name: str, make_client) -> None:
+    coder, reviewer = pair(model_server, make_client, model_name, [{"content": "c1", "delay": 0.3}, {"content": "c2"}],
+                           [{"content": "r1"}])
+    stop = ExternalStop()
+    team = RoundRobinGroupChat([coder, reviewer], termination=stop, max_turns=2)
+
+    async def press_stop() -> None:
+        while not model_server.requests(f"{model_name}-coder"):
+            await anyio.sleep(0.01)
+        stop.set("the user pressed stop")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(press_stop)
+        result = await team.run("go")
+    assert [m.content for m in result.messages] == ["go", "c1"] and result.stop_reason == "the user pressed stop"
+    assert stop.requested is None  # reset for the next run
+    resumed = await team.run()
+    assert [m.content for m in resumed.messages] == ["r1", "c2"]

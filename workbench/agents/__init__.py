@@ -36,7 +36,7 @@ from workbench.agents.replay import ReplayChatClient
 from workbench.agents.runtime import Actor, AgentId, AgentRuntime, FunctionActor, MessageContext, RunnerActor, TopicId
 from workbench.agents.teams import GroupChat, RoundRobinGroupChat, SelectorGroupChat
 from workbench.agents.telemetry import configure_tracing
-from workbench.agents.termination import MaxMessages, Termination, TextMention, Timeout, TokenBudget
+from workbench.agents.termination import ExternalStop, MaxMessages, Termination, TextMention, Timeout, TokenBudget
 from workbench.agents.tool import AgentTool
 
 Agent = AssistantAgent | CodeExecutorAgent
@@ -44,7 +44,7 @@ Team = GroupChat
 
 __all__ = [
     "Actor", "Agent", "AgentId", "AgentRuntime", "AgentTool", "AssistantAgent", "CachedChatClient", "ChatClient",
-    "CodeExecutorAgent", "FunctionActor", "GroupChat", "MaxMessages", "MessageContext", "ModelAuthError", "ModelError",
+    "CodeExecutorAgent", "ExternalStop", "FunctionActor", "GroupChat", "MaxMessages", "MessageContext", "ModelAuthError", "ModelError",
     "ModelNotFoundError", "ModelRateLimitError", "ModelResponse", "ModelUnavailableError", "OpenAIChatClient",
     "ReplayChatClient", "RoundRobinGroupChat", "Runner", "RunnerActor", "SelectorGroupChat", "StateError", "TaskResult",
     "Team", "Termination", "TextChunk", "TextMention", "TextMessage", "Timeout", "TokenBudget", "ToolCall",

@@ -126,6 +126,23 @@ class TokenBudget(Termination):
         self.used = int(state.get("used", 0))
 
 
+class ExternalStop(Termination):
+    """Stop at the next turn boundary once `set()` is called (from a UI, a signal handler, …):
+    unlike cancelling, the current turn completes and is kept."""
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+
+    def set(self, reason: str = "stop requested") -> None:
+        self.requested = reason
+
+    def check(self, events: Sequence[Any]) -> str | None:
+        return self.requested
+
+    def reset(self) -> None:
+        self.requested = None
+
+
 class AnyOf(Termination):
     def __init__(self, conditions: Sequence[Termination]) -> None:
         self.conditions = list(conditions)
