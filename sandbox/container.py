@@ -76,7 +76,7 @@ def _engine_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
     except docker.errors.ImageNotFound as e:
-        raise ImageMissingError(str(e.explanation).split(": ")[-1]) from None
+        raise ImageMissingError(str(e.explanation)) from None
     except docker.errors.APIError as e:
         text = str(e.explanation or e)
         if "runtime" in text and ("unknown" in text.lower() or "not" in text):
@@ -89,15 +89,9 @@ def _engine_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 def _create_and_start(s: SandboxSettings) -> str:
     client = docker_client()
-    try:
-        client.api.inspect_image(s.image)
-    except docker.errors.ImageNotFound:
-        raise ImageMissingError(s.image) from None
-    except requests.exceptions.ConnectionError as e:
-        raise EngineUnavailableError(str(e)[:200]) from None
     config = client.api.create_container_config(
         s.image,
-        command=["python3", "-c", "import os; exec(os.environ.pop('WORKBENCH_SUPERVISOR'))"],
+        command=["python3", "-S", "-c", "import os; exec(os.environ.pop('WORKBENCH_SUPERVISOR'))"],
         user=s.user or "",
         working_dir=WORKSPACE,
         environment={"HOME": WORKSPACE, "WORKBENCH_SUPERVISOR": SUPERVISOR_SOURCE},
@@ -106,7 +100,10 @@ def _create_and_start(s: SandboxSettings) -> str:
         host_config=host_config(client, s),
     )
     config["StdinOnce"] = True  # our attach closing (the host process died) ends the container
-    created = _engine_call(client.api.create_container_from_config, config)
+    try:
+        created = _engine_call(client.api.create_container_from_config, config)
+    except ImageMissingError:
+        raise ImageMissingError(s.image) from None
     try:
         _engine_call(client.api.start, created["Id"])
     except BaseException:

@@ -22,7 +22,7 @@ import docker.errors
 
 from sandbox.settings import DEFAULT_IMAGE, PROJECT_LABEL, SANDBOX_UID, WORKSPACE
 
-PACKAGES = ["python3", "python3-venv", "bash", "coreutils", "procps", "findutils", "grep", "sed", "gawk",
+PACKAGES = ["python3", "python3-venv", "python-is-python3", "bash", "coreutils", "procps", "findutils", "grep", "sed", "gawk",
             "tar", "gzip", "xz-utils", "bzip2", "file", "less", "ca-certificates", "iputils-ping", "netbase"]
 """What agent code expects to find; kept in step with sandbox/Dockerfile."""
 
@@ -116,6 +116,9 @@ def _make_rootfs_tar(progress: Progress) -> Path:
         partial = cached.with_suffix(".partial")
         _run(["tar", "--numeric-owner", "-C", str(root), "-czf", str(partial), "."], progress, "packing root filesystem")
         partial.rename(cached)
+    for stale in cached.parent.glob("sandbox-rootfs-*.tar.gz"):
+        if stale != cached:
+            stale.unlink()
     return cached
 
 
@@ -125,7 +128,14 @@ def build_offline(tag: str = DEFAULT_IMAGE, progress: Progress = print) -> None:
     changes = [f"USER {SANDBOX_UID}:{SANDBOX_UID}", f"WORKDIR {WORKSPACE}", f'LABEL {PROJECT_LABEL}="image"',
                'CMD ["python3"]'] + [f"ENV {k}={v}" for k, v in IMAGE_ENV.items()]
     cmd = ["docker", "import"] + [a for c in changes for a in ("--change", c)] + [str(tar), tag]
+    client = docker.from_env()
+    previous = client.images.get(tag).id if image_exists(client, tag) else None
     _run(cmd, progress, f"docker import as {tag}")
+    if previous and previous != client.images.get(tag).id:
+        try:  # the old build, now untagged; kept if a container still uses it
+            client.images.remove(previous)
+        except docker.errors.APIError:
+            pass
     progress(f"built {tag}")
 
 

@@ -25,6 +25,7 @@ class WarmPool:
         self._tg = task_group
         self._ready: list[SandboxContainer] = []
         self._starting = 0
+        self._cold = 0  # takes that found the pool empty and are starting their own container
         self._closed = False
         self.last_error: BaseException | None = None
 
@@ -33,8 +34,9 @@ class WarmPool:
         return len(self._ready)
 
     def fill(self) -> None:
-        """Start containers in the background until `size` are ready or on their way."""
-        while not self._closed and len(self._ready) + self._starting < self.size:
+        """Start containers in the background until `size` are ready or on their way — but not
+        during a burst of cold takes, which would only compete with the callers waiting."""
+        while not self._closed and not self._cold and len(self._ready) + self._starting < self.size:
             self._starting += 1
             self._tg.start_soon(self._start_one)
 
@@ -60,7 +62,11 @@ class WarmPool:
                 if not container.channel.closed:
                     return container
                 await container.remove()
-            return await SandboxContainer.start(self.settings)
+            self._cold += 1
+            try:
+                return await SandboxContainer.start(self.settings)
+            finally:
+                self._cold -= 1
         finally:
             self.fill()
 

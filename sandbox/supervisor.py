@@ -223,24 +223,34 @@ class Supervisor:
 
     # -- one run ---------------------------------------------------------------------------
     def pump(self, fds, out, err, deadline, done_fd=None, proc=None):
-        """Read output until the run finishes; returns (finished, reply_bytes, why_stopped)."""
+        """Read output until the run finishes (the worker replies on `done_fd`, or `proc`
+        exits); returns (how it stopped, the worker's reply bytes)."""
         open_fds = {fds[0]: out, fds[1]: err}
+        exit_fd = None
+        if proc is not None:
+            try:  # readable when the process exits: no polling (gVisor may lack it)
+                exit_fd = os.pidfd_open(proc.pid)
+            except (AttributeError, OSError):
+                pass
+        try:
+            return self._pump(open_fds, deadline, done_fd, proc, exit_fd)
+        finally:
+            if exit_fd is not None:
+                os.close(exit_fd)
+
+    def _pump(self, open_fds, deadline, done_fd, proc, exit_fd):
         reply = b""
         while True:
             wait = deadline - time.monotonic()
             if wait <= 0:
                 return "timeout", reply
-            watch = list(open_fds) + [self.wake_r] + ([done_fd] if done_fd is not None else [])
-            if proc is not None and not open_fds:
-                try:  # output closed: the exit follows within a moment
-                    proc.wait(timeout=min(wait, 0.05))
-                    return "done", reply
-                except subprocess.TimeoutExpired:
-                    wait = 0
-            elif proc is not None:
-                wait = min(wait, 0.05)  # a background child may hold the pipes open
+            watch = list(open_fds) + [self.wake_r] + [fd for fd in (done_fd, exit_fd) if fd is not None]
+            if proc is not None and exit_fd is None:
+                wait = min(wait, 0.002 if not open_fds else 0.05)  # no pidfd: poll for the exit
             ready, _, _ = select.select(watch, [], [], wait)
             for fd in ready:
+                if fd == exit_fd:
+                    continue  # the exit is checked below
                 if fd == self.wake_r:
                     os.read(self.wake_r, 64)
                     if self.current in self.cancelled:
