@@ -1,6 +1,8 @@
-"""The AutoGen side of bench_agents.py; runs in bench/.venv-autogen-agents and prints JSON.
+"""The AutoGen side of bench_agents.py; runs in bench/.venv-autogen-agents.
 
-Usage: python bench/_autogen_agents_peer.py BASE_URL SENDS PUBLISHES TURNS
+Usage: python bench/_autogen_agents_peer.py BASE_URL, then one command a line on stdin —
+`send N`, `publish N`, `turns N` — each answered with one JSON line. Staying up between
+commands lets the caller alternate with its own measurements at a fine grain.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class Echo(RoutedAgent):
 
 
 class Sink(RoutedAgent):
-    received = 0
+    received = 0  # across runs: publish() checks the difference
 
     def __init__(self) -> None:
         super().__init__("sink")
@@ -73,12 +75,13 @@ async def publish(n: int, subscribers: int = 10) -> float:
         await rt.add_subscription(TypeSubscription("news", f"sink{s}"))
     rt.start()
     topic = TopicId("news", "default")
+    before = Sink.received
     started = time.perf_counter()
     for i in range(n):
         await rt.publish_message(Msg(i), topic)
     await rt.stop_when_idle()
     elapsed = time.perf_counter() - started
-    assert Sink.received == n * subscribers, Sink.received
+    assert Sink.received - before == n * subscribers, Sink.received - before
     return n * subscribers / elapsed
 
 
@@ -92,7 +95,7 @@ async def agent_turns(base_url: str, turns: int) -> dict[str, float]:
     client = OpenAIChatCompletionClient(model="tool-then-answer", base_url=base_url, api_key="not-needed", model_info={
         "vision": False, "function_calling": True, "json_output": False, "family": "unknown", "structured_output": False})
     raw = AsyncOpenAI(base_url=base_url, api_key="not-needed")
-    times, overheads = [], []
+    times, overheads, floors = [], [], []
     for i in range(turns + 5):
         floor = await raw_turn(raw)
         agent = AssistantAgent("assistant", model_client=client, tools=[add], reflect_on_tool_use=True)
@@ -103,8 +106,10 @@ async def agent_turns(base_url: str, turns: int) -> dict[str, float]:
         if i >= 5:
             times.append(elapsed)
             overheads.append(elapsed - floor)
+            floors.append(floor)
     await raw.close()
-    return {"turn_ms": statistics.median(times) * 1000, "overhead_ms": statistics.median(overheads) * 1000}
+    return {"turn_ms": statistics.median(times) * 1000, "overhead_ms": statistics.median(overheads) * 1000,
+            "raw_ms": statistics.median(floors) * 1000}
 
 
 TOOLS = [{"type": "function", "function": {"name": "add", "description": "Add two integers.", "parameters": {
@@ -123,11 +128,12 @@ async def raw_turn(client: AsyncOpenAI) -> float:
 
 
 async def main() -> None:
-    base_url, sends, publishes, turns = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    # The turns first, then the runtime: nothing left over from one part can slow the next.
-    out = await agent_turns(base_url, turns)
-    out.update(send_per_s=await send_reply(sends), publish_per_s=await publish(publishes))
-    print(json.dumps(out))
+    base_url = sys.argv[1]
+    commands = {"send": lambda n: send_reply(n), "publish": lambda n: publish(n), "turns": lambda n: agent_turns(base_url, n)}
+    while line := await asyncio.to_thread(sys.stdin.readline):
+        command, n = line.split()
+        result = await commands[command](int(n))
+        print(json.dumps(result if isinstance(result, dict) else {command: result}), flush=True)
 
 
 if __name__ == "__main__":
