@@ -11,7 +11,8 @@ Each actor handles one message at a time. A `send` runs the handler in the calle
 task (under the actor's lock), so cancelling the caller cancels the handler at whatever it
 awaits, and the handler's exception is the caller's exception. Published messages go
 through a per-actor mailbox served by one task in the runtime's task group; a failing
-handler is logged and does not stop delivery. Every message gets a span.
+handler is logged and does not stop delivery. Every message gets a span. (So an actor
+must not `send` to itself from a handler: it would wait for its own lock; publish instead.)
 """
 
 from __future__ import annotations
