@@ -132,10 +132,9 @@ class WorkbenchServer:
 
     async def tools_changed(self) -> None:
         """The workbench's tool list changed: tell every client, in both eras."""
-        self._exposed_cache.clear()
         await self.bus.publish(ToolsListChanged())  # 2026-07-28: subscriptions/listen streams
         for connection in list(self._legacy):  # 2025-11-25: the session's standalone channel
-            await connection.outbound.notify("notifications/tools/list_changed", None)
+            await connection.notify("notifications/tools/list_changed", None)  # best effort: never raises
 
     # ---- who is calling --------------------------------------------------------------
     async def _track_legacy_connection(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
@@ -170,6 +169,8 @@ class WorkbenchServer:
     def exposed(self, name: str) -> bool:
         hit = self._exposed_cache.get(name)
         if hit is None:
+            if len(self._exposed_cache) > 4096:  # names come from clients: keep the cache bounded
+                self._exposed_cache.clear()
             hit = self._exposed_cache[name] = any(fnmatch.fnmatchcase(name, g) for g in self.settings.expose)
         return hit
 
