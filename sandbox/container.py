@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import docker
 import docker.errors
@@ -138,8 +140,10 @@ class SandboxContainer:
 
     @classmethod
     async def start(cls, settings: SandboxSettings) -> SandboxContainer:
-        container_id = await anyio.to_thread.run_sync(_create_and_start, settings)
+        with anyio.CancelScope(shield=True):  # a container created must be one we know of, to remove it
+            container_id = await anyio.to_thread.run_sync(_create_and_start, settings)
         try:
+            await anyio.lowlevel.checkpoint()  # a cancel that arrived meanwhile lands here, then cleanup
             api_version = docker_client().api.api_version
             channel = await SupervisorChannel.attach(container_id, api_version)
             await channel.request("ping", wait=30)

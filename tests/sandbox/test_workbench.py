@@ -131,3 +131,10 @@ async def test_idle_sessions_expire_and_stop_removes_everything() -> None:
         pool_ids = {c.id for c in wb._pool._ready} if wb._pool else set()
     assert wb.health().state == "stopped"
     assert not pool_ids & {c["Id"] for c in project_containers(docker_client(), OWNER)}
+
+
+async def test_stopping_while_the_pool_fills_leaves_nothing_behind() -> None:
+    before = {c["Id"] for c in project_containers(docker_client(), OWNER)}
+    async with SandboxWorkbench(SandboxSettings(pool_size=3)):
+        await anyio.sleep(0.05)  # containers are being created right now
+    assert {c["Id"] for c in project_containers(docker_client(), OWNER)} <= before
