@@ -76,11 +76,25 @@ async def ask(question: str, ctx: CallContext) -> str:
     return result.content.text  # type: ignore[union-attr]
 
 
+async def confirm(action: str, ctx: CallContext) -> str:
+    """Asks the user (elicitation) whether to go ahead."""
+    if ctx.elicitation is None:
+        return "no elicitation channel"
+    params = mt.ElicitRequestFormParams(
+        message=f"Go ahead with {action}?",
+        requested_schema={"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]},
+    )
+    result = await ctx.elicitation(None, params)  # type: ignore[arg-type]
+    if isinstance(result, mt.ErrorData):
+        return f"elicitation failed: {result.message}"
+    return f"{result.action}: {result.content}"
+
+
 class ServeBench(StaticWorkbench):
     """StaticWorkbench plus resources, prompts, a slow tool, and a record of what happened."""
 
     def __init__(self) -> None:
-        super().__init__([add, echo, fail, media, whoami, shout, ask], name="testbench")
+        super().__init__([add, echo, fail, media, whoami, shout, ask, confirm], name="testbench")
         self.add(self._slow_tool())
         self.running: set[str] = set()
         self.cancelled: list[str] = []

@@ -120,3 +120,14 @@ async def test_health_and_readiness_per_source() -> None:
 
     async with serving(Down([], name="alone")) as served, httpx2.AsyncClient() as http:
         assert (await http.get(f"{served.base}/readyz")).status_code == 503
+
+
+def test_host_and_origin_allowlists() -> None:
+    local = ServeSettings(transport="http").transport_security()
+    assert local.enable_dns_rebinding_protection and "localhost:*" in local.allowed_hosts
+    named = ServeSettings(transport="http", host="10.1.2.3", auth_token="t", allowed_origins=["https://app.example"])
+    security = named.transport_security()
+    assert "10.1.2.3:*" in security.allowed_hosts and security.allowed_origins == ["https://app.example"]
+    everywhere = ServeSettings(transport="http", host="0.0.0.0", auth_token="t", allowed_hosts=["tools.example:*"])
+    assert everywhere.transport_security().allowed_hosts == ["tools.example:*"]
+    assert not ServeSettings(transport="http", host="0.0.0.0", auth_token="t").transport_security().enable_dns_rebinding_protection

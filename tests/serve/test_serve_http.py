@@ -171,6 +171,22 @@ async def test_sampling_from_a_tool_is_relayed_to_the_client() -> None:
     assert result.content[0].text == "42" and asked == ["meaning of life?"]
 
 
+async def test_elicitation_from_a_tool_is_relayed_to_the_client() -> None:
+    async def elicitation(context: object, params: mt.ElicitRequestParams) -> mt.ElicitResult:
+        assert params.message == "Go ahead with deploy?"
+        return mt.ElicitResult(action="accept", content={"ok": True})
+
+    async with serving(ServeBench()) as served, http_client(served.url, mode="legacy",
+                                                         elicitation_callback=elicitation) as client:
+        result = await client.call_tool("confirm", {"action": "deploy"})
+    assert result.content[0].text == "accept: {'ok': True}"
+
+
+async def test_2026_clients_get_no_server_to_client_requests() -> None:
+    async with serving(ServeBench()) as served, http_client(served.url) as client:
+        assert (await client.call_tool("ask", {"question": "?"})).content[0].text == "no sampling channel"
+
+
 async def test_concurrent_calls_per_client_are_bounded(mode: str) -> None:
     settings = ServeSettings(transport="http", max_concurrent_calls_per_client=2)
     async with serving(ServeBench(), settings) as served, http_client(served.url, mode=mode) as client:
