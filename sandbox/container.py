@@ -29,6 +29,7 @@ from sandbox.settings import OWNER_LABEL, PROJECT_LABEL, WORKSPACE, SandboxSetti
 logger = logging.getLogger("workbench.sandbox")
 
 SUPERVISOR_SOURCE = Path(__file__).with_name("supervisor.py").read_text()
+WORKER_SOURCE = Path(__file__).with_name("worker.py").read_text()
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -96,7 +97,7 @@ def _create_and_start(s: SandboxSettings) -> str:
         command=["python3", "-S", "-c", "import os; exec(os.environ.pop('WORKBENCH_SUPERVISOR'))"],
         user=s.user or "",
         working_dir=WORKSPACE,
-        environment={"HOME": WORKSPACE, "WORKBENCH_SUPERVISOR": SUPERVISOR_SOURCE},
+        environment={"HOME": WORKSPACE, "WORKBENCH_SUPERVISOR": SUPERVISOR_SOURCE, "WORKBENCH_WORKER": WORKER_SOURCE},
         stdin_open=True,
         labels={PROJECT_LABEL: "session", OWNER_LABEL: OWNER, **s.labels},
         host_config=host_config(client, s),

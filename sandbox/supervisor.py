@@ -6,7 +6,7 @@ JSON requests, the supervisor answers each with one length-prefixed JSON respons
 one long-lived stream is why a run costs well under a millisecond instead of the 50–60 ms
 of a fresh `docker exec`.
 
-It keeps one persistent Python worker (a notebook: the namespace survives across runs)
+It keeps one persistent Python worker (worker.py: a notebook, the namespace survives runs)
 and starts bash per run. Every run gets its own process group; when it ends, times out or
 is cancelled, every process it left behind is killed — as PID 1 the supervisor itself
 cannot be killed from inside, so the sandbox always stays answerable. Standard library
@@ -30,66 +30,8 @@ OOM_FILES = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_c
 BOOT = "import os; exec(os.environ.pop(%r))"
 """The command line: the source travels in the environment, so `ps` stays readable."""
 
-WORKER = r'''
-import ast, json, linecache, os, struct, sys, traceback
-try:
-    with open("/proc/self/oom_score_adj", "w") as f:
-        f.write("1000")  # under memory pressure the kernel kills user code, not the supervisor
-except OSError:
-    pass
-ctl_in, ctl_out = os.fdopen(int(sys.argv[1]), "rb", 0), os.fdopen(int(sys.argv[2]), "wb", 0)
-namespace = {"__name__": "__main__", "__builtins__": __builtins__}
-worker_pid = os.getpid()
-cell = 0
-
-def read_exact(n):
-    buf = b""
-    while len(buf) < n:
-        chunk = ctl_in.read(n - len(buf))
-        if not chunk:
-            raise SystemExit(0)
-        buf += chunk
-    return buf
-
-while True:
-    code = read_exact(struct.unpack(">I", read_exact(4))[0]).decode("utf-8", "replace")
-    try:  # children of earlier cells were killed by the supervisor's sweep: collect them
-        while os.waitpid(-1, os.WNOHANG)[0]:
-            pass
-    except ChildProcessError:
-        pass
-    cell += 1
-    name = "<cell %d>" % cell
-    linecache.cache[name] = (len(code), None, code.splitlines(True), name)  # so tracebacks show the code
-    exit_code = 0
-    try:
-        tree = ast.parse(code, name, "exec")
-        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-        exec(compile(tree, name, "exec"), namespace)
-        if last is not None:  # like a notebook: the value of a trailing expression is shown
-            value = eval(compile(ast.Expression(last.value), name, "eval"), namespace)
-            if value is not None:
-                print(repr(value))
-    except SystemExit as e:
-        exit_code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        if not isinstance(e.code, (int, type(None))):
-            print(e.code, file=sys.stderr)
-    except BaseException as e:
-        exit_code = 1
-        tb = e.__traceback__
-        while tb is not None and not tb.tb_frame.f_code.co_filename.startswith("<cell"):
-            tb = tb.tb_next  # hide this loop's own frames
-        traceback.print_exception(type(e), e, tb)
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:
-            pass
-    if os.getpid() != worker_pid:
-        os._exit(exit_code)  # a child the code forked ran off the end: it must not answer for the worker
-    reply = json.dumps({"exit_code": exit_code}).encode()
-    ctl_out.write(struct.pack(">I", len(reply)) + reply)
-'''
+WORKER = os.environ.pop("WORKBENCH_WORKER")
+"""The persistent Python worker's source (sandbox/worker.py), handed over by the host."""
 
 
 def send(obj):
@@ -178,7 +120,8 @@ class Supervisor:
         err_r, err_w = os.pipe()
         proc = subprocess.Popen(
             [sys.executable, "-u", "-c", BOOT % "WORKBENCH_WORKER", str(ctl_to_r), str(ctl_from_w)],
-            env=dict(os.environ, WORKBENCH_WORKER=WORKER), stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, cwd=WORKSPACE, start_new_session=True,
+            env=dict(os.environ, WORKBENCH_WORKER=WORKER), stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w,
+            cwd=WORKSPACE, start_new_session=True,
             pass_fds=(ctl_to_r, ctl_from_w),
         )
         for fd in (ctl_to_r, ctl_from_w, out_w, err_w):

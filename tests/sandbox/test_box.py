@@ -130,3 +130,9 @@ async def test_close_is_fast_and_removes_the_container() -> None:
     assert not [c for c in docker_client().api.containers(all=True) if c["Id"] == cid]
     with pytest.raises(SandboxError, match="closed"):
         await b.run("python", "1")
+
+
+async def test_user_code_sees_a_clean_environment(box: DockerSandbox) -> None:
+    assert (await box.run("bash", "env | grep -c WORKBENCH_")).stdout == "0\n"
+    r = await box.run("python", "import os; print(sorted(k for k in os.environ if 'WORKBENCH' in k)); print(os.getcwd())")
+    assert r.stdout == "[]\n/workspace\n"
