@@ -103,12 +103,13 @@ async def _serve_http(workbench: Workbench, settings: ServeSettings) -> None:
 
     logger.info("serving", extra={"url": f"http://{settings.host}:{settings.port}{settings.path}",
                                   "auth": bool(settings.auth_token)})
+    started = True
     async with anyio.create_task_group() as tg:
         tg.start_soon(_on_signals, drain, force)
         try:
             await http.serve()
         except SystemExit:  # uvicorn exits like this when it cannot bind or start
-            raise ServeError(
-                f"cannot serve on {settings.host}:{settings.port} (is the port in use? see the log above)"
-            ) from None
+            started = False
         tg.cancel_scope.cancel()
+    if not started:
+        raise ServeError(f"cannot serve on {settings.host}:{settings.port} (is the port in use? see the log above)")

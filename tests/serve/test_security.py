@@ -131,3 +131,17 @@ def test_host_and_origin_allowlists() -> None:
     everywhere = ServeSettings(transport="http", host="0.0.0.0", auth_token="t", allowed_hosts=["tools.example:*"])
     assert everywhere.transport_security().allowed_hosts == ["tools.example:*"]
     assert not ServeSettings(transport="http", host="0.0.0.0", auth_token="t").transport_security().enable_dns_rebinding_protection
+
+
+async def test_a_busy_port_is_a_clear_error() -> None:
+    import socket
+
+    from servers import serve_workbench
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        settings = ServeSettings(transport="http", port=taken.getsockname()[1], log_json=False)
+        with pytest.raises(ServeError, match="is the port in use"):
+            async with ServeBench() as bench:
+                await serve_workbench(bench, settings)
