@@ -41,10 +41,10 @@ class Served:
 
 
 @asynccontextmanager
-async def serving(workbench: Workbench, settings: ServeSettings | None = None) -> AsyncIterator[Served]:
+async def serving(workbench: Workbench, settings: ServeSettings | None = None, *, port: int | None = None) -> AsyncIterator[Served]:
     """`workbench` served over streamable HTTP for the duration of the block."""
     settings = settings or ServeSettings(transport="http")
-    settings.port = free_port()
+    settings.port = port or free_port()
     settings.log_json = False
     app = create_app(workbench, settings)
     http = _Uvicorn(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_config=None, access_log=False,

@@ -70,6 +70,47 @@ async def test_upstream_tool_list_change_reaches_gateway_clients() -> None:
                 assert (await modern.call_tool("up__fresh", {})).content[0].text == "new"
 
 
+async def test_an_upstream_that_goes_down_fails_only_its_own_calls_until_it_is_back() -> None:
+    import httpx2
+    from conftest import free_port
+
+    port = free_port()
+    gateway = CompositeWorkbench({
+        "up": McpWorkbench.http(f"http://127.0.0.1:{port}/mcp", name="up", max_backoff=0.3, connect_timeout=5),
+        "local": StaticWorkbench([FunctionTool(lambda: "here", name="ping", description="Always here.")]),
+    })
+
+    async def names(client) -> set[str]:  # type: ignore[no-untyped-def]
+        return {t.name for t in (await client.list_tools()).tools}
+
+    async def upstream_until(stop: anyio.Event, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:  # type: ignore[no-untyped-def]
+        async with serving(ServeBench(), port=port):  # its own task: it stops before what started later
+            task_status.started()
+            await stop.wait()
+
+    async with anyio.create_task_group() as tg:
+        stop = anyio.Event()
+        await tg.start(upstream_until, stop)
+        async with serving(gateway) as gw, http_client(gw.url) as client, httpx2.AsyncClient() as http:
+            assert {"up__add", "local__ping"} <= await names(client)
+            stop.set()  # the upstream server goes away
+            await anyio.sleep(0.5)
+            # McpWorkbench keeps a down server's last catalog listed; each call says why it fails.
+            down = await client.call_tool("up__add", {"a": 1, "b": 2})
+            assert down.is_error and "up" in down.content[0].text
+            assert (await client.call_tool("local__ping", {})).content[0].text == "here"
+            ready = (await http.get(f"{gw.base}/readyz")).json()
+            assert ready["sources"]["up"]["state"] != "up" and ready["sources"]["local"]["state"] == "up"
+
+            await tg.start(upstream_until, anyio.Event())  # it comes back
+            with anyio.fail_after(15):
+                while (await client.call_tool("up__add", {"a": 1, "b": 2})).is_error:
+                    await anyio.sleep(0.2)
+            assert (await client.call_tool("up__add", {"a": 1, "b": 2})).structured_content == {"total": 3}
+            assert {"up__add", "local__ping"} <= await names(client)
+        tg.cancel_scope.cancel()
+
+
 async def test_sampling_from_an_upstream_is_relayed_to_the_gateway_client() -> None:
     async def sampling(context: object, params: mt.CreateMessageRequestParams) -> mt.CreateMessageResult:
         return mt.CreateMessageResult(role="assistant", content=mt.TextContent(type="text", text="relayed"), model="m")
