@@ -108,16 +108,33 @@ class DockerSandbox:
 
     async def _request(self, op: str, wait: float | None, **fields: Any) -> dict[str, Any]:
         await self.start()
-        assert self._container is not None
+        container = self._container
+        assert container is not None
         self.busy += 1
         try:
-            response = await self._container.channel.request(op, wait, **fields)
+            response = await container.channel.request(op, wait, **fields)
+        except (SandboxCrashedError, TimeoutError) as e:
+            raise await self._replace(container, e) from None
         finally:
             self.busy -= 1
             self.last_used = time.monotonic()
         if "error" in response:
             raise SandboxError(response["error"])
         return response
+
+    async def _replace(self, old: SandboxContainer, error: Exception) -> SandboxCrashedError:
+        """The container died or stopped answering: put a fresh one in its place, so the
+        sandbox stays usable, and return the error that says what happened."""
+        oom = await anyio.to_thread.run_sync(old.oom_killed)
+        why = ("the container was killed for exceeding its memory limit" if oom else
+               "the supervisor stopped answering" if isinstance(error, TimeoutError) else str(error))
+        await old.remove()
+        if self._container is old:
+            self._container = None
+            await self.start()
+        crashed = SandboxCrashedError(f"{why}; a fresh container replaced it (files and variables were lost)")
+        crashed.oom_killed = oom
+        return crashed
 
     async def run(self, language: Language, code: str, *, timeout: float | None = None) -> RunResult:
         """Run `code`; Python state persists between runs. Limits hit come back in the result
@@ -129,22 +146,9 @@ class DockerSandbox:
         try:
             data = await self._request("run", seconds + HOST_GRACE, lang=language, code=code, timeout=seconds,
                                        limit=limit)
-        except (SandboxCrashedError, TimeoutError) as e:
-            return await self._recover(e)
+        except SandboxCrashedError as e:
+            return RunResult(stdout="", stderr="", exit_code=None, oom_killed=e.oom_killed, notes=[str(e)])
         return RunResult.from_wire(data, limit)
-
-    async def _recover(self, error: Exception) -> RunResult:
-        """The container died or stopped answering: say why, and put a fresh one in its place."""
-        old = self._container
-        oom = bool(old and await anyio.to_thread.run_sync(old.oom_killed))
-        why = ("the container was killed for exceeding its memory limit" if oom else
-               "the supervisor stopped answering" if isinstance(error, TimeoutError) else str(error))
-        if old is not None:
-            await old.remove()
-        self._container = None
-        await self.start()
-        return RunResult(stdout="", stderr="", exit_code=None, oom_killed=oom,
-                         notes=[f"{why}; a fresh container replaced it (files and variables were lost)"])
 
     async def write_file(self, path: str, data: bytes | str) -> str:
         """Write a file (relative paths are inside the workspace); returns its absolute path."""

@@ -32,6 +32,9 @@ class ImageMissingError(SandboxError):
 class SandboxCrashedError(SandboxError):
     """The container or its supervisor went away mid-request."""
 
+    oom_killed: bool = False
+    """Whether the engine saw the container killed for its memory limit."""
+
 
 class SandboxClosedError(SandboxError):
     def __init__(self) -> None:

@@ -118,6 +118,11 @@ async def test_container_killed_from_outside_is_reported_and_replaced() -> None:
         assert r.exit_code is None and any("fresh container replaced it" in n for n in r.notes)
         assert b.container_id != old
         assert (await b.run("python", "print(2)")).stdout == "2\n"
+        again = b.container_id
+        await anyio.to_thread.run_sync(lambda: docker_client().api.kill(again))
+        with pytest.raises(SandboxError, match="fresh container replaced it"):
+            await b.write_file("f.txt", b"x")  # file operations say so too ...
+        assert await b.list_files() == []  # ... and the next one works
 
 
 async def test_close_is_fast_and_removes_the_container() -> None:
