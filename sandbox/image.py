@@ -38,10 +38,10 @@ class ImageBuildError(RuntimeError):
     """The image could not be built; the message says which step failed and what to try."""
 
 
-def apt_source() -> tuple[str, str]:
+def apt_source(apt_dir: Path = Path("/etc/apt")) -> tuple[str, str]:
     """The (mirror URI, suite) of the machine's main Debian source, from deb822 `.sources`
     files or the classic `sources.list` — never a hard-coded host."""
-    for path in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
+    for path in sorted((apt_dir / "sources.list.d").glob("*.sources")):
         for stanza in path.read_text().split("\n\n"):
             fields = dict(
                 (k.strip().lower(), v.strip())
@@ -50,7 +50,7 @@ def apt_source() -> tuple[str, str]:
             uris, suites = fields.get("uris", "").split(), fields.get("suites", "").split()
             if "deb" in fields.get("types", "").split() and uris and suites and "security" not in uris[0]:
                 return uris[0], suites[0]
-    classic = Path("/etc/apt/sources.list")
+    classic = apt_dir / "sources.list"
     if classic.exists():
         for line in classic.read_text().splitlines():
             m = re.match(r"\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)", line)

@@ -138,3 +138,12 @@ async def test_stopping_while_the_pool_fills_leaves_nothing_behind() -> None:
     async with SandboxWorkbench(SandboxSettings(pool_size=3)):
         await anyio.sleep(0.05)  # containers are being created right now
     assert {c["Id"] for c in project_containers(docker_client(), OWNER)} <= before
+
+
+async def test_cancelling_a_tool_call_kills_its_processes(workbench: SandboxWorkbench) -> None:
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(workbench.call_tool, "run_bash", {"code": "sleep 88"}, as_caller("cancel"))
+        await anyio.sleep(0.5)
+        tg.cancel_scope.cancel()
+    r = await workbench.call_tool("run_bash", {"code": "ps -eo args"}, as_caller("cancel"))
+    assert "sleep 88" not in r.text and not r.is_error
