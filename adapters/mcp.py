@@ -103,6 +103,7 @@ class McpWorkbench(Workbench):
             relay=relay_client_requests,
         )
         self._tools: dict[str, ToolSpec] | None = None
+        self._protocol_version: str | None = None
         self._conn = Connection(
             self.name,
             target,
@@ -202,8 +203,8 @@ class McpWorkbench(Workbench):
 
     @property
     def protocol_version(self) -> str | None:
-        client = self._conn._client
-        return client.protocol_version if client is not None else None
+        """The protocol version negotiated on the live connection (None while down)."""
+        return self._protocol_version if self._conn.state == "up" else None
 
     # -- tools ----------------------------------------------------------------------------------
 
@@ -243,7 +244,7 @@ class McpWorkbench(Workbench):
                         raise
                     # The server forgot our legacy session (restart, idle expiry) and refused
                     # the request before running it, so one retry on a fresh session is safe.
-                    await self._conn.lost(e)
+                    await self._conn.lost(e, reconnect_now=True)
                     try:
                         client = await self._conn.client()
                     except ServerUnavailable as unavailable:
@@ -282,6 +283,8 @@ class McpWorkbench(Workbench):
         return ToolResult.error(f"tool {name!r} on MCP server {self.name!r} failed: {describe(error)}")
 
     async def _load_catalog(self, client: Client) -> None:
+        # Kept here: the client's own property raises once its owner task has exited it.
+        self._protocol_version = client.protocol_version
         await self._refresh_catalog(client, notify=self._tools is not None)
 
     async def _refresh_catalog(self, client: Client, *, notify: bool) -> dict[str, ToolSpec]:
@@ -324,7 +327,7 @@ class McpWorkbench(Workbench):
 
     async def _on_message(self, message: Any) -> None:
         if isinstance(message, mt.ToolListChangedNotification):
-            client = self._conn._client
+            client = self._conn.live
             if client is not None:
                 await self._on_tools_changed(client)
 

@@ -24,7 +24,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import httpx2
-import sniffio
 from mcp import Client, StdioServerParameters
 from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
@@ -40,6 +39,7 @@ State = Literal["starting", "up", "down", "stopped"]
 
 _STDERR_TAIL_BYTES = 4096
 _STDERR_TAIL_LINES = 8
+_STABLE_AFTER = 5.0  # a connection that lived this long resets the backoff when it drops
 _STOP_GRACE = 10.0  # stdio_client itself bounds a child's shutdown to ~6 s (stdin close, TERM, KILL)
 
 
@@ -88,6 +88,8 @@ def is_disconnect(exc: BaseException) -> bool:
         return any(is_disconnect(e) for e in exc.exceptions)
     if isinstance(exc, MCPError):
         return exc.code == CONNECTION_CLOSED or session_expired(exc)
+    if isinstance(exc, RuntimeError) and "within an async context manager" in str(exc):
+        return True  # the call raced the owner task closing the client
     if isinstance(exc, TimeoutError):  # a subclass of OSError, but a slow server is not a gone one
         return False
     return isinstance(
@@ -145,12 +147,14 @@ class _WatchedReadStream:
 def _spawn_detached(fn: Callable[[], Awaitable[None]]) -> None:
     """Start `fn` in a task of its own, outside any caller's task group: the connection
     must outlive the task that opened it and be closable from any other."""
-    if sniffio.current_async_library() == "trio":  # pragma: no cover - the project runs on asyncio
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio: trio is anyio's other backend
         import trio
 
         trio.lowlevel.spawn_system_task(fn)
         return
-    task = asyncio.get_running_loop().create_task(fn())
+    task = loop.create_task(fn())
     _DETACHED.add(task)
     task.add_done_callback(_DETACHED.discard)
 
@@ -186,6 +190,7 @@ class Connection:
         self._lock = anyio.Lock()
         self._failures = 0
         self._next_attempt = 0.0
+        self._connected_at = 0.0
         self._wake: anyio.Event | None = None
         self._done: anyio.Event | None = None
         self._scope: anyio.CancelScope | None = None
@@ -210,14 +215,20 @@ class Connection:
                 )
             return await self._connect()
 
-    async def lost(self, error: BaseException | str) -> None:
-        """A call found the connection dead: drop it now; the next call reconnects."""
+    @property
+    def live(self) -> Client | None:
+        """The connected client, without connecting."""
+        return self._client
+
+    async def lost(self, error: BaseException | str, *, reconnect_now: bool = False) -> None:
+        """A call found the connection dead: drop it now; the next call reconnects.
+        `reconnect_now` skips the crash-loop backoff (the server is known to be fine)."""
         if self._client is None:
             return
         self._client = None
-        self.state = "down"
-        self.last_error = self._with_stderr(error if isinstance(error, str) else describe(error))
-        self._next_attempt = time.monotonic()  # the first reconnect after a drop is immediate
+        self._dropped(error if isinstance(error, str) else describe(error))
+        if reconnect_now:
+            self._next_attempt = time.monotonic()
         await self._stop_owner(wait=False)
 
     async def close(self) -> None:
@@ -269,9 +280,7 @@ class Connection:
                 if self._wake is wake:  # still the current connection: it has ended
                     self._client = None
                     if self.state == "up":
-                        self.state = "down"
-                        self.last_error = self._with_stderr(outcome.get("lost") or "the server closed the connection")
-                        self._next_attempt = time.monotonic()
+                        self._dropped(outcome.get("lost") or "the server closed the connection")
                 ready.set()
                 done.set()
 
@@ -292,9 +301,9 @@ class Connection:
             raise ServerUnavailable(f"MCP server {self.name!r} was stopped while connecting")
         if "client" not in outcome:
             return self._failed(describe(outcome["error"]) if "error" in outcome else "connection ended at once")
-        self._failures = 0
         self.last_error = None
         self.state = "up"
+        self._connected_at = time.monotonic()
         self._client = outcome["client"]
         return self._client
 
@@ -302,12 +311,25 @@ class Connection:
         tail = self.stderr_tail()
         return reason + (f"; server stderr:\n{tail}" if tail else "")
 
+    def _dropped(self, reason: str) -> None:
+        """A live connection ended. The first reconnect is immediate; a server that keeps
+        dying soon after each connect (a crash loop) is retried with backoff."""
+        self.state = "down"
+        self.last_error = self._with_stderr(reason)
+        now = time.monotonic()
+        if now - self._connected_at >= _STABLE_AFTER:
+            self._failures = 0
+        self._next_attempt = now + (0.0 if self._failures == 0 else self._delay())
+        self._failures += 1
+
+    def _delay(self) -> float:
+        return min(self._backoff_max, self._backoff_base * 2 ** max(0, self._failures - 1))
+
     def _failed(self, reason: str) -> Client:
         self.last_error = self._with_stderr(reason)
         self.state = "down"
-        delay = min(self._backoff_max, self._backoff_base * 2**self._failures)
         self._failures += 1
-        self._next_attempt = time.monotonic() + delay
+        self._next_attempt = time.monotonic() + self._delay()
         raise ServerUnavailable(f"cannot connect to MCP server {self.name!r} ({self.target!r}): {self.last_error}")
 
     async def _own(self, wake: anyio.Event, ready: anyio.Event, outcome: dict[str, Any]) -> None:

@@ -210,3 +210,15 @@ async def test_every_page_of_tools_is_listed(mode: str) -> None:
         names = [t.name for t in await wb.list_tools()]
         assert len(names) == 250 and names[0] == "tool_000" and names[-1] == "tool_249"
         assert (await wb.call_tool("tool_249", {})).text == "called tool_249"
+
+
+async def test_a_crash_looping_server_is_not_hammered() -> None:
+    async with McpWorkbench.stdio(PYTHON, [TOOLBOX], name="looping") as wb:
+        assert (await wb.call_tool("crash", {})).is_error
+        assert (await wb.call_tool("crash", {})).is_error  # reconnected at once, died again at once
+        gated = await wb.call_tool("echo", {"message": "x"})
+        assert gated.is_error and "next reconnect attempt" in gated.text and "simulated crash" in gated.text
+        with anyio.fail_after(5):
+            while (result := await wb.call_tool("echo", {"message": "later"})).is_error:
+                await anyio.sleep(0.1)
+        assert result.text == "later"
