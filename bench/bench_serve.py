@@ -1,11 +1,12 @@
 """Serving over streamable HTTP: `serve_workbench` vs a bare SDK `MCPServer`, and the gateway's cost.
 
-    .venv/bin/python bench/bench_serve.py [--calls 600] [--clients 1,8,32] [--modes legacy,2026-07-28]
+    .venv/bin/python bench/bench_serve.py [--calls 400] [--clients 1,8,32] [--modes legacy,2026-07-28]
 
 Each server runs in its own subprocess serving one trivial tool (`add`):
   sdk        the SDK's MCPServer (`@mcp.tool()`), `streamable-http`
   workbench  `serve_workbench(StaticWorkbench([add]))` (JSON logs on, as in production)
   gateway    `serve_workbench(CompositeWorkbench({"up": McpWorkbench.http(<sdk>)}))`: client → gateway → sdk
+  gateway-stdio  the same with the upstream SDK server as a stdio child (no second HTTP hop)
 For each concurrency, N clients (each its own MCP session) share a fixed number of calls;
 the table shows calls/s and p50/p99 latency per server, side by side.
 """
@@ -34,12 +35,15 @@ async def add(a: int, b: int) -> int:
 
 # ---- the servers (run as `bench_serve.py --serve KIND PORT [UPSTREAM]`) ------------------------------
 def serve(kind: str, port: int, upstream: str | None) -> None:
-    if kind == "sdk":
+    if kind in ("sdk", "sdk-stdio"):
         from mcp.server.mcpserver import MCPServer
 
         mcp = MCPServer("bare")
         mcp.tool()(add)
-        mcp.run("streamable-http", host="127.0.0.1", port=port)
+        if kind == "sdk-stdio":
+            mcp.run()
+        else:
+            mcp.run("streamable-http", host="127.0.0.1", port=port)
         return
 
     from servers import ServeSettings, serve_workbench
@@ -48,6 +52,12 @@ def serve(kind: str, port: int, upstream: str | None) -> None:
     async def main() -> None:
         if kind == "workbench":
             workbench = StaticWorkbench([add])
+        elif kind == "gateway-stdio":
+            from adapters.mcp import McpWorkbench
+
+            upstream_wb = McpWorkbench.stdio(sys.executable, [__file__, "--serve", "sdk-stdio", "0"], name="up",
+                                             env={"PYTHONPATH": str(ROOT)})
+            workbench = CompositeWorkbench({"up": upstream_wb})
         else:
             from adapters.mcp import McpWorkbench
 
@@ -114,7 +124,7 @@ async def load(url: str, tool: str, clients: int, calls: int, mode: str) -> tupl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
-    parser.add_argument("--calls", type=int, default=600)
+    parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--clients", default="1,8,32")
     parser.add_argument("--modes", default="legacy,2026-07-28")
     parser.add_argument("--rounds", type=int, default=3)
@@ -126,11 +136,13 @@ def main() -> None:
     sdk, sdk_url = start("sdk")
     wb, wb_url = start("workbench")
     gw, gw_url = start("gateway", sdk_url)
-    targets = [("sdk", sdk_url, "add"), ("workbench", wb_url, "add"), ("gateway", gw_url, "up__add")]
+    gws, gws_url = start("gateway-stdio")
+    targets = [("sdk", sdk_url, "add"), ("workbench", wb_url, "add"), ("gateway", gw_url, "up__add"),
+               ("gateway-stdio", gws_url, "up__add")]
     try:
         print(f"streamable HTTP, one trivial tool, {args.calls} calls per cell, best of {args.rounds} interleaved rounds; "
               "calls/s | p50 ms | p99 ms\n")
-        header = f"{'era':<11}{'clients':>8}  " + "  ".join(f"{name:^26}" for name, _, _ in targets) + f"  {'gw-sdk p50':>11}"
+        header = f"{'era':<11}{'clients':>8}  " + "  ".join(f"{name:^26}" for name, _, _ in targets) + "   p50 over sdk: gw | gw-stdio"
         print(header)
         print("-" * len(header))
         for mode in args.modes.split(","):
@@ -142,12 +154,12 @@ def main() -> None:
                         runs[name].append(anyio.run(load, url, tool, clients, args.calls, mode))
                 row = {name: max(results) for name, results in runs.items()}
                 cells = "  ".join(f"{r[0]:>8.0f} |{r[1]:>6.2f} |{r[2]:>7.2f}" for r in row.values())
-                overhead = row["gateway"][1] - row["sdk"][1]
-                print(f"{mode:<11}{clients:>8}  {cells}  {overhead:>+9.2f}ms")
+                over = [row[g][1] - row["sdk"][1] for g in ("gateway", "gateway-stdio")]
+                print(f"{mode:<11}{clients:>8}  {cells}   {over[0]:>+8.2f} | {over[1]:>+8.2f} ms")
     finally:
-        for proc in (gw, wb, sdk):
+        for proc in (gws, gw, wb, sdk):
             proc.terminate()
-        for proc in (gw, wb, sdk):
+        for proc in (gws, gw, wb, sdk):
             proc.wait(timeout=15)
 
 

@@ -77,9 +77,13 @@ class WorkbenchServer:
         self._inflight: set[anyio.CancelScope] = set()
         self._legacy: set[Connection] = set()
         self._exposed_cache: dict[str, bool] = {}
+        self._input_schemas: dict[str, dict[str, Any]] = {}
         self.server = _Server(
             settings.server_name,
             version=settings.server_version,
+            # Without this the SDK runs the whole tools/list handler on every 2026-era tools/call
+            # to validate Mcp-Param headers; the schemas of the last listing answer it instead.
+            get_tool_input_schema=self._input_schemas.get,
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
             on_list_resources=self._list_resources,
@@ -96,6 +100,10 @@ class WorkbenchServer:
     async def running(self) -> AsyncIterator[None]:
         """Background work for as long as the server serves: jobs, the idle reaper, change relay."""
         unsubscribe = self.workbench.on_tools_changed(self.tools_changed)
+        try:
+            await self.exposed_tools()  # learn the input schemas before the first call
+        except Exception as e:  # a source that cannot list yet is retried on the clients' listings
+            logger.warning("cannot list tools at start: %s", e)
         try:
             async with anyio.create_task_group() as tg:
                 self.jobs.task_group = tg
@@ -184,6 +192,8 @@ class WorkbenchServer:
         """The tools clients see, and the names among them that may run as background jobs."""
         specs = [s for s in await self.workbench.list_tools() if self.exposed(s.name) and s.name not in jobs.JOB_TOOLS]
         background = [s.name for s in specs if self._long_running(s)]
+        self._input_schemas.clear()
+        self._input_schemas.update((s.name, s.input_schema) for s in specs)
         return specs, background
 
     async def _list_tools(self, ctx: ServerRequestContext[Any, Any], params: mt.PaginatedRequestParams | None) -> mt.ListToolsResult:
