@@ -303,16 +303,18 @@ class McpWorkbench(Workbench):
         except Exception as e:  # the next call or listing retries; nothing to crash here
             logger.warning("MCP server %s: cannot refresh tools after list_changed: %s", self.name, describe(e))
 
-    async def _listen(self, client: Client) -> None:
+    async def _listen(self, client: Client, listening: anyio.Event) -> None:
         """Runs in the connection's owner task: 2026 servers announce list changes on a
         `subscriptions/listen` stream (legacy ones through `_on_message`). A dropped stream
         is reopened with backoff, and the catalog refetched as events may have been missed."""
         if client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            listening.set()
             return
         delay = 1.0
         while True:
             try:
                 async with client.listen(tools_list_changed=True) as subscription:
+                    listening.set()
                     delay = 1.0
                     async for _event in subscription:
                         await self._on_tools_changed(client)
@@ -323,6 +325,7 @@ class McpWorkbench(Workbench):
                 await self._on_tools_changed(client)
             except Exception as e:  # best effort: a server without the stream still serves tools
                 logger.info("MCP server %s: no tools/list_changed stream (%s)", self.name, describe(e))
+                listening.set()
                 return
 
     async def _on_message(self, message: Any) -> None:

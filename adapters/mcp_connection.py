@@ -172,7 +172,7 @@ class Connection:
         target: Target,
         make_client: Callable[[Any], Client],
         on_connected: Callable[[Client], Awaitable[None]],
-        serve: Callable[[Client], Awaitable[None]],
+        serve: Callable[[Client, anyio.Event], Awaitable[None]],
         *,
         connect_timeout: float = 30.0,
         backoff: tuple[float, float] = (0.5, 30.0),
@@ -181,7 +181,9 @@ class Connection:
         self.target = target
         self._make_client = make_client
         self._on_connected = on_connected
-        self._serve = serve  # runs in the owner task while connected (e.g. a 2026 listen stream)
+        # Runs in the owner task while connected (e.g. a 2026 listen stream); it sets the
+        # event once it is in place, so nothing the server announces after connect is missed.
+        self._serve = serve
         self.connect_timeout = connect_timeout
         self._backoff_base, self._backoff_max = backoff
         self.state: State = "down"
@@ -337,11 +339,14 @@ class Connection:
         async with self._transport(closed) as transport:
             async with self._make_client(transport) as client:
                 await self._on_connected(client)
-                outcome["client"] = client
-                ready.set()
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._serve, client)
+                    serving = anyio.Event()
+                    tg.start_soon(self._serve, client, serving)
                     tg.start_soon(_set_when, closed, wake)
+                    with anyio.move_on_after(min(5.0, self.connect_timeout)):  # a server slow to ack is still usable
+                        await serving.wait()
+                    outcome["client"] = client
+                    ready.set()
                     await wake.wait()
                     if closed.is_set():
                         outcome["lost"] = "the server closed the connection"

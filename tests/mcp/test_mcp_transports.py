@@ -77,3 +77,21 @@ async def test_legacy_sse(sse_toolbox: str) -> None:
         assert (await wb.call_tool("add", {"a": 1, "b": 1})).structured == {"total": 2}
         assert [p.name for p in await wb.list_prompts()] == ["summarize"]
         assert "sse-token" not in repr(wb)
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_list_changed_over_http(http_toolbox: str, mode: str) -> None:
+    import anyio
+
+    async with McpWorkbench.http(http_toolbox, mode=mode) as wb:
+        changed = anyio.Event()
+
+        async def on_change() -> None:
+            changed.set()
+
+        wb.on_tools_changed(on_change)
+        name = f"http_fresh_{mode.replace('-', '_')}"
+        assert (await wb.call_tool("grow", {"name": name})).text == name
+        with anyio.fail_after(10):
+            await changed.wait()
+        assert name in {t.name for t in await wb.list_tools()}
