@@ -297,7 +297,9 @@ class WorkbenchServer:
                 warnings.simplefilter("ignore")
                 await session.send_log_message(params.level, params.data, params.logger, related_request_id=ctx.request_id)
 
-        call = CallContext(session_id=session_id, progress=session.report_progress, log=log, trace_context=trace)
+        # Progress only when the client asked for it (a token): an upstream is then not asked either.
+        progress = session.report_progress if meta.get("progress_token") is not None else None
+        call = CallContext(session_id=session_id, progress=progress, log=log, trace_context=trace)
         if session.can_send_request:  # 2025-era: relay upstream servers' requests to our client
 
             async def sampling(_: Any, params: mt.CreateMessageRequestParams) -> mt.CreateMessageResult | mt.ErrorData:
