@@ -10,16 +10,16 @@ from __future__ import annotations
 import logging
 
 import anyio
-import anyio.abc
 
 from sandbox.container import SandboxContainer
 from sandbox.settings import SandboxSettings
+from workbench.tasks import BackgroundTasks
 
 logger = logging.getLogger("workbench.sandbox")
 
 
 class WarmPool:
-    def __init__(self, settings: SandboxSettings, size: int, task_group: anyio.abc.TaskGroup) -> None:
+    def __init__(self, settings: SandboxSettings, size: int, task_group: BackgroundTasks) -> None:
         self.settings = settings
         self.size = max(0, size)
         self._tg = task_group

@@ -8,12 +8,10 @@ released by `close_session` when a client goes.
 from __future__ import annotations
 
 import base64
-import contextlib
 import time
 from typing import Literal
 
 import anyio
-import anyio.abc
 
 from sandbox.box import DockerSandbox, RunResult
 from sandbox.container import reap_orphans
@@ -23,6 +21,7 @@ from sandbox.settings import SandboxSettings
 from workbench.config import SandboxConfig
 from workbench.core import CallContext, Health, ToolResult
 from workbench.static import FunctionTool, StaticWorkbench
+from workbench.tasks import BackgroundTasks
 
 import mcp.types as mt
 
@@ -56,7 +55,7 @@ class SandboxWorkbench(StaticWorkbench):
         )
         self._sessions: dict[str, DockerSandbox] = {}
         self._opening: dict[str, anyio.Lock] = {}
-        self._stack: contextlib.AsyncExitStack | None = None
+        self._background: BackgroundTasks | None = None
         self._pool: WarmPool | None = None
         self._health = Health("stopped")
 
@@ -67,31 +66,30 @@ class SandboxWorkbench(StaticWorkbench):
     async def start(self) -> None:
         """Remove a crashed run's orphans, then warm the pool in the background. A missing
         engine or image does not fail start: the tools answer with what to do instead."""
-        self._stack = contextlib.AsyncExitStack()
-        tg = await self._stack.enter_async_context(anyio.create_task_group())
-        self._stack.callback(tg.cancel_scope.cancel)  # runs first on exit: stop refills and the expiry loop
+        self._background = BackgroundTasks()  # started and stopped from different tasks, e.g. by a composite
+        await self._background.open()
         try:
             await reap_orphans()
         except SandboxError as e:
             self._health = Health("down", str(e))
             return
-        self._pool = WarmPool(self.settings, self.settings.pool_size, tg)
+        self._pool = WarmPool(self.settings, self.settings.pool_size, self._background)
         self._pool.fill()
-        tg.start_soon(self._expire_idle)
+        self._background.start_soon(self._expire_idle)
         self._health = Health("up", f"image {self.settings.image}")
 
     async def stop(self) -> None:
-        sessions, self._sessions = list(self._sessions.values()), {}
         with anyio.CancelScope(shield=True):
+            if self._background is not None:  # first: no refill or expiry may run past this point
+                await self._background.aclose()
+                self._background = None
+            sessions, self._sessions = list(self._sessions.values()), {}
             async with anyio.create_task_group() as tg:
                 for box in sessions:
                     tg.start_soon(box.close)
-            if self._pool is not None:
-                await self._pool.aclose()
-                self._pool = None
-        if self._stack is not None:  # the task group must exit in the scope it was entered in
-            stack, self._stack = self._stack, None
-            await stack.aclose()
+                if self._pool is not None:
+                    tg.start_soon(self._pool.aclose)
+            self._pool = None
         self._health = Health("stopped")
 
     def health(self) -> Health:

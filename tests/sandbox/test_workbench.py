@@ -147,3 +147,13 @@ async def test_cancelling_a_tool_call_kills_its_processes(workbench: SandboxWork
         tg.cancel_scope.cancel()
     r = await workbench.call_tool("run_bash", {"code": "ps -eo args"}, as_caller("cancel"))
     assert "sleep 88" not in r.text and not r.is_error
+
+
+async def test_started_and_stopped_from_different_tasks_as_a_composite_does() -> None:
+    from workbench.composite import CompositeWorkbench
+
+    composite = CompositeWorkbench({"sandbox": SandboxWorkbench(SandboxSettings(pool_size=1))})
+    async with composite:
+        r = await composite.call_tool("sandbox__run_python", {"code": "print('via composite')"}, as_caller("comp"))
+        assert r.text == "via composite"
+        assert composite.health_by_source()["sandbox"].state == "up"
