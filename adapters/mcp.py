@@ -66,9 +66,10 @@ class McpWorkbench(Workbench):
     Options: `mode` ("auto" negotiates, "legacy" forces the 2025-11-25 handshake,
     "2026-07-28" pins the stateless protocol), `timeout` (default seconds per call),
     `connect_timeout`, `sampling_callback`, `elicitation_callback`, `list_roots_callback`,
-    `logging_callback`, and `relay_client_requests` (advertise sampling, elicitation and
+    `logging_callback`, `relay_client_requests` (advertise sampling, elicitation and
     roots even without callbacks, answering from each call's `CallContext` — for a
-    gateway that relays its own client's).
+    gateway that relays its own client's), `log_level` (the 2026 per-request log opt-in)
+    and `max_backoff` (seconds, the longest wait between reconnect attempts).
     """
 
     def __init__(

@@ -95,3 +95,30 @@ async def test_list_changed_over_http(http_toolbox: str, mode: str) -> None:
         with anyio.fail_after(10):
             await changed.wait()
         assert name in {t.name for t in await wb.list_tools()}
+
+
+async def test_from_config_http_and_sse(http_toolbox: str, sse_toolbox: str) -> None:
+    from workbench.config import parse_config
+
+    config = parse_config(
+        f"""
+[servers.web]
+url = "{http_toolbox}"
+bearer_token = "cfg-token"
+mode = "legacy"
+
+[servers.old]
+url = "{sse_toolbox}"
+"""
+    )
+    async with McpWorkbench.from_config("web", config.servers["web"]) as web:
+        assert web.protocol_version == "2025-11-25"
+        assert (await web.call_tool("auth_header", {})).text == "Bearer cfg-token"
+        assert "cfg-token" not in repr(web)
+    async with McpWorkbench.from_config("old", config.servers["old"]) as old:
+        assert (await old.call_tool("whoami", {})).text == "toolbox"
+
+
+def test_bad_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="mode must be"):
+        McpWorkbench.http("http://127.0.0.1:1/mcp", mode="2025-11-25")  # type: ignore[arg-type]
