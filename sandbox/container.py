@@ -42,7 +42,19 @@ def docker_client() -> docker.DockerClient:
         return client
     except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
         docker_client.cache_clear()
-        raise EngineUnavailableError(str(e).split(": ", 1)[-1][:200]) from None
+        raise EngineUnavailableError(_why_unreachable(e)) from None
+
+
+def _why_unreachable(error: Exception) -> str:
+    """'nothing listens at unix:///var/run/docker.sock', not a nested requests repr."""
+    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    text = str(error)
+    for needle, why in (("FileNotFoundError", "no socket at"), ("No such file", "no socket at"),
+                        ("Connection refused", "connection refused at"),
+                        ("Permission denied", "permission denied (join the `docker` group?) at")):
+        if needle in text:
+            return f"{why} {where}"
+    return f"{where}: {text[:200]}"
 
 
 def host_config(client: docker.DockerClient, s: SandboxSettings) -> dict[str, Any]:
@@ -87,7 +99,7 @@ def _engine_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
                                f"`runsc` with `{ENSURE_DOCKER}` or set runtime to None") from None
         raise SandboxError(f"the Docker engine refused: {text}") from None
     except requests.exceptions.ConnectionError as e:
-        raise EngineUnavailableError(str(e)[:200]) from None
+        raise EngineUnavailableError(_why_unreachable(e)) from None
 
 
 def _create_and_start(s: SandboxSettings) -> str:
