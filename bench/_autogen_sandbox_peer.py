@@ -52,6 +52,9 @@ async def main(image: str, runs: int, concurrent: int) -> dict[str, Any]:
         spare.append(ex)
     ex = spare.pop()
     report["start_cold"] = statistics.median(starts)
+    start = time.perf_counter()
+    await ex.execute_code_blocks([CodeBlock(code="print(1)", language="python")], CancellationToken())
+    report["first_run"] = starts[-1] + time.perf_counter() - start  # a new executor's start + its first run
     py = await timed_runs(ex, "python", "print(1)", runs)
     sh = await timed_runs(ex, "bash", "echo 1", runs)
     report.update(py_p50=pct(py, 0.5), py_p95=pct(py, 0.95), sh_p50=pct(sh, 0.5), sh_p95=pct(sh, 0.95))

@@ -45,16 +45,19 @@ async def ours(runs: int, concurrent: int) -> dict[str, Any]:
     report["start_cold"] = statistics.median(starts)
 
     async with SandboxWorkbench(SandboxSettings(pool_size=2)) as wb:
-        pooled = []
+        pooled: list[float] = []
+        first: list[float] = []
         for i in range(5):
             with anyio.fail_after(30):
                 while wb._pool is not None and wb._pool.ready < 2:  # a fair take: the pool is warm
                     await anyio.sleep(0.05)
             start = time.perf_counter()
-            await wb.session(f"pooled-{i}")
+            box = await wb.session(f"pooled-{i}")
             pooled.append(time.perf_counter() - start)
+            await box.run("python", "print(1)")
+            first.append(time.perf_counter() - start)
             await wb.close_session(f"pooled-{i}")
-        report["start_pool"] = statistics.median(pooled)
+        report["start_pool"], report["first_run"] = statistics.median(pooled), statistics.median(first)
 
         box = await wb.session("latency")
         for lang, code, key in (("python", "print(1)", "py"), ("bash", "echo 1", "sh")):
@@ -122,6 +125,7 @@ def main() -> None:
     rows = [
         ("start, cold", "start_cold", ms),
         ("start, from the warm pool", "start_pool", ms),
+        ("new session + its first print(1)", "first_run", ms),
         ("python print(1) p50", "py_p50", ms),
         ("python print(1) p95", "py_p95", ms),
         ("bash echo 1 p50", "sh_p50", ms),
