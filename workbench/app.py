@@ -19,8 +19,11 @@ def _prefix(configured: str | None, default: str) -> str | None:
     return configured or None
 
 
-def build_sources(config: Config) -> CompositeWorkbench:
-    """Every tool source the config names: MCP servers and the sandbox."""
+def build_sources(config: Config, *, relay_client_requests: bool = False) -> CompositeWorkbench:
+    """Every tool source the config names: MCP servers and the sandbox.
+
+    `relay_client_requests`: upstream servers may send sampling, elicitation and roots
+    requests, answered by whoever made the call (a served client, through `CallContext`)."""
     sources = CompositeWorkbench(name="sources")
     enabled = {name: s for name, s in config.servers.items() if s.enabled}
     if enabled:
@@ -30,7 +33,9 @@ def build_sources(config: Config) -> CompositeWorkbench:
             sources.add(
                 name,
                 Mount(
-                    McpWorkbench.from_config(name, server, base_dir=config.base_dir),
+                    McpWorkbench.from_config(
+                        name, server, base_dir=config.base_dir, relay_client_requests=relay_client_requests
+                    ),
                     prefix=_prefix(server.prefix, name),
                     include=server.include,
                     exclude=server.exclude,
@@ -72,9 +77,9 @@ def with_usable_agents(config: Config) -> Config:
     return config.model_copy(update={"agents": agents, "teams": teams})
 
 
-def build_workbench(config: Config) -> CompositeWorkbench:
+def build_workbench(config: Config, *, relay_client_requests: bool = False) -> CompositeWorkbench:
     """The whole workbench `workbench serve` exposes: tool sources plus agents and teams as tools."""
-    sources = build_sources(config)
+    sources = build_sources(config, relay_client_requests=relay_client_requests)
     config = with_usable_agents(config)
     if not (config.agents or config.teams):
         return sources

@@ -243,7 +243,8 @@ def serve(
 
     async def main() -> None:
         settings = ServeSettings.from_config(serve_cfg)
-        async with build_workbench(cfg) as wb:
+        # Served, the upstreams' sampling/elicitation requests go to the connected MCP client.
+        async with build_workbench(cfg, relay_client_requests=True) as wb:
             _report_down_sources(wb)
             await serve_workbench(wb, settings)
 
