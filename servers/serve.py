@@ -72,6 +72,7 @@ async def _serve_stdio(server: WorkbenchServer, settings: ServeSettings) -> None
 
         async def drain() -> None:
             await server.drain(settings.shutdown_grace)
+            await anyio.sleep(0.1)  # the last answers are still on their way to stdout
             tg.cancel_scope.cancel()
 
         async def force() -> None:
