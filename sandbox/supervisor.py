@@ -35,11 +35,11 @@ WORKER = os.environ.pop("WORKBENCH_WORKER")
 
 
 def send(obj):
+    """One response frame on stdout (only the main thread writes there)."""
     data = json.dumps(obj).encode()
-    with SEND_LOCK:
-        view = memoryview(struct.pack(">I", len(data)) + data)
-        while view:
-            view = view[os.write(1, view):]
+    view = memoryview(struct.pack(">I", len(data)) + data)
+    while view:
+        view = view[os.write(1, view):]
 
 
 def read_exact(fd, n):
@@ -184,6 +184,8 @@ class Supervisor:
     def _pump(self, open_fds, deadline, done_fd, proc, exit_fd):
         reply = b""
         while True:
+            if self.current in self.cancelled:  # also catches a cancel that came before the wake pipe was armed
+                return "cancelled", reply
             wait = deadline - time.monotonic()
             if wait <= 0:
                 return "timeout", reply
@@ -344,9 +346,6 @@ class Supervisor:
         finally:
             self.current = None
             self.cancelled.discard(req.get("id"))
-
-
-SEND_LOCK = threading.Lock()
 
 
 def main():
