@@ -26,6 +26,8 @@ class WarmPool:
         self._ready: list[SandboxContainer] = []
         self._starting = 0
         self._cold = 0  # takes that found the pool empty and are starting their own container
+        self._waiting = 0  # takes waiting for a container already on its way
+        self._changed = anyio.Event()  # set (and replaced) whenever a background start ends
         self._closed = False
         self.last_error: BaseException | None = None
 
@@ -49,19 +51,30 @@ class WarmPool:
             return
         finally:
             self._starting -= 1
+            self._changed.set()
+            self._changed = anyio.Event()
         if self._closed:
             await container.remove()
         else:
             self._ready.append(container)
 
     async def take(self) -> SandboxContainer:
-        """A ready container (instant) or, when the pool is empty, a freshly started one."""
+        """A ready container (instant); else one already on its way (it started earlier, so
+        it is ready sooner); else a freshly started one."""
         try:
-            while self._ready:
-                container = self._ready.pop(0)
-                if not container.channel.closed:
-                    return container
-                await container.remove()
+            while True:
+                while self._ready:
+                    container = self._ready.pop(0)
+                    if not container.channel.closed:
+                        return container
+                    await container.remove()
+                if self._starting <= self._waiting:
+                    break
+                self._waiting += 1
+                try:
+                    await self._changed.wait()
+                finally:
+                    self._waiting -= 1
             self._cold += 1
             try:
                 return await SandboxContainer.start(self.settings)
