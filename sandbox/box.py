@@ -114,6 +114,8 @@ class DockerSandbox:
         try:
             response = await container.channel.request(op, wait, **fields)
         except (SandboxCrashedError, TimeoutError) as e:
+            if self._closed:  # closed under the request (e.g. the session was released)
+                raise SandboxClosedError() from None
             raise await self._replace(container, e) from None
         finally:
             self.busy -= 1

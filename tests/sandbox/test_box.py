@@ -141,3 +141,20 @@ async def test_user_code_sees_a_clean_environment(box: DockerSandbox) -> None:
     assert (await box.run("bash", "env | grep -c WORKBENCH_")).stdout == "0\n"
     r = await box.run("python", "import os; print(sorted(k for k in os.environ if 'WORKBENCH' in k)); print(os.getcwd())")
     assert r.stdout == "[]\n/workspace\n"
+
+
+async def test_closing_under_a_running_request_ends_it_cleanly() -> None:
+    b = await DockerSandbox().start()
+    results: list[BaseException] = []
+
+    async def run() -> None:
+        try:
+            await b.run("bash", "sleep 30")
+        except SandboxError as e:
+            results.append(e)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        await anyio.sleep(0.3)
+        await b.close()
+    assert len(results) == 1 and "closed" in str(results[0])
