@@ -26,6 +26,7 @@ import time
 
 WORKSPACE = os.environ.get("HOME", "/workspace")
 OOM_FILES = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control")
+PIDS_FILES = ("/sys/fs/cgroup/pids.events", "/sys/fs/cgroup/pids/pids.events")
 
 BOOT = "import os; exec(os.environ.pop(%r))"
 """The command line: the source travels in the environment, so `ps` stays readable."""
@@ -52,14 +53,14 @@ def read_exact(fd, n):
     return bytes(buf)
 
 
-def oom_kills():
-    """The container's OOM-kill counter (cgroup v2 memory.events or v1 memory.oom_control)."""
-    for path in OOM_FILES:
+def cgroup_counter(paths, name):
+    """A cgroup event counter (cgroup v2 or v1 file, whichever exists): OOM kills, pids-limit hits."""
+    for path in paths:
         try:
             with open(path) as f:
                 for line in f:
                     key, _, value = line.partition(" ")
-                    if key == "oom_kill":
+                    if key == name:
                         return int(value)
         except OSError:
             continue
@@ -228,7 +229,8 @@ class Supervisor:
         limit = int(req.get("limit", 65536))
         timeout = float(req.get("timeout", 30))
         out, err = Capture(limit), Capture(limit)
-        started, ooms = time.monotonic(), oom_kills()
+        started = time.monotonic()
+        ooms, forks_refused = cgroup_counter(OOM_FILES, "oom_kill"), cgroup_counter(PIDS_FILES, "max")
         deadline = started + timeout
         exit_code, notes, state = None, [], "done"
         if req["lang"] == "python":
@@ -266,9 +268,11 @@ class Supervisor:
             self.drain(fds, out, err)
             proc.stdout.close()
             proc.stderr.close()
-        oom = oom_kills() > ooms
+        oom = cgroup_counter(OOM_FILES, "oom_kill") > ooms
         if oom:
             notes.append("the memory limit was hit: a process was killed by the kernel (OOM)")
+        if cgroup_counter(PIDS_FILES, "max") > forks_refused:
+            notes.append("the process limit (pids) was hit: some processes could not be started")
         if state == "timeout":
             notes.append("timed out after %g s (the run's wall-clock limit); its processes were killed" % timeout)
         if state == "cancelled":

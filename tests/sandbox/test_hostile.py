@@ -29,6 +29,7 @@ async def assert_still_usable(b: DockerSandbox) -> None:
 async def test_fork_bomb_bash(hostile: DockerSandbox) -> None:
     r = await hostile.run("bash", ":(){ :|:& };:; sleep 1")  # the sleep gives the bomb time to hit the pids limit
     assert "fork" in r.stderr and "Resource temporarily unavailable" in r.stderr
+    assert any("process limit (pids) was hit" in n for n in r.notes)
     await assert_still_usable(hostile)
 
 
