@@ -12,6 +12,7 @@ import os
 import struct
 import sys
 import traceback
+import types
 
 try:
     with open("/proc/self/oom_score_adj", "w") as f:
@@ -19,7 +20,11 @@ try:
 except OSError:
     pass
 ctl_in, ctl_out = os.fdopen(int(sys.argv[1]), "rb", 0), os.fdopen(int(sys.argv[2]), "wb", 0)
-namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+# The cells' namespace is a real `__main__` module, so classes and functions defined in a
+# cell pickle (multiprocessing, caching libraries) — and this loop's own names stay out of it.
+user_main = types.ModuleType("__main__")
+sys.modules["__main__"] = user_main
+namespace = user_main.__dict__
 worker_pid = os.getpid()
 cell = 0
 

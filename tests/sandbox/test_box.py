@@ -21,6 +21,12 @@ async def test_python_state_persists_like_a_notebook(box: DockerSandbox) -> None
     assert r.stdout == "'{\"k\": 41}'\n"
 
 
+async def test_cells_live_in_a_real_main_module(box: DockerSandbox) -> None:
+    await box.run("python", "import pickle\nclass Point:\n    def __init__(self, x):\n        self.x = x")
+    r = await box.run("python", "print(pickle.loads(pickle.dumps(Point(3))).x, __name__, 'ctl_in' in globals())")
+    assert r.stdout == "3 __main__ False\n", r.stderr
+
+
 async def test_python_exception_and_exit_codes(box: DockerSandbox) -> None:
     r = await box.run("python", "def f():\n    return 1 / 0\nf()")
     assert r.exit_code == 1 and not r.ok
