@@ -11,7 +11,6 @@ backoff allows, so a dead server is not hammered.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import tempfile
@@ -32,6 +31,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED
 
 from workbench.core import WorkbenchError
+from workbench.tasks import spawn_detached
 
 logger = logging.getLogger("workbench.mcp")
 
@@ -142,24 +142,6 @@ class _WatchedReadStream:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-def _spawn_detached(fn: Callable[[], Awaitable[None]]) -> None:
-    """Start `fn` in a task of its own, outside any caller's task group: the connection
-    must outlive the task that opened it and be closable from any other."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:  # not asyncio: trio is anyio's other backend
-        import trio
-
-        trio.lowlevel.spawn_system_task(fn)
-        return
-    task = loop.create_task(fn())
-    _DETACHED.add(task)
-    task.add_done_callback(_DETACHED.discard)
-
-
-_DETACHED: set[asyncio.Task[None]] = set()
 
 
 class Connection:
@@ -286,7 +268,7 @@ class Connection:
                 ready.set()
                 done.set()
 
-        _spawn_detached(own)
+        spawn_detached(own)  # the connection outlives the task that opened it
         try:
             with anyio.move_on_after(self.connect_timeout) as waited:
                 await ready.wait()
