@@ -129,6 +129,19 @@ class Supervisor:
             os.close(fd)
         self.worker = {"proc": proc, "ctl": ctl_to_w, "reply": ctl_from_r, "out": out_r, "err": err_r}
 
+    def worker_alive(self):
+        """False once the worker is dead, dying, or has SIGKILL pending (a `kill -9 -1` from a
+        bash run lands asynchronously: without this, its effect would show up in the next run)."""
+        if self.worker is None or self.worker["proc"].poll() is not None:
+            return False
+        try:
+            with open("/proc/%d/status" % self.worker["proc"].pid) as f:
+                status = dict(line.split(":", 1) for line in f if ":" in line)
+        except OSError:
+            return False
+        pending = int(status.get("SigPnd", "0"), 16) | int(status.get("ShdPnd", "0"), 16)
+        return status.get("State", "").split()[0] not in ("Z", "X") and not pending & (1 << (signal.SIGKILL - 1))
+
     def stop_worker(self):
         if self.worker is None:
             return
@@ -234,7 +247,7 @@ class Supervisor:
         deadline = started + timeout
         exit_code, notes, state = None, [], "done"
         if req["lang"] == "python":
-            if self.worker is None or self.worker["proc"].poll() is not None:
+            if not self.worker_alive():
                 self.stop_worker()
                 self.start_worker()
             w = self.worker
@@ -264,6 +277,9 @@ class Supervisor:
             exit_code = proc.wait()
         if not self.sweep():
             notes.append("a runaway process tree forced a full restart; Python variables are lost")
+        elif req["lang"] != "python" and self.worker is not None and not self.worker_alive():
+            self.stop_worker()
+            notes.append("this run killed the Python interpreter; its variables are lost")
         if req["lang"] != "python":  # the sweep closed every pipe writer: read what is left
             self.drain(fds, out, err)
             proc.stdout.close()
