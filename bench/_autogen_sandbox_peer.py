@@ -9,6 +9,7 @@ import asyncio
 import json
 import statistics
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -19,9 +20,12 @@ from autogen_core.code_executor import CodeBlock
 from autogen_ext.code_executors.docker import DockerCommandLineCodeExecutor
 
 
+WORK = tempfile.mkdtemp(prefix="autogen-bench-")
+
+
 def executor(image: str) -> DockerCommandLineCodeExecutor:
     """AutoGen bind-mounts its work dir; our image runs as uid 1000, so the dir must be open to it."""
-    work_dir = tempfile.mkdtemp(prefix="autogen-bench-")
+    work_dir = tempfile.mkdtemp(dir=WORK)
     os.chmod(work_dir, 0o777)
     return DockerCommandLineCodeExecutor(image=image, timeout=30, work_dir=work_dir)
 
@@ -88,4 +92,7 @@ async def main(image: str, runs: int, concurrent: int) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))))
+    try:
+        print(json.dumps(asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))))
+    finally:
+        shutil.rmtree(WORK, ignore_errors=True)
