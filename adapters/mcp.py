@@ -49,6 +49,7 @@ from workbench.core import (
     Workbench,
     WorkbenchError,
 )
+from workbench.tasks import spawn_detached
 
 if TYPE_CHECKING:
     from workbench.config import ServerConfig
@@ -113,6 +114,7 @@ class McpWorkbench(Workbench):
             self._listen,
             connect_timeout=connect_timeout,
             backoff=(0.5, max_backoff),
+            on_up_or_down=lambda: spawn_detached(self.notify_tools_changed),
         )
 
     # -- construction ---------------------------------------------------------------------------
@@ -212,13 +214,10 @@ class McpWorkbench(Workbench):
 
     async def list_tools(self) -> list[ToolSpec]:
         """The cached catalog (fetched on connect and on `tools/list_changed`). While the
-        server is down this is the last catalog seen, so its tools stay callable and
-        each call says why it fails until the server is back."""
-        try:
-            await self._conn.client()
-        except ServerUnavailable:
-            if self._tools is None:
-                raise
+        server is down this reconnects (within the backoff) or raises `ServerUnavailable`:
+        a dead server's tools are not offered to agents. Listeners of `on_tools_changed`
+        hear when it goes down and when it comes back."""
+        await self._conn.client()
         return list((self._tools or {}).values())
 
     async def call_tool(self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None) -> ToolResult:

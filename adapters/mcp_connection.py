@@ -158,6 +158,7 @@ class Connection:
         *,
         connect_timeout: float = 30.0,
         backoff: tuple[float, float] = (0.5, 30.0),
+        on_up_or_down: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self.target = target
@@ -168,7 +169,9 @@ class Connection:
         self._serve = serve
         self.connect_timeout = connect_timeout
         self._backoff_base, self._backoff_max = backoff
-        self.state: State = "down"
+        self._state: State = "down"
+        self._was_up = False
+        self._on_up_or_down = on_up_or_down
         self.last_error: str | None = None
         self._client: Client | None = None
         self._lock = anyio.Lock()
@@ -214,6 +217,20 @@ class Connection:
         if reconnect_now:
             self._next_attempt = time.monotonic()
         await self._stop_owner(wait=False)
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @state.setter
+    def state(self, value: State) -> None:
+        # Going down, and coming back, changes which tools exist; the first connect and
+        # stopping on purpose do not.
+        was, self._state = self._state, value
+        flipped = (was == "up") != (value == "up") and value != "stopped"
+        if flipped and self._on_up_or_down is not None and (value != "up" or self._was_up):
+            self._on_up_or_down()
+        self._was_up = self._was_up or value == "up"
 
     async def close(self) -> None:
         self.state = "stopped"

@@ -27,6 +27,7 @@ from workbench.core import (
     logger,
 )
 from workbench.naming import disambiguate, qualified_name
+from workbench.tasks import BackgroundTasks
 
 
 @dataclass
@@ -73,6 +74,12 @@ class CompositeWorkbench(Workbench):
         self._prompt_routes: dict[str, _Route] = {}
         self._start_errors: dict[str, str] = {}
         self._unsubscribe: list[Callable[[], None]] = []
+        self._background: BackgroundTasks | None = None
+        self._unlisted: set[str] = set()
+        """Sources whose last listing failed: left out of the catalog and probed until they answer."""
+        self._probing = False
+        self._last_routes: dict[str, _Route] | None = None
+        self._gone: dict[str, _Route] = {}
         for key, source in (sources or {}).items():
             self.add(key, source)
 
@@ -92,6 +99,8 @@ class CompositeWorkbench(Workbench):
                 logger.warning("source %s failed to start: %s", key, e, exc_info=logger.isEnabledFor(logging.DEBUG))
                 self._start_errors[key] = f"{type(e).__name__}: {e}"
 
+        self._background = BackgroundTasks()
+        await self._background.open()
         async with anyio.create_task_group() as tg:
             for key, mount in self.mounts.items():
                 tg.start_soon(start_one, key, mount)
@@ -102,6 +111,9 @@ class CompositeWorkbench(Workbench):
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
+        if self._background is not None:
+            await self._background.aclose()
+            self._background = None
         # Stop in reverse order of mounting; each source owns its connections, so order is free,
         # but errors in one must not leak the others' resources.
         with anyio.CancelScope(shield=True):
@@ -136,15 +148,30 @@ class CompositeWorkbench(Workbench):
         down = [k for k, h in states.items() if h.state != "up"]
         return Health("up") if not down else Health("down" if len(down) == len(states) else "up", f"down: {', '.join(down)}")
 
-    async def _list_source(self, key: str, mount: Mount) -> list[ToolSpec]:
+    async def _list_source(self, key: str, mount: Mount) -> list[ToolSpec] | None:
         try:
             return await mount.workbench.list_tools()
         except Exception as e:
             logger.warning("source %s: cannot list tools: %s", key, e)
-            return []
+            return None
+
+    async def _probe_unlisted(self) -> None:
+        """Ask the sources that failed to list again, backing off, until all answer; each
+        one that comes back changes the catalog, and listeners hear of it."""
+        delay = 1.0
+        try:
+            while self._unlisted:
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                for key in list(self._unlisted):
+                    if await self._list_source(key, self.mounts[key]) is not None:
+                        self._unlisted.discard(key)
+                        await self._source_changed()
+        finally:
+            self._probing = False
 
     async def _build_routes(self) -> dict[str, _Route]:
-        listed: dict[str, list[ToolSpec]] = {}
+        listed: dict[str, list[ToolSpec] | None] = {}
 
         async def fetch(key: str, mount: Mount) -> None:
             listed[key] = await self._list_source(key, mount)
@@ -155,12 +182,11 @@ class CompositeWorkbench(Workbench):
 
         routes: dict[str, _Route] = {}
         specs: list[ToolSpec] = []
-        failed = False
+        self._unlisted = {key for key, tools in listed.items() if tools is None}
+        # Names of a source that went down are remembered, so a call can say why it fails.
+        self._gone.update({n: r for n, r in (self._last_routes or {}).items() if r.source in self._unlisted})
         for key, mount in self.mounts.items():  # mount order decides who keeps a contested name
-            tools = listed.get(key, [])
-            if not tools and mount.workbench.health().state != "up":
-                failed = True
-            for spec in tools:
+            for spec in listed.get(key) or []:
                 if not mount.admits(spec.name):
                     continue
                 exposed = mount.rename.get(spec.name) or qualified_name(mount.prefix, spec.name)
@@ -171,8 +197,13 @@ class CompositeWorkbench(Workbench):
                     update["description"] = mount.descriptions[spec.name]
                 specs.append(spec.model_copy(update=update))
         self._specs = specs
-        # A source that is down is retried on the next listing instead of being cached as empty.
-        self._routes = None if failed else routes
+        # A source that is down is asked again on the next listing, and probed meanwhile.
+        self._gone = {n: r for n, r in self._gone.items() if r.source in self._unlisted and n not in routes}
+        self._last_routes = routes
+        self._routes = None if self._unlisted else routes
+        if self._unlisted and self._background is not None and not self._probing:
+            self._probing = True
+            self._background.start_soon(self._probe_unlisted)
         return routes
 
     async def list_tools(self) -> list[ToolSpec]:
@@ -192,7 +223,17 @@ class CompositeWorkbench(Workbench):
         return self.mounts[route.source], route.original
 
     async def call_tool(self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None) -> ToolResult:
-        mount, original = await self.resolve(name)
+        try:
+            mount, original = await self.resolve(name)
+        except ToolNotFoundError:
+            gone = self._gone.get(name)
+            if gone is None:
+                raise
+            health = self.mounts[gone.source].workbench.health()
+            return ToolResult.error(
+                f"tool {name!r} is unavailable: its source {gone.source!r} is down ({health.detail or health.state}); "
+                "its tools come back when it does"
+            )
         return await mount.workbench.call_tool(original, arguments, ctx)
 
     # Resources keep their URIs (they are already globally unique by scheme); prompts are

@@ -140,3 +140,20 @@ async def test_prompts_and_resources_route_to_their_source() -> None:
         assert names == ["x__hello", "y__hello"]
         result = await wb.get_prompt("y__hello")
         assert result.messages[0].content.text == "y"
+
+
+async def test_a_source_that_comes_back_is_announced_without_being_asked() -> None:
+    flaky = Flaky()
+    wb = CompositeWorkbench({"ok": _wb("ok"), "flaky": flaky})
+    changed = anyio.Event()
+
+    async def on_change() -> None:
+        changed.set()
+
+    wb.on_tools_changed(on_change)
+    async with wb:
+        assert not any(s.name.startswith("flaky") for s in await wb.list_tools())
+        flaky.up = True
+        with anyio.fail_after(5):  # the background probe finds it (first probe after ~1 s)
+            await changed.wait()
+        assert "flaky__echo" in {s.name for s in await wb.list_tools()}
