@@ -15,13 +15,11 @@ import mcp.types as mt
 from workbench.core import CallContext, Tool, ToolNotFoundError, ToolResult, ToolSpec, Workbench, logger
 
 
-def _context_params(fn: Callable[..., Any]) -> list[str]:
-    """Names of parameters annotated `CallContext`: injected, never part of the schema."""
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
     try:
-        hints = get_type_hints(fn)
-    except Exception:
-        return []
-    return [name for name, hint in hints.items() if hint is CallContext and name != "return"]
+        return get_type_hints(fn)
+    except Exception:  # unresolvable annotations: func_metadata reports them properly
+        return {}
 
 
 class FunctionTool(Tool):
@@ -40,7 +38,11 @@ class FunctionTool(Tool):
         self.name = name or fn.__name__
         self.description = description if description is not None else inspect.cleandoc(fn.__doc__ or "")
         self.annotations = annotations
-        self._ctx_params = _context_params(fn)
+        hints = _hints(fn)
+        # Parameters annotated `CallContext` are injected, never part of the schema.
+        self._ctx_params = [name for name, hint in hints.items() if hint is CallContext and name != "return"]
+        if hints.get("return") is ToolResult:  # the function builds its own result: no derived schema
+            structured_output = False
         self._meta: FuncMetadata = func_metadata(fn, skip_names=self._ctx_params, structured_output=structured_output)
         self.input_schema = self._meta.arg_model.model_json_schema(by_alias=True)
         self.output_schema = self._meta.output_schema

@@ -55,6 +55,7 @@ async def test_schemas_come_from_type_hints(bench: StaticWorkbench) -> None:
     assert schema["required"] == ["p"]
     assert specs["stats"].output_schema["properties"].keys() == {"mean", "count"}
     assert "ctx" not in specs["whoami"].input_schema.get("properties", {})
+    assert specs["picture"].output_schema is None  # returns a ToolResult: no schema to break
 
 
 async def test_calls_return_structured_and_text(bench: StaticWorkbench) -> None:
