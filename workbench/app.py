@@ -12,13 +12,6 @@ from workbench.core import Workbench, logger
 from workbench.static import StaticWorkbench
 
 
-def _prefix(configured: str | None, default: str) -> str | None:
-    """None in the config means "the source's key"; "" means "no prefix"."""
-    if configured is None:
-        return default
-    return configured or None
-
-
 def build_sources(config: Config, *, relay_client_requests: bool = False) -> CompositeWorkbench:
     """Every tool source the config names: MCP servers and the sandbox.
 
@@ -36,7 +29,7 @@ def build_sources(config: Config, *, relay_client_requests: bool = False) -> Com
                     McpWorkbench.from_config(
                         name, server, base_dir=config.base_dir, relay_client_requests=relay_client_requests
                     ),
-                    prefix=_prefix(server.prefix, name),
+                    prefix=server.prefix,
                     include=server.include,
                     exclude=server.exclude,
                     rename=server.rename,
@@ -49,7 +42,7 @@ def build_sources(config: Config, *, relay_client_requests: bool = False) -> Com
         box = config.sandbox
         sources.add(
             "sandbox",
-            Mount(SandboxWorkbench.from_config(box), prefix=_prefix(box.prefix, "sandbox"), include=box.include, exclude=box.exclude),
+            Mount(SandboxWorkbench.from_config(box), prefix=box.prefix, include=box.include, exclude=box.exclude),
         )
     return sources
 
@@ -87,4 +80,4 @@ def build_workbench(config: Config, *, relay_client_requests: bool = False) -> C
 
     runners = build_agents(config, sources)
     agents: Workbench = StaticWorkbench([AgentTool(runner) for runner in runners.values()], name="agents")
-    return CompositeWorkbench({"tools": Mount(sources, prefix=None), "agents": Mount(agents, prefix=None)})
+    return CompositeWorkbench({"tools": Mount(sources, prefix=""), "agents": Mount(agents, prefix="")})

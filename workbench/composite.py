@@ -36,7 +36,7 @@ class Mount:
 
     workbench: Workbench
     prefix: str | None = None
-    """Name prefix (`prefix__tool`); None serves the source's names unchanged."""
+    """Name prefix (`prefix__tool`): None uses the source's key, "" serves its names unchanged."""
     include: list[str] = field(default_factory=lambda: ["*"])
     exclude: list[str] = field(default_factory=list)
     """Globs over the source's own tool names."""
@@ -58,9 +58,9 @@ class _Route:
 
 
 class CompositeWorkbench(Workbench):
-    """`CompositeWorkbench({"github": gh, "sandbox": Mount(box, prefix=None)})`.
+    """`CompositeWorkbench({"github": gh, "sandbox": Mount(box, exclude=["reset"]), "mine": Mount(wb, prefix="")})`.
 
-    A plain workbench under key `k` is mounted with prefix `k`. Starting the composite
+    A source under key `k` is named `k__tool` unless its mount says otherwise. Starting the composite
     starts every source concurrently; one that fails to start is reported in `health`
     and does not stop the others.
     """
@@ -86,7 +86,9 @@ class CompositeWorkbench(Workbench):
     def add(self, key: str, source: Workbench | Mount) -> Mount:
         if key in self.mounts:
             raise ValueError(f"duplicate source name {key!r}")
-        mount = source if isinstance(source, Mount) else Mount(source, prefix=key)
+        mount = source if isinstance(source, Mount) else Mount(source)
+        if mount.prefix is None:
+            mount.prefix = key
         self.mounts[key] = mount
         self._routes = None
         return mount

@@ -51,7 +51,7 @@ async def test_namespacing_collisions_filters_and_renames() -> None:
         {
             "a": _wb("a"),
             "b": Mount(_wb("b"), prefix="a", exclude=["add"]),  # deliberately collides with a's prefix
-            "c": Mount(_wb("c"), prefix=None, include=["where"], rename={"where": "c_where"},
+            "c": Mount(_wb("c"), prefix="", include=["where"], rename={"where": "c_where"},
                        descriptions={"where": "Where is c"}),
         }
     ) as wb:
