@@ -4,6 +4,7 @@ the wiring of every part (MCP servers, sandbox, agents as tools) behind one serv
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -37,6 +38,12 @@ def _project_containers() -> list[str]:
         client.close()
 
 
+def _env_without_model() -> dict[str, str]:
+    """This machine's environment minus anything that would switch the model-backed agent on."""
+    hidden = {"OPENAI_API_KEY", "WORKBENCH_MODEL_URL", "WORKBENCH_TOKEN"}
+    return {k: v for k, v in os.environ.items() if k not in hidden}
+
+
 @pytest.fixture
 def served() -> tuple[str, subprocess.Popen[str], set[str]]:
     try:
@@ -47,7 +54,7 @@ def served() -> tuple[str, subprocess.Popen[str], set[str]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "workbench.cli", "serve", "-c", str(ROOT / "examples/workbench.toml"),
          "--transport", "http", "--port", str(port)],
-        cwd=ROOT, stderr=subprocess.PIPE, text=True, env={"PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": "/root"},
+        cwd=ROOT, stderr=subprocess.PIPE, text=True, env=_env_without_model(),
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
