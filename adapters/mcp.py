@@ -164,7 +164,8 @@ class McpWorkbench(Workbench):
     def from_config(cls, name: str, cfg: ServerConfig, *, base_dir: Path | None = None, **extra: Any) -> McpWorkbench:
         """From a `[servers.NAME]` entry; a relative `cwd` resolves against `base_dir`; `extra`
         takes the options no config file holds (callbacks, `relay_client_requests`)."""
-        options: dict[str, Any] = {"name": name, "mode": cfg.mode, "timeout": cfg.timeout, **extra}
+        options: dict[str, Any] = {"name": name, "mode": cfg.mode, "timeout": cfg.timeout,
+                                   "connect_timeout": cfg.connect_timeout, **extra}
         if cfg.transport == "stdio":
             assert cfg.command is not None  # ServerConfig validates exactly one of command/url
             cwd = cfg.cwd

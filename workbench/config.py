@@ -44,6 +44,8 @@ class ServerConfig(_Strict):
     """Protocol generation: negotiate, force the 2025-11-25 handshake, or pin 2026-07-28."""
     timeout: float = 60.0
     """Default seconds per call."""
+    connect_timeout: float = 30.0
+    """Seconds to wait for the server to start and answer the handshake."""
     prefix: str | None = None
     """Tool name prefix; defaults to the server's key; "" serves names unprefixed."""
     include: list[str] = Field(default_factory=lambda: ["*"])
@@ -123,6 +125,12 @@ class AgentConfig(_Strict):
     """Globs over the workbench's exposed tool names."""
     max_tool_iterations: int = 8
     reflect_on_tool_use: bool = False
+    tool_timeout: float | None = None
+    """Seconds one tool call may take before the model is told it timed out."""
+    max_context_messages: int | None = None
+    """Send only the latest this-many messages of a long conversation to the model."""
+    stream: bool = False
+    """Stream the model's text as it is generated (`workbench run` shows it live)."""
 
 
 class TeamConfig(_Strict):

@@ -211,3 +211,14 @@ def test_openai_tool_schema_keeps_refs_and_fixes_names() -> None:
     assert back.name == "github_search_code" and back.input_schema == schema
     with pytest.raises(ValueError, match="expected an OpenAI tool"):
         from_openai_tool({"type": "function"})
+
+
+def test_agent_options_from_config_reach_the_agent() -> None:
+    config = parse_config(
+        '[models.m]\nmodel = "x"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        '[agents.a]\ntool_timeout = 7.5\nmax_context_messages = 5\nstream = true\n'
+    )
+    agent = build_agents(config, StaticWorkbench([add]))["a"]
+    assert isinstance(agent, AssistantAgent)
+    assert agent.max_context_messages == 5 and agent.model_client_stream is True
+    assert agent.toolset.tool_timeout == 7.5

@@ -71,7 +71,9 @@ def build_agents(config: Config, workbench: Workbench) -> dict[str, Runner]:
                 built[name] = AssistantAgent(name, model_for(where, a.model), workbench, description=a.description,
                                              system_message=a.system_message, tools=a.tools or None,
                                              max_tool_iterations=a.max_tool_iterations,
-                                             reflect_on_tool_use=a.reflect_on_tool_use)
+                                             reflect_on_tool_use=a.reflect_on_tool_use, tool_timeout=a.tool_timeout,
+                                             max_context_messages=a.max_context_messages,
+                                             model_client_stream=a.stream)
         except ValueError as e:
             raise ConfigError(f"{where}: {e}") from None
 
