@@ -216,7 +216,8 @@ def _expand(value: Any, where: str, environ: dict[str, str]) -> Any:
                 return environ[name]
             if default is not None:
                 return default
-            raise ConfigError(f"{where}: environment variable {name} is not set (use ${{{name}:-default}} for a default)")
+            raise ConfigError(f"{where}: environment variable {name} is not set: export {name}=… "
+                              f"(or write ${{{name}:-default}} for a default)")
 
         return _ENV.sub(sub, value)
     if isinstance(value, dict):
@@ -253,11 +254,11 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
     return best
 
 
-def _from_mcp_servers_json(data: dict[str, Any]) -> dict[str, Any]:
+def _from_mcp_servers_json(data: Any) -> dict[str, Any]:
     """Claude Desktop / Cursor (`mcpServers`) and VS Code (`servers`, with `type`) layouts."""
-    servers = data.get("mcpServers", data.get("servers"))
+    servers = data.get("mcpServers", data.get("servers")) if isinstance(data, dict) else None
     if not isinstance(servers, dict):
-        raise ConfigError("JSON config: expected an object under 'mcpServers' (Claude Desktop, Cursor) or 'servers' (VS Code)")
+        raise ConfigError("expected an object under 'mcpServers' (Claude Desktop, Cursor) or 'servers' (VS Code)")
     out: dict[str, Any] = {}
     for name, entry in servers.items():
         if not isinstance(entry, dict):
@@ -281,11 +282,13 @@ def parse_config(text: str, *, source: str = "<config>", fmt: Literal["toml", "j
                  environ: dict[str, str] | None = None, base_dir: Path | None = None) -> Config:
     try:
         raw = tomllib.loads(text) if fmt == "toml" else _from_mcp_servers_json(json.loads(text))
+        raw = _expand(raw, "", dict(os.environ) if environ is None else environ)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{source}: not valid TOML: {e}") from None
     except json.JSONDecodeError as e:
         raise ConfigError(f"{source}: not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
-    raw = _expand(raw, "", dict(os.environ) if environ is None else environ)
+    except ConfigError as e:  # the user has to know which file to fix
+        raise ConfigError(f"{source}: {e}") from None
     try:
         return Config.model_validate({**raw, "base_dir": base_dir or Path.cwd()})
     except ValidationError as e:

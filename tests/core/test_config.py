@@ -41,8 +41,8 @@ def test_env_expansion() -> None:
     assert cfg.servers["a"].command == "/usr/bin/srv"
     assert cfg.servers["a"].args == ["--token", "none"]
     assert cfg.servers["a"].env == {"K": "secret"}
-    with pytest.raises(ConfigError, match=r"servers\.a\.env\.K: environment variable K is not set"):
-        parse_config('[servers.a]\ncommand = "x"\nenv = { K = "${K}" }\n', environ={})
+    with pytest.raises(ConfigError, match=r"^w\.toml: servers\.a\.env\.K: environment variable K is not set: export K="):
+        parse_config('[servers.a]\ncommand = "x"\nenv = { K = "${K}" }\n', source="w.toml", environ={})
 
 
 def test_claude_desktop_and_vscode_json(tmp_path: Path) -> None:
@@ -68,3 +68,7 @@ def test_claude_desktop_and_vscode_json(tmp_path: Path) -> None:
         load_config(bad)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.toml")
+    for not_servers in ("[]", '"x"', '{"mcpServers": 3}'):  # valid JSON, wrong shape: an error, not a crash
+        bad.write_text(not_servers)
+        with pytest.raises(ConfigError, match="bad.json: expected an object under 'mcpServers'"):
+            load_config(bad)
