@@ -157,3 +157,31 @@ async def test_a_source_that_comes_back_is_announced_without_being_asked() -> No
         with anyio.fail_after(5):  # the background probe finds it (first probe after ~1 s)
             await changed.wait()
         assert "flaky__echo" in {s.name for s in await wb.list_tools()}
+
+
+class Recorder(StaticWorkbench):
+    """Records stop and close_session calls into a shared log; `broken` ones raise after recording."""
+
+    def __init__(self, name: str, log: list[str], broken: bool = False) -> None:
+        super().__init__([echo], name=name)
+        self.log, self.broken = log, broken
+
+    async def stop(self) -> None:
+        self.log.append(f"stop {self.name}")
+        if self.broken:
+            raise RuntimeError("stop failed")
+
+    async def close_session(self, session_id: str) -> None:
+        self.log.append(f"close {self.name} {session_id}")
+        if self.broken:
+            raise RuntimeError("close failed")
+
+
+async def test_stop_and_close_session_reach_every_source_even_past_a_failing_one() -> None:
+    log: list[str] = []
+    wb = CompositeWorkbench({k: Recorder(k, log, broken=k == "b") for k in "abc"})
+    async with wb:
+        await wb.close_session("s1")
+        assert log == ["close a s1", "close b s1", "close c s1"]
+        log.clear()
+    assert log == ["stop c", "stop b", "stop a"]  # reverse mount order; b's failure does not leak a
