@@ -18,6 +18,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import anyio
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from workbench.config import Config, ConfigError, load_config
 from workbench.core import ToolNotFoundError, ToolResult, WorkbenchError
@@ -46,7 +47,8 @@ class UsageError(WorkbenchError):
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    # Messages quote config ([models.x]) and output ([exit code 1]): rich must not read them as markup.
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     raise typer.Exit(code)
 
 
@@ -109,7 +111,12 @@ def _report_down_sources(workbench: Any) -> None:
         return
     for name, h in health().items():
         if h.state != "up":
-            err.print(f"[yellow]warning:[/] source {name} is {h.state}: {h.detail}", highlight=False)
+            err.print(f"[yellow]warning:[/] source {name} is {h.state}: {escape(h.detail or '')}", highlight=False)
+
+
+def _summary(description: str | None) -> str:
+    """A description's first paragraph on one line: sources hard-wrap theirs mid-sentence."""
+    return " ".join((description or "").strip().split("\n\n")[0].split())
 
 
 @app.command()
@@ -133,7 +140,7 @@ def tools(
 
         table = Table("tool", "description", box=None, pad_edge=False)
         for spec in specs:
-            table.add_row(spec.name, (spec.description or "").strip().splitlines()[0] if spec.description else "")
+            table.add_row(escape(spec.name), escape(_summary(spec.description)))
         out.print(table)
         err.print(f"{len(specs)} tools", style="dim")
 
@@ -190,7 +197,7 @@ def call(
     cfg = _load(config)
 
     async def progress(done: float, total: float | None, message: str | None) -> None:
-        err.print(f"[dim]progress {done:g}{'/' + format(total, 'g') if total else ''} {message or ''}[/]", highlight=False)
+        err.print(f"[dim]progress {done:g}{'/' + format(total, 'g') if total else ''} {escape(message or '')}[/]", highlight=False)
 
     async def main() -> ToolResult:
         args = _parse_arguments(arguments)

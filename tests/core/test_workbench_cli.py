@@ -85,3 +85,23 @@ def test_config_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     assert_no_traceback(proc)
     assert_no_traceback(missing)
+
+
+def test_tools_table_prints_descriptions_literally(tmp_path: Path) -> None:
+    # Descriptions come from servers: brackets are text, not rich markup, and hard wraps are joined.
+    cfg = tmp_path / "w.toml"
+    cfg.write_text(
+        f"""
+[servers.demo]
+command = "${{WORKBENCH_PYTHON}}"
+args = ["{ROOT / 'examples/servers/demo_server.py'}"]
+descriptions = {{ add = "Adds [b]x[/b] [/]\\nand more.\\n\\nSecond paragraph.", echo = "  " }}
+
+[sandbox]
+enabled = false
+"""
+    )
+    proc = workbench("tools", "--config", str(cfg))
+    assert proc.returncode == 0, proc.stderr
+    assert "Adds [b]x[/b] [/] and more." in proc.stdout and "Second paragraph" not in proc.stdout
+    assert_no_traceback(proc)
