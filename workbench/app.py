@@ -47,26 +47,33 @@ def build_sources(config: Config, *, relay_client_requests: bool = False) -> Com
     return sources
 
 
-def with_usable_agents(config: Config) -> Config:
-    """The config without the agents whose model cannot be called (no key, no base URL) and
-    the teams that need them — so the bundled example serves its model-free parts anywhere."""
-    dropped = {
-        name
+def unusable_agents(config: Config) -> dict[str, str]:
+    """Agents whose model cannot be called (no key, no base URL), and the teams that need
+    them, each with the `[models]` key it lacks."""
+    off = {
+        name: model
         for name, agent in config.agents.items()
-        if agent.kind == "assistant" and not config.models[agent.model or next(iter(config.models))].usable()
+        if agent.kind == "assistant" and not config.models[model := agent.model or next(iter(config.models))].usable()
     }
-    teams = dict(config.teams)
     changed = True
     while changed:  # a team of a dropped team is dropped too
         changed = False
-        for name, team in list(teams.items()):
-            if any(m in dropped for m in team.members):
-                dropped.add(name)
-                del teams[name]
+        for name, team in config.teams.items():
+            lacking = next((off[m] for m in team.members if m in off), None)
+            if name not in off and lacking is not None:
+                off[name] = lacking
                 changed = True
-    for name in sorted(dropped):
-        logger.warning("agent or team %s is off: its model has no API key or base_url", name)
-    agents = {k: v for k, v in config.agents.items() if k not in dropped}
+    return off
+
+
+def with_usable_agents(config: Config) -> Config:
+    """The config without `unusable_agents` — so the bundled example serves its model-free parts anywhere."""
+    off = unusable_agents(config)
+    for name in sorted(off):
+        model = config.models[off[name]]
+        logger.warning("agent or team %s is off: model %r has no API key ($%s) or base_url", name, off[name], model.api_key_env)
+    agents = {k: v for k, v in config.agents.items() if k not in off}
+    teams = {k: v for k, v in config.teams.items() if k not in off}
     return config.model_copy(update={"agents": agents, "teams": teams})
 
 

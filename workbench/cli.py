@@ -265,9 +265,13 @@ def run(
     config: ConfigOption = None,
 ) -> None:
     """Run an agent or team on a task, streaming its messages and tool calls."""
-    from workbench.app import build_sources
+    from workbench.app import build_sources, unusable_agents
 
     cfg = _load(config)
+    # Without a model the agent would fail at its first turn, after the sources started: say what to set now.
+    if (lacking := unusable_agents(cfg).get(agent)) is not None:
+        _fail(f"{agent} needs a model: export {cfg.models[lacking].api_key_env}=…, or set base_url under "
+              f"[models.{lacking}] to an OpenAI-compatible server (Ollama, vLLM, llama.cpp)", 2)
 
     async def main() -> None:
         from workbench.agents import build_agents, run_in_console

@@ -105,3 +105,17 @@ enabled = false
     assert proc.returncode == 0, proc.stderr
     assert "Adds [b]x[/b] [/] and more." in proc.stdout and "Second paragraph" not in proc.stdout
     assert_no_traceback(proc)
+
+
+def test_run_agent_without_model_says_what_to_set(tmp_path: Path) -> None:
+    cfg = tmp_path / "w.toml"
+    cfg.write_text(
+        '[models.m]\nmodel = "x"\napi_key_env = "WB_CLI_TEST_NO_KEY"\n\n'
+        '[agents.helper]\nmodel = "m"\n\n[teams.crew]\nmembers = ["helper"]\n\n[sandbox]\nenabled = false\n'
+    )
+    for name in ("helper", "crew"):
+        proc = workbench("run", name, "hello", "--config", str(cfg))
+        assert proc.returncode == 2, proc.stderr
+        assert "export WB_CLI_TEST_NO_KEY=" in proc.stderr and "[models.m]" in proc.stderr
+        assert proc.stdout == ""  # refused before the run started
+        assert_no_traceback(proc)
