@@ -234,13 +234,18 @@ def serve(
 ) -> None:
     """Serve every configured tool, agent and team over MCP (stdio or streamable HTTP)."""
     from servers import ServeSettings, serve_workbench
+    from servers.settings import ServeError
     from workbench.app import build_workbench
 
     cfg = _load(config)
     if transport is not None and transport not in ("stdio", "http"):
         _fail(f"--transport must be stdio or http, not {transport!r}", 2)
     overrides = {k: v for k, v in {"transport": transport, "host": host, "port": port}.items() if v is not None}
-    serve_cfg = cfg.serve.model_copy(update=overrides)
+    try:  # a refused setting is a config error, found before any source or sandbox starts
+        settings = ServeSettings.from_config(cfg.serve.model_copy(update=overrides))
+        settings.check()
+    except ServeError as e:
+        _fail(str(e), 2)
 
     # A server logs JSON lines on stderr from the first line on (stdout may carry MCP itself).
     from servers.logs import configure_json_logging
@@ -249,7 +254,6 @@ def serve(
     configure_json_logging(logging.DEBUG if _debug else logging.INFO)
 
     async def main() -> None:
-        settings = ServeSettings.from_config(serve_cfg)
         # Served, the upstreams' sampling/elicitation requests go to the connected MCP client.
         async with build_workbench(cfg, relay_client_requests=True) as wb:
             _report_down_sources(wb)

@@ -119,3 +119,12 @@ def test_run_agent_without_model_says_what_to_set(tmp_path: Path) -> None:
         assert "export WB_CLI_TEST_NO_KEY=" in proc.stderr and "[models.m]" in proc.stderr
         assert proc.stdout == ""  # refused before the run started
         assert_no_traceback(proc)
+
+
+def test_serve_refuses_unsafe_settings_as_config_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "w.toml"
+    cfg.write_text('[serve]\nauth_token_env = "WB_CLI_TEST_NO_TOKEN"\n\n[sandbox]\nenabled = false\n')
+    proc = workbench("serve", "--config", str(cfg), "--transport", "http", "--host", "0.0.0.0", "--port", "1")
+    assert proc.returncode == 2, proc.stderr
+    assert "refusing to serve on 0.0.0.0 without authentication" in proc.stderr
+    assert_no_traceback(proc)
