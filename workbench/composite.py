@@ -228,15 +228,30 @@ class CompositeWorkbench(Workbench):
         try:
             mount, original = await self.resolve(name)
         except ToolNotFoundError:
-            gone = self._gone.get(name)
-            if gone is None:
+            down = self._down_source(name)
+            if down is None:
                 raise
-            health = self.mounts[gone.source].workbench.health()
+            source, health = down
             return ToolResult.error(
-                f"tool {name!r} is unavailable: its source {gone.source!r} is down ({health.detail or health.state}); "
+                f"tool {name!r} is unavailable: its source {source!r} is down ({health.detail or health.state}); "
                 "its tools come back when it does"
             )
         return await mount.workbench.call_tool(original, arguments, ctx)
+
+    def _down_source(self, name: str) -> tuple[str, Health] | None:
+        """The down source behind `name`: one that went down remembers its names; one never listed
+        is known by its prefix, so the user hears of the dead server, not of an "unknown tool"."""
+        if (gone := self._gone.get(name)) is not None:
+            return gone.source, self.health_by_source()[gone.source]
+        for key in self._unlisted:
+            prefix = self.mounts[key].prefix
+            if prefix and name.startswith(qualified_name(prefix, "")):
+                return key, self.health_by_source()[key]
+        for mount in self.mounts.values():  # a composite mounted as is (as `build_workbench` does) knows its own
+            if mount.prefix == "" and isinstance(mount.workbench, CompositeWorkbench):
+                if (down := mount.workbench._down_source(name)) is not None:
+                    return down
+        return None
 
     # Resources keep their URIs (they are already globally unique by scheme); prompts are
     # namespaced like tools.

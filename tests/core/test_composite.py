@@ -76,6 +76,13 @@ async def test_a_down_source_does_not_take_others_down_and_comes_back() -> None:
         assert "ok__echo" in names and not any(n.startswith("flaky") for n in names)
         assert wb.health_by_source()["flaky"].state == "down"
         assert wb.health_by_source()["ok"].state == "up"
+        # never listed, yet a call to one of its names says the source is down, not "unknown tool"
+        down = await wb.call_tool("flaky__echo", {"message": "x"})
+        assert down.is_error and "source 'flaky' is down (ConnectionError: refused)" in down.text
+        with pytest.raises(ToolNotFoundError):
+            await wb.call_tool("ok__nope", {})
+        outer = CompositeWorkbench({"all": Mount(wb, prefix="")})  # how build_workbench nests the sources
+        assert "source 'flaky' is down" in (await outer.call_tool("flaky__echo", {})).text
         flaky.up = True
         # the down source was not cached as empty: the next listing asks it again
         names = {s.name for s in await wb.list_tools()}

@@ -59,6 +59,9 @@ def test_call_success_error_and_usage_exit_codes(config: Path) -> None:
     assert tool_error.returncode == 1
     assert "a" in tool_error.stdout.lower()
 
+    down = workbench("call", "broken__anything", "{}", "--config", str(config))
+    assert down.returncode == 1 and "source 'broken' is down" in down.stdout, (down.stdout, down.stderr)
+
     for args, needle in [
         (("call", "demo__ad", "{}"), "did you mean demo__add"),
         (("call", "demo__add", "{not json"), "not valid JSON"),
