@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NoReturn
 
 import anyio
 import typer
@@ -17,9 +17,10 @@ from sandbox.settings import DEFAULT_IMAGE, OWNER_LABEL, SandboxSettings
 app = typer.Typer(no_args_is_help=True, help="The Docker sandbox: image, one-off runs, the project's containers.")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
+    """One line on stderr; exit 1 for a failure, 2 for bad usage (as `workbench` does)."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -55,7 +56,7 @@ def run(
 ) -> None:
     """Run code once in a fresh hardened sandbox; its stdout/stderr and exit code are passed through."""
     if lang not in ("python", "bash"):
-        _fail(f"--lang must be python or bash, not {lang!r}")
+        _fail(f"--lang must be python or bash, not {lang!r}", 2)
     source = sys.stdin.read() if code == "-" else code
     language: Literal["python", "bash"] = "python" if lang == "python" else "bash"
 
