@@ -74,6 +74,8 @@ async def test_output_is_capped_and_marked_truncated() -> None:
         r = await b.run("python", "print('a' * 200_000)")
         assert r.truncated and len(r.stdout) == 1000 and r.stdout_bytes == 200_001
         assert any("truncated" in n and "1000" in n for n in r.notes)
+        r = await b.run("bash", "head -c 5000 /dev/zero | tr '\\0' e >&2")  # stderr alone over the limit
+        assert r.truncated and r.stderr == "e" * 1000 and r.stderr_bytes == 5000 and r.stdout_bytes == 0
         r = await b.run("bash", "echo short")
         assert not r.truncated and r.stdout == "short\n"
 
@@ -97,11 +99,20 @@ async def test_python_timeout_restarts_the_interpreter(box: DockerSandbox) -> No
 
 
 async def test_cancelling_a_run_kills_its_processes(box: DockerSandbox) -> None:
+    def running() -> str:
+        top = docker_client().api.top(box.container_id)
+        return " ".join(" ".join(p) for p in top["Processes"] or [])
+
     async with anyio.create_task_group() as tg:
         tg.start_soon(box.run, "bash", "sleep 77")
-        await anyio.sleep(0.5)
+        with anyio.fail_after(5):  # cancel only once the run really is under way in the container
+            while "sleep 77" not in await anyio.to_thread.run_sync(running):
+                await anyio.sleep(0.05)
         tg.cancel_scope.cancel()
+    start = time.monotonic()
     r = await box.run("bash", "ps -eo args")
+    # The supervisor stops the run at once, not when its own timeout (10 s here) would have.
+    assert time.monotonic() - start < 5
     assert "sleep 77" not in r.stdout and r.exit_code == 0
 
 
