@@ -35,3 +35,18 @@ def test_disambiguate_is_deterministic_and_free() -> None:
     assert first != "a__echo" and first.startswith("a__echo_")
     assert disambiguate("a__echo", taken, "b/echo") == first
     assert disambiguate("free", taken, "x") == "free"
+
+
+def test_disambiguated_names_are_the_same_in_another_process() -> None:
+    # Saved agent state and configs name tools across restarts: the suffix must not depend on
+    # the process (hash seed, pid, time), only on the tool's origin.
+    import os
+    import subprocess
+    import sys
+
+    code = "from workbench.naming import disambiguate; print(disambiguate('a__echo', {'a__echo'}, 'b/echo'))"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+                           env={**os.environ, "PYTHONHASHSEED": "12345"})
+    assert other.returncode == 0, other.stderr
+    assert other.stdout.strip() == disambiguate("a__echo", {"a__echo"}, "b/echo")
+    assert disambiguate("a__echo", {"a__echo"}, "c/echo") != other.stdout.strip()  # the origin does decide
