@@ -157,3 +157,12 @@ async def test_started_and_stopped_from_different_tasks_as_a_composite_does() ->
         r = await composite.call_tool("sandbox__run_python", {"code": "print('via composite')"}, as_caller("comp"))
         assert r.text == "via composite"
         assert composite.health_by_source()["sandbox"].state == "up"
+
+
+async def test_the_callers_deadline_bounds_a_run(workbench: SandboxWorkbench) -> None:
+    # An agent's tool_timeout or an MCP client's deadline arrives as CallContext.deadline.
+    start = time.monotonic()
+    r = await workbench.call_tool("run_bash", {"code": "sleep 8"}, as_caller("hurried").with_timeout(0.5))
+    assert time.monotonic() - start < 5  # well short of both the 8 s sleep and the 10 s configured limit
+    assert r.is_error and r.structured["timed_out"]
+    await workbench.close_session("hurried")
