@@ -166,3 +166,11 @@ async def test_the_callers_deadline_bounds_a_run(workbench: SandboxWorkbench) ->
     assert time.monotonic() - start < 5  # well short of both the 8 s sleep and the 10 s configured limit
     assert r.is_error and r.structured["timed_out"]
     await workbench.close_session("hurried")
+
+
+async def test_a_timeout_argument_cannot_lengthen_the_configured_limit() -> None:
+    async with SandboxWorkbench(SandboxSettings(pool_size=0, timeout=1)) as wb:
+        start = time.monotonic()
+        r = await wb.call_tool("run_bash", {"code": "sleep 6; echo done", "timeout": 60}, as_caller("greedy"))
+        assert time.monotonic() - start < 5
+        assert r.is_error and r.structured["timed_out"] and "done" not in r.text
