@@ -89,6 +89,8 @@ class ServeSettings:
         """Refuse settings that would expose tools to the network unprotected."""
         if not self.path.startswith("/"):
             raise ServeError(f"serve.path must start with '/', got {self.path!r}")
+        if self.transport == "http" and not 0 <= self.port <= 65535:  # else uvicorn dies with an OverflowError trace
+            raise ServeError(f"serve.port must be between 0 and 65535, got {self.port}")
         if self.max_concurrent_calls_per_client < 1:
             raise ServeError("serve.max_concurrent_calls_per_client must be at least 1")
         if self.transport == "http" and not is_loopback(self.host) and not self.auth_token:

@@ -194,6 +194,8 @@ def call(
     from workbench.app import build_workbench
     from workbench.core import CallContext
 
+    if timeout is not None and timeout <= 0:
+        _fail(f"--timeout must be a positive number of seconds, not {timeout:g}", 2)
     cfg = _load(config)
 
     async def progress(done: float, total: float | None, message: str | None) -> None:

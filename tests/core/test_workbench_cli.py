@@ -66,6 +66,7 @@ def test_call_success_error_and_usage_exit_codes(config: Path) -> None:
         (("call", "demo__ad", "{}"), "did you mean demo__add"),
         (("call", "demo__add", "{not json"), "not valid JSON"),
         (("call", "demo__add", "[1, 2]"), "must be a JSON object"),
+        (("call", "demo__add", "{}", "--timeout", "0"), "--timeout must be a positive number"),
     ]:
         proc = workbench(*args, "--config", str(config))
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
@@ -130,4 +131,7 @@ def test_serve_refuses_unsafe_settings_as_config_error(tmp_path: Path) -> None:
     proc = workbench("serve", "--config", str(cfg), "--transport", "http", "--host", "0.0.0.0", "--port", "1")
     assert proc.returncode == 2, proc.stderr
     assert "refusing to serve on 0.0.0.0 without authentication" in proc.stderr
+    assert_no_traceback(proc)
+    proc = workbench("serve", "--config", str(cfg), "--transport", "http", "--port", "70000")
+    assert proc.returncode == 2 and "serve.port must be between 0 and 65535" in proc.stderr, proc.stderr
     assert_no_traceback(proc)
