@@ -103,6 +103,8 @@ def _options(
     _debug = debug
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not debug:  # a dead source is reported once, by _report_down_sources, not by every retry's log line
+        logging.getLogger("workbench.sources").setLevel(logging.ERROR)
 
 
 def _report_down_sources(workbench: Any) -> None:
@@ -111,7 +113,8 @@ def _report_down_sources(workbench: Any) -> None:
         return
     for name, h in health().items():
         if h.state != "up":
-            err.print(f"[yellow]warning:[/] source {name} is {h.state}: {escape(h.detail or '')}", highlight=False)
+            err.print(f"[yellow]warning:[/] source {name} is {h.state}: {escape(h.detail or '')} "
+                      "(`workbench doctor` checks it)", highlight=False)
 
 
 def _summary(description: str | None) -> str:
@@ -254,6 +257,7 @@ def serve(
 
     logging.getLogger().handlers.clear()
     configure_json_logging(logging.DEBUG if _debug else logging.INFO)
+    logging.getLogger("workbench.sources").setLevel(logging.NOTSET)  # a server's log keeps every source event
 
     async def main() -> None:
         # Served, the upstreams' sampling/elicitation requests go to the connected MCP client.
@@ -283,6 +287,8 @@ def run(
         from workbench.agents import build_agents, run_in_console
 
         async with build_sources(cfg) as wb:
+            await wb.list_tools()  # finds the sources that are down, to say so before the agent trips on them
+            _report_down_sources(wb)
             runners = build_agents(cfg, wb)
             if agent not in runners:
                 raise UsageError(f"no agent or team {agent!r} in the config (have: {', '.join(runners) or 'none'})")

@@ -29,6 +29,9 @@ from workbench.core import (
 from workbench.naming import disambiguate, qualified_name
 from workbench.tasks import BackgroundTasks
 
+source_log = logger.getChild("sources")
+"""A source failing to start or list: the CLI quiets it, as it reports each down source once itself."""
+
 
 @dataclass
 class Mount:
@@ -98,7 +101,7 @@ class CompositeWorkbench(Workbench):
             try:
                 await mount.workbench.start()
             except Exception as e:
-                logger.warning("source %s failed to start: %s", key, e, exc_info=logger.isEnabledFor(logging.DEBUG))
+                source_log.warning("source %s failed to start: %s", key, e, exc_info=logger.isEnabledFor(logging.DEBUG))
                 self._start_errors[key] = f"{type(e).__name__}: {e}"
 
         self._background = BackgroundTasks()
@@ -139,7 +142,11 @@ class CompositeWorkbench(Workbench):
     def health_by_source(self) -> dict[str, Health]:
         out: dict[str, Health] = {}
         for key, mount in self.mounts.items():
-            if key in self._start_errors and mount.workbench.health().state != "up":
+            if mount.prefix == "" and isinstance(mount.workbench, CompositeWorkbench):
+                # Mounted as is (as `build_workbench` nests the sources): its sources are ours, and a
+                # dead one must not hide behind the nested composite's "up".
+                out.update(mount.workbench.health_by_source())
+            elif key in self._start_errors and mount.workbench.health().state != "up":
                 out[key] = Health("down", self._start_errors[key])
             else:
                 out[key] = mount.workbench.health()
@@ -154,7 +161,7 @@ class CompositeWorkbench(Workbench):
         try:
             return await mount.workbench.list_tools()
         except Exception as e:
-            logger.warning("source %s: cannot list tools: %s", key, e)
+            source_log.warning("source %s: cannot list tools: %s", key, e)
             return None
 
     async def _probe_unlisted(self) -> None:

@@ -83,6 +83,7 @@ async def test_a_down_source_does_not_take_others_down_and_comes_back() -> None:
             await wb.call_tool("ok__nope", {})
         outer = CompositeWorkbench({"all": Mount(wb, prefix="")})  # how build_workbench nests the sources
         assert "source 'flaky' is down" in (await outer.call_tool("flaky__echo", {})).text
+        assert outer.health_by_source()["flaky"].state == "down"  # not hidden behind "all" being up
         flaky.up = True
         # the down source was not cached as empty: the next listing asks it again
         names = {s.name for s in await wb.list_tools()}

@@ -29,6 +29,10 @@ args = ["{ROOT / 'examples/servers/demo_server.py'}"]
 [servers.broken]
 command = "{sys.executable}"
 args = ["-c", "import sys; sys.exit('cannot start: missing API key')"]
+
+# An agent makes the workbench nest the sources in a composite, as the example config does.
+[agents.exec]
+kind = "code_executor"
 """
     )
     return path
@@ -44,6 +48,7 @@ def test_tools_lists_every_source_and_warns_about_dead_ones(config: Path) -> Non
     names = {t["name"] for t in json.loads(proc.stdout)}
     assert {"demo__add", "demo__echo", "demo__countdown"} <= names
     assert "broken" in proc.stderr and "down" in proc.stderr
+    assert len([line for line in proc.stderr.splitlines() if "broken" in line]) == 1  # said once, not per retry
     assert_no_traceback(proc)
 
 
