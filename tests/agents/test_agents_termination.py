@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from workbench.agents.messages import TextMessage, ToolCall, ToolCallEvent, Usage
 from workbench.agents.termination import MaxMessages, TextMention, TokenBudget
 
@@ -39,3 +41,32 @@ def test_state_survives_a_json_round_trip_into_fresh_conditions() -> None:
         "3 messages reached the maximum of 3; 100 tokens used, budget 100; x mentioned 'A' and y mentioned 'B'")
     restored.reset()
     assert restored.check([said("y", "B", tokens=40)]) is None  # reset forgets everything
+
+
+def test_only_time_gives_a_deadline() -> None:
+    import time
+
+    from workbench.agents.termination import Timeout
+
+    assert (Timeout(0.1) & TextMention("X")).deadline() is None  # time alone cannot satisfy the mention
+    either = (Timeout(5) | MaxMessages(3)).deadline()
+    assert either is not None and 4 < either - time.monotonic() <= 5
+
+
+@pytest.mark.anyio
+async def test_a_resumed_team_continues_with_the_right_speaker() -> None:
+    from workbench.agents.assistant import AssistantAgent
+    from workbench.agents.replay import ReplayChatClient
+    from workbench.agents.teams import RoundRobinGroupChat
+
+    def team(coder: list[str], reviewer: list[str]) -> RoundRobinGroupChat:
+        return RoundRobinGroupChat([AssistantAgent("coder", ReplayChatClient(coder)),  # type: ignore[arg-type]
+                                    AssistantAgent("reviewer", ReplayChatClient(reviewer))],  # type: ignore[arg-type]
+                                   termination=MaxMessages(2))
+
+    first = team(["c1"], [])
+    assert [m.content for m in (await first.run("go")).messages] == ["go", "c1"]
+    state = json.loads(json.dumps(await first.save_state()))
+    second = team(["c2"], ["r1"])
+    await second.load_state(state)
+    assert [(m.source, m.content) for m in (await second.run()).messages] == [("reviewer", "r1"), ("coder", "c2")]
