@@ -32,3 +32,22 @@ async def test_a_workbench_that_raises_becomes_an_error_result_for_the_model() -
     [event] = [e for e in result.messages if isinstance(e, ToolResultEvent)]
     assert event.results[0].is_error
     assert "ConnectionResetError" in event.results[0].content and "upstream reset" in event.results[0].content
+
+
+class SlowToStart(StaticWorkbench):
+    """Cannot list its tools until `up` is set (a server still starting)."""
+
+    up = False
+
+    async def list_tools(self):  # type: ignore[no-untyped-def]
+        if not self.up:
+            raise ConnectionRefusedError("not yet")
+        return await super().list_tools()
+
+
+async def test_a_workbench_that_failed_to_list_is_asked_again_next_turn() -> None:
+    late = SlowToStart([fetch], name="late")
+    agent = AssistantAgent("a", ReplayChatClient([]), workbench=[late, StaticWorkbench([len], name="other")])  # type: ignore[arg-type]
+    assert [t["function"]["name"] for t in await agent.toolset.openai_tools()] == ["len"]
+    late.up = True  # no tools-changed notice: the failed listing alone must not be cached
+    assert [t["function"]["name"] for t in await agent.toolset.openai_tools()] == ["fetch", "len"]
