@@ -30,9 +30,12 @@ async def test_bearer_token_refused_without_and_accepted_with(mode: str) -> None
             missing = await http.post(served.url, json=INIT, headers=HEADERS)
             wrong = await http.post(served.url, json=INIT, headers={**HEADERS, "Authorization": "Bearer nope"})
             health = await http.get(f"{served.base}/healthz")
+            # Every method on the MCP endpoint needs the token: the GET event stream and DELETE too.
+            stream = await http.get(served.url, headers={"Accept": "text/event-stream"})
+            delete = await http.delete(served.url, headers={"Mcp-Session-Id": "guessed"})
         assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith("Bearer")
         assert "Authorization: Bearer" in missing.json()["error_description"]
-        assert wrong.status_code == 401
+        assert wrong.status_code == 401 and stream.status_code == 401 and delete.status_code == 401
         assert health.status_code == 200  # probes need no token
         async with httpx2.AsyncClient() as http:
             anonymous = (await http.get(f"{served.base}/readyz")).json()
