@@ -11,6 +11,7 @@ from pathlib import Path
 
 import anyio
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from workbench.config import Config
@@ -24,6 +25,8 @@ class Check:
     ok: bool
     detail: str
     hint: str = ""
+    required: bool = True
+    """A failed check that is not required is a warning: the workbench runs without it."""
 
 
 def _check_python() -> Check:
@@ -102,7 +105,9 @@ async def _check_model(name: str, config: Config) -> Check:
     model = config.models[name]
     key = model.api_key or os.environ.get(model.api_key_env)
     if not key and model.base_url is None:
-        return Check(f"model {name}", False, f"{model.api_key_env} is not set", f"export {model.api_key_env}=… or set base_url")
+        # Not a failure: `serve` and `tools` run without it, only the agents that need it are off.
+        return Check(f"model {name}", False, f"{model.api_key_env} is not set; the agents that use it are off",
+                     f"export {model.api_key_env}=… or set base_url", required=False)
     client = openai.AsyncOpenAI(base_url=model.base_url, api_key=key or "not-needed", timeout=5, max_retries=0)
     try:
         await client.models.retrieve(model.model)
@@ -137,6 +142,7 @@ async def run_doctor(config: Config | None, console: Console) -> bool:
         checks += [results[k] for k in sorted(results)]
     table = Table("", "check", "detail", "what to do", box=None, pad_edge=False)
     for c in checks:
-        table.add_row("[green]✓[/]" if c.ok else "[red]✗[/]", c.name, c.detail, c.hint)
+        mark = "[green]✓[/]" if c.ok else "[red]✗[/]" if c.required else "[yellow]![/]"
+        table.add_row(mark, escape(c.name), escape(c.detail), escape(c.hint))  # details quote errors: not markup
     console.print(table)
-    return all(c.ok for c in checks)
+    return all(c.ok or not c.required for c in checks)

@@ -140,3 +140,14 @@ def test_serve_refuses_unsafe_settings_as_config_error(tmp_path: Path) -> None:
     proc = workbench("serve", "--config", str(cfg), "--transport", "http", "--port", "70000")
     assert proc.returncode == 2 and "serve.port must be between 0 and 65535" in proc.stderr, proc.stderr
     assert_no_traceback(proc)
+
+
+def test_doctor_warns_but_does_not_fail_for_a_model_without_key(tmp_path: Path) -> None:
+    # The example config runs without a model (its agents switch off): doctor must not fail it for that.
+    cfg = tmp_path / "w.toml"
+    cfg.write_text('[models.m]\nmodel = "x"\napi_key_env = "WB_CLI_TEST_NO_KEY"\n\n[sandbox]\nenabled = false\n')
+    proc = workbench("doctor", "--config", str(cfg))
+    model_line = next(line for line in proc.stdout.splitlines() if "model m" in line)
+    assert model_line.lstrip().startswith("!") and "export WB_CLI_TEST_NO_KEY=" in model_line
+    assert proc.returncode == (1 if "✗" in proc.stdout else 0), proc.stdout  # only real failures fail
+    assert_no_traceback(proc)
