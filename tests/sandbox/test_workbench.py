@@ -141,11 +141,20 @@ async def test_stopping_while_the_pool_fills_leaves_nothing_behind() -> None:
 
 
 async def test_cancelling_a_tool_call_kills_its_processes(workbench: SandboxWorkbench) -> None:
+    box = await workbench.session("cancel")
+
+    def running() -> str:
+        return " ".join(" ".join(p) for p in docker_client().api.top(box.container_id)["Processes"] or [])
+
     async with anyio.create_task_group() as tg:
         tg.start_soon(workbench.call_tool, "run_bash", {"code": "sleep 88"}, as_caller("cancel"))
-        await anyio.sleep(0.5)
+        with anyio.fail_after(5):  # cancel only once the run really is under way in the container
+            while "sleep 88" not in await anyio.to_thread.run_sync(running):
+                await anyio.sleep(0.05)
         tg.cancel_scope.cancel()
+    start = time.monotonic()
     r = await workbench.call_tool("run_bash", {"code": "ps -eo args"}, as_caller("cancel"))
+    assert time.monotonic() - start < 5  # stopped at once, not at the 10 s limit
     assert "sleep 88" not in r.text and not r.is_error
 
 
