@@ -260,3 +260,14 @@ async def test_sessions_are_per_client_and_stateless_ones_end_when_idle() -> Non
             while not {alice, bob} <= set(bench.closed_sessions):
                 await anyio.sleep(0.05)
         assert {first, second} <= set(bench.closed_sessions)  # the legacy clients deleted theirs on exit
+
+
+def test_stateless_session_ids_separate_tokens_and_hide_them() -> None:
+    from servers.sessions import stateless_session_id
+
+    alice, bob = stateless_session_id("Bearer alice-token", None), stateless_session_id("Bearer bob-token", None)
+    assert alice != bob  # two tokens without a session header never share a sandbox
+    assert alice == stateless_session_id("Bearer alice-token", None)  # stable across requests
+    assert stateless_session_id("Bearer alice-token", "tab-1") not in (alice, stateless_session_id("Bearer bob-token", "tab-1"))
+    assert "alice-token" not in alice and alice.startswith("client-")
+    assert stateless_session_id(None, None) == "client-anonymous"
