@@ -38,7 +38,7 @@ _debug = False
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="workbench.toml or an mcpServers JSON file [env: WORKBENCH_CONFIG; default ./workbench.toml]"),
+    typer.Option("--config", "-c", help="workbench.toml or an mcpServers JSON file (default: $WORKBENCH_CONFIG, else ./workbench.toml)"),
 ]
 
 

@@ -79,6 +79,12 @@ def test_call_success_error_and_usage_exit_codes(config: Path) -> None:
         assert_no_traceback(proc)
 
 
+def test_help_names_the_config_fallbacks() -> None:
+    # Help text goes through rich markup: a "[env: …]" note would silently vanish.
+    proc = workbench("tools", "--help")
+    assert "WORKBENCH_CONFIG" in proc.stdout and "./workbench.toml" in proc.stdout
+
+
 def test_call_reads_arguments_from_stdin(config: Path) -> None:
     proc = workbench("call", "demo__echo", "-", "--config", str(config), stdin='{"message": "from stdin"}')
     assert proc.returncode == 0 and proc.stdout.strip() == "from stdin"
