@@ -58,6 +58,8 @@ class ServerConfig(_Strict):
     def _one_transport(self) -> ServerConfig:
         if bool(self.command) == bool(self.url):
             raise ValueError("give exactly one of 'command' (stdio) or 'url' (HTTP/SSE)")
+        if self.url and not self.url.startswith(("http://", "https://")):  # else: "down" on every connect attempt
+            raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
         if self.transport is None:
             self.transport = "stdio" if self.command else ("sse" if self.url and self.url.rstrip("/").endswith("/sse") else "http")
         elif (self.transport == "stdio") != bool(self.command):

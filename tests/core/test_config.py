@@ -20,6 +20,7 @@ def test_example_config_loads() -> None:
         ('[servers.a]\ncommand = "x"\n\n[servers.b]\nurl = "http://h/mcp"\ntimeout = "slow"\n', "w.toml:6: servers.b.timeout"),
         ('[servers.a]\nargs = ["x"]\n', "w.toml:1: servers.a: give exactly one of 'command'"),
         ('[servers.a]\ncommand = "x"\nurl = "http://h"\n', "servers.a: give exactly one"),
+        ('[servers.a]\nurl = "127.0.0.1:9/mcp"\n', "w.toml:1: servers.a: url must start with http:// or https://"),
         ('[servers.a]\ncommand = "x"\nmode = "2024"\n', "w.toml:3: servers.a.mode"),
         ('[sandbox]\nmemory = 5\n', "w.toml:2: sandbox.memory"),
         ('[agents.x]\nmodel = "nope"\n[models.m]\nmodel = "gpt"\n', "agents.x.model: no model 'nope'"),
