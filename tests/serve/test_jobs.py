@@ -102,3 +102,27 @@ async def test_tools_marked_task_capable_can_run_in_the_background() -> None:
         job = (await client.call_tool("jobs__start", {"tool": "build"})).structured_content
         done = await client.call_tool("jobs__result", {"job_id": job["job_id"], "wait": 5})
         assert done.content[0].text == "built"
+
+
+async def test_job_manager_bounds_each_session_and_marks_failures() -> None:
+    from servers.jobs import RESULT, START, STATUS, JobManager
+
+    async def run(name: str, arguments: dict[str, object], ctx: CallContext) -> ToolResult:
+        if name == "bad":
+            return ToolResult.error("nope")
+        await anyio.sleep(30)
+        return ToolResult.from_text("late")
+
+    eligible = ["slow", "bad"]
+    manager = JobManager(run, max_running_per_session=1)
+    async with anyio.create_task_group() as tg:
+        manager.task_group = tg
+        assert not (await manager.call(START, {"tool": "slow"}, "s1", eligible)).is_error
+        refused = await manager.call(START, {"tool": "slow"}, "s1", eligible)
+        assert refused.is_error and "limit 1" in refused.text
+        failing = await manager.call(START, {"tool": "bad"}, "s2", eligible)  # another session has its own bound
+        job_id = failing.structured["job_id"]
+        assert (await manager.call(RESULT, {"job_id": job_id, "wait": 5}, "s2", eligible)).is_error
+        assert (await manager.call(STATUS, {"job_id": job_id}, "s2", eligible)).structured["state"] == "failed"
+        await manager.close_session("s1")
+        tg.cancel_scope.cancel()
