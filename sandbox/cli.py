@@ -57,6 +57,8 @@ def run(
     """Run code once in a fresh hardened sandbox; its stdout/stderr and exit code are passed through."""
     if lang not in ("python", "bash"):
         _fail(f"--lang must be python or bash, not {lang!r}", 2)
+    if timeout <= 0:  # else the run is killed before it starts and reported as "timed out"
+        _fail(f"--timeout must be a positive number of seconds, not {timeout:g}", 2)
     source = sys.stdin.read() if code == "-" else code
     language: Literal["python", "bash"] = "python" if lang == "python" else "bash"
 

@@ -31,6 +31,8 @@ def test_run_bash_and_python_pass_output_and_exit_code_through() -> None:
 def test_bad_input_is_a_clear_error() -> None:
     r = runner.invoke(app, ["run", "--lang", "ruby", "puts 1"])
     assert r.exit_code == 2 and "--lang must be python or bash" in r.output and "Traceback" not in r.output
+    r = runner.invoke(app, ["run", "--timeout", "0", "print(1)"])
+    assert r.exit_code == 2 and "--timeout must be a positive number" in r.output
     r = runner.invoke(app, ["run", "--image", "mcp-workbench-sandbox:nope", "1"])
     assert r.exit_code == 1 and "workbench sandbox build" in r.output
 
