@@ -92,7 +92,9 @@ def _load(config: Path | None) -> Config:
     try:
         return load_config(_config_path(config))
     except ConfigError as e:
-        _fail(str(e), 2)
+        # A path taken from a forgotten $WORKBENCH_CONFIG would be a mystery: say where it came from.
+        origin = " — the path comes from $WORKBENCH_CONFIG" if config is None and os.environ.get("WORKBENCH_CONFIG") else ""
+        _fail(f"{e}{origin}", 2)
 
 
 @app.callback()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -98,6 +99,10 @@ def test_config_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
     assert f"{bad}:3: servers.x.timout: unknown key" in proc.stderr
     missing = workbench("tools", "--config", str(tmp_path / "nope.toml"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+    from_env = subprocess.run([*WORKBENCH, "tools"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "WORKBENCH_CONFIG": str(tmp_path / "gone.toml")})
+    assert from_env.returncode == 2 and "gone.toml does not exist" in from_env.stderr
+    assert "comes from $WORKBENCH_CONFIG" in from_env.stderr
     assert_no_traceback(proc)
     assert_no_traceback(missing)
 
