@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from workbench.config import Config, ConfigError, load_config
-from workbench.core import ToolNotFoundError, ToolResult, WorkbenchError
+from workbench.core import ToolNotFoundError, ToolResult, WorkbenchError, first_error
 
 T = TypeVar("T")
 
@@ -52,13 +52,6 @@ def _fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _leaf(exc: BaseException) -> BaseException:
-    """The first real error inside (possibly nested) exception groups."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
-
-
 def run_async(main: Callable[[], Awaitable[T]]) -> T:
     """Run `main`, turning expected errors into one-line messages and exit codes."""
     try:
@@ -68,7 +61,7 @@ def run_async(main: Callable[[], Awaitable[T]]) -> T:
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except BaseException as e:  # noqa: BLE001 — the CLI boundary: nothing escapes as a traceback
-        leaf = _leaf(e)
+        leaf = first_error(e)
         if isinstance(leaf, typer.Exit):
             raise leaf from None
         if _debug:
@@ -88,9 +81,14 @@ def _config_path(config: Path | None) -> Path:
     return Path("workbench.toml")
 
 
-def _load(config: Path | None) -> Config:
+def _load(config: Path | None, *, one_shot: bool = False) -> Config:
+    """The config; `one_shot` commands (tools, call, run) exit after one use, so they warm no
+    sandbox pool: its containers would only be started to be removed again."""
     try:
-        return load_config(_config_path(config))
+        cfg = load_config(_config_path(config))
+        if one_shot:
+            cfg = cfg.model_copy(update={"sandbox": cfg.sandbox.model_copy(update={"pool_size": 0})})
+        return cfg
     except ConfigError as e:
         # A path taken from a forgotten $WORKBENCH_CONFIG would be a mystery: say where it came from.
         origin = " — the path comes from $WORKBENCH_CONFIG" if config is None and os.environ.get("WORKBENCH_CONFIG") else ""
@@ -132,7 +130,7 @@ def tools(
     """List every tool from every configured source."""
     from workbench.app import build_workbench
 
-    cfg = _load(config)
+    cfg = _load(config, one_shot=True)
 
     async def main() -> None:
         async with build_workbench(cfg) as wb:
@@ -201,7 +199,7 @@ def call(
 
     if timeout is not None and timeout <= 0:
         _fail(f"--timeout must be a positive number of seconds, not {timeout:g}", 2)
-    cfg = _load(config)
+    cfg = _load(config, one_shot=True)
 
     async def progress(done: float, total: float | None, message: str | None) -> None:
         err.print(f"[dim]progress {done:g}{'/' + format(total, 'g') if total else ''} {escape(message or '')}[/]", highlight=False)
@@ -279,7 +277,7 @@ def run(
     """Run an agent or team on a task, streaming its messages and tool calls."""
     from workbench.app import build_sources, unusable_agents
 
-    cfg = _load(config)
+    cfg = _load(config, one_shot=True)
     # Without a model the agent would fail at its first turn, after the sources started: say what to set now.
     if (lacking := unusable_agents(cfg).get(agent)) is not None:
         _fail(f"{agent} needs a model: export {cfg.models[lacking].api_key_env}=…, or set base_url under "
