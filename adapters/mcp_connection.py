@@ -30,7 +30,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED
 
-from workbench.core import WorkbenchError
+from workbench.core import WorkbenchError, first_error
 from workbench.tasks import spawn_detached
 
 logger = logging.getLogger("workbench.mcp")
@@ -99,8 +99,7 @@ def is_disconnect(exc: BaseException) -> bool:
 
 def describe(exc: BaseException) -> str:
     """One line for people: the innermost meaningful error, no traceback."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
+    exc = first_error(exc)
     if isinstance(exc, MCPError):
         return exc.message
     text = str(exc).strip()

@@ -252,5 +252,13 @@ class Tool:
         raise NotImplementedError
 
 
+def first_error(exc: BaseException) -> BaseException:
+    """The first real error inside (possibly nested) exception groups — what a person should see
+    when anyio task groups wrap a failure."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
 async def maybe_await(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value

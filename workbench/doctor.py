@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from workbench.config import Config
+from workbench.core import first_error
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,11 +90,10 @@ async def _check_server(name: str, config: Config) -> Check:
         return Check(f"server {name}", True, f"{len(tools)} tools, ready in {ms:.0f} ms")
     except TimeoutError:
         return Check(f"server {name}", False, "no answer within 20 s", "check the command/URL; run it by hand")
-    except BaseException as e:  # noqa: BLE001 — a report, not a crash
-        while isinstance(e, BaseExceptionGroup) and e.exceptions:
-            e = e.exceptions[0]
+    except Exception as e:  # a report, not a crash (cancellation still propagates)
+        error = first_error(e)
         health = wb.health()
-        detail = health.detail or f"{type(e).__name__}: {e}"
+        detail = health.detail or f"{type(error).__name__}: {error}"
         return Check(f"server {name}", False, detail, "check the command/URL; `workbench doctor --debug` shows more")
 
 
@@ -104,7 +104,7 @@ async def _check_model(name: str, config: Config) -> Check:
 
     model = config.models[name]
     key = model.api_key or os.environ.get(model.api_key_env)
-    if not key and model.base_url is None:
+    if not model.usable():
         # Not a failure: `serve` and `tools` run without it, only the agents that need it are off.
         return Check(f"model {name}", False, f"{model.api_key_env} is not set; the agents that use it are off",
                      f"export {model.api_key_env}=… or set base_url", required=False)
