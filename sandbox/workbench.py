@@ -130,7 +130,7 @@ class SandboxWorkbench(StaticWorkbench):
     async def _run(self, language: Literal["python", "bash"], code: str, timeout: float | None,
                    ctx: CallContext) -> ToolResult:
         limit = self.settings.timeout if timeout is None else min(timeout, self.settings.timeout)
-        seconds = ctx.timeout(limit) or limit
+        seconds = ctx.timeout(limit)  # 0 once the caller's deadline has passed: the run times out at once
         try:
             box = await self.session(ctx.session_id)
             return _result(await box.run(language, code, timeout=seconds))
