@@ -15,7 +15,7 @@ import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import mcp.types as mt
@@ -46,6 +46,7 @@ RESOURCE_NOT_FOUND = -32002
 """MCP's error code for an unknown resource URI."""
 _SESSION_KEY = "workbench.session_id"
 _TRACE_KEYS = ("traceparent", "tracestate")
+R = TypeVar("R", bound=mt.Result)
 
 
 class _Server(Server[Any]):
@@ -302,25 +303,20 @@ class WorkbenchServer:
         call = CallContext(session_id=session_id, progress=progress, log=log, trace_context=trace)
         if session.can_send_request:  # 2025-era: relay upstream servers' requests to our client
 
-            async def sampling(_: Any, params: mt.CreateMessageRequestParams) -> mt.CreateMessageResult | mt.ErrorData:
+            async def relay(request: mt.ServerRequest, result_type: type[R]) -> R | mt.ErrorData:
                 try:
-                    return await session.send_request(
-                        mt.CreateMessageRequest(params=params), mt.CreateMessageResult, metadata=related
-                    )
+                    return await session.send_request(request, result_type, metadata=related)
                 except MCPError as e:
                     return e.error
+
+            async def sampling(_: Any, params: mt.CreateMessageRequestParams) -> mt.CreateMessageResult | mt.ErrorData:
+                return await relay(mt.CreateMessageRequest(params=params), mt.CreateMessageResult)
 
             async def elicitation(_: Any, params: mt.ElicitRequestParams) -> mt.ElicitResult | mt.ErrorData:
-                try:
-                    return await session.send_request(mt.ElicitRequest(params=params), mt.ElicitResult, metadata=related)
-                except MCPError as e:
-                    return e.error
+                return await relay(mt.ElicitRequest(params=params), mt.ElicitResult)
 
             async def list_roots(_: Any) -> mt.ListRootsResult | mt.ErrorData:
-                try:
-                    return await session.send_request(mt.ListRootsRequest(), mt.ListRootsResult, metadata=related)
-                except MCPError as e:
-                    return e.error
+                return await relay(mt.ListRootsRequest(), mt.ListRootsResult)
 
             capabilities = session.client_capabilities
             if capabilities is not None:
