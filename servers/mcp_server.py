@@ -256,8 +256,8 @@ class WorkbenchServer:
         return result.to_mcp()
 
     async def _invoke(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> ToolResult:
-        if name in jobs.JOB_TOOLS:
-            _, background = await self.exposed_tools()
+        if name in jobs.JOB_TOOLS:  # only jobs__start needs the eligible tools: status polls skip the listing
+            background = (await self.exposed_tools())[1] if name == jobs.START else []
             return await self.jobs.call(name, arguments, ctx.session_id, background)
         return await self._run_tool(name, arguments, ctx)
 
