@@ -174,6 +174,11 @@ async def test_the_callers_deadline_bounds_a_run(workbench: SandboxWorkbench) ->
     r = await workbench.call_tool("run_bash", {"code": "sleep 8"}, as_caller("hurried").with_timeout(0.5))
     assert time.monotonic() - start < 5  # well short of both the 8 s sleep and the 10 s configured limit
     assert r.is_error and r.structured["timed_out"]
+    # A deadline already passed is no deadline at all: the run gets 0 s, not the full limit.
+    late = CallContext(session_id="hurried", deadline=time.monotonic() - 1)
+    start = time.monotonic()
+    r = await workbench.call_tool("run_bash", {"code": "sleep 8; echo done"}, late)
+    assert time.monotonic() - start < 5 and r.structured["timed_out"] and "done" not in r.text
     await workbench.close_session("hurried")
 
 
