@@ -5,16 +5,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from mcp.server.transport_security import TransportSecuritySettings
 
-from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE, TransportSecuritySettings
-
+from workbench.config import ServeConfig
 from workbench.core import WorkbenchError, logger
-
-if TYPE_CHECKING:
-    from workbench.config import ServeConfig
 
 SESSION_HEADER = "Workbench-Session"
 """Optional request header naming a client's session on the stateless 2026-07-28 HTTP wire."""
@@ -33,24 +28,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-@dataclass
-class ServeSettings:
-    transport: Literal["stdio", "http"] = "stdio"
-    host: str = "127.0.0.1"
-    port: int = 8765
-    path: str = "/mcp"
-    expose: list[str] = field(default_factory=lambda: ["*"])
-    """Globs over tool (and prompt) names: nothing is served that these do not name."""
+class ServeSettings(ServeConfig):
+    """`[serve]` of the config plus what is resolved when serving starts: the bearer token read
+    from its env var or file, and the name the server announces. One set of fields and defaults,
+    so the config and the programmatic API cannot drift apart."""
+
     auth_token: str | None = None
     """Bearer token every HTTP request must carry; required when `host` is not loopback."""
-    allowed_hosts: list[str] = field(default_factory=list)
-    allowed_origins: list[str] = field(default_factory=list)
-    max_concurrent_calls_per_client: int = 16
-    session_idle_timeout: float = 1800.0
-    shutdown_grace: float = 10.0
-    max_request_bytes: int = DEFAULT_MAX_REQUEST_BODY_SIZE
-    background: list[str] = field(default_factory=list)
-    """Globs over tool names that may also be run in the background (`jobs__start`)."""
     server_name: str = "mcp-workbench"
     server_version: str = "0.1.0"
     log_json: bool = True
@@ -69,21 +53,7 @@ class ServeSettings:
                 raise ServeError(f"serve.auth_token_file: cannot read {cfg.auth_token_file}: {e.strerror}") from None
             if not token:
                 raise ServeError(f"serve.auth_token_file: {cfg.auth_token_file} is empty")
-        return cls(
-            transport=cfg.transport,
-            host=cfg.host,
-            port=cfg.port,
-            path=cfg.path,
-            expose=list(cfg.expose),
-            auth_token=token,
-            allowed_hosts=list(cfg.allowed_hosts),
-            allowed_origins=list(cfg.allowed_origins),
-            max_concurrent_calls_per_client=cfg.max_concurrent_calls_per_client,
-            session_idle_timeout=cfg.session_idle_timeout,
-            shutdown_grace=cfg.shutdown_grace,
-            max_request_bytes=cfg.max_request_bytes,
-            background=list(cfg.background),
-        )
+        return cls(**cfg.model_dump(), auth_token=token)
 
     def check(self) -> None:
         """Refuse settings that would expose tools to the network unprotected."""
