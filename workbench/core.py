@@ -113,7 +113,10 @@ class CallContext:
     """
 
     session_id: str = "default"
-    """The caller's identity: sandbox sessions and per-client state are keyed on it."""
+    """The caller's session: sandbox sessions and per-client state are keyed on it."""
+    identity: str = "default"
+    """Who is calling (a hash of the bearer token, later a token subject); one identity may hold
+    several sessions, and per-identity caps (sandboxes, legacy sessions) count by it."""
     progress: ProgressCallback | None = None
     log: LogCallback | None = None
     deadline: float | None = None
