@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from types import TracebackType
@@ -11,9 +13,11 @@ from typing import Any, Literal, Self
 import anyio
 
 from sandbox.container import SandboxContainer
-from sandbox.errors import SandboxClosedError, SandboxCrashedError, SandboxError
+from sandbox.errors import SandboxClosedError, SandboxCrashedError, SandboxError, SandboxProtocolError
+from sandbox.protocol import max_reply_bytes
 from sandbox.settings import SandboxSettings
 
+logger = logging.getLogger("workbench.sandbox")
 Language = Literal["python", "bash"]
 HOST_GRACE = 10.0
 """Seconds the host waits past a run's own timeout before it declares the supervisor wedged."""
@@ -111,8 +115,9 @@ class DockerSandbox:
         container = self._container
         assert container is not None
         self.busy += 1
+        bound = max_reply_bytes(op, self.settings.output_limit, self.settings.file_limit)
         try:
-            response = await container.channel.request(op, wait, **fields)
+            response = await container.channel.request(op, wait, bound, **fields)
         except (SandboxCrashedError, TimeoutError) as e:
             if self._closed:  # closed under the request (e.g. the session was released)
                 raise SandboxClosedError() from None
@@ -127,13 +132,19 @@ class DockerSandbox:
     async def _replace(self, old: SandboxContainer, error: Exception) -> SandboxCrashedError:
         """The container died or stopped answering: put a fresh one in its place, so the
         sandbox stays usable, and return the error that says what happened."""
-        oom = await anyio.to_thread.run_sync(old.oom_killed)
-        why = ("the container was killed for exceeding its memory limit" if oom else
-               "the supervisor stopped answering" if isinstance(error, TimeoutError) else str(error))
+        protocol_broken = isinstance(error, SandboxProtocolError)
+        oom = not protocol_broken and await anyio.to_thread.run_sync(old.oom_killed)
         await old.remove()
         if self._container is old:
             self._container = None
             await self.start()
+        if protocol_broken:
+            crashed: SandboxCrashedError = SandboxProtocolError(
+                f"the sandbox broke its protocol ({error}) and was replaced; variables and files are lost")
+            logger.warning("sandbox container %s broke its protocol: %s", old.id[:12], error)
+            return crashed
+        why = ("the container was killed for exceeding its memory limit" if oom else
+               "the supervisor stopped answering" if isinstance(error, TimeoutError) else str(error))
         crashed = SandboxCrashedError(f"{why}; a fresh container replaced it (files and variables were lost)")
         crashed.oom_killed = oom
         return crashed
@@ -145,6 +156,8 @@ class DockerSandbox:
             raise ValueError(f"language must be 'python' or 'bash', not {language!r}")
         limit = self.settings.output_limit
         seconds = timeout if timeout is not None else self.settings.timeout
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"timeout must be a finite number of seconds >= 0, not {seconds!r}")
         try:
             data = await self._request("run", seconds + HOST_GRACE, lang=language, code=code, timeout=seconds,
                                        limit=limit)

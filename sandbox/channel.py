@@ -6,7 +6,10 @@ carries our stdin one way and the container's multiplexed stdout/stderr the othe
 of that, each message is a 4-byte big-endian length and a JSON body.
 
 Requests on one channel are serialized; a response always carries its request's `id`, so
-a late answer to a cancelled request is recognised and dropped by whoever reads next.
+a late answer to a cancelled request is recognised and dropped by whoever reads next. Nothing
+the container sends is trusted: docker's frames are split as they stream (never buffered
+whole), each reply's length is checked against its op's bound before it is buffered, and its
+shape against the op's model (`sandbox.protocol`); any breach raises `SandboxProtocolError`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ from urllib.parse import urlparse
 import anyio
 import anyio.abc
 
-from sandbox.errors import EngineUnavailableError, SandboxCrashedError
+from sandbox.errors import EngineUnavailableError, SandboxCrashedError, SandboxProtocolError
+from sandbox.protocol import decode_frame, validate_reply
+
+STDOUT, STDERR = 1, 2
+"""Docker's stream ids in the attach stream's 8-byte frame headers."""
 
 
 def docker_endpoint() -> tuple[str, str | int]:
@@ -40,8 +47,12 @@ class SupervisorChannel:
     def __init__(self, stream: anyio.abc.ByteStream, container_id: str) -> None:
         self._stream = stream
         self._container_id = container_id
-        self._raw = bytearray()  # docker's multiplexed frames, not yet split
+        self._raw = bytearray()  # bytes of docker's stream not yet routed (at most one 8-byte header)
+        self._kind = STDOUT  # the docker frame being read, and how much of its payload is still to come
+        self._left = 0
         self._out = bytearray()  # the supervisor's stdout: our response frames
+        self._limit = 0  # the largest reply frame the request in progress may get
+        self._abandoned: dict[int, int] = {}  # cancelled requests whose late answers may still come: their bounds
         self._stderr_tail = bytearray()  # the supervisor's own complaints, for crash reports
         self._ids = itertools.count(1)
         self._lock = anyio.Lock()
@@ -74,21 +85,26 @@ class SupervisorChannel:
         channel._raw += rest
         return channel
 
-    async def request(self, op: str, wait: float | None, **fields: Any) -> dict[str, Any]:
-        """Send one request and wait for its response. Cancelling the caller tells the
-        supervisor to stop that request (killing its processes) before re-raising."""
+    async def request(self, op: str, wait: float | None, max_reply: int, **fields: Any) -> dict[str, Any]:
+        """Send one request and wait for its response, validated against `op`'s model; a reply
+        frame over `max_reply` bytes is refused before it is read. Cancelling the caller tells
+        the supervisor to stop that request (killing its processes) before re-raising."""
         async with self._lock:
             if self.closed:
                 raise SandboxCrashedError(self._crash_message())
             request_id = next(self._ids)
             body = json.dumps({"op": op, "id": request_id, **fields}).encode()
+            self._limit = max([max_reply, *self._abandoned.values()])
             try:
                 await self._stream.send(struct.pack(">I", len(body)) + body)
                 with anyio.fail_after(wait):
                     while True:
                         response = await self._next_response()
-                        if response.get("id") == request_id:
-                            return response
+                        if response["id"] == request_id:
+                            return validate_reply(op, response)
+                        if response["id"] not in self._abandoned:
+                            raise SandboxProtocolError(f"a reply to request {response['id']}, which was never asked")
+                        del self._abandoned[response["id"]]
             except anyio.get_cancelled_exc_class():
                 with anyio.CancelScope(shield=True):
                     await self.cancel(request_id)
@@ -96,8 +112,12 @@ class SupervisorChannel:
             except TimeoutError:
                 await self.cancel(request_id)
                 raise
+            except SandboxProtocolError:
+                self.closed = True  # the container is compromised: nothing more is read from it
+                raise
 
     async def cancel(self, request_id: int) -> None:
+        self._abandoned[request_id] = self._limit
         body = json.dumps({"op": "cancel", "target": request_id}).encode()
         try:
             await self._stream.send(struct.pack(">I", len(body)) + body)
@@ -108,28 +128,40 @@ class SupervisorChannel:
         while True:
             if len(self._out) >= 4:
                 size = struct.unpack(">I", self._out[:4])[0]
+                if size > self._limit:  # refused before a byte of it is buffered
+                    raise SandboxProtocolError(f"a reply frame announced {size} bytes, more than the "
+                                               f"{self._limit} this request can produce")
                 if len(self._out) >= 4 + size:
                     body = bytes(self._out[4 : 4 + size])
                     del self._out[: 4 + size]
-                    return json.loads(body)
+                    return decode_frame(body)
             await self._fill()
 
     async def _fill(self) -> None:
-        """Read more from the socket and split docker's 8-byte-headed stream frames."""
+        """Read more from the socket and route docker's 8-byte-headed stream frames as they
+        stream: a payload is never held whole, so its announced size costs no memory."""
         try:
-            chunk = await self._stream.receive(1 << 20)
+            chunk = await self._stream.receive(1 << 16)
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             self.closed = True
             raise SandboxCrashedError(self._crash_message()) from None
         self._raw += chunk
-        while len(self._raw) >= 8:
-            kind, size = self._raw[0], struct.unpack(">I", self._raw[4:8])[0]
-            if len(self._raw) < 8 + size:
-                break
-            payload = self._raw[8 : 8 + size]
-            del self._raw[: 8 + size]
-            if kind == 1:
+        while self._raw:
+            if self._left == 0:
+                if len(self._raw) < 8:
+                    return
+                self._kind, self._left = self._raw[0], struct.unpack(">I", self._raw[4:8])[0]
+                del self._raw[:8]
+                if self._kind not in (STDOUT, STDERR):
+                    raise SandboxProtocolError(f"the attach stream carried an unknown stream id {self._kind}")
+                continue
+            payload = bytes(self._raw[: self._left])
+            del self._raw[: len(payload)]
+            self._left -= len(payload)
+            if self._kind == STDOUT:
                 self._out += payload
+                if len(self._out) >= 4 and len(self._out) > 4 + self._limit:
+                    return  # over the bound: _next_response refuses the frame without reading on
             else:
                 self._stderr_tail = (self._stderr_tail + payload)[-4000:]
 

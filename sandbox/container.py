@@ -23,6 +23,7 @@ import docker.types
 import requests.exceptions
 
 from sandbox.channel import SupervisorChannel
+from sandbox.protocol import max_reply_bytes
 from sandbox.errors import ENSURE_DOCKER, EngineUnavailableError, ImageMissingError, SandboxError
 from sandbox.settings import OWNER_LABEL, PROJECT_LABEL, WORKSPACE, SandboxSettings, parse_bytes
 
@@ -31,6 +32,9 @@ logger = logging.getLogger("workbench.sandbox")
 SUPERVISOR_SOURCE = Path(__file__).with_name("supervisor.py").read_text()
 WORKER_SOURCE = Path(__file__).with_name("worker.py").read_text()
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
+SUPERVISOR_CAPS = ["KILL", "SETGID", "SETUID", "SETPCAP"]
+"""All the supervisor starts with: it keeps the first three (run user code under its uid, kill
+what it leaves) and spends SETPCAP at once to empty the bounding set every child inherits."""
 
 
 @functools.cache
@@ -73,6 +77,7 @@ def host_config(client: docker.DockerClient, s: SandboxSettings) -> dict[str, An
     return client.api.create_host_config(
         network_mode="bridge" if s.network else "none",
         cap_drop=["ALL"] if s.drop_capabilities else None,
+        cap_add=SUPERVISOR_CAPS if s.drop_capabilities else None,
         security_opt=["no-new-privileges:true"] if s.no_new_privileges else None,
         read_only=s.read_only,
         tmpfs=tmpfs,
@@ -102,14 +107,24 @@ def _engine_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise EngineUnavailableError(_why_unreachable(e)) from None
 
 
+def user_ids(user: str) -> tuple[int, int]:
+    """`uid:gid` of user code, checked: numeric, and never root (root would share the supervisor's uid)."""
+    uid, _, gid = user.partition(":")
+    if not (uid.isdigit() and gid.isdigit()) or int(uid) == 0:
+        raise SandboxError(f"sandbox user must be a numeric non-root 'uid:gid', not {user!r}")
+    return int(uid), int(gid)
+
+
 def _create_and_start(s: SandboxSettings) -> str:
     client = docker_client()
+    uid, gid = user_ids(s.user)
     config = client.api.create_container_config(
         s.image,
         command=["python3", "-S", "-c", "import os; exec(os.environ.pop('WORKBENCH_SUPERVISOR'))"],
-        user=s.user or "",
+        user="0:0",  # the supervisor only: it runs user code as `s.user` (see supervisor.seal)
         working_dir=WORKSPACE,
-        environment={"HOME": WORKSPACE, "WORKBENCH_SUPERVISOR": SUPERVISOR_SOURCE, "WORKBENCH_WORKER": WORKER_SOURCE},
+        environment={"HOME": WORKSPACE, "WORKBENCH_SUPERVISOR": SUPERVISOR_SOURCE, "WORKBENCH_WORKER": WORKER_SOURCE,
+                     "WORKBENCH_USER": f"{uid}:{gid}"},
         stdin_open=True,
         labels={PROJECT_LABEL: "session", OWNER_LABEL: OWNER, **s.labels},
         host_config=host_config(client, s),
@@ -159,7 +174,11 @@ class SandboxContainer:
             await anyio.lowlevel.checkpoint()  # a cancel that arrived meanwhile lands here, then cleanup
             api_version = docker_client().api.api_version
             channel = await SupervisorChannel.attach(container_id, api_version)
-            await channel.request("ping", wait=30)
+            hello = await channel.request("ping", 30, max_reply_bytes("ping", 0, 0))
+            if not hello["sealed"]:
+                raise SandboxError("the sandbox supervisor could not make itself non-dumpable (prctl), so code in "
+                                   "the container could reach its control channel; refusing the container "
+                                   f"(runtime {settings.runtime or 'default'})")
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(remove_container, container_id)
@@ -177,6 +196,12 @@ class SandboxContainer:
             return bool(docker_client().api.inspect_container(self.id)["State"].get("OOMKilled"))
         except docker.errors.APIError:
             return False
+
+
+async def engine_memory() -> int:
+    """Bytes of memory the Docker engine's machine has (what the default sandbox budget halves)."""
+    info = await anyio.to_thread.run_sync(lambda: _engine_call(docker_client().info))
+    return int(info["MemTotal"])
 
 
 def project_containers(client: docker.DockerClient, owner: str | None = None) -> list[dict[str, Any]]:

@@ -36,6 +36,15 @@ class SandboxCrashedError(SandboxError):
     """Whether the engine saw the container killed for its memory limit."""
 
 
+class SandboxProtocolError(SandboxCrashedError):
+    """A frame from the container broke the protocol (too big, not JSON, wrong shape, unasked
+    for): the container is treated as compromised and replaced."""
+
+
+class SandboxCapacityError(SandboxError):
+    """A cap on sandboxes (in total, by memory, or per identity) is reached."""
+
+
 class SandboxClosedError(SandboxError):
     def __init__(self) -> None:
         super().__init__("this sandbox is closed; open a new DockerSandbox")

@@ -8,6 +8,7 @@ the next take to retry, so a missing image never turns into a busy loop.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import anyio
 
@@ -19,9 +20,11 @@ logger = logging.getLogger("workbench.sandbox")
 
 
 class WarmPool:
-    def __init__(self, settings: SandboxSettings, size: int, task_group: BackgroundTasks) -> None:
+    def __init__(self, settings: SandboxSettings, size: int, task_group: BackgroundTasks,
+                 room: Callable[[], int] | None = None) -> None:
         self.settings = settings
         self.size = max(0, size)
+        self._room = room  # free slots under the global caps (None: uncapped)
         self._tg = task_group
         self._ready: list[SandboxContainer] = []
         self._starting = 0
@@ -35,10 +38,16 @@ class WarmPool:
     def ready(self) -> int:
         return len(self._ready)
 
+    @property
+    def held(self) -> int:
+        """Containers the pool holds or is starting for itself (they count against the caps)."""
+        return len(self._ready) + self._starting
+
     def fill(self) -> None:
         """Start containers in the background until `size` are ready or on their way — but not
         during a burst of cold takes, which would only compete with the callers waiting."""
-        while not self._closed and not self._cold and len(self._ready) + self._starting < self.size:
+        while not self._closed and not self._cold and self.held < self.size and (
+                self._room is None or self._room() > 0):
             self._starting += 1
             self._tg.start_soon(self._start_one)
 

@@ -44,8 +44,9 @@ class SandboxSettings:
     tmp_size: str = "64m"
     drop_capabilities: bool = True
     no_new_privileges: bool = True
-    user: str | None = f"{SANDBOX_UID}:{SANDBOX_UID}"
-    """None runs as the image's user (still `sandbox` for the project's image)."""
+    user: str = f"{SANDBOX_UID}:{SANDBOX_UID}"
+    """`uid:gid` that user code runs as; never root. The supervisor runs apart, as root in the
+    container with three capabilities, so user code cannot reach it (`supervisor.seal`)."""
     nofile: int | None = 1024
     fsize: str | None = "256m"
     """Largest file a process may write (RLIMIT_FSIZE)."""
@@ -60,10 +61,20 @@ class SandboxSettings:
     pool_size: int = 2
     idle_timeout: float = 600.0
     """Seconds before an idle session's container is removed (SandboxWorkbench)."""
+    max_sandboxes: int | None = None
+    """Live containers at most (sessions, pooled, starting); None: what fits in `memory_budget`."""
+    memory_budget: str | None = None
+    """Memory all sandboxes together may take; None: half the engine's memory."""
+    max_per_identity: int | None = None
+    """Sandboxes one identity (`CallContext.identity`) may hold; None: no per-identity cap."""
+    reclaim_after: float = 60.0
+    """At the cap, a sandbox idle this many seconds is reclaimed (least recently used first) for a new one."""
     labels: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_config(cls, cfg: SandboxConfig) -> SandboxSettings:
+    def from_config(cls, cfg: SandboxConfig, *, max_per_identity: int | None = None) -> SandboxSettings:
         return cls(image=cfg.image, memory=cfg.memory, cpus=cfg.cpus, pids=cfg.pids, network=cfg.network,
                    timeout=cfg.timeout, output_limit=cfg.output_limit, runtime=cfg.runtime,
-                   pool_size=cfg.pool_size, idle_timeout=cfg.idle_timeout)
+                   pool_size=cfg.pool_size, idle_timeout=cfg.idle_timeout, max_sandboxes=cfg.max_sandboxes,
+                   memory_budget=cfg.memory_budget, reclaim_after=cfg.reclaim_after,
+                   max_per_identity=max_per_identity)

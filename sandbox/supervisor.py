@@ -14,10 +14,13 @@ only; this file is never imported on the host.
 """
 
 import base64
+import ctypes
 import json
+import math
 import os
 import select
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -33,6 +36,63 @@ BOOT = "import os; exec(os.environ.pop(%r))"
 
 WORKER = os.environ.pop("WORKBENCH_WORKER")
 """The persistent Python worker's source (sandbox/worker.py), handed over by the host."""
+
+
+PR_GET_DUMPABLE, PR_SET_DUMPABLE, PR_CAPBSET_DROP = 3, 4, 24
+CAP_KILL, CAP_SETGID, CAP_SETUID = 5, 6, 7
+KEPT_CAPS = (1 << CAP_KILL) | (1 << CAP_SETGID) | (1 << CAP_SETUID)
+USER_UID, USER_GID = (int(n) for n in os.environ.pop("WORKBENCH_USER", "1000:1000").split(":"))
+"""Who user code runs as. The supervisor itself is root in the container (with only KEPT_CAPS)."""
+MAX_WORKER_REPLY = 4096
+"""The worker's reply is a few bytes of JSON; code running in the worker can write to that pipe,
+so anything longer is a forgery and the interpreter is replaced."""
+MAX_LISTED_BYTES = 256 << 10
+"""list_files stops (truncated) past this many bytes of names: the host bounds every frame."""
+
+
+def seal():
+    """Put the supervisor out of user code's reach; returns whether that holds.
+
+    The supervisor's stdin/stdout are the host's channel. Were it the same uid as user code, that
+    code could open /proc/1/fd/0 and /proc/1/fd/1 (steal requests, forge replies) or ptrace it;
+    non-dumpable alone does not stop that under gVisor. So the supervisor runs as root and user
+    code as USER_UID: /proc/1 and ptrace then need CAP_SYS_PTRACE, signals need CAP_KILL, and user
+    code has no capability at all. Here the supervisor keeps only what it needs (switch its
+    children's uid, kill their processes) and empties the bounding set, so no child can ever
+    regain a capability; non-dumpable on top, for runc."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        for cap in range(64):  # past the kernel's last capability the call fails: harmless
+            libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
+        header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+        data = (ctypes.c_uint32 * 6)(KEPT_CAPS, KEPT_CAPS, 0, 0, 0, 0)  # effective, permitted, inheritable x 2
+        libc.capset(header, data)
+        return os.getuid() == 0 != USER_UID and libc.prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+SEALED = seal()
+
+
+class AsUser:
+    """File operations as the user (files stay theirs; their modes are obeyed): the effective
+    uid only, so the supervisor returns to root — and its capabilities — afterwards."""
+
+    def __enter__(self):
+        os.setegid(USER_GID)
+        os.seteuid(USER_UID)
+
+    def __exit__(self, *exc):
+        os.seteuid(0)
+        os.setegid(0)
+
+
+def user_process(args, **kwargs):
+    """A process of user code: USER_UID, no supplementary groups, its own process group."""
+    return subprocess.Popen(args, user=USER_UID, group=USER_GID, extra_groups=[], start_new_session=True,
+                            cwd=WORKSPACE, **kwargs)
 
 
 def send(obj):
@@ -82,6 +142,22 @@ def process_table():
     return live, zombies
 
 
+def worker_answer(reply):
+    """The worker's {"exit_code": int, "threads": [names]} — or None when it is not exactly that
+    (code in the worker can write to the reply pipe: treat it as untrusted)."""
+    try:
+        answer = json.loads(reply[4:])
+    except ValueError:
+        return None
+    if not isinstance(answer, dict) or set(answer) != {"exit_code", "threads"}:
+        return None
+    code, threads = answer["exit_code"], answer["threads"]
+    if type(code) is not int or not isinstance(threads, list) or not all(isinstance(t, str) for t in threads):
+        return None
+    answer["threads"] = [t[:64] for t in threads[:20]]
+    return answer
+
+
 def reap(zombies):
     for pid in zombies:
         try:
@@ -119,10 +195,9 @@ class Supervisor:
         ctl_from_r, ctl_from_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        proc = subprocess.Popen(
+        proc = user_process(
             [sys.executable, "-u", "-c", BOOT % "WORKBENCH_WORKER", str(ctl_to_r), str(ctl_from_w)],
             env=dict(os.environ, WORKBENCH_WORKER=WORKER), stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w,
-            cwd=WORKSPACE, start_new_session=True,
             pass_fds=(ctl_to_r, ctl_from_w),
         )
         for fd in (ctl_to_r, ctl_from_w, out_w, err_w):
@@ -220,8 +295,12 @@ class Supervisor:
                     if not chunk:
                         return "died", reply
                     reply += chunk
-                    if len(reply) >= 4 and len(reply) >= 4 + struct.unpack(">I", reply[:4])[0]:
-                        return "done", reply
+                    if len(reply) >= 4:
+                        size = struct.unpack(">I", reply[:4])[0]
+                        if size > MAX_WORKER_REPLY or len(reply) > 4 + MAX_WORKER_REPLY:
+                            return "forged", reply
+                        if len(reply) >= 4 + size:
+                            return "done", reply
                 elif chunk:
                     open_fds[fd].add(chunk)
                 else:
@@ -239,8 +318,20 @@ class Supervisor:
                 cap.add(chunk)
 
     def run(self, req):
-        limit = int(req.get("limit", 65536))
-        timeout = float(req.get("timeout", 30))
+        limit, timeout = req.get("limit"), req.get("timeout")
+        if not isinstance(limit, int) or limit < 0:
+            raise ValueError("limit must be a non-negative integer")
+        if not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout < 0:
+            raise ValueError("timeout must be a finite number of seconds >= 0")
+        if req.get("lang") not in ("python", "bash") or not isinstance(req.get("code"), str):
+            raise ValueError("lang must be python or bash and code a string")
+        try:
+            return self._run(req, limit, timeout)
+        except BaseException:
+            self.sweep()  # whatever went wrong, nothing the run started outlives it
+            raise
+
+    def _run(self, req, limit, timeout):
         out, err = Capture(limit), Capture(limit)
         started = time.monotonic()
         ooms, forks_refused = cgroup_counter(OOM_FILES, "oom_kill"), cgroup_counter(PIDS_FILES, "max")
@@ -254,19 +345,29 @@ class Supervisor:
             code = req["code"].encode("utf-8", "surrogatepass")
             os.write(w["ctl"], struct.pack(">I", len(code)) + code)
             state, reply = self.pump((w["out"], w["err"]), out, err, deadline, done_fd=w["reply"])
-            if state == "done":
+            answer = worker_answer(reply) if state == "done" else None
+            if state == "done" and answer is None:
+                state = "forged"
+            if answer is not None:
                 self.drain((w["out"], w["err"]), out, err)
-                exit_code = json.loads(reply[4 : 4 + struct.unpack(">I", reply[:4])[0]])["exit_code"]
+                exit_code = answer["exit_code"]
+                if answer["threads"]:
+                    notes.append("%d thread(s) this code started are still running in the Python interpreter (%s): "
+                                 "they keep running between runs and may print into later results; `reset` stops "
+                                 "them" % (len(answer["threads"]), ", ".join(answer["threads"][:5])))
             else:
                 self.drain((w["out"], w["err"]), out, err)
                 proc = w["proc"]
                 self.stop_worker()
                 exit_code = proc.returncode
-                notes.append("the Python interpreter " + ("exited" if state == "died" else "was stopped")
+                notes.append("the Python interpreter " + {"died": "exited", "forged": "answered out of protocol "
+                             "(the code wrote to its control pipe)"}.get(state, "was stopped")
                              + "; its variables are lost and a fresh one starts on the next run")
+                if state == "forged":
+                    state, exit_code = "done", None
         else:
-            proc = subprocess.Popen(["bash", "-c", req["code"]], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, cwd=WORKSPACE, start_new_session=True)
+            proc = user_process(["bash", "-c", req["code"]], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
             fds = (proc.stdout.fileno(), proc.stderr.fileno())
             state, _ = self.pump(fds, out, err, deadline, proc=proc)
             if state != "done":
@@ -306,24 +407,37 @@ class Supervisor:
     def resolve(path):
         return os.path.normpath(os.path.join(WORKSPACE, path))
 
+    @staticmethod
+    def open_regular(path, flags):
+        """Open `path` only if it is a regular file. O_NONBLOCK: opening a FIFO never waits for a
+        peer; the fstat then refuses it, like /dev/zero (endless) or a socket."""
+        fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ValueError("%s is not a regular file (a device, FIFO, socket or directory)" % path)
+        os.set_blocking(fd, True)
+        return fd
+
     def write_file(self, req):
         path = self.resolve(req["path"])
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
+        fd = self.open_regular(path, os.O_WRONLY | os.O_CREAT)
+        with os.fdopen(fd, "wb") as f:
+            f.truncate(0)
             f.write(base64.b64decode(req["data"]))
-        return {"path": path, "size": os.path.getsize(path)}
+            return {"path": path, "size": f.tell()}
 
     def read_file(self, req):
-        path = self.resolve(req["path"])
-        size = os.path.getsize(path)
-        if size > req["limit"]:
-            raise ValueError("%s is %d bytes, more than the %d-byte transfer limit" % (path, size, req["limit"]))
-        with open(path, "rb") as f:
-            return {"path": path, "data": base64.b64encode(f.read()).decode()}
+        path, limit = self.resolve(req["path"]), req["limit"]
+        with os.fdopen(self.open_regular(path, os.O_RDONLY), "rb") as f:
+            data = f.read(limit + 1)  # the size can change under us: never read past the limit
+        if len(data) > limit:
+            raise ValueError("%s is more than the %d-byte transfer limit" % (path, limit))
+        return {"path": path, "data": base64.b64encode(data).decode()}
 
     def list_files(self, req):
         root = self.resolve(req.get("path", "."))
-        entries = []
+        entries, listed = [], 0
         for base, dirs, files in os.walk(root):
             dirs.sort()
             for name in sorted(dirs) + sorted(files):
@@ -332,7 +446,8 @@ class Supervisor:
                 kind = "dir" if os.path.isdir(full) and not os.path.islink(full) else (
                     "link" if os.path.islink(full) else "file")
                 entries.append({"path": os.path.relpath(full, root), "type": kind, "size": st.st_size})
-                if len(entries) >= req.get("max_entries", 1000):
+                listed += len(full)
+                if len(entries) >= req.get("max_entries", 1000) or listed > MAX_LISTED_BYTES:
                     return {"path": root, "entries": entries, "truncated": True}
             if not req.get("recursive"):
                 break
@@ -342,18 +457,27 @@ class Supervisor:
         self.stop_worker()
         self.sweep()
         if req.get("clear_files"):
-            for name in os.listdir(WORKSPACE):
-                subprocess.run(["rm", "-rf", "--", os.path.join(WORKSPACE, name)], check=False)
+            names = [os.path.join(WORKSPACE, name) for name in os.listdir(WORKSPACE)]
+            if names:
+                user_process(["rm", "-rf", "--"] + names).wait()
         self.start_worker()
         return {"ok": True}
 
     def ping(self, req):
-        return {"ok": True, "python": sys.version.split()[0], "uid": os.getuid()}
+        return {"ok": True, "python": sys.version.split()[0], "uid": USER_UID, "sealed": SEALED}
+
+    @staticmethod
+    def as_user(op):
+        def run_as_user(req):
+            with AsUser():
+                return op(req)
+        return run_as_user
 
     def handle(self, req):
         op = req.get("op")
-        handler = {"run": self.run, "write_file": self.write_file, "read_file": self.read_file,
-                   "list_files": self.list_files, "reset": self.reset, "ping": self.ping}.get(op)
+        handler = {"run": self.run, "write_file": self.as_user(self.write_file),
+                   "read_file": self.as_user(self.read_file), "list_files": self.as_user(self.list_files),
+                   "reset": self.reset, "ping": self.ping}.get(op)
         try:
             if handler is None:
                 raise ValueError("unknown op %r" % op)

@@ -2,20 +2,25 @@
 
 The caller is `CallContext.session_id`, so two MCP clients (or two agents) never see each
 other's files or variables. Sessions come from the warm pool, expire when idle, and are
-released by `close_session` when a client goes.
+released by `close_session` when a client goes. Global caps (`sandbox.capacity`) bound them
+together: at the cap, the least recently used sandbox idle for `reclaim_after` seconds makes
+room, else the new session is refused at once with a message naming the cap.
 """
 
 from __future__ import annotations
 
 import base64
 import time
-from typing import Literal
+from collections import Counter
+from typing import Annotated, Literal
 
 import anyio
+from pydantic import Field
 
 from sandbox.box import DockerSandbox, RunResult
-from sandbox.container import reap_orphans
-from sandbox.errors import SandboxError
+from sandbox.capacity import Caps
+from sandbox.container import engine_memory, reap_orphans
+from sandbox.errors import SandboxCapacityError, SandboxError
 from sandbox.pool import WarmPool
 from sandbox.settings import SandboxSettings
 from workbench.config import SandboxConfig
@@ -24,6 +29,11 @@ from workbench.static import FunctionTool, StaticWorkbench
 from workbench.tasks import BackgroundTasks
 
 import mcp.types as mt
+
+Timeout = Annotated[float, Field(ge=0, allow_inf_nan=False)] | None
+"""A run's own timeout: a finite number of seconds, never NaN, infinite or negative."""
+RECLAIMED_NOTE = ("your previous sandbox was reclaimed while idle (the server was at its sandbox cap): "
+                  "this is a fresh one, earlier variables and files are gone")
 
 
 def _result(r: RunResult) -> ToolResult:
@@ -54,14 +64,18 @@ class SandboxWorkbench(StaticWorkbench):
             name="sandbox",
         )
         self._sessions: dict[str, DockerSandbox] = {}
+        self._owners: dict[str, str] = {}  # session id -> the identity holding it
+        self._admitting: Counter[str] = Counter()  # identities with a sandbox on its way (counted as held)
+        self._reclaimed: set[str] = set()  # sessions whose sandbox was taken while idle: told on their next run
+        self.caps: Caps | None = None
         self._opening: dict[str, anyio.Lock] = {}
         self._background: BackgroundTasks | None = None
         self._pool: WarmPool | None = None
         self._health = Health("stopped")
 
     @classmethod
-    def from_config(cls, cfg: SandboxConfig) -> SandboxWorkbench:
-        return cls(SandboxSettings.from_config(cfg))
+    def from_config(cls, cfg: SandboxConfig, *, max_per_identity: int | None = None) -> SandboxWorkbench:
+        return cls(SandboxSettings.from_config(cfg, max_per_identity=max_per_identity))
 
     async def start(self) -> None:
         """Remove a crashed run's orphans, then warm the pool in the background. A missing
@@ -70,13 +84,14 @@ class SandboxWorkbench(StaticWorkbench):
         await self._background.open()
         try:
             await reap_orphans()
+            self.caps = Caps.resolve(self.settings, await engine_memory())
         except SandboxError as e:
             self._health = Health("down", str(e))
             return
-        self._pool = WarmPool(self.settings, self.settings.pool_size, self._background)
+        self._pool = WarmPool(self.settings, self.settings.pool_size, self._background, room=self._room)
         self._pool.fill()
         self._background.start_soon(self._expire_idle)
-        self._health = Health("up", f"image {self.settings.image}")
+        self._health = Health("up", f"image {self.settings.image}; at most {self.caps.describe()}")
 
     async def stop(self) -> None:
         with anyio.CancelScope(shield=True):
@@ -97,22 +112,60 @@ class SandboxWorkbench(StaticWorkbench):
             return Health("down", str(self._pool.last_error))
         return self._health
 
-    async def session(self, session_id: str) -> DockerSandbox:
-        """The caller's sandbox, started (from the pool when warm) on first use."""
+    @property
+    def live(self) -> int:
+        """Containers counted against the caps: sessions, sessions on their way, the pool's."""
+        return len(self._sessions) + sum(self._admitting.values()) + (self._pool.held if self._pool else 0)
+
+    def _room(self) -> int:
+        return self.caps.total - self.live if self.caps else 0
+
+    async def session(self, session_id: str, identity: str = "default") -> DockerSandbox:
+        """The caller's sandbox, started (from the pool when warm) on first use; a new one only
+        within the caps (`SandboxCapacityError` at once when none is free)."""
         box = self._sessions.get(session_id)
         if box is not None:
             return box
-        async with self._opening.setdefault(session_id, anyio.Lock()):
-            box = self._sessions.get(session_id)
-            if box is None:
-                container = await self._pool.take() if self._pool is not None else None
-                box = await DockerSandbox(self.settings, container=container).start()
-                self._sessions[session_id] = box
-        self._opening.pop(session_id, None)
+        try:
+            async with self._opening.setdefault(session_id, anyio.Lock()):
+                box = self._sessions.get(session_id)
+                if box is None:
+                    await self._admit(identity)
+                    try:
+                        container = await self._pool.take() if self._pool is not None else None
+                        box = await DockerSandbox(self.settings, container=container).start()
+                        self._sessions[session_id], self._owners[session_id] = box, identity
+                    finally:
+                        self._admitting[identity] -= 1
+                        self._admitting += Counter()  # drops the zero counts
+        finally:  # also when refused: session ids come from clients, so nothing may pile up per id
+            self._opening.pop(session_id, None)
         return box
+
+    async def _admit(self, identity: str) -> None:
+        """Reserve a place for a new sandbox of `identity`, reclaiming the least recently used
+        idle one if the global cap is reached; refuse at once when that is not possible."""
+        caps = self.caps
+        if caps is None:  # start() found no engine or a bad budget: say so instead of starting containers
+            raise SandboxError(self._health.detail or "the sandbox is not started")
+        held = sum(1 for owner in self._owners.values() if owner == identity) + self._admitting[identity]
+        if caps.per_identity is not None and held >= caps.per_identity:
+            raise SandboxCapacityError(caps.identity_message())
+        while len(self._sessions) + sum(self._admitting.values()) >= caps.total:
+            idle = [(box.last_used, sid) for sid, box in self._sessions.items()
+                    if box.busy == 0 and time.monotonic() - box.last_used >= self.settings.reclaim_after]
+            if not idle:
+                raise SandboxCapacityError(caps.full_message(self.settings.reclaim_after))
+            victim = min(idle)[1]
+            if len(self._reclaimed) > 4096:  # ids come from clients: keep the set bounded
+                self._reclaimed.clear()
+            self._reclaimed.add(victim)
+            await self.close_session(victim)
+        self._admitting[identity] += 1
 
     async def close_session(self, session_id: str) -> None:
         box = self._sessions.pop(session_id, None)
+        self._owners.pop(session_id, None)
         if box is not None:
             await box.close()
 
@@ -124,26 +177,32 @@ class SandboxWorkbench(StaticWorkbench):
             for session_id, box in list(self._sessions.items()):
                 if box.busy == 0 and now - box.last_used > self.settings.idle_timeout:
                     if self._sessions.get(session_id) is box:
-                        del self._sessions[session_id]
-                        await box.close()
+                        await self.close_session(session_id)
+
+    async def _box(self, ctx: CallContext) -> DockerSandbox:
+        return await self.session(ctx.session_id, ctx.identity)
 
     async def _run(self, language: Literal["python", "bash"], code: str, timeout: float | None,
                    ctx: CallContext) -> ToolResult:
         limit = self.settings.timeout if timeout is None else min(timeout, self.settings.timeout)
         seconds = ctx.timeout(limit)  # 0 once the caller's deadline has passed: the run times out at once
         try:
-            box = await self.session(ctx.session_id)
-            return _result(await box.run(language, code, timeout=seconds))
+            box = await self._box(ctx)
+            result = await box.run(language, code, timeout=seconds)
         except SandboxError as e:
             return ToolResult.error(str(e))
+        if ctx.session_id in self._reclaimed:
+            self._reclaimed.discard(ctx.session_id)
+            result.notes.insert(0, RECLAIMED_NOTE)
+        return _result(result)
 
-    async def run_python(self, code: str, ctx: CallContext, timeout: float | None = None) -> ToolResult:
+    async def run_python(self, code: str, ctx: CallContext, timeout: Timeout = None) -> ToolResult:
         """Run Python code in your sandbox. Variables and imports persist between calls (like a
         notebook); the value of a trailing expression is shown. No network. Files live in
         /workspace. `timeout` (seconds) can only shorten the configured limit."""
         return await self._run("python", code, timeout, ctx)
 
-    async def run_bash(self, code: str, ctx: CallContext, timeout: float | None = None) -> ToolResult:
+    async def run_bash(self, code: str, ctx: CallContext, timeout: Timeout = None) -> ToolResult:
         """Run a bash script in your sandbox (cwd /workspace, no network, non-root). Processes it
         leaves running in the background are stopped when it ends."""
         return await self._run("bash", code, timeout, ctx)
@@ -154,7 +213,7 @@ class SandboxWorkbench(StaticWorkbench):
         encoding="base64" for binary content."""
         try:
             data = base64.b64decode(content, validate=True) if encoding == "base64" else content.encode()
-            where = await (await self.session(ctx.session_id)).write_file(path, data)
+            where = await (await self._box(ctx)).write_file(path, data)
         except (SandboxError, ValueError) as e:
             return ToolResult.error(f"write_file failed: {e}")
         return ToolResult.from_text(f"wrote {len(data)} bytes to {where}", structured={"path": where, "size": len(data)})
@@ -164,7 +223,7 @@ class SandboxWorkbench(StaticWorkbench):
         """Read a file from your sandbox. Text comes back as is; binary content (or
         encoding="base64") comes back base64-encoded."""
         try:
-            data = await (await self.session(ctx.session_id)).read_file(path)
+            data = await (await self._box(ctx)).read_file(path)
         except SandboxError as e:
             return ToolResult.error(f"read_file failed: {e}")
         if encoding == "utf-8":
@@ -177,7 +236,7 @@ class SandboxWorkbench(StaticWorkbench):
     async def list_files(self, ctx: CallContext, path: str = ".", recursive: bool = False) -> ToolResult:
         """List files in your sandbox (default: /workspace), optionally recursively."""
         try:
-            entries = await (await self.session(ctx.session_id)).list_files(path, recursive=recursive)
+            entries = await (await self._box(ctx)).list_files(path, recursive=recursive)
         except SandboxError as e:
             return ToolResult.error(f"list_files failed: {e}")
         lines = [f"{e.path}{'/' if e.type == 'dir' else ''}\t{e.size}" for e in entries]
@@ -188,7 +247,7 @@ class SandboxWorkbench(StaticWorkbench):
         """Start a fresh Python interpreter (variables are forgotten) and stop every process in
         your sandbox; with clear_files=true the workspace is emptied too."""
         try:
-            await (await self.session(ctx.session_id)).reset(clear_files=clear_files)
+            await (await self._box(ctx)).reset(clear_files=clear_files)
         except SandboxError as e:
             return ToolResult.error(f"reset failed: {e}")
         return ToolResult.from_text("sandbox reset" + (" (workspace emptied)" if clear_files else ""))

@@ -5,6 +5,7 @@ survives across runs, prints a trailing expression's value, and answers with the
 on a second pipe. stdout/stderr are the supervisor's pipes. Standard library only; never
 imported on the host (its source is passed into the container in the environment).
 """
+import _thread
 import ast
 import json
 import linecache
@@ -39,6 +40,17 @@ def read_exact(n):
     return buf
 
 
+def live_threads():
+    """Names of the threads the cells started that are still running: a run ends when its code
+    returns, and threads it left behind keep running in this interpreter until `reset`."""
+    if not _thread._count():  # threads started by any means, even without the threading module
+        return []
+    threading = sys.modules.get("threading")
+    if threading is None:
+        return ["(unnamed)"] * _thread._count()
+    return [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+
+
 while True:
     code = read_exact(struct.unpack(">I", read_exact(4))[0]).decode("utf-8", "replace")
     try:  # children of earlier cells were killed by the supervisor's sweep: collect them
@@ -59,7 +71,7 @@ while True:
             if value is not None:
                 print(repr(value))
     except SystemExit as e:
-        exit_code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        exit_code = int(e.code) if isinstance(e.code, int) else (0 if e.code is None else 1)
         if not isinstance(e.code, (int, type(None))):
             print(e.code, file=sys.stderr)
     except BaseException as e:
@@ -75,5 +87,5 @@ while True:
             pass
     if os.getpid() != worker_pid:
         os._exit(exit_code)  # a child the code forked ran off the end: it must not answer for the worker
-    reply = json.dumps({"exit_code": exit_code}).encode()
+    reply = json.dumps({"exit_code": exit_code, "threads": live_threads()}).encode()
     ctl_out.write(struct.pack(">I", len(reply)) + reply)

@@ -79,15 +79,21 @@ class SandboxConfig(_Strict):
     cpus: float = 1.0
     pids: int = 256
     network: bool = False
-    timeout: float = 30.0
+    timeout: float = Field(30.0, gt=0, allow_inf_nan=False)
     """Wall-clock seconds per run."""
-    output_limit: int = 65536
+    output_limit: int = Field(65536, ge=1)
     """Bytes kept per stream per run."""
     runtime: str | None = None
     """Container runtime, e.g. "runsc" for gVisor; None uses the engine's default."""
-    pool_size: int = 2
-    idle_timeout: float = 600.0
+    pool_size: int = Field(2, ge=0)
+    idle_timeout: float = Field(600.0, gt=0, allow_inf_nan=False)
     """Seconds before an idle session's container is removed."""
+    max_sandboxes: int | None = Field(None, ge=1)
+    """Live sandbox containers at most (pooled ones included); unset: what fits in memory_budget."""
+    memory_budget: str | None = None
+    """Memory all sandboxes together may use, e.g. "12g"; unset: half of the Docker engine's memory."""
+    reclaim_after: float = Field(60.0, ge=0, allow_inf_nan=False)
+    """At the cap, a session idle this many seconds is reclaimed (least recently used first) for a new one."""
 
 
 class ModelConfig(_Strict):

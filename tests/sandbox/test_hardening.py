@@ -22,7 +22,7 @@ async def test_engine_side_limits(box: DockerSandbox) -> None:
     info = await inspect(box)
     host = info["HostConfig"]
     assert host["NetworkMode"] == "none"
-    assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
+    assert host["CapDrop"] == ["ALL"] and sorted(host["CapAdd"]) == ["KILL", "SETGID", "SETPCAP", "SETUID"]
     assert "no-new-privileges:true" in host["SecurityOpt"]
     assert host["ReadonlyRootfs"] is True
     assert host["Memory"] == 512 << 20 and host["MemorySwap"] == host["Memory"]
@@ -31,7 +31,7 @@ async def test_engine_side_limits(box: DockerSandbox) -> None:
     assert {u["Name"]: u["Hard"] for u in host["Ulimits"]} == {"nofile": 1024, "fsize": 256 << 20}
     assert set(host["Tmpfs"]) == {"/workspace", "/tmp"} and "size=268435456" in host["Tmpfs"]["/workspace"]
     assert host["Privileged"] is False
-    assert info["Config"]["User"] == "1000:1000"
+    assert info["Config"]["User"] == "0:0"  # the supervisor; user code runs as 1000 (next test)
     assert info["Config"]["Labels"][PROJECT_LABEL] == "session" and info["Config"]["Labels"][OWNER_LABEL] == OWNER
 
 
