@@ -8,22 +8,37 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
+from typing import Annotated
 
 import anyio
-from pydantic import BaseModel
-
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import BaseModel, Field
 
 mcp = MCPServer("demo", version="0.1.0", instructions="Arithmetic, text and clock tools for trying mcp-workbench.")
 
 
+# Pydantic's lax mode turns the JSON strings "nan", "inf" and "-inf" into floats; refuse them so
+# a caller gets a validation error instead of a NaN that poisons every later step (JSON Schema
+# cannot say "finite": validation is where it holds). Negative operands are fine: these are
+# numbers to add, not sizes or durations.
+FiniteNumber = Annotated[float, Field(allow_inf_nan=False)]
+
+MAX_COUNTDOWN_SECONDS = 600
+"""One call may hold the server (and a slot of the gateway's per-client bound) only this long."""
+
+
 class Sum(BaseModel):
-    total: float
+    total: FiniteNumber
 
 
-@mcp.tool(description="Add two numbers.")
-def add(a: float, b: float) -> Sum:
-    return Sum(total=a + b)
+@mcp.tool(description="Add two finite numbers.")
+def add(a: FiniteNumber, b: FiniteNumber) -> Sum:
+    total = a + b
+    if not math.isfinite(total):  # two finite floats can still overflow (1e308 + 1e308)
+        raise ToolError(f"{a} + {b} overflows a 64-bit float")  # ToolError: the caller sees why
+    return Sum(total=total)
 
 
 @mcp.tool(description="Echo the message back unchanged.")
@@ -41,8 +56,8 @@ def utc_now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-@mcp.tool(description="Sleep for the given seconds, reporting progress every step.")
-async def countdown(seconds: int, ctx: Context) -> str:
+@mcp.tool(description=f"Sleep for the given seconds (0 to {MAX_COUNTDOWN_SECONDS}), reporting progress every step.")
+async def countdown(seconds: Annotated[int, Field(ge=0, le=MAX_COUNTDOWN_SECONDS)], ctx: Context) -> str:
     for i in range(seconds):
         await ctx.report_progress(i, seconds, f"{seconds - i} s left")
         await anyio.sleep(1)

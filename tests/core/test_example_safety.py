@@ -3,6 +3,9 @@ no tool fetches a URL from this machine (SSRF around the sandbox's "no network")
 its environment or files. Served the way `workbench serve` serves it (`build_workbench` with
 client relaying, `create_app`, real HTTP), driven by the official MCP client. The sandbox is
 switched off: these tests are about the tools in front of it, and stay fast without Docker.
+
+Also: the numeric arguments of the tools we define (the demo server, agents as tools) refuse
+"nan", "inf" and negative values with a validation error, not a traceback.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import http.server
 import secrets
 import socket
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -19,15 +23,17 @@ from typing import Any, Self
 import anyio
 import pytest
 import uvicorn
-from mcp import Client, MCPError
+from mcp import Client, MCPError, StdioServerParameters
 from mcp.types import Tool as ToolSpec
 
 from servers import ServeSettings, create_app
+from workbench.agents.tool import INPUT_SCHEMA as AGENT_INPUT_SCHEMA
 from workbench.app import build_workbench
 from workbench.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "workbench.toml"
+DEMO_SERVER = ROOT / "examples" / "servers" / "demo_server.py"
 
 pytestmark = pytest.mark.anyio
 
@@ -185,3 +191,51 @@ async def test_served_tools_are_audited() -> None:
     assert not upstream & EVERYTHING_REACHES_HOST.keys(), "a tool that reaches the host is served"
     assert not upstream & EVERYTHING_CLIENT_DEMOS
     assert upstream <= EVERYTHING_SAFE, f"not audited yet, read its source first: {sorted(upstream - EVERYTHING_SAFE)}"
+
+
+# ---- numeric arguments of the tools we define ---------------------------------------------------
+
+BAD_NUMBERS: list[object] = ["nan", "inf", "-inf", -1]
+"""Pydantic's lax mode would turn the strings into floats; -1 is a negative size or duration."""
+
+
+@asynccontextmanager
+async def _demo_server() -> AsyncIterator[Client]:
+    # One server per test, not per value: closing a stdio server costs the SDK ~2 s.
+    async with Client(StdioServerParameters(command=sys.executable, args=[str(DEMO_SERVER)])) as client:
+        yield client
+
+
+async def test_demo_countdown_refuses_bad_seconds() -> None:
+    async with _demo_server() as client:
+        seconds = {t.name: t for t in (await client.list_tools()).tools}["countdown"].input_schema["properties"]["seconds"]
+        assert seconds["minimum"] == 0 and seconds["maximum"] >= 1  # clients see the bounds before calling
+        for bad in BAD_NUMBERS:
+            result = await client.call_tool("countdown", {"seconds": bad})
+            assert result.is_error, bad
+            text = result.content[0].text  # type: ignore[union-attr]
+            assert "validation error" in text and "seconds" in text and "Traceback" not in text, text
+
+
+async def test_demo_add_refuses_non_finite_numbers() -> None:
+    async with _demo_server() as client:
+        for bad in ("nan", "inf", "-inf"):
+            result = await client.call_tool("add", {"a": 1, "b": bad})
+            assert result.is_error and "finite number" in result.content[0].text, bad  # type: ignore[union-attr]
+        overflow = await client.call_tool("add", {"a": 1e308, "b": 1e308})  # finite in, infinite out
+        assert overflow.is_error and "overflows" in overflow.content[0].text  # type: ignore[union-attr]
+        negative = await client.call_tool("add", {"a": -2, "b": 44})  # operands, not sizes: signs are fine
+        assert negative.structured_content == {"total": 42.0}
+
+
+def _numeric_properties(schema: dict[str, Any]) -> list[str]:
+    return [name for name, prop in (schema.get("properties") or {}).items()
+            if prop.get("type") in ("number", "integer")]
+
+
+def test_agent_tool_numeric_arguments_have_bounds() -> None:
+    # Agents as tools take only text today; a numeric argument added later must come bounded.
+    schema = AGENT_INPUT_SCHEMA
+    for name in _numeric_properties(schema):
+        prop = schema["properties"][name]
+        assert "minimum" in prop or "exclusiveMinimum" in prop, f"AgentTool argument {name!r} has no lower bound"
