@@ -1,0 +1,113 @@
+"""Hostile sandboxes and hostile numbers, through the real server and a real MCP client.
+
+The seal keeps user code off the supervisor's channel (tests/sandbox/test_seal.py). Here we
+break the seal on purpose — the host's root writes to the container's PID 1 stdout through the
+host's /proc, as a subverted supervisor would — and check the second wall: the server refuses
+the frames, replaces the container, says so, keeps its memory, and serves the next call."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import anyio
+import pytest
+from conftest import http_client, serving
+
+pytestmark = [pytest.mark.anyio, pytest.mark.docker]
+
+
+@pytest.fixture
+def sandbox_workbench():  # type: ignore[no-untyped-def]
+    from sandbox import SandboxSettings, SandboxWorkbench
+    from sandbox.container import docker_client
+    from sandbox.errors import EngineUnavailableError
+    from sandbox.image import image_exists
+
+    try:
+        client = docker_client()
+    except EngineUnavailableError as e:
+        pytest.skip(f"no Docker engine: {e}")
+    if not image_exists(client):
+        pytest.skip("sandbox image missing: run `workbench sandbox build`")
+    return SandboxWorkbench(SandboxSettings(pool_size=0, timeout=10, memory="256m"))
+
+
+@contextmanager
+def forging(container_id: str, python: str) -> Iterator[None]:
+    """Run `python` on the host with `fd` open on the container's PID 1 stdout — what the seal
+    denies user code (the host's root may: it has CAP_SYS_PTRACE over every process)."""
+    from sandbox.container import docker_client
+
+    if os.geteuid() != 0:
+        pytest.skip("forging frames needs the host's root (to open the container's /proc/PID/fd/1)")
+    pid = docker_client().api.inspect_container(container_id)["State"]["Pid"]
+    code = f"import os\nfd = os.open('/proc/{pid}/fd/1', os.O_WRONLY)\n" + python
+    forger = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        forger.kill()
+        forger.wait()
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return kb / 1024
+
+
+GIGABYTE_FRAME = """
+import struct
+os.write(fd, struct.pack('>I', 2**31) + b'x' * 1000)
+chunk = b'y' * (1 << 20)
+for _ in range(256):
+    os.write(fd, chunk)
+"""
+UNASKED_REPLY = """
+import json, struct
+body = json.dumps({'id': 999999, 'stdout': 'forged', 'stderr': '', 'exit_code': 0}).encode()
+os.write(fd, struct.pack('>I', len(body)) + body)
+"""
+
+
+@pytest.mark.parametrize("attack", [GIGABYTE_FRAME, UNASKED_REPLY], ids=["2GB-frame", "unasked-reply"])
+async def test_a_frame_that_breaks_the_protocol_replaces_the_sandbox_and_costs_no_memory(
+    sandbox_workbench, attack: str  # type: ignore[no-untyped-def]
+) -> None:
+    box = sandbox_workbench
+    async with serving(box) as served, http_client(served.url, mode="legacy") as client:
+        first = await client.call_tool("run_python", {"code": "x = 41; print('ready')"})
+        assert not first.is_error, first.content
+        (session,) = box._sessions
+        victim = box._sessions[session].container_id
+        assert victim is not None
+        before = rss_mib()
+        with forging(victim, attack):
+            await anyio.sleep(1)  # let the forger write what it can into the channel
+            with anyio.fail_after(15):
+                hit = await client.call_tool("run_python", {"code": "print(x + 1)"})
+        text = hit.content[0].text
+        assert hit.is_error and "broke its protocol" in text and "variables and files are lost" in text, text
+        assert "forged" not in text
+        assert box._sessions[session].container_id != victim  # replaced
+        grew = rss_mib() - before
+        assert grew < 64, f"the server grew by {grew:.0f} MiB on what the container sent"
+
+        again = await client.call_tool("run_python", {"code": "print(6 * 7)"})
+        assert not again.is_error and again.content[0].text == "42", again.content
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf", -1])
+async def test_a_non_finite_or_negative_timeout_is_a_validation_error_over_mcp(
+    sandbox_workbench, timeout: object  # type: ignore[no-untyped-def]
+) -> None:
+    async with serving(sandbox_workbench) as served, http_client(served.url) as client:
+        r = await client.call_tool("run_bash", {"code": "sleep 100 & echo started", "timeout": timeout})
+        assert r.is_error and "timeout" in r.content[0].text and "started" not in r.content[0].text
+        assert sandbox_workbench.live == 0
+        ok = await client.call_tool("run_bash", {"code": "echo fine"})
+        assert ok.content[0].text == "fine"
