@@ -199,7 +199,9 @@ class SandboxWorkbench(StaticWorkbench):
     async def run_python(self, code: str, ctx: CallContext, timeout: Timeout = None) -> ToolResult:
         """Run Python code in your sandbox. Variables and imports persist between calls (like a
         notebook); the value of a trailing expression is shown. No network. Files live in
-        /workspace. `timeout` (seconds) can only shorten the configured limit."""
+        /workspace. `timeout` (seconds) can only shorten the configured limit. The run ends when
+        the code returns: processes it started are stopped, threads it started keep running in
+        the interpreter (the result lists them) until `reset`."""
         return await self._run("python", code, timeout, ctx)
 
     async def run_bash(self, code: str, ctx: CallContext, timeout: Timeout = None) -> ToolResult:
