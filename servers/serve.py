@@ -10,26 +10,17 @@ workbench, which removes sandbox containers. A second signal skips the wait.
 from __future__ import annotations
 
 import signal
-from collections.abc import Awaitable, Callable, Generator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 
 import anyio
-import uvicorn
 
 from servers.http import create_app
+from servers.listener import http_listener
 from servers.logs import configure_json_logging
 from servers.mcp_server import WorkbenchServer
 from servers.settings import ServeError, ServeSettings
 from servers.stdio import serve_stdio
 from workbench.core import Workbench, logger
-
-
-class _Uvicorn(uvicorn.Server):
-    @contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        # We handle signals ourselves (drain first); uvicorn's would also re-raise the signal
-        # after serving, killing the process before the workbench is stopped.
-        yield
 
 
 async def _on_signals(drain: Callable[[], Awaitable[None]], force: Callable[[], Awaitable[None]]) -> None:
@@ -87,12 +78,7 @@ async def _serve_stdio(server: WorkbenchServer, settings: ServeSettings) -> None
 async def _serve_http(workbench: Workbench, settings: ServeSettings) -> None:
     app = create_app(workbench, settings)
     server: WorkbenchServer = app.state.workbench_server
-    config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_config=None, access_log=False, lifespan="on",
-        # Calls were drained already; this only bounds open SSE streams of idle clients.
-        timeout_graceful_shutdown=1,
-    )
-    http = _Uvicorn(config)
+    http = http_listener(app, settings)
 
     async def drain() -> None:
         await server.drain(settings.shutdown_grace)

@@ -166,6 +166,9 @@ class ServeConfig(_Strict):
     allowed_origins: list[str] = Field(default_factory=list)
     max_concurrent_calls_per_client: int = 16
     session_idle_timeout: float = 1800.0
+    header_timeout: float = Field(10.0, gt=0, allow_inf_nan=False)
+    """Seconds a client has to send a complete request head (request line and headers); a slower
+    connection is closed, so half-sent requests cannot hold connections open (slowloris)."""
     shutdown_grace: float = 10.0
     max_request_bytes: int = 4 * 1024 * 1024
     """Larger HTTP request bodies are refused with 413."""

@@ -13,14 +13,13 @@ from pathlib import Path
 import anyio
 import httpx2
 import pytest
-import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from servers import ServeSettings, WorkbenchServer, create_app  # noqa: E402
-from servers.serve import _Uvicorn  # noqa: E402
+from servers.listener import http_listener  # noqa: E402
 from workbench import Workbench  # noqa: E402
 
 HERE = Path(__file__).parent
@@ -44,11 +43,11 @@ class Served:
 async def serving(workbench: Workbench, settings: ServeSettings | None = None, *, port: int | None = None) -> AsyncIterator[Served]:
     """`workbench` served over streamable HTTP for the duration of the block."""
     settings = settings or ServeSettings(transport="http")
+    settings.host = "127.0.0.1"
     settings.port = port or free_port()
     settings.log_json = False
     app = create_app(workbench, settings)
-    http = _Uvicorn(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_config=None, access_log=False,
-                                   timeout_graceful_shutdown=1))
+    http = http_listener(app, settings)  # uvicorn exactly as `workbench serve` runs it
     async with workbench, anyio.create_task_group() as tg:
         tg.start_soon(http.serve)
         with anyio.fail_after(10):

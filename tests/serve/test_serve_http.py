@@ -206,14 +206,13 @@ async def test_concurrent_calls_per_client_are_bounded(mode: str) -> None:
 async def test_the_app_mounts_inside_a_users_own_starlette_app() -> None:
     from contextlib import asynccontextmanager
 
-    import uvicorn
     from conftest import free_port
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse
     from starlette.routing import Mount, Route
 
     from servers import create_app
-    from servers.serve import _Uvicorn
+    from servers.listener import http_listener
 
     bench = ServeBench()
     tools_app = create_app(bench, ServeSettings(transport="http"))
@@ -228,7 +227,7 @@ async def test_the_app_mounts_inside_a_users_own_starlette_app() -> None:
 
     app = Starlette(routes=[Route("/", home), Mount("/tools", tools_app)], lifespan=lifespan)
     port = free_port()
-    http = _Uvicorn(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, timeout_graceful_shutdown=1))
+    http = http_listener(app, ServeSettings(transport="http", port=port))
     async with anyio.create_task_group() as tg:
         tg.start_soon(http.serve)
         while not http.started:

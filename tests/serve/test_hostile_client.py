@@ -1,0 +1,79 @@
+"""A hostile client against the real server (uvicorn on 127.0.0.1, real MCP clients): each
+attack is refused cleanly — no traceback, no resource held — and afterwards the server still
+answers a normal client."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import anyio
+import pytest
+from conftest import Served, http_client, serving
+from serve_toolkit import ServeBench
+
+from servers import ServeSettings
+
+pytestmark = pytest.mark.anyio
+
+TOKEN = "hostile-suite-token-5f2c"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+TOKEN_IDENTITY = "token-" + hashlib.sha256(TOKEN.encode()).hexdigest()[:16]
+INIT = {
+    "jsonrpc": "2.0", "id": 1, "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+async def still_serves(served: Served, headers: dict[str, str] | None = None) -> None:
+    for mode in ("legacy", "auto"):
+        async with http_client(served.url, mode=mode, headers=headers) as client:
+            assert (await client.call_tool("echo", {"text": "still here"})).content[0].text == "still here"
+
+
+# ---- 4. request heads that never finish (slowloris) -------------------------------------------
+async def closed_within(stream: anyio.abc.ByteStream, seconds: float) -> float:
+    """Seconds until the server closes `stream` (reading whatever it sends); fails after `seconds`."""
+    started = time.monotonic()
+    with anyio.fail_after(seconds):
+        try:
+            while await stream.receive():
+                pass
+        except (anyio.EndOfStream, anyio.BrokenResourceError):
+            pass
+    return time.monotonic() - started
+
+
+async def test_a_request_head_that_never_finishes_is_cut_off() -> None:
+    settings = ServeSettings(transport="http", header_timeout=0.5)
+    async with serving(ServeBench(), settings) as served:
+        port = settings.port
+        # Half a request line, then nothing.
+        async with await anyio.connect_tcp("127.0.0.1", port) as stalled:
+            await stalled.send(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            assert await closed_within(stalled, 3.0) >= 0.3
+
+        # Trickling one byte at a time does not reset the deadline.
+        async with await anyio.connect_tcp("127.0.0.1", port) as trickle:
+            started = time.monotonic()
+            with anyio.move_on_after(3.0):
+                try:
+                    for byte in b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + b"a" * 100:
+                        await trickle.send(bytes([byte]))
+                        await anyio.sleep(0.05)
+                except anyio.BrokenResourceError:  # the server hung up part way
+                    pass
+            assert time.monotonic() - started < 2.0
+
+        # A kept-alive connection: the next request's head has the same deadline.
+        async with await anyio.connect_tcp("127.0.0.1", port) as kept:
+            await kept.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            answer = b""
+            with anyio.fail_after(3):
+                while b'"status":"ok"' not in answer:
+                    answer += await kept.receive()
+            await kept.send(b"GET /heal")
+            assert await closed_within(kept, 3.0) < 2.0  # uvicorn's keep-alive timer (5 s) is not what closed it
+
+        await still_serves(served)
