@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
+
 from mcp.server.transport_security import TransportSecuritySettings
 
 from workbench.config import ServeConfig
@@ -17,6 +18,11 @@ SESSION_HEADER = "Workbench-Session"
 
 class ServeError(WorkbenchError):
     """The server cannot start as configured; the message says what to change."""
+
+
+ANY_HOST = "*"
+"""`serve.allowed_hosts = ["*"]`: the deliberate opt-out of Host/Origin checks."""
+_ALL_INTERFACES = ("0.0.0.0", "::", "")
 
 
 def is_loopback(host: str) -> bool:
@@ -69,18 +75,25 @@ class ServeSettings(ServeConfig):
                 "every exposed tool. Set a bearer token (export WORKBENCH_TOKEN=..., or serve.auth_token_env / "
                 "serve.auth_token_file in the config), or bind to 127.0.0.1."
             )
+        if self.transport == "http" and self.host in _ALL_INTERFACES and not self.allowed_hosts:
+            # Host/Origin checks are defence in depth beside the token; turning them off must be a
+            # decision written in the config, not a side effect of binding to every interface.
+            raise ServeError(
+                f"refusing to serve on {self.host or 'every interface'} without serve.allowed_hosts: the Host "
+                "check against DNS rebinding needs the names clients use. Set serve.allowed_hosts = "
+                '["tools.example.com", ...] in the config (["*"] turns the check off deliberately), '
+                "or bind to 127.0.0.1."
+            )
 
     def transport_security(self) -> TransportSecuritySettings:
         """Host/Origin checks against DNS rebinding: loopback names always, plus the configured lists."""
         hosts, origins = list(self.allowed_hosts), list(self.allowed_origins)
+        if ANY_HOST in hosts:
+            logger.warning("serve.allowed_hosts names '*': Host and Origin are not checked (DNS rebinding is possible)")
+            return TransportSecuritySettings(enable_dns_rebinding_protection=False)
         if is_loopback(self.host):
             hosts += ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost"]
             origins += ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-        elif self.host not in ("0.0.0.0", "::", ""):
+        elif self.host not in _ALL_INTERFACES:
             hosts += [self.host, f"{self.host}:*"]
-        elif not hosts:
-            # Bound to every interface with no names configured: we cannot know the names clients use,
-            # so the Host check would refuse everyone. The bearer token (required here) still guards.
-            logger.warning("serve.allowed_hosts is empty while bound to %s: Host/Origin are not checked", self.host)
-            return TransportSecuritySettings(enable_dns_rebinding_protection=False)
         return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)

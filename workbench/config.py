@@ -163,6 +163,8 @@ class ServeConfig(_Strict):
     auth_token_env: str | None = "WORKBENCH_TOKEN"
     auth_token_file: str | None = None
     allowed_hosts: list[str] = Field(default_factory=list)
+    """Host names clients use (`tools.example.com`, `tools.example.com:*`). Required when bound to
+    0.0.0.0 or ::, so the Host check against DNS rebinding stays on; `["*"]` turns it off deliberately."""
     allowed_origins: list[str] = Field(default_factory=list)
     max_concurrent_calls_per_client: int = 16
     session_idle_timeout: float = 1800.0

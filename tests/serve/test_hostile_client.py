@@ -5,14 +5,18 @@ answers a normal client."""
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import anyio
 import pytest
 from conftest import Served, http_client, serving
 from serve_toolkit import ServeBench
 
-from servers import ServeSettings
+from servers import ServeError, ServeSettings
 
 pytestmark = pytest.mark.anyio
 
@@ -77,3 +81,24 @@ async def test_a_request_head_that_never_finishes_is_cut_off() -> None:
             assert await closed_within(kept, 3.0) < 2.0  # uvicorn's keep-alive timer (5 s) is not what closed it
 
         await still_serves(served)
+
+
+# ---- 5. binding every interface keeps Host/Origin checks on ------------------------------------
+def test_every_interface_without_allowed_hosts_is_refused(tmp_path: Path) -> None:
+    for host in ("0.0.0.0", "::"):
+        with pytest.raises(ServeError, match=r'serve.allowed_hosts = \["tools.example.com", ...\]') as refused:
+            ServeSettings(transport="http", host=host, auth_token=TOKEN).check()
+        assert "127.0.0.1" in str(refused.value)
+    named = ServeSettings(transport="http", host="0.0.0.0", auth_token=TOKEN, allowed_hosts=["tools.example.com"])
+    named.check()
+    assert named.transport_security().enable_dns_rebinding_protection
+
+    cfg = tmp_path / "w.toml"  # the CLI says so as a config error (exit 2), before anything listens
+    cfg.write_text('[serve]\nauth_token_env = "WB_HOSTILE_TOKEN"\n\n[sandbox]\nenabled = false\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "serve", "--config", str(cfg), "--transport", "http", "--host", "0.0.0.0"],
+        check=False, capture_output=True, text=True, timeout=60, env={**os.environ, "WB_HOSTILE_TOKEN": TOKEN},
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "serve.allowed_hosts" in proc.stderr and "Traceback" not in proc.stderr

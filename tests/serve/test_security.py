@@ -72,7 +72,7 @@ async def test_oversized_request_is_refused() -> None:
 def test_refuses_to_listen_on_the_network_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ServeError, match="refusing to serve on 0.0.0.0 without authentication"):
         ServeSettings(transport="http", host="0.0.0.0").check()
-    ServeSettings(transport="http", host="0.0.0.0", auth_token="t").check()
+    ServeSettings(transport="http", host="0.0.0.0", auth_token="t", allowed_hosts=["tools.example"]).check()
     ServeSettings(transport="stdio", host="0.0.0.0").check()  # stdio never listens
 
     monkeypatch.setenv("WORKBENCH_TOKEN", "from-env")
@@ -133,7 +133,10 @@ def test_host_and_origin_allowlists() -> None:
     assert "10.1.2.3:*" in security.allowed_hosts and security.allowed_origins == ["https://app.example"]
     everywhere = ServeSettings(transport="http", host="0.0.0.0", auth_token="t", allowed_hosts=["tools.example:*"])
     assert everywhere.transport_security().allowed_hosts == ["tools.example:*"]
-    assert not ServeSettings(transport="http", host="0.0.0.0", auth_token="t").transport_security().enable_dns_rebinding_protection
+    # Checks off only when the config says so, with '*' (bound to every interface without names is refused).
+    opted_out = ServeSettings(transport="http", host="0.0.0.0", auth_token="t", allowed_hosts=["*"])
+    opted_out.check()
+    assert not opted_out.transport_security().enable_dns_rebinding_protection
 
 
 async def test_a_busy_port_is_a_clear_error() -> None:
