@@ -2,6 +2,9 @@
 
 One shared secret, compared in constant time. Health probes stay open so an orchestrator
 can check liveness without the token; everything else needs `Authorization: Bearer <token>`.
+Every refused request is logged (reason, client address, path) so an operator can see
+guessing or a misconfigured client; the presented token never is, it may be a real secret
+sent to the wrong server.
 """
 
 from __future__ import annotations
@@ -11,14 +14,24 @@ import hmac
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from servers.sessions import client_address
+from workbench.core import logger
+
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 
 
-def bearer_ok(authorization: str | None, token: str) -> bool:
+def refusal_reason(authorization: str | None, token: str) -> str | None:
+    """Why `authorization` does not carry `token` ("missing", "wrong scheme", "invalid"), or None."""
     if not authorization:
-        return False
+        return "missing"
     scheme, _, presented = authorization.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode())
+    if scheme.lower() != "bearer":
+        return "wrong scheme"
+    return None if hmac.compare_digest(presented.strip().encode(), token.encode()) else "invalid"
+
+
+def bearer_ok(authorization: str | None, token: str) -> bool:
+    return refusal_reason(authorization, token) is None
 
 
 class BearerAuth:
@@ -31,12 +44,16 @@ class BearerAuth:
             await self.app(scope, receive, send)
             return
         authorization = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
-        if bearer_ok(authorization, self.token):
+        reason = refusal_reason(authorization, self.token)
+        if reason is None:
             await self.app(scope, receive, send)
             return
-        reason = "missing bearer token" if not authorization else "invalid bearer token"
+        logger.warning("authentication failed", extra={
+            "reason": reason, "client": client_address(scope), "method": scope["method"], "path": scope["path"],
+        })
         response = JSONResponse(
-            {"error": "unauthorized", "error_description": f"{reason}: send 'Authorization: Bearer <token>'"},
+            {"error": "unauthorized",
+             "error_description": f"authentication failed ({reason}): send 'Authorization: Bearer <token>'"},
             status_code=401,
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"' if authorization else "Bearer"},
         )

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import anyio
+from starlette.types import Scope
 
 from workbench.core import Workbench, logger
 
@@ -32,6 +33,12 @@ class ClientSession:
     """Ended by our idle reaper (True) or by its transport connection closing (False)."""
     active_calls: int = 0
     last_seen: float = field(default_factory=time.monotonic)
+
+
+def client_address(scope: Scope) -> str:
+    """`host:port` of an HTTP request's peer, for log lines about refused requests."""
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "unknown"
 
 
 def stateless_session_id(authorization: str | None, header: str | None) -> str:

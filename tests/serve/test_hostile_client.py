@@ -5,6 +5,7 @@ answers a normal client."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import subprocess
 import sys
@@ -12,11 +13,13 @@ import time
 from pathlib import Path
 
 import anyio
+import httpx2
 import pytest
 from conftest import Served, http_client, serving
 from serve_toolkit import ServeBench
 
 from servers import ServeError, ServeSettings
+from servers.logs import JsonLines
 
 pytestmark = pytest.mark.anyio
 
@@ -102,3 +105,20 @@ def test_every_interface_without_allowed_hosts_is_refused(tmp_path: Path) -> Non
     )
     assert proc.returncode == 2, proc.stderr
     assert "serve.allowed_hosts" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---- 6. failed authentication is logged, the presented token never --------------------------
+async def test_failed_authentication_is_logged_without_the_presented_token(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="workbench")
+    guess = "guessed-token-that-must-not-be-logged"
+    settings = ServeSettings(transport="http", auth_token=TOKEN)
+    async with serving(ServeBench(), settings) as served, httpx2.AsyncClient(timeout=10) as http:
+        for authorization in (None, f"Basic {guess}", f"Bearer {guess}"):
+            headers = {**HEADERS, "Authorization": authorization} if authorization else HEADERS
+            assert (await http.post(served.url, json=INIT, headers=headers)).status_code == 401
+        await still_serves(served, AUTH)
+    failures = [r for r in caplog.records if r.getMessage() == "authentication failed"]
+    assert [r.reason for r in failures] == ["missing", "wrong scheme", "invalid"]  # type: ignore[attr-defined]
+    assert all(r.path == "/mcp" and r.client.startswith("127.0.0.1:") for r in failures)  # type: ignore[attr-defined]
+    lines = "\n".join(JsonLines().format(r) for r in caplog.records)  # as the operator's log shipper sees them
+    assert guess not in lines and TOKEN not in lines and '"reason": "invalid"' in lines
