@@ -12,11 +12,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import anyio
 import anyio.abc
 import mcp.types as mt
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from workbench.core import CallContext, ToolResult, ToolSpec, logger
 
@@ -26,12 +27,15 @@ MAX_WAIT = 60.0
 """Longest a single `jobs__result` call waits, so it stays inside common client timeouts."""
 
 RunTool = Callable[[str, dict[str, Any], CallContext], Awaitable[ToolResult]]
+Args = TypeVar("Args", bound=BaseModel)
 
 
 @dataclass
 class Job:
     id: str
     session_id: str
+    identity: str
+    """Who started it: the tool runs under the caller's identity (per-identity caps count it)."""
     tool: str
     state: Literal["running", "completed", "failed", "cancelled"] = "running"
     progress: float | None = None
@@ -56,7 +60,33 @@ class Job:
         }
 
 
-_JOB_ID = {"job_id": {"type": "string", "description": "The id jobs__start returned."}}
+class _JobRef(BaseModel):
+    model_config = ConfigDict(title="job")
+    job_id: str = Field(description="The id jobs__start returned.")
+
+
+class _ResultArgs(_JobRef):
+    # Not finite or negative would reach anyio's timer as is: nan raised deep inside it.
+    wait: float = Field(0.0, ge=0, allow_inf_nan=False,
+                        description=f"Seconds to wait for a running job to finish (at most {MAX_WAIT:g}).")
+
+
+class _StartArgs(BaseModel):
+    model_config = ConfigDict(title="background run")
+    tool: str = Field(description="The tool to run.")
+    arguments: dict[str, Any] = Field(default_factory=dict, description="The tool's arguments.")
+
+
+def _parse(model: type[Args], tool: str, arguments: dict[str, Any]) -> Args | ToolResult:
+    """The arguments as `model`, or an `is_error` result naming each problem: the spec asks for
+    input validation errors as tool results, so a model can correct its call."""
+    try:
+        return model.model_validate(arguments)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'arguments'}: {err['msg']}" for err in e.errors())
+        return ToolResult.error(f"{tool}: invalid arguments: {problems}")
+
+
 _STATUS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -73,41 +103,33 @@ _STATUS_SCHEMA: dict[str, Any] = {
 
 
 def job_specs(eligible: list[str]) -> list[ToolSpec]:
+    start_schema = _StartArgs.model_json_schema()
+    start_schema["properties"]["tool"]["enum"] = eligible
+    job_schema = _JobRef.model_json_schema()
     return [
         ToolSpec(
             name=START,
             description="Start a long-running tool in the background and return its job id at once. "
             "Follow it with jobs__status, jobs__result (which can wait) and jobs__cancel.",
-            input_schema={
-                "type": "object",
-                "properties": {
-                    "tool": {"type": "string", "enum": eligible, "description": "The tool to run."},
-                    "arguments": {"type": "object", "description": "The tool's arguments.", "default": {}},
-                },
-                "required": ["tool"],
-            },
+            input_schema=start_schema,
             output_schema=_STATUS_SCHEMA,
         ),
         ToolSpec(
             name=STATUS,
             description="State and latest progress of a background job.",
-            input_schema={"type": "object", "properties": _JOB_ID, "required": ["job_id"]},
+            input_schema=job_schema,
             output_schema=_STATUS_SCHEMA,
         ),
         ToolSpec(
             name=RESULT,
             description="The result of a background job, exactly as the tool returned it. Waits up to "
             f"`wait` seconds (at most {MAX_WAIT:g}) for a running job; if it is still running, says so.",
-            input_schema={
-                "type": "object",
-                "properties": {**_JOB_ID, "wait": {"type": "number", "minimum": 0, "default": 0}},
-                "required": ["job_id"],
-            },
+            input_schema=_ResultArgs.model_json_schema(),
         ),
         ToolSpec(
             name=CANCEL,
             description="Cancel a running background job (its work is stopped).",
-            input_schema={"type": "object", "properties": _JOB_ID, "required": ["job_id"]},
+            input_schema=job_schema,
             output_schema=_STATUS_SCHEMA,
             annotations=mt.ToolAnnotations(destructive_hint=True, idempotent_hint=True),
         ),
@@ -127,12 +149,16 @@ class JobManager:
         self.task_group: anyio.abc.TaskGroup | None = None
         """Set by the server while it runs: jobs outlive the request that started them."""
 
-    async def call(self, name: str, arguments: dict[str, Any], session_id: str, eligible: list[str]) -> ToolResult:
+    async def call(self, name: str, arguments: dict[str, Any], ctx: CallContext, eligible: list[str]) -> ToolResult:
         if name == START:
-            return self._start(arguments, session_id, eligible)
-        job = self.jobs.get(str(arguments.get("job_id", "")))
-        if job is None or job.session_id != session_id:  # another session's job does not exist for you
-            return ToolResult.error(f"no job {arguments.get('job_id')!r} in this session (jobs__start returns the id)")
+            start = _parse(_StartArgs, name, arguments)
+            return start if isinstance(start, ToolResult) else self._start(start, ctx, eligible)
+        ref = _parse(_ResultArgs if name == RESULT else _JobRef, name, arguments)
+        if isinstance(ref, ToolResult):
+            return ref
+        job = self.jobs.get(ref.job_id)
+        if job is None or job.session_id != ctx.session_id:  # another session's job does not exist for you
+            return ToolResult.error(f"no job {ref.job_id!r} in this session (jobs__start returns the id)")
         if name == STATUS:
             return _status_result(job, f"job {job.id} ({job.tool}): {job.state}")
         if name == CANCEL:
@@ -140,11 +166,8 @@ class JobManager:
                 job.scope.cancel()
                 await job.done.wait()
             return _status_result(job, f"job {job.id} ({job.tool}): {job.state}")
-        try:
-            wait = min(float(arguments.get("wait") or 0), MAX_WAIT)
-        except (TypeError, ValueError):
-            return ToolResult.error("jobs__result: 'wait' must be a number of seconds")
-        with anyio.move_on_after(wait):
+        wait = ref.wait if isinstance(ref, _ResultArgs) else 0.0  # always one here: name is RESULT
+        with anyio.move_on_after(min(wait, MAX_WAIT)):
             await job.done.wait()
         if job.result is None:
             return _status_result(job, f"job {job.id} ({job.tool}) is still running; call jobs__result again")
@@ -152,27 +175,26 @@ class JobManager:
         meta["workbench/job"] = job.status()
         return ToolResult(job.result.content, job.result.structured, job.result.is_error, meta)
 
-    def _start(self, arguments: dict[str, Any], session_id: str, eligible: list[str]) -> ToolResult:
-        tool, tool_args = arguments.get("tool"), arguments.get("arguments") or {}
+    def _start(self, start: _StartArgs, ctx: CallContext, eligible: list[str]) -> ToolResult:
+        tool = start.tool
         if tool not in eligible:
             return ToolResult.error(
                 f"jobs__start: {tool!r} cannot run in the background; choose one of: {', '.join(eligible) or '(none)'}"
             )
-        if not isinstance(tool_args, dict):
-            return ToolResult.error("jobs__start: 'arguments' must be an object")
         if self.task_group is None:
             return ToolResult.error("jobs__start: the server is not running background jobs (it is shutting down)")
         self._prune()
+        session_id = ctx.session_id
         running = sum(1 for j in self.jobs.values() if j.session_id == session_id and j.state == "running")
         if running >= self.max_running_per_session:
             return ToolResult.error(
                 f"jobs__start: this session already runs {running} jobs (limit {self.max_running_per_session}); "
                 "wait for one to finish or cancel one"
             )
-        job = Job(uuid.uuid4().hex[:16], session_id, tool)
+        job = Job(uuid.uuid4().hex[:16], session_id, ctx.identity, tool)
         self.jobs[job.id] = job
-        self.task_group.start_soon(self._execute, job, tool_args)
-        logger.info("job started", extra={"session": session_id, "tool": tool, "job": job.id})
+        self.task_group.start_soon(self._execute, job, start.arguments)
+        logger.info("job started", extra={"session": session_id, "identity": ctx.identity, "tool": tool, "job": job.id})
         return _status_result(job, f"started job {job.id} ({tool}); follow it with jobs__status / jobs__result")
 
     async def _execute(self, job: Job, arguments: dict[str, Any]) -> None:
@@ -181,7 +203,7 @@ class JobManager:
 
         try:
             with job.scope:
-                job.result = await self._run(job.tool, arguments, CallContext(session_id=job.session_id, progress=progress))
+                job.result = await self._run(job.tool, arguments, CallContext(session_id=job.session_id, identity=job.identity, progress=progress))
                 job.state = "failed" if job.result.is_error else "completed"
             if job.result is None:
                 job.state, job.result = "cancelled", ToolResult.error(f"job {job.id} ({job.tool}) was cancelled")

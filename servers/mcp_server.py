@@ -29,7 +29,7 @@ from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from servers import jobs
-from servers.sessions import SessionRegistry, stateless_session_id
+from servers.sessions import STDIO_IDENTITY, SessionRegistry, caller_identity, stateless_session_id
 from servers.settings import SESSION_HEADER, ServeSettings
 from workbench.core import (
     CallContext,
@@ -174,6 +174,12 @@ class WorkbenchServer:
         headers = ctx.request.headers
         return stateless_session_id(headers.get("authorization"), headers.get(SESSION_HEADER)), True
 
+    def identity(self, ctx: ServerRequestContext[Any, Any]) -> str:
+        """Who is calling, apart from which session (one identity may hold several)."""
+        if ctx.request is None:
+            return STDIO_IDENTITY
+        return caller_identity(ctx.request.headers.get("authorization"), authenticated=bool(self.settings.auth_token))
+
     # ---- tools -----------------------------------------------------------------------
     def exposed(self, name: str) -> bool:
         hit = self._exposed_cache.get(name)
@@ -247,7 +253,7 @@ class WorkbenchServer:
                     outcome = "error" if result.is_error else "ok"
                 logger.info(
                     "tool call",
-                    extra={"session": session_id, "tool": name, "outcome": outcome,
+                    extra={"session": session_id, "identity": call_ctx.identity, "tool": name, "outcome": outcome,
                            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                            "traceparent": call_ctx.trace_context.get("traceparent")},
                 )
@@ -258,7 +264,7 @@ class WorkbenchServer:
     async def _invoke(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> ToolResult:
         if name in jobs.JOB_TOOLS:  # only jobs__start needs the eligible tools: status polls skip the listing
             background = (await self.exposed_tools())[1] if name == jobs.START else []
-            return await self.jobs.call(name, arguments, ctx.session_id, background)
+            return await self.jobs.call(name, arguments, ctx, background)
         return await self._run_tool(name, arguments, ctx)
 
     @staticmethod
@@ -300,7 +306,8 @@ class WorkbenchServer:
 
         # Progress only when the client asked for it (a token): an upstream is then not asked either.
         progress = session.report_progress if meta.get("progress_token") is not None else None
-        call = CallContext(session_id=session_id, progress=progress, log=log, trace_context=trace)
+        call = CallContext(session_id=session_id, identity=self.identity(ctx), progress=progress, log=log,
+                           trace_context=trace)
         if session.can_send_request:  # 2025-era: relay upstream servers' requests to our client
 
             async def relay(request: mt.ServerRequest, result_type: type[R]) -> R | mt.ErrorData:

@@ -35,6 +35,24 @@ class ClientSession:
     last_seen: float = field(default_factory=time.monotonic)
 
 
+STDIO_IDENTITY = "stdio"
+"""The one client of a stdio server: whoever started the process."""
+ANONYMOUS_IDENTITY = "anonymous"
+
+
+def caller_identity(authorization: str | None, *, authenticated: bool) -> str:
+    """Who is calling over HTTP, for `CallContext.identity` and per-identity caps.
+
+    With auth on, every request that got this far carried the valid token, so the identity is a
+    hash of it (`token-<16 hex>`: stable, and never the token itself). With auth off, whatever
+    header a client sends is unverified; taking it as an identity would let one client dodge
+    per-identity caps by inventing tokens, so all such callers are one `anonymous`."""
+    if not authenticated:
+        return ANONYMOUS_IDENTITY
+    _, _, token = (authorization or "").partition(" ")
+    return "token-" + hashlib.sha256(token.strip().encode()).hexdigest()[:16]
+
+
 def client_address(scope: Scope) -> str:
     """`host:port` of an HTTP request's peer, for log lines about refused requests."""
     client = scope.get("client")

@@ -52,8 +52,8 @@ def media():  # no return annotation: a ToolResult is passed through as is
 
 
 async def whoami(ctx: CallContext) -> dict[str, Any]:
-    """The caller's session and trace context as the workbench sees them."""
-    return {"session": ctx.session_id, "trace": ctx.trace_context}
+    """The caller's session, identity and trace context as the workbench sees them."""
+    return {"session": ctx.session_id, "identity": ctx.identity, "trace": ctx.trace_context}
 
 
 async def shout(text: str, ctx: CallContext) -> str:

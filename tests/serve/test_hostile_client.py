@@ -5,6 +5,7 @@ answers a normal client."""
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import subprocess
@@ -37,6 +38,44 @@ async def still_serves(served: Served, headers: dict[str, str] | None = None) ->
     for mode in ("legacy", "auto"):
         async with http_client(served.url, mode=mode, headers=headers) as client:
             assert (await client.call_tool("echo", {"text": "still here"})).content[0].text == "still here"
+
+
+# ---- 1. identity on every call ---------------------------------------------------------------
+async def test_every_call_carries_who_is_calling_and_never_the_token(mode: str) -> None:
+    settings = ServeSettings(transport="http", auth_token=TOKEN, background=["whoami"])
+    async with serving(ServeBench(), settings) as served, http_client(served.url, mode=mode, headers=AUTH) as client:
+        direct = (await client.call_tool("whoami", {})).structured_content
+        job = (await client.call_tool("jobs__start", {"tool": "whoami"})).structured_content
+        in_background = (await client.call_tool("jobs__result", {"job_id": job["job_id"], "wait": 5})).structured_content
+    assert direct["identity"] == in_background["identity"] == TOKEN_IDENTITY  # a job runs as whoever started it
+    assert TOKEN not in json.dumps([direct, in_background])
+
+    # Without auth a presented token is unverified: every caller is one anonymous identity, so
+    # inventing tokens cannot dodge per-identity caps.
+    async with serving(ServeBench()) as served:
+        for made_up in ("Bearer one", "Bearer two"):
+            async with http_client(served.url, mode=mode, headers={"Authorization": made_up}) as client:
+                assert (await client.call_tool("whoami", {})).structured_content["identity"] == "anonymous"
+
+
+# ---- 3. numbers in the arguments of the tools we define ---------------------------------------
+def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+@pytest.mark.parametrize("wait", ["nan", "NaN", "inf", "-inf", -1, "-0.5"])
+async def test_job_wait_must_be_a_finite_non_negative_number(wait: object, caplog: pytest.LogCaptureFixture) -> None:
+    settings = ServeSettings(transport="http", background=["slow"])
+    async with serving(ServeBench(), settings) as served, http_client(served.url, mode="legacy") as client:
+        schema = {t.name: t for t in (await client.list_tools()).tools}["jobs__result"].input_schema
+        assert schema["properties"]["wait"]["minimum"] == 0
+        job = (await client.call_tool("jobs__start", {"tool": "slow", "arguments": {"seconds": 0.1}})).structured_content
+        refused = await client.call_tool("jobs__result", {"job_id": job["job_id"], "wait": wait})
+        assert refused.is_error and "jobs__result: invalid arguments: wait:" in refused.content[0].text
+        done = await client.call_tool("jobs__result", {"job_id": job["job_id"], "wait": 5})
+        assert not done.is_error
+        await still_serves(served)
+    assert errors_logged(caplog) == []
 
 
 # ---- 4. request heads that never finish (slowloris) -------------------------------------------

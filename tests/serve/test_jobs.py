@@ -115,14 +115,15 @@ async def test_job_manager_bounds_each_session_and_marks_failures() -> None:
 
     eligible = ["slow", "bad"]
     manager = JobManager(run, max_running_per_session=1)
+    s1, s2 = CallContext(session_id="s1"), CallContext(session_id="s2")
     async with anyio.create_task_group() as tg:
         manager.task_group = tg
-        assert not (await manager.call(START, {"tool": "slow"}, "s1", eligible)).is_error
-        refused = await manager.call(START, {"tool": "slow"}, "s1", eligible)
+        assert not (await manager.call(START, {"tool": "slow"}, s1, eligible)).is_error
+        refused = await manager.call(START, {"tool": "slow"}, s1, eligible)
         assert refused.is_error and "limit 1" in refused.text
-        failing = await manager.call(START, {"tool": "bad"}, "s2", eligible)  # another session has its own bound
+        failing = await manager.call(START, {"tool": "bad"}, s2, eligible)  # another session has its own bound
         job_id = failing.structured["job_id"]
-        assert (await manager.call(RESULT, {"job_id": job_id, "wait": 5}, "s2", eligible)).is_error
-        assert (await manager.call(STATUS, {"job_id": job_id}, "s2", eligible)).structured["state"] == "failed"
+        assert (await manager.call(RESULT, {"job_id": job_id, "wait": 5}, s2, eligible)).is_error
+        assert (await manager.call(STATUS, {"job_id": job_id}, s2, eligible)).structured["state"] == "failed"
         await manager.close_session("s1")
         tg.cancel_scope.cancel()
