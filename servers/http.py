@@ -39,6 +39,7 @@ def create_app(workbench: Workbench, settings: ServeSettings) -> Starlette:
         security_settings=settings.transport_security(),
         max_request_body_size=settings.max_request_bytes,
         session_idle_timeout=settings.session_idle_timeout,
+        max_sessions=settings.max_sessions,
     )
     healthz, readyz = health_routes(server)
 
@@ -51,7 +52,8 @@ def create_app(workbench: Workbench, settings: ServeSettings) -> Starlette:
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            Route(settings.path, endpoint=StreamableHTTPASGIApp(manager), methods=["GET", "POST", "DELETE"]),
+            Route(settings.path, endpoint=server.legacy_cap.guard(StreamableHTTPASGIApp(manager)),
+                  methods=["GET", "POST", "DELETE"]),
         ],
         middleware=[Middleware(BearerAuth, token=settings.auth_token)] if settings.auth_token else [],
         lifespan=lifespan,

@@ -29,6 +29,7 @@ from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from servers import jobs
+from servers.session_cap import LegacySessionCap
 from servers.sessions import STDIO_IDENTITY, SessionRegistry, caller_identity, stateless_session_id
 from servers.settings import SESSION_HEADER, ServeSettings
 from workbench.core import (
@@ -71,6 +72,10 @@ class WorkbenchServer:
         self.sessions = SessionRegistry(workbench, settings.session_idle_timeout)
         self.jobs = jobs.JobManager(self._run_tool, max_running_per_session=settings.max_concurrent_calls_per_client)
         self.sessions.on_close.append(self.jobs.close_session)
+        self.legacy_cap = LegacySessionCap(
+            settings.max_sessions_per_identity, authenticated=bool(settings.auth_token),
+            idle_timeout=settings.session_idle_timeout,
+        )
         self.bus = InMemorySubscriptionBus()
         self.stdio_session_id: str | None = None
         """Set while serving stdio: the one client of this process."""
@@ -150,6 +155,11 @@ class WorkbenchServer:
         # Middleware sees `initialize`, so a 2025-era client is known (and told about list
         # changes) from its first message; its session ends when its connection closes.
         connection: Connection = ctx.session._connection  # the SDK exposes no public accessor yet
+        session = connection.session_id
+        if ctx.request is not None and session is not None and self.legacy_cap.claim(ctx.request.scope, session):
+            # The request that opened this session reserved a per-identity slot; it is the session's
+            # until the SDK ends the session, which unwinds this exit stack however that happens.
+            connection.exit_stack.callback(self.legacy_cap.release, session)
         if _SESSION_KEY not in connection.state and connection.protocol_version not in MODERN_PROTOCOL_VERSIONS:
             session_id = f"http-{connection.session_id}" if connection.session_id else self.stdio_session_id
             if session_id is not None and connection.has_standalone_channel:

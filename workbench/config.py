@@ -167,7 +167,15 @@ class ServeConfig(_Strict):
     0.0.0.0 or ::, so the Host check against DNS rebinding stays on; `["*"]` turns it off deliberately."""
     allowed_origins: list[str] = Field(default_factory=list)
     max_concurrent_calls_per_client: int = 16
-    session_idle_timeout: float = 1800.0
+    session_idle_timeout: float = Field(1800.0, gt=0, allow_inf_nan=False)
+    """Seconds without a request after which a client's session ends (its 2025-era HTTP session is
+    forgotten, its sandbox removed)."""
+    max_sessions: int = Field(1000, ge=1)
+    """Live 2025-era HTTP sessions in total (each holds server memory until DELETE or idle expiry);
+    past it a new session gets 503."""
+    max_sessions_per_identity: int = Field(32, ge=1)
+    """Live 2025-era HTTP sessions one identity (bearer token) may hold, so one client cannot take
+    the whole `max_sessions`; past it a new session gets 429."""
     header_timeout: float = Field(10.0, gt=0, allow_inf_nan=False)
     """Seconds a client has to send a complete request head (request line and headers); a slower
     connection is closed, so half-sent requests cannot hold connections open (slowloris)."""

@@ -21,6 +21,8 @@ from serve_toolkit import ServeBench
 
 from servers import ServeError, ServeSettings
 from servers.logs import JsonLines
+from servers.session_cap import LegacySessionCap
+from workbench.core import first_error
 
 pytestmark = pytest.mark.anyio
 
@@ -56,6 +58,103 @@ async def test_every_call_carries_who_is_calling_and_never_the_token(mode: str) 
         for made_up in ("Bearer one", "Bearer two"):
             async with http_client(served.url, mode=mode, headers={"Authorization": made_up}) as client:
                 assert (await client.call_tool("whoami", {})).structured_content["identity"] == "anonymous"
+
+
+# ---- 2. legacy sessions: per identity, in total, idle expiry ----------------------------------
+async def open_session(http: httpx2.AsyncClient, url: str) -> httpx2.Response:
+    return await http.post(url, json=INIT, headers=HEADERS)
+
+
+async def wait_until(condition: object, seconds: float = 5.0) -> None:
+    with anyio.fail_after(seconds):
+        while not condition():  # type: ignore[operator]
+            await anyio.sleep(0.02)
+
+
+async def test_one_identity_cannot_hold_more_than_its_legacy_sessions() -> None:
+    settings = ServeSettings(transport="http", auth_token=TOKEN, max_sessions_per_identity=3)
+    async with serving(ServeBench(), settings) as served, httpx2.AsyncClient(headers=AUTH, timeout=10) as http:
+        opened = [await open_session(http, served.url) for _ in range(3)]
+        assert [r.status_code for r in opened] == [200, 200, 200]
+        started = time.monotonic()
+        refused = await open_session(http, served.url)
+        assert time.monotonic() - started < 1.0  # refused at once, not queued
+        assert refused.status_code == 429 and "mcp-session-id" not in refused.headers
+        message = refused.json()["error"]["message"]
+        assert "serve.max_sessions_per_identity = 3" in message and "DELETE" in message and "expire" in message
+        with pytest.raises(BaseExceptionGroup) as sdk_refused:  # a real SDK client is refused with the same words
+            async with http_client(served.url, mode="legacy", headers=AUTH) as client:
+                await client.list_tools()
+        assert "serve.max_sessions_per_identity" in str(first_error(sdk_refused.value))
+        # A request that names no session but is not `initialize` opens nothing and holds no slot.
+        stray = await http.post(served.url, json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers=HEADERS)
+        assert stray.status_code >= 400 and "mcp-session-id" not in stray.headers
+
+        # DELETE gives the slot back; the next session gets in.
+        gone = await http.delete(served.url, headers={"Mcp-Session-Id": opened[0].headers["mcp-session-id"]})
+        assert gone.status_code == 200
+        await wait_until(lambda: served.server.legacy_cap.live[TOKEN_IDENTITY] == 2)
+        assert (await open_session(http, served.url)).status_code == 200
+        assert served.server.legacy_cap.live[TOKEN_IDENTITY] == 3
+        for response in opened[1:]:
+            await http.delete(served.url, headers={"Mcp-Session-Id": response.headers["mcp-session-id"]})
+        # 2026-07-28 is sessionless, so the cap does not apply; a normal client still works.
+        await still_serves(served, AUTH)
+
+
+async def test_concurrent_openings_cannot_overshoot_the_cap() -> None:
+    settings = ServeSettings(transport="http", max_sessions_per_identity=4)
+    async with serving(ServeBench(), settings) as served, httpx2.AsyncClient(timeout=10) as http:
+        statuses: list[int] = []
+
+        async def one() -> None:
+            statuses.append((await open_session(http, served.url)).status_code)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(12):
+                tg.start_soon(one)
+        assert sorted(statuses) == [200] * 4 + [429] * 8
+        assert served.server.legacy_cap.live["anonymous"] == 4
+
+
+async def test_idle_legacy_sessions_expire_and_free_their_slots() -> None:
+    settings = ServeSettings(transport="http", max_sessions_per_identity=2, session_idle_timeout=0.5)
+    async with serving(ServeBench(), settings) as served, httpx2.AsyncClient(timeout=10) as http:
+        opened = [await open_session(http, served.url) for _ in range(2)]
+        assert (await open_session(http, served.url)).status_code == 429
+        await wait_until(lambda: served.server.legacy_cap.live["anonymous"] == 0)
+        expired = await http.post(served.url, json={"jsonrpc": "2.0", "id": 3, "method": "ping"},
+                                  headers={**HEADERS, "Mcp-Session-Id": opened[0].headers["mcp-session-id"]})
+        assert expired.status_code == 404  # the SDK forgot it too
+        assert (await open_session(http, served.url)).status_code == 200
+        await still_serves(served)
+
+
+async def test_sessions_are_capped_in_total_as_well() -> None:
+    settings = ServeSettings(transport="http", max_sessions=2, max_sessions_per_identity=10)
+    async with serving(ServeBench(), settings) as served, httpx2.AsyncClient(timeout=10) as http:
+        opened = [await open_session(http, served.url) for _ in range(2)]
+        assert (await open_session(http, served.url)).status_code == 503
+        assert served.server.legacy_cap.live["anonymous"] == 2  # the refused one holds no slot
+        for response in opened:
+            await http.delete(served.url, headers={"Mcp-Session-Id": response.headers["mcp-session-id"]})
+        await still_serves(served)
+
+
+def test_another_identity_is_not_held_back_by_a_full_one() -> None:
+    # One static token gives one identity over HTTP, so two identities are shown on the cap itself.
+    cap = LegacySessionCap(2, authenticated=True, idle_timeout=60)
+    alice, bob = cap.identity_of({"headers": [(b"authorization", b"Bearer alice")]}), "token-bob"
+    scopes = [{"headers": []} for _ in range(3)]
+    assert cap.reserve(scopes[0], alice) and cap.claim(scopes[0], "s1")
+    assert cap.reserve(scopes[1], alice) and cap.claim(scopes[1], "s2")
+    assert not cap.reserve(scopes[2], alice)  # alice is full
+    assert cap.reserve(scopes[2], bob)  # bob is not
+    cap.unreserve(scopes[2])  # bob's opening failed: his slot is back
+    cap.release("s1")
+    cap.release("s1")  # the SDK may end a session twice: counted once
+    assert dict(cap.live) == {alice: 1}
+    assert alice.startswith("token-") and "alice" not in alice
 
 
 # ---- 3. numbers in the arguments of the tools we define ---------------------------------------
