@@ -40,10 +40,9 @@ def build_sources(config: Config, *, relay_client_requests: bool = False) -> Com
         from sandbox import SandboxWorkbench
 
         box = config.sandbox
-        sources.add(
-            "sandbox",
-            Mount(SandboxWorkbench.from_config(box), prefix=box.prefix, include=box.include, exclude=box.exclude),
-        )
+        # The per-identity cap lives in [serve] (identities are the server's notion), the rest in [sandbox].
+        sandbox = SandboxWorkbench.from_config(box, max_per_identity=config.serve.max_sandboxes_per_identity)
+        sources.add("sandbox", Mount(sandbox, prefix=box.prefix, include=box.include, exclude=box.exclude))
     return sources
 
 

@@ -185,6 +185,9 @@ class ServeConfig(_Strict):
     background: list[str] = Field(default_factory=list)
     """Globs over exposed tool names that clients may also run as background jobs (jobs__start /
     status / result / cancel); tools marked `execution.taskSupport` optional/required qualify too."""
+    max_sandboxes_per_identity: int | None = Field(8, ge=1)
+    """Sandboxes one identity (bearer token) may hold at once, so one client cannot take every
+    place under `[sandbox] max_sandboxes`; past it, that identity's new session is refused at once."""
 
 
 class Config(_Strict):
