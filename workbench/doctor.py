@@ -8,6 +8,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 from rich.console import Console
@@ -16,6 +17,9 @@ from rich.table import Table
 
 from workbench.config import Config
 from workbench.core import first_error
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,7 +43,27 @@ def _check_python() -> Check:
     return Check("python", sys.version_info >= (3, 11), f"Python {version}, mcp {mcp_version}")
 
 
-def _check_docker(image: str) -> list[Check]:
+def _check_caps(client: DockerClient, config: Config | None) -> Check:
+    """The global sandbox caps this config resolves to on this engine, and how many of the project's
+    sandbox containers run there now (any process's: they all share the engine's memory)."""
+    from sandbox.capacity import Caps
+    from sandbox.container import project_containers
+    from sandbox.errors import SandboxError
+    from sandbox.settings import SandboxSettings
+    from workbench.config import SandboxConfig
+
+    box = config.sandbox if config else SandboxConfig.model_validate({})  # no config file: the defaults
+    serve = config.serve if config else Config.model_validate({}).serve
+    settings = SandboxSettings.from_config(box, max_per_identity=serve.max_sandboxes_per_identity)
+    try:
+        caps = Caps.resolve(settings, int(client.info()["MemTotal"]))
+    except SandboxError as e:
+        return Check("sandbox caps", False, str(e), "raise [sandbox] memory_budget or lower [sandbox] memory")
+    live = sum(1 for c in project_containers(client) if c.get("State") == "running")
+    return Check("sandbox caps", True, f"{caps.describe()}; {live} live now")
+
+
+def _check_docker(image: str, config: Config | None = None) -> list[Check]:
     try:
         import docker
         from docker.errors import DockerException, ImageNotFound
@@ -60,6 +84,11 @@ def _check_docker(image: str) -> list[Check]:
         checks.append(Check("sandbox image", False, f"{image} is missing", "build it: workbench sandbox build"))
     except DockerException as e:
         checks.append(Check("sandbox image", False, str(e)))
+    try:
+        if config is None or config.sandbox.enabled:  # no caps to show for a config without a sandbox
+            checks.append(_check_caps(client, config))
+    except DockerException as e:
+        checks.append(Check("sandbox caps", False, f"the engine did not answer: {e}"))
     finally:
         client.close()
     return checks
@@ -125,7 +154,7 @@ async def _check_model(name: str, config: Config) -> Check:
 async def run_doctor(config: Config | None, console: Console) -> bool:
     checks = [_check_python()]
     image = config.sandbox.image if config else "mcp-workbench-sandbox:latest"
-    checks += await anyio.to_thread.run_sync(_check_docker, image)
+    checks += await anyio.to_thread.run_sync(_check_docker, image, config)
     checks.append(_check_node())
     if config is not None:
         results: dict[str, Check] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -161,4 +162,31 @@ def test_doctor_warns_but_does_not_fail_for_a_model_without_key(tmp_path: Path) 
     model_line = next(line for line in proc.stdout.splitlines() if "model m" in line)
     assert model_line.lstrip().startswith("!") and "export WB_CLI_TEST_NO_KEY=" in model_line
     assert proc.returncode == (1 if "✗" in proc.stdout else 0), proc.stdout  # only real failures fail
+    assert_no_traceback(proc)
+
+
+@pytest.mark.docker
+def test_doctor_shows_the_sandbox_caps_and_fails_a_budget_too_small(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandbox.container import docker_client
+    from sandbox.errors import EngineUnavailableError
+
+    try:
+        docker_client()
+    except EngineUnavailableError as e:
+        pytest.skip(f"no Docker engine: {e}")
+    monkeypatch.setenv("COLUMNS", "300")  # rich wraps the table at 80 columns without a terminal
+    cfg = tmp_path / "w.toml"
+    cfg.write_text('[sandbox]\nmemory = "64m"\nmemory_budget = "200m"\n\n[serve]\nmax_sandboxes_per_identity = 2\n')
+    proc = workbench("doctor", "--config", str(cfg))
+    caps_line = next(line for line in proc.stdout.splitlines() if "sandbox caps" in line)
+    assert caps_line.lstrip().startswith("✓"), proc.stdout
+    assert re.search(r"3 sandboxes \(the 200 MiB memory budget at 64 MiB each\), 2 per identity; \d+ live now",
+                     caps_line), caps_line
+    assert_no_traceback(proc)
+
+    cfg.write_text('[sandbox]\nmemory = "512m"\nmemory_budget = "100m"\n')  # cannot hold one box
+    proc = workbench("doctor", "--config", str(cfg))
+    caps_line = next(line for line in proc.stdout.splitlines() if "sandbox caps" in line)
+    assert caps_line.lstrip().startswith("✗") and "sandbox.memory_budget (100 MiB)" in caps_line, proc.stdout
+    assert proc.returncode == 1
     assert_no_traceback(proc)
