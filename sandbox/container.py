@@ -87,6 +87,9 @@ def host_config(client: docker.DockerClient, s: SandboxSettings) -> dict[str, An
         nano_cpus=int(s.cpus * 1e9) if s.cpus else None,
         ulimits=ulimits or None,
         runtime=s.runtime,
+        # No log driver: the attach stream carries every reply (all output, every file read), and
+        # json-file would keep it all on the host's disk, unbounded (44 MiB/s from one session).
+        log_config=docker.types.LogConfig(type="none"),
         auto_remove=True,  # when the supervisor exits (its host went away), the engine cleans up
     )
 

@@ -126,8 +126,9 @@ class SandboxWorkbench(StaticWorkbench):
         box = self._sessions.get(session_id)
         if box is not None:
             return box
+        lock = self._opening.setdefault(session_id, anyio.Lock())
         try:
-            async with self._opening.setdefault(session_id, anyio.Lock()):
+            async with lock:  # one opening per session id: a second caller waits and gets the same box
                 box = self._sessions.get(session_id)
                 if box is None:
                     await self._admit(identity)
@@ -138,20 +139,28 @@ class SandboxWorkbench(StaticWorkbench):
                     finally:
                         self._admitting[identity] -= 1
                         self._admitting += Counter()  # drops the zero counts
-        finally:  # also when refused: session ids come from clients, so nothing may pile up per id
-            self._opening.pop(session_id, None)
+        finally:
+            # Session ids come from clients, so no lock may pile up per id — but it must outlive
+            # every holder and waiter (a cancelled waiter dropping it let a third caller open a
+            # second container for the same id, uncounted by the caps).
+            if not lock.locked() and not lock.statistics().tasks_waiting and self._opening.get(session_id) is lock:
+                del self._opening[session_id]
         return box
 
     async def _admit(self, identity: str) -> None:
         """Reserve a place for a new sandbox of `identity`, reclaiming the least recently used
-        idle one if the global cap is reached; refuse at once when that is not possible."""
+        idle one if the global cap is reached; refuse at once when that is not possible. Both
+        caps are checked again after every await (a reclaim), so concurrent openings cannot
+        pass them together."""
         caps = self.caps
         if caps is None:  # start() found no engine or a bad budget: say so instead of starting containers
             raise SandboxError(self._health.detail or "the sandbox is not started")
-        held = sum(1 for owner in self._owners.values() if owner == identity) + self._admitting[identity]
-        if caps.per_identity is not None and held >= caps.per_identity:
-            raise SandboxCapacityError(caps.identity_message())
-        while len(self._sessions) + sum(self._admitting.values()) >= caps.total:
+        while True:
+            held = sum(1 for owner in self._owners.values() if owner == identity) + self._admitting[identity]
+            if caps.per_identity is not None and held >= caps.per_identity:
+                raise SandboxCapacityError(caps.identity_message())
+            if len(self._sessions) + sum(self._admitting.values()) < caps.total:
+                break
             idle = [(box.last_used, sid) for sid, box in self._sessions.items()
                     if box.busy == 0 and time.monotonic() - box.last_used >= self.settings.reclaim_after]
             if not idle:

@@ -31,6 +31,7 @@ async def test_engine_side_limits(box: DockerSandbox) -> None:
     assert {u["Name"]: u["Hard"] for u in host["Ulimits"]} == {"nofile": 1024, "fsize": 256 << 20}
     assert set(host["Tmpfs"]) == {"/workspace", "/tmp"} and "size=268435456" in host["Tmpfs"]["/workspace"]
     assert host["Privileged"] is False
+    assert host["LogConfig"]["Type"] == "none"  # replies carry all output: none of it may pile up on the host's disk
     assert info["Config"]["User"] == "0:0"  # the supervisor; user code runs as 1000 (next test)
     assert info["Config"]["Labels"][PROJECT_LABEL] == "session" and info["Config"]["Labels"][OWNER_LABEL] == OWNER
 
