@@ -19,6 +19,7 @@ from sandbox.settings import SandboxSettings
 
 logger = logging.getLogger("workbench.sandbox")
 Language = Literal["python", "bash"]
+PATH_MAX = 4096
 HOST_GRACE = 10.0
 """Seconds the host waits past a run's own timeout before it declares the supervisor wedged."""
 
@@ -61,6 +62,14 @@ class RunResult:
                    stderr_bytes=data["stderr_bytes"], notes=notes)
 
 
+def _checked(path: str) -> str:
+    """A path the supervisor can take: within PATH_MAX (a longer one only makes a reply bigger than
+    its frame bound) and without NUL."""
+    if len(path.encode("utf-8", "surrogatepass")) > PATH_MAX or "\0" in path:
+        raise SandboxError(f"invalid path: longer than {PATH_MAX} bytes or containing NUL")
+    return path
+
+
 @dataclass
 class FileEntry:
     path: str
@@ -92,7 +101,11 @@ class DockerSandbox:
         if self._closed:
             raise SandboxClosedError()
         if self._container is None:
-            self._container = await SandboxContainer.start(self.settings)
+            container = await SandboxContainer.start(self.settings)
+            if self._closed:  # closed while it started (a replace racing close): it must not outlive us
+                await container.remove()
+                raise SandboxClosedError()
+            self._container = container
         return self
 
     async def __aenter__(self) -> Self:
@@ -170,15 +183,15 @@ class DockerSandbox:
         raw = data.encode() if isinstance(data, str) else data
         if len(raw) > self.settings.file_limit:
             raise SandboxError(f"{len(raw)} bytes is more than the {self.settings.file_limit}-byte file transfer limit")
-        response = await self._request("write_file", 60, path=path, data=base64.b64encode(raw).decode())
+        response = await self._request("write_file", 60, path=_checked(path), data=base64.b64encode(raw).decode())
         return str(response["path"])
 
     async def read_file(self, path: str) -> bytes:
-        response = await self._request("read_file", 60, path=path, limit=self.settings.file_limit)
+        response = await self._request("read_file", 60, path=_checked(path), limit=self.settings.file_limit)
         return base64.b64decode(response["data"])
 
     async def list_files(self, path: str = ".", *, recursive: bool = False) -> list[FileEntry]:
-        response = await self._request("list_files", 60, path=path, recursive=recursive)
+        response = await self._request("list_files", 60, path=_checked(path), recursive=recursive)
         return [FileEntry(**e) for e in response["entries"]]
 
     async def reset(self, *, clear_files: bool = False) -> None:

@@ -47,7 +47,8 @@ MAX_WORKER_REPLY = 4096
 """The worker's reply is a few bytes of JSON; code running in the worker can write to that pipe,
 so anything longer is a forgery and the interpreter is replaced."""
 MAX_LISTED_BYTES = 256 << 10
-"""list_files stops (truncated) past this many bytes of names: the host bounds every frame."""
+"""list_files stops (truncated) past this many bytes of entries' JSON: the host bounds every frame."""
+MAX_ERROR_CHARS = 2000
 
 
 def seal():
@@ -62,6 +63,7 @@ def seal():
     regain a capability; non-dumpable on top, for runc."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
+        os.setgroups([])  # root's group 0 would follow the file operations done as the user
         libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
         for cap in range(64):  # past the kernel's last capability the call fails: harmless
             libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
@@ -154,8 +156,18 @@ def worker_answer(reply):
     code, threads = answer["exit_code"], answer["threads"]
     if type(code) is not int or not isinstance(threads, list) or not all(isinstance(t, str) for t in threads):
         return None
-    answer["threads"] = [t[:64] for t in threads[:20]]
+    answer["threads"] = [printable(t[:64]) for t in threads[:20]]
     return answer
+
+
+def printable(text):
+    """`text` as valid Unicode: a file name that is not UTF-8 (surrogate-escaped by os.listdir)
+    or a thread name with a lone surrogate would make the host's JSON to the client invalid."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")  # a name's original bytes
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def reap(zombies):
@@ -202,6 +214,7 @@ class Supervisor:
         )
         for fd in (ctl_to_r, ctl_from_w, out_w, err_w):
             os.close(fd)
+        os.set_blocking(ctl_to_w, False)  # written by pump, under the run's deadline
         self.worker = {"proc": proc, "ctl": ctl_to_w, "reply": ctl_from_r, "out": out_r, "err": err_r}
 
     def worker_alive(self):
@@ -254,9 +267,10 @@ class Supervisor:
         return False
 
     # -- one run ---------------------------------------------------------------------------
-    def pump(self, fds, out, err, deadline, done_fd=None, proc=None):
-        """Read output until the run finishes (the worker replies on `done_fd`, or `proc`
-        exits); returns (how it stopped, the worker's reply bytes)."""
+    def pump(self, fds, out, err, deadline, done_fd=None, proc=None, send=None):
+        """Write `send` (fd, bytes) and read output until the run finishes (the worker replies on
+        `done_fd`, or `proc` exits); returns (how it stopped, the worker's reply bytes). The write
+        is under the deadline too: a worker that stops reading cannot block the supervisor."""
         open_fds = {fds[0]: out, fds[1]: err}
         exit_fd = None
         if proc is not None:
@@ -265,13 +279,14 @@ class Supervisor:
             except (AttributeError, OSError):
                 pass
         try:
-            return self._pump(open_fds, deadline, done_fd, proc, exit_fd)
+            return self._pump(open_fds, deadline, done_fd, proc, exit_fd, send)
         finally:
             if exit_fd is not None:
                 os.close(exit_fd)
 
-    def _pump(self, open_fds, deadline, done_fd, proc, exit_fd):
+    def _pump(self, open_fds, deadline, done_fd, proc, exit_fd, send):
         reply = b""
+        to_fd, pending = (send[0], memoryview(send[1])) if send else (None, memoryview(b""))
         while True:
             if self.current in self.cancelled:  # also catches a cancel that came before the wake pipe was armed
                 return "cancelled", reply
@@ -281,7 +296,14 @@ class Supervisor:
             watch = list(open_fds) + [self.wake_r] + [fd for fd in (done_fd, exit_fd) if fd is not None]
             if proc is not None and exit_fd is None:
                 wait = min(wait, 0.002 if not open_fds else 0.05)  # no pidfd: poll for the exit
-            ready, _, _ = select.select(watch, [], [], wait)
+            ready, writable, _ = select.select(watch, [to_fd] if pending else [], [], wait)
+            if writable:
+                try:
+                    pending = pending[os.write(to_fd, pending):]
+                except BlockingIOError:
+                    pass
+                except OSError:  # the worker is gone: its reply pipe says so
+                    pending = memoryview(b"")
             for fd in ready:
                 if fd == exit_fd:
                     continue  # the exit is checked below
@@ -300,7 +322,7 @@ class Supervisor:
                         if size > MAX_WORKER_REPLY or len(reply) > 4 + MAX_WORKER_REPLY:
                             return "forged", reply
                         if len(reply) >= 4 + size:
-                            return "done", reply
+                            return ("forged" if pending else "done"), reply  # it answered code it never read
                 elif chunk:
                     open_fds[fd].add(chunk)
                 else:
@@ -343,8 +365,8 @@ class Supervisor:
                 self.start_worker()
             w = self.worker
             code = req["code"].encode("utf-8", "surrogatepass")
-            os.write(w["ctl"], struct.pack(">I", len(code)) + code)
-            state, reply = self.pump((w["out"], w["err"]), out, err, deadline, done_fd=w["reply"])
+            state, reply = self.pump((w["out"], w["err"]), out, err, deadline, done_fd=w["reply"],
+                                     send=(w["ctl"], struct.pack(">I", len(code)) + code))
             answer = worker_answer(reply) if state == "done" else None
             if state == "done" and answer is None:
                 state = "forged"
@@ -445,8 +467,9 @@ class Supervisor:
                 st = os.lstat(full)
                 kind = "dir" if os.path.isdir(full) and not os.path.islink(full) else (
                     "link" if os.path.islink(full) else "file")
-                entries.append({"path": os.path.relpath(full, root), "type": kind, "size": st.st_size})
-                listed += len(full)
+                entry = {"path": printable(os.path.relpath(full, root)), "type": kind, "size": st.st_size}
+                entries.append(entry)
+                listed += len(json.dumps(entry))  # what it costs in the reply frame, which the host bounds
                 if len(entries) >= req.get("max_entries", 1000) or listed > MAX_LISTED_BYTES:
                     return {"path": root, "entries": entries, "truncated": True}
             if not req.get("recursive"):
@@ -459,7 +482,14 @@ class Supervisor:
         if req.get("clear_files"):
             names = [os.path.join(WORKSPACE, name) for name in os.listdir(WORKSPACE)]
             if names:
-                user_process(["rm", "-rf", "--"] + names).wait()
+                rm = user_process(["rm", "-rf", "--"] + names, stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                try:
+                    rm.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    rm.kill()
+                    rm.wait()
+                    raise RuntimeError("emptying the workspace took more than 60 s")
         self.start_worker()
         return {"ok": True}
 
@@ -485,8 +515,8 @@ class Supervisor:
                 raise RuntimeError("cancelled before it started")
             self.current = req.get("id")
             return dict(handler(req), id=req.get("id"))
-        except Exception as e:
-            return {"id": req.get("id"), "error": "%s: %s" % (type(e).__name__, e)}
+        except Exception as e:  # the message may quote a path: bounded, and valid Unicode
+            return {"id": req.get("id"), "error": printable("%s: %s" % (type(e).__name__, e))[:MAX_ERROR_CHARS]}
         finally:
             self.current = None
             self.cancelled.discard(req.get("id"))

@@ -112,3 +112,44 @@ async def test_the_run_tools_refuse_non_finite_or_negative_timeouts(timeout: obj
                                CallContext(session_id="nan"))
         assert r.is_error and "started" not in r.text and "timeout" in r.text, r.text
         assert wb.live == 0  # refused before any sandbox was started for it
+
+
+async def test_a_worker_that_stops_reading_cannot_wedge_the_supervisor(box: DockerSandbox) -> None:
+    """A cell forges a well-formed reply and keeps running: the next run's code (over a pipe's
+    64 KiB) cannot be written. That write is under the run's deadline, not a blocking one."""
+    r = await box.run("python", "import json, os, struct, sys, threading, time\n"
+                                "body = json.dumps({'exit_code': 0, 'threads': []}).encode()\n"
+                                "os.write(int(sys.argv[2]), struct.pack('>I', len(body)) + body)\n"
+                                "time.sleep(60)", timeout=5)
+    with anyio.fail_after(6):  # before: the run's timeout plus the host's 10 s grace, then a new container
+        r = await box.run("python", "x = 1\n" + "#" * (200 << 10), timeout=1)
+    assert r.timed_out or r.exit_code is None, r
+    await assert_answers(box)
+
+
+async def test_names_that_are_not_utf8_come_back_as_valid_text(box: DockerSandbox) -> None:
+    await box.run("bash", "rm -rf names; mkdir names; touch names/$'caf\\xe9.txt' names/$'\\xf0\\x9f\\x98\\x80'")
+    entries = await box.list_files("names")
+    assert sorted(e.path for e in entries) == ["caf\\xe9.txt", "\U0001f600"]
+    r = await box.run("python", "import threading, time\n"
+                                "threading.Thread(target=time.sleep, args=(60,), name='\\ud800', daemon=True).start()")
+    for text in [e.path for e in entries] + r.notes:
+        text.encode("utf-8")  # a lone surrogate would raise here, and in the server's JSON to the client
+    await box.reset()
+
+
+async def test_a_path_longer_than_path_max_is_refused_on_the_host(box: DockerSandbox) -> None:
+    await box.run("python", "kept = 1")
+    with pytest.raises(SandboxError, match="longer than 4096 bytes"):
+        await box.write_file("é" * 11000, "x")
+    r = await box.run("python", "print(kept)")
+    assert r.stdout == "1\n", r  # the sandbox was not replaced
+
+
+async def test_a_listing_of_wide_names_stays_within_its_frame_bound(box: DockerSandbox) -> None:
+    """Names of 4-byte characters cost 12 bytes each in the reply's JSON: the supervisor counts
+    what the frame costs, so the listing is truncated instead of breaking the protocol."""
+    await box.run("python", "import os\nfor i in range(200):\n    os.makedirs('wide/%d' % i + '/' + '\\U0001f600' * 60, exist_ok=True)\n"
+                            "kept = 1")
+    entries = await box.list_files("wide", recursive=True)
+    assert entries and (await box.run("python", "print(kept)")).stdout == "1\n"
