@@ -78,3 +78,20 @@ def script_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent.parent), str(HERE), env.get("PYTHONPATH", "")])
     env.update(extra)
     return env
+
+
+def sandbox_workbench_or_skip(**settings: object) -> Workbench:
+    """A `SandboxWorkbench` with `settings`, or a skip when no engine or image is there (under
+    CI=true, tests/conftest.py fails the run before that)."""
+    from sandbox import SandboxSettings, SandboxWorkbench
+    from sandbox.container import docker_client
+    from sandbox.errors import EngineUnavailableError
+    from sandbox.image import image_exists
+
+    try:
+        client = docker_client()
+    except EngineUnavailableError as e:
+        pytest.skip(f"no Docker engine: {e}")
+    if not image_exists(client):
+        pytest.skip("sandbox image missing: run `workbench sandbox build`")
+    return SandboxWorkbench(SandboxSettings(**settings))  # type: ignore[arg-type]  # test-chosen fields

@@ -15,25 +15,14 @@ from contextlib import contextmanager
 
 import anyio
 import pytest
-from conftest import http_client, serving
+from conftest import http_client, sandbox_workbench_or_skip, serving
 
 pytestmark = [pytest.mark.anyio, pytest.mark.docker]
 
 
 @pytest.fixture
 def sandbox_workbench():  # type: ignore[no-untyped-def]
-    from sandbox import SandboxSettings, SandboxWorkbench
-    from sandbox.container import docker_client
-    from sandbox.errors import EngineUnavailableError
-    from sandbox.image import image_exists
-
-    try:
-        client = docker_client()
-    except EngineUnavailableError as e:
-        pytest.skip(f"no Docker engine: {e}")
-    if not image_exists(client):
-        pytest.skip("sandbox image missing: run `workbench sandbox build`")
-    return SandboxWorkbench(SandboxSettings(pool_size=0, timeout=10, memory="256m"))
+    return sandbox_workbench_or_skip(pool_size=0, timeout=10, memory="256m")
 
 
 @contextmanager
