@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 from urllib.parse import urlsplit
 
 import anyio
@@ -23,11 +23,13 @@ import mcp.types as mt
 from mcp import Client
 from mcp.client.session import ElicitationFnT, ListRootsFnT, SamplingFnT
 from mcp.client.subscriptions import SubscriptionLost
+from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from adapters.mcp_connection import (
     Connection,
+    ConnectionState,
     HttpTarget,
     ServerUnavailable,
     StdioTarget,
@@ -177,7 +179,8 @@ class McpWorkbench(Workbench):
         return make(cfg.url, headers=cfg.headers, bearer_token=cfg.bearer_token, **options)
 
     def __repr__(self) -> str:
-        return f"McpWorkbench(name={self.name!r}, {self._conn.target!r}, mode={self.mode!r}, state={self._conn.state!r})"
+        state = self._conn.state.value
+        return f"McpWorkbench(name={self.name!r}, {self._conn.target!r}, mode={self.mode!r}, state={state!r})"
 
     def _make_client(self, transport: Any) -> Client:
         return Client(
@@ -202,14 +205,14 @@ class McpWorkbench(Workbench):
 
     def health(self) -> Health:
         conn = self._conn
-        if conn.state == "up":
+        if conn.state is ConnectionState.UP:
             return Health("up", f"{len(self._tools or {})} tools, protocol {self.protocol_version}")
-        return Health(conn.state, conn.last_error or "")
+        return Health(conn.health_state, conn.last_error or "")
 
     @property
     def protocol_version(self) -> str | None:
         """The protocol version negotiated on the live connection (None while down)."""
-        return self._protocol_version if self._conn.state == "up" else None
+        return self._protocol_version if self._conn.state is ConnectionState.UP else None
 
     # -- tools ----------------------------------------------------------------------------------
 
@@ -221,7 +224,9 @@ class McpWorkbench(Workbench):
         await self._conn.client()
         return list((self._tools or {}).values())
 
-    async def call_tool(self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None) -> ToolResult:
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None
+    ) -> ToolResult:
         ctx = ctx or CallContext()
         try:
             client = await self._conn.client()
@@ -255,7 +260,9 @@ class McpWorkbench(Workbench):
             except Exception as e:
                 return await self._call_failed(name, e)
 
-    async def _call_once(self, client: Client, name: str, arguments: dict[str, Any] | None, ctx: CallContext) -> ToolResult:
+    async def _call_once(
+        self, client: Client, name: str, arguments: dict[str, Any] | None, ctx: CallContext
+    ) -> ToolResult:
         timeout = ctx.timeout(self.timeout)
         with anyio.move_on_after(timeout):
             result = await client.call_tool(
@@ -263,7 +270,7 @@ class McpWorkbench(Workbench):
                 arguments or {},
                 progress_callback=_progress_relay(ctx) if ctx.progress is not None else None,
                 # Continue the caller's trace (W3C traceparent/tracestate) on the server.
-                meta=mt.RequestParamsMeta(**ctx.trace_context) if ctx.trace_context else None,  # type: ignore[typeddict-item]
+                meta=_trace_meta(ctx),
             )
             return ToolResult.from_mcp(result)
         return ToolResult.error(
@@ -273,7 +280,7 @@ class McpWorkbench(Workbench):
 
     async def _call_failed(self, name: str, error: Exception) -> ToolResult:
         if is_disconnect(error):
-            if self._conn.state == "stopped":
+            if self._conn.state is ConnectionState.CLOSED:
                 return ToolResult.error(f"MCP server {self.name!r} was stopped while tool {name!r} was running")
             await self._conn.lost(error)
             return ToolResult.error(
@@ -349,7 +356,8 @@ class McpWorkbench(Workbench):
             if is_disconnect(e):
                 await self._conn.lost(e)
                 raise ServerUnavailable(
-                    f"MCP server {self.name!r} disconnected during {what}: {describe(e)}; will reconnect on the next call"
+                    f"MCP server {self.name!r} disconnected during {what}: {describe(e)}; "
+                    "will reconnect on the next call"
                 ) from None
             raise
 
@@ -373,7 +381,9 @@ class McpWorkbench(Workbench):
             raise ResourceNotFoundError(str(e)) from None
 
     async def list_prompts(self) -> list[mt.Prompt]:
-        return await self._request("prompts/list", lambda c: _all_pages(lambda cursor: c.list_prompts(cursor=cursor), "prompts"))
+        return await self._request(
+            "prompts/list", lambda c: _all_pages(lambda cursor: c.list_prompts(cursor=cursor), "prompts")
+        )
 
     async def get_prompt(self, name: str, arguments: dict[str, str] | None = None) -> mt.GetPromptResult:
         try:
@@ -382,7 +392,7 @@ class McpWorkbench(Workbench):
             raise PromptNotFoundError(f"MCP server {self.name!r} cannot get prompt {name!r}: {e.message}") from None
 
 
-def _progress_relay(ctx: CallContext) -> Callable[[float, float | None, str | None], Awaitable[None]]:
+def _progress_relay(ctx: CallContext) -> ProgressFnT:
     async def relay(progress: float, total: float | None, message: str | None) -> None:
         try:
             await ctx.report_progress(progress, total, message)
@@ -390,6 +400,13 @@ def _progress_relay(ctx: CallContext) -> Callable[[float, float | None, str | No
             logger.exception("progress callback failed")
 
     return relay
+
+
+def _trace_meta(ctx: CallContext) -> mt.RequestParamsMeta | None:
+    """The caller's W3C trace context (traceparent/tracestate) as request `_meta`, so the
+    server continues the trace. `RequestParamsMeta` takes such extra keys (PEP 728's
+    `extra_items`), which mypy does not model yet: hence the cast."""
+    return cast(mt.RequestParamsMeta, dict(ctx.trace_context)) if ctx.trace_context else None
 
 
 async def _all_pages(fetch: Callable[[str | None], Awaitable[Any]], attr: str) -> list[Any]:

@@ -11,11 +11,12 @@ backoff allows, so a dead server is not hammered.
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
@@ -34,8 +35,6 @@ from workbench.core import WorkbenchError, first_error
 from workbench.tasks import spawn_detached
 
 logger = logging.getLogger("workbench.mcp")
-
-State = Literal["starting", "up", "down", "stopped"]
 
 _STDERR_TAIL_BYTES = 4096
 _STDERR_TAIL_LINES = 8
@@ -68,7 +67,8 @@ class HttpTarget:
 
     def __repr__(self) -> str:
         parts = urlsplit(self.url)
-        url = urlunsplit(parts._replace(netloc=parts.hostname or "" if parts.port is None else f"{parts.hostname}:{parts.port}"))
+        netloc = parts.hostname or "" if parts.port is None else f"{parts.hostname}:{parts.port}"
+        url = urlunsplit(parts._replace(netloc=netloc))
         auth = ", bearer token set" if self.bearer_token else ""
         headers = f", header keys={sorted(self.headers)}" if self.headers else ""
         return f"{'sse' if self.sse else 'http'}:{url}{headers}{auth}"
@@ -77,9 +77,23 @@ class HttpTarget:
 Target = StdioTarget | HttpTarget
 
 
+_SESSION_GONE = ("Session terminated", "Session not found")
+
+
 def session_expired(exc: BaseException) -> bool:
-    """A legacy HTTP session the server forgot (restart, idle expiry): it answered 404."""
-    return isinstance(exc, MCPError) and any(s in exc.message for s in ("Session terminated", "Session not found"))
+    """A legacy HTTP session the server forgot (restart, idle expiry): it answered 404.
+
+    Matched by message because nothing else survives: the SDK's transport drops the HTTP
+    status and raises an `MCPError` with either its own stand-in ("Session terminated",
+    INVALID_REQUEST) or the server's body, whose code differs by server (-32600 from the
+    Python SDK, -32001 from the TypeScript SDK) while the message is "Session not found"."""
+    return isinstance(exc, MCPError) and any(s in exc.message for s in _SESSION_GONE)
+
+
+def _client_exited(exc: BaseException) -> bool:
+    """The call raced the owner task closing the client. The SDK signals that with a plain
+    `RuntimeError` and no attribute to tell it from other runtime errors, so only its text."""
+    return isinstance(exc, RuntimeError) and "within an async context manager" in str(exc)
 
 
 def is_disconnect(exc: BaseException) -> bool:
@@ -88,8 +102,8 @@ def is_disconnect(exc: BaseException) -> bool:
         return any(is_disconnect(e) for e in exc.exceptions)
     if isinstance(exc, MCPError):
         return exc.code == CONNECTION_CLOSED or session_expired(exc)
-    if isinstance(exc, RuntimeError) and "within an async context manager" in str(exc):
-        return True  # the call raced the owner task closing the client
+    if _client_exited(exc):
+        return True
     if isinstance(exc, TimeoutError):  # a subclass of OSError, but a slow server is not a gone one
         return False
     return isinstance(
@@ -143,6 +157,85 @@ class _WatchedReadStream:
         await self.aclose()
 
 
+class ConnectionState(enum.Enum):
+    """Where a connection is in its life; only `Connection._transition` moves it."""
+
+    IDLE = "idle"  # not connected yet (new, or reopened after CLOSED)
+    CONNECTING = "connecting"  # an owner task is doing the handshake
+    UP = "up"  # connected: `client()` hands out the live client
+    DOWN = "down"  # lost or failed; the next caller reconnects once the backoff allows
+    CLOSED = "closed"  # closed on purpose; `reopen()` allows connecting again
+
+
+HealthState = Literal["up", "down", "starting", "stopped"]
+
+_HEALTH: dict[ConnectionState, HealthState] = {
+    ConnectionState.IDLE: "down",
+    ConnectionState.CONNECTING: "starting",
+    ConnectionState.UP: "up",
+    ConnectionState.DOWN: "down",
+    ConnectionState.CLOSED: "stopped",
+}
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What an owner task reports to the caller waiting for it to connect."""
+
+    client: Client | None = None
+    error: BaseException | None = None
+
+
+@dataclass
+class _Owner:
+    """The task that holds one connection's `async with Client(...)`, and how to reach it."""
+
+    wake: anyio.Event = field(default_factory=anyio.Event)  # set: close the client and end
+    ready: anyio.Event = field(default_factory=anyio.Event)  # set once `outcome` is known
+    done: anyio.Event = field(default_factory=anyio.Event)
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    outcome: _Outcome | None = None
+
+
+class _Backoff:
+    """When the next connect may be tried. After a connection that lived, at once; after a
+    failed connect, or a server that keeps dying soon after each one (a crash loop), with
+    exponentially growing delays up to `maximum`."""
+
+    def __init__(self, base: float, maximum: float) -> None:
+        self.base, self.maximum = base, maximum
+        self._failures = 0
+        self._next_attempt = 0.0
+        self._connected_at = 0.0
+
+    def wait(self) -> float:
+        """Seconds until a connect is allowed (≤ 0: now)."""
+        return self._next_attempt - time.monotonic()
+
+    def allow_now(self) -> None:
+        self._next_attempt = time.monotonic()
+
+    def reset(self) -> None:
+        self._next_attempt = 0.0
+
+    def connected(self) -> None:
+        self._connected_at = time.monotonic()
+
+    def dropped(self) -> None:
+        now = time.monotonic()
+        if now - self._connected_at >= _STABLE_AFTER:
+            self._failures = 0
+        self._next_attempt = now + (0.0 if self._failures == 0 else self._delay())
+        self._failures += 1
+
+    def failed(self) -> None:
+        self._failures += 1
+        self._next_attempt = time.monotonic() + self._delay()
+
+    def _delay(self) -> float:
+        return min(self.maximum, self.base * 2.0 ** max(0, self._failures - 1))
+
+
 class Connection:
     """Keeps one `Client` to one server alive on demand. `client()` hands out the live
     client (connecting first when needed); `lost()` marks it dead; `close()` ends it."""
@@ -153,36 +246,45 @@ class Connection:
         target: Target,
         make_client: Callable[[Any], Client],
         on_connected: Callable[[Client], Awaitable[None]],
-        serve: Callable[[Client, anyio.Event], Awaitable[None]],
+        serve: Callable[[Client, anyio.Event], Coroutine[Any, Any, None]],
         *,
         connect_timeout: float = 30.0,
         backoff: tuple[float, float] = (0.5, 30.0),
-        on_up_or_down: Callable[[], None] | None = None,
+        on_up_or_down: Callable[[], object] | None = None,
     ) -> None:
         self.name = name
         self.target = target
+        self.connect_timeout = connect_timeout
         self._make_client = make_client
         self._on_connected = on_connected
         # Runs in the owner task while connected (e.g. a 2026 listen stream); it sets the
         # event once it is in place, so nothing the server announces after connect is missed.
         self._serve = serve
-        self.connect_timeout = connect_timeout
-        self._backoff_base, self._backoff_max = backoff
-        self._state: State = "down"
-        self._was_up = False
         self._on_up_or_down = on_up_or_down
+        self._state = ConnectionState.IDLE
+        self._has_been_up = False
+        self._client: Client | None = None  # set exactly while UP
         self.last_error: str | None = None
-        self._client: Client | None = None
+        self._backoff = _Backoff(*backoff)
         self._lock = anyio.Lock()
-        self._failures = 0
-        self._next_attempt = 0.0
-        self._connected_at = 0.0
-        self._wake: anyio.Event | None = None
-        self._done: anyio.Event | None = None
-        self._scope: anyio.CancelScope | None = None
+        self._owner: _Owner | None = None
         self._stderr: IO[str] | None = None
 
     # -- public -----------------------------------------------------------------------------
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
+
+    @property
+    def health_state(self) -> HealthState:
+        """The state as `Health` spells it."""
+        return _HEALTH[self._state]
+
+    @property
+    def live(self) -> Client | None:
+        """The connected client, without connecting."""
+        return self._client
 
     async def client(self) -> Client:
         """The connected client; connects (or reconnects) first when allowed, else raises
@@ -192,48 +294,28 @@ class Connection:
         async with self._lock:
             if self._client is not None:
                 return self._client
-            if self.state == "stopped":
+            if self._state is ConnectionState.CLOSED:
                 raise ServerUnavailable(f"MCP server {self.name!r} is stopped; start the workbench again to use it")
-            wait = self._next_attempt - time.monotonic()
+            wait = self._backoff.wait()
             if wait > 0:
                 raise ServerUnavailable(
-                    f"MCP server {self.name!r} is down ({self.last_error}); the next reconnect attempt is in {wait:.1f} s"
+                    f"MCP server {self.name!r} is down ({self.last_error}); "
+                    f"the next reconnect attempt is in {wait:.1f} s"
                 )
             return await self._connect()
-
-    @property
-    def live(self) -> Client | None:
-        """The connected client, without connecting."""
-        return self._client
 
     async def lost(self, error: BaseException | str, *, reconnect_now: bool = False) -> None:
         """A call found the connection dead: drop it now; the next call reconnects.
         `reconnect_now` skips the crash-loop backoff (the server is known to be fine)."""
-        if self._client is None:
+        if self._state is not ConnectionState.UP:
             return
-        self._client = None
         self._dropped(error if isinstance(error, str) else describe(error))
         if reconnect_now:
-            self._next_attempt = time.monotonic()
+            self._backoff.allow_now()
         await self._stop_owner(wait=False)
 
-    @property
-    def state(self) -> State:
-        return self._state
-
-    @state.setter
-    def state(self, value: State) -> None:
-        # Going down, and coming back, changes which tools exist; the first connect and
-        # stopping on purpose do not.
-        was, self._state = self._state, value
-        flipped = (was == "up") != (value == "up") and value != "stopped"
-        if flipped and self._on_up_or_down is not None and (value != "up" or self._was_up):
-            self._on_up_or_down()
-        self._was_up = self._was_up or value == "up"
-
     async def close(self) -> None:
-        self.state = "stopped"
-        self._client = None
+        self._transition(ConnectionState.CLOSED)
         await self._stop_owner(wait=True)
         if self._stderr is not None:
             self._stderr.close()
@@ -241,9 +323,9 @@ class Connection:
 
     def reopen(self) -> None:
         """Allow connecting again after `close()` (a workbench may be started twice)."""
-        if self.state == "stopped":
-            self.state = "down"
-            self._next_attempt = 0.0
+        if self._state is ConnectionState.CLOSED:
+            self._transition(ConnectionState.IDLE)
+            self._backoff.reset()
 
     def stderr_tail(self) -> str:
         """The last lines the stdio server wrote to stderr (why it died, usually)."""
@@ -259,80 +341,79 @@ class Connection:
             return ""
         return "\n".join(text.strip().splitlines()[-_STDERR_TAIL_LINES:])
 
-    # -- owner task ---------------------------------------------------------------------------
+    # -- state --------------------------------------------------------------------------------
 
-    async def _connect(self) -> Client:
-        self.state = "starting"
-        ready = anyio.Event()
-        done = anyio.Event()
-        wake = anyio.Event()
-        scope = anyio.CancelScope()
-        outcome: dict[str, Any] = {}
-        self._wake, self._done, self._scope = wake, done, scope
-
-        async def own() -> None:
-            try:
-                with scope:
-                    await self._own(wake, ready, outcome)
-            except BaseException as e:  # noqa: BLE001 - the owner must never die silently
-                outcome.setdefault("error", e)
-            finally:
-                if self._wake is wake:  # still the current connection: it has ended
-                    self._client = None
-                    if self.state == "up":
-                        self._dropped(outcome.get("lost") or "the server closed the connection")
-                ready.set()
-                done.set()
-
-        spawn_detached(own)  # the connection outlives the task that opened it
-        try:
-            with anyio.move_on_after(self.connect_timeout) as waited:
-                await ready.wait()
-        except BaseException:  # the caller was cancelled mid-connect: do not leave a half-open owner
-            scope.cancel()
-            self.state, self.last_error = "down", "connecting was cancelled"
-            raise
-        if waited.cancelled_caught:
-            scope.cancel()
-            with anyio.move_on_after(_STOP_GRACE):
-                await done.wait()
-            return self._failed(f"no answer to the MCP handshake within {self.connect_timeout:g} s")
-        if self.state == "stopped":  # closed while connecting: the owner is already winding down
-            raise ServerUnavailable(f"MCP server {self.name!r} was stopped while connecting")
-        if "client" not in outcome:
-            return self._failed(describe(outcome["error"]) if "error" in outcome else "connection ended at once")
-        self.last_error = None
-        self.state = "up"
-        self._connected_at = time.monotonic()
-        self._client = outcome["client"]
-        return self._client
+    def _transition(self, new: ConnectionState, *, client: Client | None = None, error: str | None = None) -> None:
+        """The one place the state changes (and the client with it) and listeners hear of it."""
+        old, self._state = self._state, new
+        self._client = client if new is ConnectionState.UP else None
+        if new is ConnectionState.UP:
+            self.last_error = None
+        elif error is not None:
+            self.last_error = error
+        # Going down, and coming back, changes which tools exist; the first connect and
+        # closing on purpose do not.
+        flipped = (old is ConnectionState.UP) != (new is ConnectionState.UP) and new is not ConnectionState.CLOSED
+        if flipped and self._on_up_or_down is not None and (new is not ConnectionState.UP or self._has_been_up):
+            self._on_up_or_down()
+        self._has_been_up = self._has_been_up or new is ConnectionState.UP
 
     def _with_stderr(self, reason: str) -> str:
         tail = self.stderr_tail()
         return reason + (f"; server stderr:\n{tail}" if tail else "")
 
     def _dropped(self, reason: str) -> None:
-        """A live connection ended. The first reconnect is immediate; a server that keeps
-        dying soon after each connect (a crash loop) is retried with backoff."""
-        self.state = "down"
-        self.last_error = self._with_stderr(reason)
-        now = time.monotonic()
-        if now - self._connected_at >= _STABLE_AFTER:
-            self._failures = 0
-        self._next_attempt = now + (0.0 if self._failures == 0 else self._delay())
-        self._failures += 1
-
-    def _delay(self) -> float:
-        return min(self._backoff_max, self._backoff_base * 2 ** max(0, self._failures - 1))
+        """A live connection ended. The first reconnect is immediate; a crash loop backs off."""
+        self._transition(ConnectionState.DOWN, error=self._with_stderr(reason))
+        self._backoff.dropped()
 
     def _failed(self, reason: str) -> Client:
-        self.last_error = self._with_stderr(reason)
-        self.state = "down"
-        self._failures += 1
-        self._next_attempt = time.monotonic() + self._delay()
+        self._transition(ConnectionState.DOWN, error=self._with_stderr(reason))
+        self._backoff.failed()
         raise ServerUnavailable(f"cannot connect to MCP server {self.name!r} ({self.target!r}): {self.last_error}")
 
-    async def _own(self, wake: anyio.Event, ready: anyio.Event, outcome: dict[str, Any]) -> None:
+    # -- owner task ---------------------------------------------------------------------------
+
+    async def _connect(self) -> Client:
+        self._transition(ConnectionState.CONNECTING)
+        owner = self._owner = _Owner()
+
+        async def own() -> None:
+            try:
+                with owner.scope:
+                    await self._own(owner)
+            except BaseException as e:  # noqa: BLE001 - the owner must never die silently
+                if owner.outcome is None:
+                    owner.outcome = _Outcome(error=e)
+            finally:
+                if self._owner is owner and self._state is ConnectionState.UP:  # still current: it has ended
+                    self._dropped("the server closed the connection")
+                owner.ready.set()
+                owner.done.set()
+
+        spawn_detached(own)  # the connection outlives the task that opened it
+        try:
+            with anyio.move_on_after(self.connect_timeout) as waited:
+                await owner.ready.wait()
+        except BaseException:  # the caller was cancelled mid-connect: do not leave a half-open owner
+            owner.scope.cancel()
+            self._transition(ConnectionState.DOWN, error="connecting was cancelled")
+            raise
+        if waited.cancelled_caught:
+            owner.scope.cancel()
+            with anyio.move_on_after(_STOP_GRACE):
+                await owner.done.wait()
+            return self._failed(f"no answer to the MCP handshake within {self.connect_timeout:g} s")
+        if self._state is ConnectionState.CLOSED:  # closed while connecting: the owner is already winding down
+            raise ServerUnavailable(f"MCP server {self.name!r} was stopped while connecting")
+        outcome = owner.outcome or _Outcome()
+        if outcome.client is None:
+            return self._failed(describe(outcome.error) if outcome.error is not None else "connection ended at once")
+        self._transition(ConnectionState.UP, client=outcome.client)
+        self._backoff.connected()
+        return outcome.client
+
+    async def _own(self, owner: _Owner) -> None:
         closed = anyio.Event()
         async with self._transport(closed) as transport:
             async with self._make_client(transport) as client:
@@ -340,14 +421,12 @@ class Connection:
                 async with anyio.create_task_group() as tg:
                     serving = anyio.Event()
                     tg.start_soon(self._serve, client, serving)
-                    tg.start_soon(_set_when, closed, wake)
+                    tg.start_soon(_set_when, closed, owner.wake)
                     with anyio.move_on_after(min(5.0, self.connect_timeout)):  # a server slow to ack is still usable
                         await serving.wait()
-                    outcome["client"] = client
-                    ready.set()
-                    await wake.wait()
-                    if closed.is_set():
-                        outcome["lost"] = "the server closed the connection"
+                    owner.outcome = _Outcome(client=client)
+                    owner.ready.set()
+                    await owner.wake.wait()
                     tg.cancel_scope.cancel()
 
     @asynccontextmanager
@@ -357,7 +436,8 @@ class Connection:
             if self._stderr is not None:
                 self._stderr.close()
             self._stderr = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
-            params = StdioServerParameters(command=target.command, args=list(target.args), env=target.env, cwd=target.cwd)
+            params = StdioServerParameters(command=target.command, args=list(target.args), env=target.env,
+                                           cwd=target.cwd)
             async with stdio_client(params, errlog=self._stderr) as (read, write):
                 yield _WatchedTransport(_WatchedReadStream(read, closed), write)
             return
@@ -374,19 +454,18 @@ class Connection:
                 yield _WatchedTransport(_WatchedReadStream(read, closed), write)
 
     async def _stop_owner(self, *, wait: bool) -> None:
-        wake, done, scope = self._wake, self._done, self._scope
-        self._wake = None
-        if wake is None or done is None:
+        owner, self._owner = self._owner, None  # no longer current: its end is not a drop
+        if owner is None:
             return
-        wake.set()
+        owner.wake.set()
         if wait:
             with anyio.CancelScope(shield=True):
                 with anyio.move_on_after(_STOP_GRACE) as waited:
-                    await done.wait()
-                if waited.cancelled_caught and scope is not None:  # a wedged transport: cut it
-                    scope.cancel()
+                    await owner.done.wait()
+                if waited.cancelled_caught:  # a wedged transport: cut it
+                    owner.scope.cancel()
                     with anyio.move_on_after(2):
-                        await done.wait()
+                        await owner.done.wait()
 
 
 class _WatchedTransport:

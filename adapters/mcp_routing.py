@@ -25,7 +25,8 @@ logger = logging.getLogger("workbench.mcp")
 
 _CURRENT_CALL: ContextVar[tuple[CallRouter, CallContext] | None] = ContextVar("mcp_current_call", default=None)
 
-_LOG_LEVELS = {"debug": 10, "info": 20, "notice": 20, "warning": 30, "error": 40, "critical": 50, "alert": 50, "emergency": 50}
+_LOG_LEVELS = {"debug": 10, "info": 20, "notice": 20, "warning": 30, "error": 40,
+               "critical": 50, "alert": 50, "emergency": 50}
 
 
 class CallRouter:
