@@ -20,10 +20,11 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from sandbox.errors import SandboxError
 from sandbox.settings import DEFAULT_IMAGE, PROJECT_LABEL, SANDBOX_UID, WORKSPACE
 
-PACKAGES = ["python3", "python3-venv", "python-is-python3", "bash", "coreutils", "procps", "findutils", "grep", "sed", "gawk",
-            "tar", "gzip", "xz-utils", "bzip2", "file", "less", "ca-certificates", "iputils-ping", "netbase"]
+PACKAGES = ["python3", "python3-venv", "python-is-python3", "bash", "coreutils", "procps", "findutils", "grep", "sed",
+            "gawk", "tar", "gzip", "xz-utils", "bzip2", "file", "less", "ca-certificates", "iputils-ping", "netbase"]
 """What agent code expects to find; kept in step with sandbox/Dockerfile."""
 
 IMAGE_ENV = {"HOME": WORKSPACE, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
@@ -34,7 +35,7 @@ DOCKERFILE = Path(__file__).with_name("Dockerfile")
 Progress = Callable[[str], None]
 
 
-class ImageBuildError(RuntimeError):
+class ImageBuildError(SandboxError):
     """The image could not be built; the message says which step failed and what to try."""
 
 
@@ -43,10 +44,8 @@ def apt_source(apt_dir: Path = Path("/etc/apt")) -> tuple[str, str]:
     files or the classic `sources.list` — never a hard-coded host."""
     for path in sorted((apt_dir / "sources.list.d").glob("*.sources")):
         for stanza in path.read_text().split("\n\n"):
-            fields = dict(
-                (k.strip().lower(), v.strip())
-                for k, v in (line.split(":", 1) for line in stanza.splitlines() if ":" in line and not line.startswith("#"))
-            )
+            pairs = (line.split(":", 1) for line in stanza.splitlines() if ":" in line and not line.startswith("#"))
+            fields = {k.strip().lower(): v.strip() for k, v in pairs}
             uris, suites = fields.get("uris", "").split(), fields.get("suites", "").split()
             if "deb" in fields.get("types", "").split() and uris and suites and "security" not in uris[0]:
                 return uris[0], suites[0]
@@ -114,7 +113,8 @@ def _make_rootfs_tar(progress: Progress) -> Path:
         for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
             shutil.rmtree(root / junk, ignore_errors=True)
         partial = cached.with_suffix(".partial")
-        _run(["tar", "--numeric-owner", "-C", str(root), "-czf", str(partial), "."], progress, "packing root filesystem")
+        _run(["tar", "--numeric-owner", "-C", str(root), "-czf", str(partial), "."], progress,
+             "packing root filesystem")
         partial.rename(cached)
     for stale in cached.parent.glob("sandbox-rootfs-*.tar.gz"):
         if stale != cached:
