@@ -6,11 +6,13 @@ per-run traffic never touches it (see `channel.py`).
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
 import socket
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +25,8 @@ import docker.types
 import requests.exceptions
 
 from sandbox.channel import SupervisorChannel
-from sandbox.protocol import max_reply_bytes
 from sandbox.errors import ENSURE_DOCKER, EngineUnavailableError, ImageMissingError, SandboxError
+from sandbox.protocol import max_reply_bytes
 from sandbox.settings import OWNER_LABEL, PROJECT_LABEL, WORKSPACE, SandboxSettings, parse_bytes
 
 logger = logging.getLogger("workbench.sandbox")
@@ -49,19 +51,41 @@ def docker_client() -> docker.DockerClient:
         raise EngineUnavailableError(_why_unreachable(e)) from None
 
 
+_UNREACHABLE_BECAUSE = {
+    errno.ENOENT: "no socket at",
+    errno.ECONNREFUSED: "connection refused at",
+    errno.EACCES: "permission denied (join the `docker` group?) at",
+    errno.EPERM: "permission denied (join the `docker` group?) at",
+}
+
+
 def _why_unreachable(error: Exception) -> str:
-    """'nothing listens at unix:///var/run/docker.sock', not a nested requests repr."""
+    """'no socket at unix:///var/run/docker.sock', not a nested requests repr."""
     where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-    text = str(error)
-    for needle, why in (("FileNotFoundError", "no socket at"), ("No such file", "no socket at"),
-                        ("Connection refused", "connection refused at"),
-                        ("Permission denied", "permission denied (join the `docker` group?) at")):
-        if needle in text:
-            return f"{why} {where}"
-    return f"{where}: {text[:200]}"
+    cause = _os_error_in(error)
+    if cause is not None and cause.errno in _UNREACHABLE_BECAUSE:
+        return f"{_UNREACHABLE_BECAUSE[cause.errno]} {where}"
+    return f"{where}: {str(error)[:200]}"
 
 
-def host_config(client: docker.DockerClient, s: SandboxSettings) -> dict[str, Any]:
+def _os_error_in(error: BaseException) -> OSError | None:
+    """The socket's own `OSError` under docker's and requests' wrappers, which chain it
+    through `__cause__`/`__context__` (urllib3 also through `.reason` and `args`)."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [error]
+    while pending:
+        e = pending.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno is not None:  # requests' errors are OSErrors too, without errno
+            return e
+        linked = (e.__cause__, e.__context__, getattr(e, "reason", None), *e.args)
+        pending.extend(x for x in linked if isinstance(x, BaseException))
+    return None
+
+
+def host_config(client: docker.DockerClient, s: SandboxSettings) -> docker.types.HostConfig:
     """The container's limits. Every hardening switch maps to one line here."""
     tmpfs_opts = "rw,exec,nosuid,nodev"
     tmpfs = {
@@ -102,12 +126,19 @@ def _engine_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise ImageMissingError(str(e.explanation)) from None
     except docker.errors.APIError as e:
         text = str(e.explanation or e)
-        if "runtime" in text and ("unknown" in text.lower() or "not" in text):
+        if _is_unknown_runtime(text):
             raise SandboxError(f"the engine has no container runtime by that name ({text}); register gVisor's "
                                f"`runsc` with `{ENSURE_DOCKER}` or set runtime to None") from None
         raise SandboxError(f"the Docker engine refused: {text}") from None
     except requests.exceptions.ConnectionError as e:
         raise EngineUnavailableError(_why_unreachable(e)) from None
+
+
+def _is_unknown_runtime(explanation: str) -> bool:
+    """The engine does not know the requested `runtime` (e.g. gVisor's `runsc` not registered).
+    Docker reports that as a plain `APIError` (400 "Unknown runtime specified …"; older engines
+    word it otherwise), the status it gives any bad argument, so only the text tells it apart."""
+    return "runtime" in explanation and ("unknown" in explanation.lower() or "not" in explanation)
 
 
 def user_ids(user: str) -> tuple[int, int]:
@@ -152,7 +183,8 @@ def remove_container(container_id: str) -> None:
     except docker.errors.NotFound:
         pass
     except docker.errors.APIError as e:
-        if "already in progress" not in str(e):
+        # With force=True the engine's only conflict (409) is "removal … is already in progress".
+        if e.status_code != HTTPStatus.CONFLICT:
             logger.warning("could not remove sandbox container %s: %s", container_id[:12], e)
             return
         try:  # auto_remove raced us: wait for the engine to finish, so "closed" means gone
@@ -211,7 +243,8 @@ def project_containers(client: docker.DockerClient, owner: str | None = None) ->
     """The project's containers (by label only — never anyone else's), optionally of one owner."""
     # `=session`, not just the key: containers inherit the image's own `=image` label.
     labels = [f"{PROJECT_LABEL}=session"] + ([f"{OWNER_LABEL}={owner}"] if owner else [])
-    return client.api.containers(all=True, filters={"label": labels})
+    found: list[dict[str, Any]] = client.api.containers(all=True, filters={"label": labels})  # untyped in the stubs
+    return found
 
 
 def _owner_alive(owner: str) -> bool:
@@ -227,7 +260,9 @@ def _owner_alive(owner: str) -> bool:
         return True
 
 
-def remove_project_containers(client: docker.DockerClient, *, orphans_only: bool, owner: str | None = None) -> list[str]:
+def remove_project_containers(
+    client: docker.DockerClient, *, orphans_only: bool, owner: str | None = None
+) -> list[str]:
     """Remove the project's containers; with `orphans_only`, just those whose creating
     process on this machine is gone (left by a crash). Returns the removed ids."""
     removed = []

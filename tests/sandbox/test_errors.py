@@ -9,10 +9,13 @@ import sys
 import textwrap
 
 import anyio
+import docker
+import docker.errors
 import pytest
+import requests.exceptions
 
 from sandbox import DockerSandbox, ImageMissingError, SandboxError, SandboxSettings, SandboxWorkbench
-from sandbox.container import docker_client, reap_orphans
+from sandbox.container import _why_unreachable, docker_client, reap_orphans
 from sandbox.settings import OWNER_LABEL, PROJECT_LABEL
 from workbench.core import CallContext
 
@@ -63,6 +66,20 @@ def test_engine_down_says_how_to_start_it(tmp_path) -> None:  # type: ignore[no-
     assert lines[1].startswith("tool: True") and "bash scripts/ensure_docker.sh" in lines[1]
     assert lines[2] == "health: down"
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("where", ["unix", "tcp"])
+def test_engine_unreachable_says_why_from_the_socket_error(where: str, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    if where == "unix":
+        url, why = f"unix://{tmp_path}/no-engine.sock", "no socket at"
+    else:
+        with socket.socket() as s:  # a port nobody listens on
+            s.bind(("127.0.0.1", 0))
+            url, why = f"tcp://127.0.0.1:{s.getsockname()[1]}", "connection refused at"
+    monkeypatch.setenv("DOCKER_HOST", url)
+    with pytest.raises((docker.errors.DockerException, requests.exceptions.RequestException)) as caught:
+        docker.from_env(timeout=5).ping()
+    assert _why_unreachable(caught.value) == f"{why} {url}"
 
 
 async def test_reaper_removes_orphans_and_nothing_else() -> None:
