@@ -6,10 +6,9 @@ again on the next listing; the other sources' tools stay available.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
@@ -27,6 +26,7 @@ from workbench.core import (
     logger,
 )
 from workbench.naming import disambiguate, qualified_name
+from workbench.shaped import Globs, Shaped
 from workbench.tasks import BackgroundTasks
 
 source_log = logger.getChild("sources")
@@ -49,22 +49,42 @@ class Mount:
     """Source tool name → description override."""
 
     def admits(self, tool_name: str) -> bool:
-        return any(fnmatch.fnmatchcase(tool_name, g) for g in self.include) and not any(
-            fnmatch.fnmatchcase(tool_name, g) for g in self.exclude
-        )
+        return Globs(tuple(self.include), tuple(self.exclude)).admits(tool_name)
+
+    def shaped(self, key: str) -> Shaped:
+        return Shaped(self.workbench, prefix=self.prefix, tools=Globs(tuple(self.include), tuple(self.exclude)),
+                      rename=self.rename, descriptions=self.descriptions, origin=key)
 
 
-@dataclass
-class _Route:
+@dataclass(frozen=True)
+class Route:
     source: str
-    original: str
+    """The mount's key."""
+    name: str
+    """The name in that mount's shaped catalog."""
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The composite's catalog as of its last listing; replaced whole, never edited."""
+
+    routes: Mapping[str, Route] = field(default_factory=dict)
+    specs: tuple[ToolSpec, ...] = ()
+    unlisted: frozenset[str] = frozenset()
+    """Sources whose listing failed: left out, and probed until they answer."""
+    gone: Mapping[str, Route] = field(default_factory=dict)
+    """Names of sources that went down, so a call can say why it fails."""
+    stale: bool = True
+    """List again before answering: a source changed, or one was unlisted."""
+    prompts: Mapping[str, Route] = field(default_factory=dict)
 
 
 class CompositeWorkbench(Workbench):
     """`CompositeWorkbench({"github": gh, "sandbox": Mount(box, exclude=["reset"]), "mine": Mount(wb, prefix="")})`.
 
-    A source under key `k` is named `k__tool` unless its mount says otherwise. Starting the composite
-    starts every source concurrently; one that fails to start is reported in `health`
+    A source under key `k` is named `k__tool` unless its mount says otherwise; each source is
+    shaped by a `Shaped` wrapper, and the composite merges the shaped catalogs. Starting the
+    composite starts every source concurrently; one that fails to start is reported in `health`
     and does not stop the others.
     """
 
@@ -72,17 +92,12 @@ class CompositeWorkbench(Workbench):
         super().__init__()
         self.name = name
         self.mounts: dict[str, Mount] = {}
-        self._routes: dict[str, _Route] | None = None
-        self._specs: list[ToolSpec] = []
-        self._prompt_routes: dict[str, _Route] = {}
+        self._shaped: dict[str, Shaped] = {}
+        self.catalog = Catalog()
         self._start_errors: dict[str, str] = {}
-        self._unsubscribe: list[Callable[[], None]] = []
+        self._unsubscribe: dict[str, Callable[[], None]] = {}
         self._background: BackgroundTasks | None = None
-        self._unlisted: set[str] = set()
-        """Sources whose last listing failed: left out of the catalog and probed until they answer."""
         self._probing = False
-        self._last_routes: dict[str, _Route] | None = None
-        self._gone: dict[str, _Route] = {}
         for key, source in (sources or {}).items():
             self.add(key, source)
 
@@ -93,8 +108,16 @@ class CompositeWorkbench(Workbench):
         if mount.prefix is None:
             mount.prefix = key
         self.mounts[key] = mount
-        self._routes = None
+        self._shaped[key] = mount.shaped(key)
+        self.catalog = replace(self.catalog, stale=True)
         return mount
+
+    def _subscribe(self) -> None:
+        """Listen to every source once this composite caches their catalog (it listed, or it
+        started): a composite that only views sources someone else starts hears of changes too."""
+        for key, mount in self.mounts.items():
+            if key not in self._unsubscribe:
+                self._unsubscribe[key] = mount.workbench.on_tools_changed(self._source_changed)
 
     async def start(self) -> None:
         async def start_one(key: str, mount: Mount) -> None:
@@ -109,11 +132,10 @@ class CompositeWorkbench(Workbench):
         async with anyio.create_task_group() as tg:
             for key, mount in self.mounts.items():
                 tg.start_soon(start_one, key, mount)
-        for mount in self.mounts.values():
-            self._unsubscribe.append(mount.workbench.on_tools_changed(self._source_changed))
+        self._subscribe()
 
     async def stop(self) -> None:
-        for unsubscribe in self._unsubscribe:
+        for unsubscribe in self._unsubscribe.values():
             unsubscribe()
         self._unsubscribe.clear()
         if self._background is not None:
@@ -136,20 +158,22 @@ class CompositeWorkbench(Workbench):
                 logger.warning("source %s failed to close session %s", key, session_id, exc_info=True)
 
     async def _source_changed(self) -> None:
-        self._routes = None
+        self.catalog = replace(self.catalog, stale=True)
         await self.notify_tools_changed()
 
     def health_by_source(self) -> dict[str, Health]:
         out: dict[str, Health] = {}
         for key, mount in self.mounts.items():
-            if mount.prefix == "" and isinstance(mount.workbench, CompositeWorkbench):
-                # Mounted as is (as `build_workbench` nests the sources): its sources are ours, and a
-                # dead one must not hide behind the nested composite's "up".
-                out.update(mount.workbench.health_by_source())
-            elif key in self._start_errors and mount.workbench.health().state != "up":
-                out[key] = Health("down", self._start_errors[key])
-            else:
-                out[key] = mount.workbench.health()
+            inner = mount.workbench.health_by_source()
+            if list(inner) != [mount.workbench.name]:
+                # It combines sources of its own (a composite): they are reported by their names,
+                # so a dead one does not hide behind the combination's "up".
+                out.update(inner)
+                continue
+            health = inner[mount.workbench.name]
+            if key in self._start_errors and health.state != "up":
+                health = Health("down", self._start_errors[key])
+            out[key] = health
         return out
 
     def health(self) -> Health:
@@ -157,9 +181,9 @@ class CompositeWorkbench(Workbench):
         down = [k for k, h in states.items() if h.state != "up"]
         return Health("up") if not down else Health("down" if len(down) == len(states) else "up", f"down: {', '.join(down)}")
 
-    async def _list_source(self, key: str, mount: Mount) -> list[ToolSpec] | None:
+    async def _list_source(self, key: str) -> list[ToolSpec] | None:
         try:
-            return await mount.workbench.list_tools()
+            return await self._shaped[key].list_tools()
         except Exception as e:
             source_log.warning("source %s: cannot list tools: %s", key, e)
             return None
@@ -169,73 +193,66 @@ class CompositeWorkbench(Workbench):
         one that comes back changes the catalog, and listeners hear of it."""
         delay = 1.0
         try:
-            while self._unlisted:
+            while self.catalog.unlisted:
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 30.0)
-                for key in list(self._unlisted):
-                    if await self._list_source(key, self.mounts[key]) is not None:
-                        self._unlisted.discard(key)
+                for key in self.catalog.unlisted:
+                    if await self._list_source(key) is not None:
+                        self.catalog = replace(self.catalog, unlisted=self.catalog.unlisted - {key})
                         await self._source_changed()
         finally:
             self._probing = False
 
-    async def _build_routes(self) -> dict[str, _Route]:
+    async def _relist(self) -> Catalog:
+        """List every source concurrently and swap in the merged catalog."""
         listed: dict[str, list[ToolSpec] | None] = {}
 
-        async def fetch(key: str, mount: Mount) -> None:
-            listed[key] = await self._list_source(key, mount)
+        async def fetch(key: str) -> None:
+            listed[key] = await self._list_source(key)
 
         async with anyio.create_task_group() as tg:
-            for key, mount in self.mounts.items():
-                tg.start_soon(fetch, key, mount)
+            for key in self.mounts:
+                tg.start_soon(fetch, key)
 
-        routes: dict[str, _Route] = {}
+        routes: dict[str, Route] = {}
         specs: list[ToolSpec] = []
-        self._unlisted = {key for key, tools in listed.items() if tools is None}
-        # Names of a source that went down are remembered, so a call can say why it fails.
-        self._gone.update({n: r for n, r in (self._last_routes or {}).items() if r.source in self._unlisted})
-        for key, mount in self.mounts.items():  # mount order decides who keeps a contested name
+        unlisted = frozenset(key for key, tools in listed.items() if tools is None)
+        for key, shaped in self._shaped.items():  # mount order decides who keeps a contested name
             for spec in listed.get(key) or []:
-                if not mount.admits(spec.name):
-                    continue
-                exposed = mount.rename.get(spec.name) or qualified_name(mount.prefix, spec.name)
-                exposed = disambiguate(exposed, set(routes), f"{key}/{spec.name}")
-                routes[exposed] = _Route(key, spec.name)
-                update: dict[str, Any] = {"name": exposed}
-                if spec.name in mount.descriptions:
-                    update["description"] = mount.descriptions[spec.name]
-                specs.append(spec.model_copy(update=update))
-        self._specs = specs
+                exposed = disambiguate(spec.name, routes, f"{key}/{shaped.source_tool(spec.name)}")
+                routes[exposed] = Route(key, spec.name)
+                specs.append(spec if exposed == spec.name else spec.model_copy(update={"name": exposed}))
+        previous = self.catalog
+        gone = {n: r for n, r in {**previous.gone, **previous.routes}.items() if r.source in unlisted and n not in routes}
         # A source that is down is asked again on the next listing, and probed meanwhile.
-        self._gone = {n: r for n, r in self._gone.items() if r.source in self._unlisted and n not in routes}
-        self._last_routes = routes
-        self._routes = None if self._unlisted else routes
-        if self._unlisted and self._background is not None and not self._probing:
+        self.catalog = catalog = Catalog(routes, tuple(specs), unlisted, gone, bool(unlisted), previous.prompts)
+        self._subscribe()
+        if unlisted and self._background is not None and not self._probing:
             self._probing = True
             self._background.start_soon(self._probe_unlisted)
-        return routes
+        return catalog
 
     async def list_tools(self) -> list[ToolSpec]:
-        if self._routes is None:
-            await self._build_routes()
-        return list(self._specs)
+        catalog = await self._relist() if self.catalog.stale else self.catalog
+        return list(catalog.specs)
 
-    async def resolve(self, name: str) -> tuple[Mount, str]:
-        """The mount and the source's own tool name behind an exposed name."""
-        routes = self._routes if self._routes is not None else await self._build_routes()
-        route = routes.get(name)
-        if route is None and self._routes is not None:  # stale catalog: a source may have gained it
-            routes = await self._build_routes()
-            route = routes.get(name)
+    async def resolve(self, name: str) -> tuple[Shaped, str]:
+        """The shaped source and its name for an exposed name."""
+        relisted = self.catalog.stale
+        catalog = await self._relist() if relisted else self.catalog
+        route = catalog.routes.get(name)
+        if route is None and not relisted:  # a cached catalog: a source may have gained it
+            catalog = await self._relist()
+            route = catalog.routes.get(name)
         if route is None:
-            raise ToolNotFoundError(name, list(routes))
-        return self.mounts[route.source], route.original
+            raise ToolNotFoundError(name, list(catalog.routes))
+        return self._shaped[route.source], route.name
 
     async def call_tool(self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None) -> ToolResult:
         try:
-            mount, original = await self.resolve(name)
+            shaped, original = await self.resolve(name)
         except ToolNotFoundError:
-            down = self._down_source(name)
+            down = self.down_source(name)
             if down is None:
                 raise
             source, health = down
@@ -243,21 +260,22 @@ class CompositeWorkbench(Workbench):
                 f"tool {name!r} is unavailable: its source {source!r} is down ({health.detail or health.state}); "
                 "its tools come back when it does"
             )
-        return await mount.workbench.call_tool(original, arguments, ctx)
+        return await shaped.call_tool(original, arguments, ctx)
 
-    def _down_source(self, name: str) -> tuple[str, Health] | None:
-        """The down source behind `name`: one that went down remembers its names; one never listed
-        is known by its prefix, so the user hears of the dead server, not of an "unknown tool"."""
-        if (gone := self._gone.get(name)) is not None:
+    def down_source(self, name: str) -> tuple[str, Health] | None:
+        """A source that went down remembers its names; one never listed is known by its prefix,
+        so the user hears of the dead server, not of an "unknown tool"; a listed source may
+        combine sources of its own and know."""
+        catalog = self.catalog
+        if (gone := catalog.gone.get(name)) is not None:
             return gone.source, self.health_by_source()[gone.source]
-        for key in self._unlisted:
+        for key in catalog.unlisted:
             prefix = self.mounts[key].prefix
             if prefix and name.startswith(qualified_name(prefix, "")):
                 return key, self.health_by_source()[key]
-        for mount in self.mounts.values():  # a composite mounted as is (as `build_workbench` does) knows its own
-            if mount.prefix == "" and isinstance(mount.workbench, CompositeWorkbench):
-                if (down := mount.workbench._down_source(name)) is not None:
-                    return down
+        for key, shaped in self._shaped.items():
+            if key not in catalog.unlisted and (down := shaped.down_source(name)) is not None:
+                return down
         return None
 
     # Resources keep their URIs (they are already globally unique by scheme); prompts are
@@ -290,24 +308,24 @@ class CompositeWorkbench(Workbench):
 
     async def list_prompts(self) -> list[mt.Prompt]:
         out: list[mt.Prompt] = []
-        routes: dict[str, _Route] = {}
-        for key, mount in self.mounts.items():
+        routes: dict[str, Route] = {}
+        for key, shaped in self._shaped.items():
             try:
-                prompts = await mount.workbench.list_prompts()
+                prompts = await shaped.list_prompts()
             except Exception as e:
                 logger.warning("source %s: cannot list prompts: %s", key, e)
                 continue
             for prompt in prompts:
-                exposed = disambiguate(qualified_name(mount.prefix, prompt.name), set(routes), f"{key}/{prompt.name}")
-                routes[exposed] = _Route(key, prompt.name)
-                out.append(prompt.model_copy(update={"name": exposed}))
-        self._prompt_routes = routes
+                exposed = disambiguate(prompt.name, routes, f"{key}/{shaped.source_prompt(prompt.name)}")
+                routes[exposed] = Route(key, prompt.name)
+                out.append(prompt if exposed == prompt.name else prompt.model_copy(update={"name": exposed}))
+        self.catalog = replace(self.catalog, prompts=routes)
         return out
 
     async def get_prompt(self, name: str, arguments: dict[str, str] | None = None) -> mt.GetPromptResult:
-        if name not in self._prompt_routes:
+        if name not in self.catalog.prompts:
             await self.list_prompts()
-        route = self._prompt_routes.get(name)
+        route = self.catalog.prompts.get(name)
         if route is None:
             raise PromptNotFoundError(f"unknown prompt {name!r}")
-        return await self.mounts[route.source].workbench.get_prompt(route.original, arguments)
+        return await self._shaped[route.source].get_prompt(route.name, arguments)

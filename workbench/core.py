@@ -214,6 +214,16 @@ class Workbench:
     def health(self) -> Health:
         return Health("up")
 
+    def health_by_source(self) -> dict[str, Health]:
+        """Each source behind this workbench and its health; one source, itself, unless it
+        combines several (a composite reports each of them, so a dead one is never hidden)."""
+        return {self.name: self.health()}
+
+    def down_source(self, name: str) -> tuple[str, Health] | None:
+        """The source that would serve tool `name` if it were not down, and its health — so a
+        call to a tool of a dead source says so instead of "unknown tool". None when unknown."""
+        return None
+
     async def close_session(self, session_id: str) -> None:
         """The caller `session_id` is gone (an MCP client disconnected or idled out):
         release what was kept for it, e.g. its sandbox container."""

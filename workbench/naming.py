@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Container
 
 MAX_TOOL_NAME = 64
 SEPARATOR = "__"
@@ -32,7 +33,7 @@ def qualified_name(prefix: str | None, name: str) -> str:
     return safe_tool_name(f"{prefix}{SEPARATOR}{name}" if prefix else name)
 
 
-def disambiguate(name: str, taken: set[str], key: str) -> str:
+def disambiguate(name: str, taken: Container[str], key: str) -> str:
     """A name not in `taken`, derived from `name` and a stable hash of `key` (the tool's origin)."""
     if name not in taken:
         return name

@@ -1,0 +1,92 @@
+"""The catalog-shaping wrapper every consumer uses: composite mounts, agents' tools, `expose`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mcp.types as mt
+import pytest
+
+from workbench import CompositeWorkbench, Health, Mount, StaticWorkbench, ToolNotFoundError, Workbench
+from workbench.core import CallContext, ToolResult
+from workbench.shaped import Globs, Shaped
+
+pytestmark = pytest.mark.anyio
+
+
+def echo(message: str) -> str:
+    return message
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+class Counting(StaticWorkbench):
+    """Counts the calls that reach it, and has a prompt."""
+
+    def __init__(self) -> None:
+        super().__init__([echo, add], name="counting")
+        self.calls: list[str] = []
+        self.starts = 0
+
+    async def start(self) -> None:
+        self.starts += 1
+
+    async def call_tool(self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None) -> ToolResult:
+        self.calls.append(name)
+        return await super().call_tool(name, arguments, ctx)
+
+    async def list_prompts(self) -> list[mt.Prompt]:
+        return [mt.Prompt(name="hello"), mt.Prompt(name="secret")]
+
+
+async def test_prefix_filter_rename_and_descriptions() -> None:
+    shaped = Shaped(Counting(), prefix="c", tools=Globs(exclude=("add",)), rename={"echo": "say"},
+                    descriptions={"echo": "Says it back"})
+    [spec] = await shaped.list_tools()
+    assert (spec.name, spec.description) == ("say", "Says it back")
+    assert (await shaped.call_tool("say", {"message": "hi"})).text == "hi"
+    for hidden in ("c__add", "c__echo", "add"):  # excluded, renamed away, not ours
+        with pytest.raises(ToolNotFoundError):
+            await shaped.call_tool(hidden, {"a": 1, "b": 2})
+
+
+async def test_a_name_it_would_not_serve_never_reaches_the_inner_workbench() -> None:
+    inner = Counting()
+    shaped = Shaped(inner, tools=Globs(("echo",)), prompts=Globs(("echo",)))
+    with pytest.raises(ToolNotFoundError) as refused:
+        await shaped.call_tool("add", {"a": 1, "b": 2})  # before any listing, too
+    assert inner.calls == [] and "add" in str(refused.value)
+    assert (await shaped.call_tool("echo", {"message": "x"})).text == "x"  # admitted, not yet listed: forwarded
+    assert await shaped.list_prompts() == []
+
+
+async def test_names_stay_unchanged_without_a_prefix_and_prompts_follow_the_prefix() -> None:
+    shaped = Shaped(Counting(), prefix="p")
+    assert [p.name for p in await shaped.list_prompts()] == ["p__hello", "p__secret"]
+    assert [s.name for s in await Shaped(StaticWorkbench([echo])).list_tools()] == ["echo"]
+
+
+async def test_health_by_source_defaults_to_the_workbench_itself() -> None:
+    class Down(StaticWorkbench):
+        def health(self) -> Health:
+            return Health("down", "gone")
+
+    down = Down([echo], name="d")
+    assert down.health_by_source() == {"d": Health("down", "gone")}
+    assert Shaped(down, prefix="x").health_by_source() == {"d": Health("down", "gone")}
+    assert Workbench().down_source("anything") is None
+
+
+async def test_one_source_mounted_in_two_composites_starts_once_and_both_route_to_it() -> None:
+    source = Counting()
+    view = CompositeWorkbench({"s": Mount(source, include=["echo"])})  # as the agents see the sources
+    served = CompositeWorkbench({**view.mounts, "more": StaticWorkbench([add], name="more")})
+    async with served:
+        assert source.starts == 1
+        assert [s.name for s in await served.list_tools()] == ["s__echo", "more__add"]
+        assert (await view.call_tool("s__echo", {"message": "v"})).text == "v"
+        assert (await served.call_tool("s__echo", {"message": "s"})).text == "s"
+        await source.notify_tools_changed()  # the view, never started, hears of changes too
+        assert view.catalog.stale
