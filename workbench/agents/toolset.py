@@ -1,12 +1,12 @@
-"""The tools one agent sees: one or more workbenches, filtered by globs, named for OpenAI,
-and called with every failure turned into a message the model can act on."""
+"""The tools one agent sees: one or more workbenches merged and filtered by the core's
+composite, rendered for OpenAI, and called with every failure turned into a message the
+model can act on."""
 
 from __future__ import annotations
 
-import fnmatch
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -15,14 +15,8 @@ import mcp.types as mt
 from adapters.openai_tools import to_openai_tool
 from workbench.agents import telemetry
 from workbench.agents.messages import ToolCall, ToolCallResult
-from workbench.core import CallContext, ToolNotFoundError, ToolResult, Workbench, logger
-from workbench.naming import disambiguate, safe_tool_name
-
-
-@dataclass(frozen=True)
-class _Route:
-    workbench: Workbench
-    name: str
+from workbench.composite import Catalog, CompositeWorkbench, Mount
+from workbench.core import CallContext, ToolNotFoundError, ToolResult, Workbench
 
 
 def render(result: ToolResult, limit: int | None = None) -> str:
@@ -48,7 +42,10 @@ def render(result: ToolResult, limit: int | None = None) -> str:
 
 
 class Toolset:
-    """`Toolset([mcp_tools, sandbox], include=["sandbox__*", "github__search*"])`."""
+    """`Toolset([mcp_tools, sandbox], include=["sandbox__*", "github__search*"])`.
+
+    The workbenches merged by a `CompositeWorkbench` (names made safe for OpenAI, clashes
+    suffixed, a workbench that cannot list asked again next turn), rendered as OpenAI tools."""
 
     def __init__(self, workbenches: Workbench | Sequence[Workbench] | None, include: Sequence[str] | None = None,
                  *, tool_timeout: float | None = None, max_result_chars: int | None = None) -> None:
@@ -58,44 +55,24 @@ class Toolset:
         self.include = list(include) if include else None
         self.tool_timeout = tool_timeout
         self.max_result_chars = max_result_chars
-        self._routes: dict[str, _Route] = {}
-        self._schemas: list[dict[str, Any]] = []
-        self._stale = True
-        self._subscribed = False
-
-    async def _invalidate(self) -> None:
-        self._stale = True
+        # Keyed by position: a clashing name's suffix hashes "index/tool", as it always has.
+        self.workbench = CompositeWorkbench(
+            {str(i): Mount(wb, prefix="", include=self.include or ["*"]) for i, wb in enumerate(self.workbenches)},
+            name="toolset",
+        )
+        self._rendered: tuple[Catalog, list[dict[str, Any]]] = (Catalog(), [])
 
     async def openai_tools(self) -> list[dict[str, Any]]:
-        """The tools in OpenAI form, listed again only after a workbench reported a change.
-        A workbench that cannot list its tools is left out this time and asked again next time."""
-        if not self._subscribed:  # lazily, once: clones share one toolset and add no listeners
-            self._subscribed = True
-            for wb in self.workbenches:
-                wb.on_tools_changed(self._invalidate)
-        if self._stale:
-            routes: dict[str, _Route] = {}
-            schemas: list[dict[str, Any]] = []
-            self._stale = False
-            for index, wb in enumerate(self.workbenches):
-                try:
-                    specs = await wb.list_tools()
-                except Exception as e:
-                    logger.warning("workbench %s: cannot list tools: %s", wb.name, e)
-                    self._stale = True
-                    continue
-                for spec in specs:
-                    if self.include is not None and not any(fnmatch.fnmatchcase(spec.name, g) for g in self.include):
-                        continue
-                    name = disambiguate(safe_tool_name(spec.name), set(routes), f"{index}/{spec.name}")
-                    routes[name] = _Route(wb, spec.name)
-                    schemas.append(to_openai_tool(spec, name=name))
-            self._routes, self._schemas = routes, schemas
-        return self._schemas
+        """The tools in OpenAI form, rendered again only when the catalog is a new one."""
+        specs = await self.workbench.list_tools()
+        if self._rendered[0] is not self.workbench.catalog:
+            self._rendered = (self.workbench.catalog, [to_openai_tool(spec, name=spec.name) for spec in specs])
+        return self._rendered[1]
 
     @property
     def names(self) -> list[str]:
-        return list(self._routes)
+        """The names the model was last offered."""
+        return list(self._rendered[0].routes)
 
     async def call(self, call: ToolCall, ctx: CallContext) -> ToolCallResult:
         """One call; unknown tools, malformed arguments, failures and timeouts become error results."""
@@ -108,10 +85,9 @@ class Toolset:
             return ToolCallResult(call_id=call.id, name=call.name, content=content, is_error=is_error)
 
     async def _call(self, call: ToolCall, ctx: CallContext) -> tuple[str, bool]:
-        if not self._routes:
+        if not self.names:
             await self.openai_tools()
-        route = self._routes.get(call.name)
-        if route is None:
+        if call.name not in self.names:
             return str(ToolNotFoundError(call.name, self.names)) + ". Call only the tools you were given.", True
         try:
             arguments = json.loads(call.arguments or "{}")
@@ -123,7 +99,7 @@ class Toolset:
         tool_ctx = replace(ctx.with_timeout(self.tool_timeout), trace_context=telemetry.current_carrier() or ctx.trace_context)
         try:
             with anyio.fail_after(tool_ctx.remaining()):
-                result = await route.workbench.call_tool(route.name, arguments, tool_ctx)
+                result = await self.workbench.call_tool(call.name, arguments, tool_ctx)
         except TimeoutError:
             return f"{call.name} timed out after {self.tool_timeout if self.tool_timeout else 'the deadline'} s", True
         except ToolNotFoundError as e:
