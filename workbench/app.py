@@ -77,7 +77,11 @@ def with_usable_agents(config: Config) -> Config:
 
 
 def build_workbench(config: Config, *, relay_client_requests: bool = False) -> CompositeWorkbench:
-    """The whole workbench `workbench serve` exposes: tool sources plus agents and teams as tools."""
+    """The whole workbench `workbench serve` exposes: tool sources plus agents and teams as tools.
+
+    One flat composite: the agents see the sources through `sources`, a view that is never
+    started; the returned composite mounts the same sources (so each starts and stops once,
+    and reports its own health) and the agents next to them."""
     sources = build_sources(config, relay_client_requests=relay_client_requests)
     config = with_usable_agents(config)
     if not (config.agents or config.teams):
@@ -86,4 +90,6 @@ def build_workbench(config: Config, *, relay_client_requests: bool = False) -> C
 
     runners = build_agents(config, sources)
     agents: Workbench = StaticWorkbench([AgentTool(runner) for runner in runners.values()], name="agents")
-    return CompositeWorkbench({"tools": Mount(sources, prefix=""), "agents": Mount(agents, prefix="")})
+    # "agents" unless a server took that name (a key of their own, as when they were mounted apart).
+    key = next(k for k in ("agents", *(f"agents-{i}" for i in range(1, len(sources.mounts) + 2))) if k not in sources.mounts)
+    return CompositeWorkbench({**sources.mounts, key: Mount(agents, prefix="")})
