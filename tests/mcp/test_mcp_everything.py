@@ -24,7 +24,8 @@ SAMPLED: list[str] = []
 
 async def _sampling(context: Any, params: mt.CreateMessageRequestParams) -> mt.CreateMessageResult:
     SAMPLED.append(str(params.messages[0].content))
-    return mt.CreateMessageResult(role="assistant", content=mt.TextContent(type="text", text="sampled by the workbench"), model="wb")
+    text = mt.TextContent(type="text", text="sampled by the workbench")
+    return mt.CreateMessageResult(role="assistant", content=text, model="wb")
 
 
 async def _elicitation(context: Any, params: mt.ElicitRequestParams) -> mt.ElicitResult:
@@ -136,7 +137,8 @@ async def test_over_streamable_http(http_everything: str) -> None:
         async def on_progress(p: float, total: float | None, message: str | None) -> None:
             seen.append(p)
 
-        await wb.call_tool("trigger-long-running-operation", {"duration": 0.4, "steps": 2}, CallContext(progress=on_progress))
+        await wb.call_tool("trigger-long-running-operation", {"duration": 0.4, "steps": 2},
+                           CallContext(progress=on_progress))
         assert seen == [1, 2]
         assert (await wb.get_prompt("simple-prompt")).messages
 

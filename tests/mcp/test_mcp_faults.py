@@ -68,7 +68,8 @@ async def test_concurrent_stops_from_many_tasks() -> None:
 
 async def test_three_servers_with_colliding_names_in_a_composite() -> None:
     composite = CompositeWorkbench(
-        {k: McpWorkbench.stdio(PYTHON, [TOOLBOX, "--name", k], name=k, mode="legacy" if k == "b" else "auto") for k in "abc"}
+        {k: McpWorkbench.stdio(PYTHON, [TOOLBOX, "--name", k], name=k, mode="legacy" if k == "b" else "auto")
+         for k in "abc"}
     )
     async with composite:
         names = {t.name for t in await composite.list_tools()}
@@ -123,7 +124,8 @@ async def test_missing_command_is_a_clear_start_error() -> None:
 
 
 async def test_a_server_that_dies_at_startup_shows_its_stderr() -> None:
-    wb = McpWorkbench.stdio(PYTHON, ["-c", "import sys; sys.stderr.write('fatal: GITHUB_TOKEN is not set\\n'); sys.exit(2)"], name="broken")
+    crash = "import sys; sys.stderr.write('fatal: GITHUB_TOKEN is not set\\n'); sys.exit(2)"
+    wb = McpWorkbench.stdio(PYTHON, ["-c", crash], name="broken")
     with pytest.raises(WorkbenchError, match="GITHUB_TOKEN is not set") as raised:
         await wb.start()
     assert "Traceback" not in str(raised.value)

@@ -27,7 +27,8 @@ MODES = ["legacy", "2026-07-28"]
 async def _answer_sampling(context: Any, params: mt.CreateMessageRequestParams) -> mt.CreateMessageResult:
     prompt = params.messages[0].content
     assert isinstance(prompt, mt.TextContent)
-    return mt.CreateMessageResult(role="assistant", content=mt.TextContent(type="text", text=f"wb saw {prompt.text}"), model="m")
+    text = mt.TextContent(type="text", text=f"wb saw {prompt.text}")
+    return mt.CreateMessageResult(role="assistant", content=text, model="m")
 
 
 async def _answer_elicitation(context: Any, params: mt.ElicitRequestParams) -> mt.ElicitResult:
@@ -123,7 +124,8 @@ async def test_progress_and_logs_reach_the_call(wb: McpWorkbench) -> None:
     async def on_log(params: mt.LoggingMessageNotificationParams) -> None:
         logs.append(params)
 
-    result = await wb.call_tool("slow", {"seconds": 0.3, "tag": "progress"}, CallContext(progress=on_progress, log=on_log))
+    result = await wb.call_tool("slow", {"seconds": 0.3, "tag": "progress"},
+                                CallContext(progress=on_progress, log=on_log))
     assert result.text == "slept 0.3"
     assert [p[0] for p in progress] == [0, 1, 2] and progress[0][1] == 3 and progress[0][2] == "step 0"
     assert [log.data for log in logs] == ["slow progress started"]

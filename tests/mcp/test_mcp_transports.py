@@ -60,8 +60,9 @@ async def test_sampling_routed_per_call_over_http(http_toolbox: str) -> None:
         async with McpWorkbench.http(http_toolbox, mode=mode, relay_client_requests=True) as wb:
             results: dict[str, str] = {}
 
-            async def call(who: str) -> None:
-                results[who] = (await wb.call_tool("think", {"prompt": who}, CallContext(sampling=answer(f"for {who}")))).text
+            async def call(who: str, wb: McpWorkbench = wb, results: dict[str, str] = results) -> None:
+                ctx = CallContext(sampling=answer(f"for {who}"))
+                results[who] = (await wb.call_tool("think", {"prompt": who}, ctx)).text
 
             async with anyio.create_task_group() as tg:
                 for who in ("alice", "bob"):

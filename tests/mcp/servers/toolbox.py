@@ -14,11 +14,10 @@ from typing import Annotated
 
 import anyio
 import mcp.types as mt
-from pydantic import BaseModel
-
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, ListRoots, Resolve, Sample
+from pydantic import BaseModel
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--transport", default="stdio", choices=["stdio", "http", "sse"])
