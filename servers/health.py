@@ -12,10 +12,7 @@ from workbench.core import Health
 
 
 def source_health(server: WorkbenchServer) -> dict[str, Health]:
-    by_source = getattr(server.workbench, "health_by_source", None)  # CompositeWorkbench reports per source
-    if callable(by_source):
-        return by_source()
-    return {server.workbench.name: server.workbench.health()}
+    return server.workbench.health_by_source()
 
 
 def health_routes(server: WorkbenchServer) -> tuple:

@@ -1,16 +1,17 @@
 """Background runs for tools that outlast a client's request timeout (agents, teams, long builds).
 
-Four tools sit next to the workbench's own: `jobs__start` runs a long-running tool in the
-background and answers at once with a job id; `jobs__status`, `jobs__result` (optionally
-waiting) and `jobs__cancel` follow it. A job belongs to the session that started it —
-another client cannot see or cancel it — and is cancelled when that session ends.
+`JobsWorkbench` adds four tools to the workbench it wraps: `jobs__start` runs a long-running
+tool in the background and answers at once with a job id; `jobs__status`, `jobs__result`
+(optionally waiting) and `jobs__cancel` follow it. A job belongs to the session that started
+it — another client cannot see or cancel it — and is cancelled when that session ends.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -19,7 +20,8 @@ import anyio.abc
 import mcp.types as mt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from workbench.core import CallContext, ToolResult, ToolSpec, logger
+from workbench.core import CallContext, ToolResult, ToolSpec, Workbench, logger
+from workbench.wrapper import WorkbenchWrapper
 
 START, STATUS, RESULT, CANCEL = "jobs__start", "jobs__status", "jobs__result", "jobs__cancel"
 JOB_TOOLS = frozenset({START, STATUS, RESULT, CANCEL})
@@ -227,3 +229,44 @@ class JobManager:
         cutoff = time.monotonic() - self.keep_seconds
         for job_id in [j.id for j in self.jobs.values() if j.finished is not None and j.finished < cutoff]:
             del self.jobs[job_id]
+
+
+class JobsWorkbench(WorkbenchWrapper):
+    """`inner`'s tools plus the `jobs__*` tools that run its long-running ones in the background.
+
+    Long-running: a tool whose spec supports tasks (`execution.taskSupport`), or whose name
+    matches a `background` glob. The `jobs__*` tools are listed only when one is; an inner
+    tool of the same name is hidden. Jobs need `manager.task_group` set (by the server, for as
+    long as it serves) — they outlive the request that started them.
+    """
+
+    def __init__(self, inner: Workbench, *, background: Sequence[str] = (), max_running_per_session: int = 16) -> None:
+        super().__init__(inner)
+        self.background = list(background)
+        self.manager = JobManager(self._run, max_running_per_session=max_running_per_session)
+
+    def _long_running(self, spec: ToolSpec) -> bool:
+        support = spec.execution.task_support if spec.execution else None
+        return support in ("optional", "required") or any(fnmatch.fnmatchcase(spec.name, g) for g in self.background)
+
+    async def _inner_tools(self) -> tuple[list[ToolSpec], list[str]]:
+        specs = [s for s in await self.inner.list_tools() if s.name not in JOB_TOOLS]
+        return specs, [s.name for s in specs if self._long_running(s)]
+
+    async def list_tools(self) -> list[ToolSpec]:
+        specs, eligible = await self._inner_tools()
+        return specs + job_specs(eligible) if eligible else specs
+
+    async def _run(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> ToolResult:
+        return await self.inner.call_tool(name, arguments, ctx)
+
+    async def call_tool(self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None) -> ToolResult:
+        if name not in JOB_TOOLS:
+            return await self.inner.call_tool(name, arguments, ctx)
+        # Only jobs__start needs the eligible tools: status polls skip the listing.
+        eligible = (await self._inner_tools())[1] if name == START else []
+        return await self.manager.call(name, arguments or {}, ctx or CallContext(), eligible)
+
+    async def close_session(self, session_id: str) -> None:
+        await self.manager.close_session(session_id)  # its jobs first: they may hold the session's sandbox
+        await self.inner.close_session(session_id)

@@ -10,7 +10,6 @@ or unexposed tool as a JSON-RPC error, exactly as MCP asks.
 
 from __future__ import annotations
 
-import fnmatch
 import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable
@@ -28,7 +27,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from servers import jobs
+from servers.jobs import JobsWorkbench
 from servers.session_cap import LegacySessionCap
 from servers.sessions import STDIO_IDENTITY, SessionRegistry, caller_identity, stateless_session_id
 from servers.settings import SESSION_HEADER, ServeSettings
@@ -42,12 +41,20 @@ from workbench.core import (
     Workbench,
     logger,
 )
+from workbench.shaped import Globs, Shaped
 
 RESOURCE_NOT_FOUND = -32002
 """MCP's error code for an unknown resource URI."""
 _SESSION_KEY = "workbench.session_id"
 _TRACE_KEYS = ("traceparent", "tracestate")
 R = TypeVar("R", bound=mt.Result)
+
+
+def _connection(ctx: ServerRequestContext[Any, Any]) -> Connection:
+    """The request's per-client connection. mcp 2.3.0 offers it publicly only on the high-level
+    `Context` (`ctx.connection`), not to lowlevel handlers and middleware: the one private read."""
+    connection: Connection = ctx.session._connection
+    return connection
 
 
 class _Server(Server[Any]):
@@ -68,10 +75,14 @@ class WorkbenchServer:
 
     def __init__(self, workbench: Workbench, settings: ServeSettings) -> None:
         self.workbench = workbench
+        """As given (its owner starts and stops it); clients reach it through `served`."""
         self.settings = settings
-        self.sessions = SessionRegistry(workbench, settings.session_idle_timeout)
-        self.jobs = jobs.JobManager(self._run_tool, max_running_per_session=settings.max_concurrent_calls_per_client)
-        self.sessions.on_close.append(self.jobs.close_session)
+        expose = Globs(tuple(settings.expose))
+        self.jobs = JobsWorkbench(Shaped(workbench, tools=expose, prompts=expose), background=settings.background,
+                                  max_running_per_session=settings.max_concurrent_calls_per_client)
+        self.served: Workbench = self.jobs
+        """The workbench as clients see it: the `expose` allowlist applied, background jobs added."""
+        self.sessions = SessionRegistry(self.served, settings.session_idle_timeout)
         self.legacy_cap = LegacySessionCap(
             settings.max_sessions_per_identity, authenticated=bool(settings.auth_token),
             idle_timeout=settings.session_idle_timeout,
@@ -82,7 +93,6 @@ class WorkbenchServer:
         self.draining = False
         self._inflight: set[anyio.CancelScope] = set()
         self._legacy: set[Connection] = set()
-        self._exposed_cache: dict[str, bool] = {}
         self._input_schemas: dict[str, dict[str, Any]] = {}
         self.server = _Server(
             settings.server_name,
@@ -105,19 +115,19 @@ class WorkbenchServer:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """Background work for as long as the server serves: jobs, the idle reaper, change relay."""
-        unsubscribe = self.workbench.on_tools_changed(self.tools_changed)
+        unsubscribe = self.served.on_tools_changed(self.tools_changed)
         try:
-            await self.exposed_tools()  # learn the input schemas before the first call
+            await self.listed_tools()  # learn the input schemas before the first call
         except Exception as e:  # a source that cannot list yet is retried on the clients' listings
             logger.warning("cannot list tools at start: %s", e)
         try:
             async with anyio.create_task_group() as tg:
-                self.jobs.task_group = tg
+                self.jobs.manager.task_group = tg
                 tg.start_soon(self.sessions.reap_idle)
                 try:
                     yield
                 finally:
-                    self.jobs.task_group = None
+                    self.jobs.manager.task_group = None
                     await self.sessions.close_all()
                     tg.cancel_scope.cancel()
         finally:
@@ -154,7 +164,7 @@ class WorkbenchServer:
     async def _track_legacy_connection(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         # Middleware sees `initialize`, so a 2025-era client is known (and told about list
         # changes) from its first message; its session ends when its connection closes.
-        connection: Connection = ctx.session._connection  # the SDK exposes no public accessor yet
+        connection = _connection(ctx)
         session = connection.session_id
         if ctx.request is not None and session is not None and self.legacy_cap.claim(ctx.request.scope, session):
             # The request that opened this session reserved a per-identity slot; it is the session's
@@ -176,7 +186,7 @@ class WorkbenchServer:
 
     def session_id(self, ctx: ServerRequestContext[Any, Any]) -> tuple[str, bool]:
         """The caller's session id, and whether it is stateless (ended by idling, not by a connection)."""
-        known = ctx.session._connection.state.get(_SESSION_KEY)
+        known = _connection(ctx).state.get(_SESSION_KEY)
         if known is not None:
             return known, False
         if ctx.request is None:  # stdio, either era
@@ -191,35 +201,19 @@ class WorkbenchServer:
         return caller_identity(ctx.request.headers.get("authorization"), authenticated=bool(self.settings.auth_token))
 
     # ---- tools -----------------------------------------------------------------------
-    def exposed(self, name: str) -> bool:
-        hit = self._exposed_cache.get(name)
-        if hit is None:
-            if len(self._exposed_cache) > 4096:  # names come from clients: keep the cache bounded
-                self._exposed_cache.clear()
-            hit = self._exposed_cache[name] = any(fnmatch.fnmatchcase(name, g) for g in self.settings.expose)
-        return hit
-
-    def _long_running(self, spec: ToolSpec) -> bool:
-        support = spec.execution.task_support if spec.execution else None
-        return support in ("optional", "required") or any(
-            fnmatch.fnmatchcase(spec.name, g) for g in self.settings.background
-        )
-
-    async def exposed_tools(self) -> tuple[list[ToolSpec], list[str]]:
-        """The tools clients see, and the names among them that may run as background jobs."""
-        specs = [s for s in await self.workbench.list_tools() if self.exposed(s.name) and s.name not in jobs.JOB_TOOLS]
-        background = [s.name for s in specs if self._long_running(s)]
+    async def listed_tools(self) -> list[ToolSpec]:
+        """The tools clients see; their input schemas answer the SDK's per-call lookups."""
+        specs = await self.served.list_tools()
         self._input_schemas.clear()
         self._input_schemas.update((s.name, s.input_schema) for s in specs)
-        return specs, background
+        return specs
 
     async def _list_tools(self, ctx: ServerRequestContext[Any, Any], params: mt.PaginatedRequestParams | None) -> mt.ListToolsResult:
-        specs, background = await self.exposed_tools()
-        return mt.ListToolsResult(tools=specs + jobs.job_specs(background) if background else specs)
+        return mt.ListToolsResult(tools=await self.listed_tools())
 
     async def _run_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> ToolResult:
         try:
-            return await self.workbench.call_tool(name, arguments, ctx)
+            return await self.served.call_tool(name, arguments, ctx)
         except ToolNotFoundError:
             raise
         except Exception as e:  # the workbench promised is_error results; keep the server up if it slips
@@ -228,8 +222,6 @@ class WorkbenchServer:
 
     async def _call_tool(self, ctx: ServerRequestContext[Any, Any], params: mt.CallToolRequestParams) -> mt.CallToolResult:
         name, arguments = params.name, params.arguments or {}
-        if not self.exposed(name) and name not in jobs.JOB_TOOLS:
-            raise MCPError(mt.INVALID_PARAMS, f"unknown tool {name!r}")
         if self.draining:
             return ToolResult.error("the server is shutting down; retry the call on a running server").to_mcp()
         session_id, stateless = self.session_id(ctx)
@@ -247,13 +239,13 @@ class WorkbenchServer:
             self._inflight.add(scope)
             session.active_calls += 1
             try:
-                if ctx.request is not None and ctx.session._connection.session_id is not None:
-                    result = await self._until_disconnect(ctx.request, self._invoke(name, arguments, call_ctx))
+                if ctx.request is not None and _connection(ctx).session_id is not None:
+                    result = await self._until_disconnect(ctx.request, self._run_tool(name, arguments, call_ctx))
                 else:
-                    result = await self._invoke(name, arguments, call_ctx)
+                    result = await self._run_tool(name, arguments, call_ctx)
             except ToolNotFoundError:
                 outcome = "unknown tool"
-                specs, _ = await self.exposed_tools()  # suggest only names this client may see
+                specs = await self.listed_tools()  # suggest only names this client may see
                 raise MCPError(mt.INVALID_PARAMS, str(ToolNotFoundError(name, [s.name for s in specs]))) from None
             finally:
                 self._inflight.discard(scope)
@@ -270,12 +262,6 @@ class WorkbenchServer:
         if result is None:  # our own scope was cancelled: shutdown ran out of grace, or the client left
             result = ToolResult.error(f"{name} was cancelled: the server is shutting down")
         return result.to_mcp()
-
-    async def _invoke(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> ToolResult:
-        if name in jobs.JOB_TOOLS:  # only jobs__start needs the eligible tools: status polls skip the listing
-            background = (await self.exposed_tools())[1] if name == jobs.START else []
-            return await self.jobs.call(name, arguments, ctx, background)
-        return await self._run_tool(name, arguments, ctx)
 
     @staticmethod
     async def _until_disconnect(request: Any, call: Awaitable[ToolResult]) -> ToolResult | None:
@@ -344,26 +330,24 @@ class WorkbenchServer:
 
     # ---- resources and prompts ---------------------------------------------------------
     async def _list_resources(self, ctx: ServerRequestContext[Any, Any], params: mt.PaginatedRequestParams | None) -> mt.ListResourcesResult:
-        return mt.ListResourcesResult(resources=await self.workbench.list_resources())
+        return mt.ListResourcesResult(resources=await self.served.list_resources())
 
     async def _list_resource_templates(
         self, ctx: ServerRequestContext[Any, Any], params: mt.PaginatedRequestParams | None
     ) -> mt.ListResourceTemplatesResult:
-        return mt.ListResourceTemplatesResult(resource_templates=await self.workbench.list_resource_templates())
+        return mt.ListResourceTemplatesResult(resource_templates=await self.served.list_resource_templates())
 
     async def _read_resource(self, ctx: ServerRequestContext[Any, Any], params: mt.ReadResourceRequestParams) -> mt.ReadResourceResult:
         try:
-            return await self.workbench.read_resource(str(params.uri))
+            return await self.served.read_resource(str(params.uri))
         except ResourceNotFoundError as e:
             raise MCPError(RESOURCE_NOT_FOUND, str(e), {"uri": str(params.uri)}) from None
 
     async def _list_prompts(self, ctx: ServerRequestContext[Any, Any], params: mt.PaginatedRequestParams | None) -> mt.ListPromptsResult:
-        return mt.ListPromptsResult(prompts=[p for p in await self.workbench.list_prompts() if self.exposed(p.name)])
+        return mt.ListPromptsResult(prompts=await self.served.list_prompts())
 
     async def _get_prompt(self, ctx: ServerRequestContext[Any, Any], params: mt.GetPromptRequestParams) -> mt.GetPromptResult:
-        if not self.exposed(params.name):
-            raise MCPError(mt.INVALID_PARAMS, f"unknown prompt {params.name!r}")
         try:
-            return await self.workbench.get_prompt(params.name, params.arguments)
+            return await self.served.get_prompt(params.name, params.arguments)
         except PromptNotFoundError as e:
             raise MCPError(mt.INVALID_PARAMS, str(e)) from None

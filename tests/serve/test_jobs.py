@@ -127,3 +127,28 @@ async def test_job_manager_bounds_each_session_and_marks_failures() -> None:
         assert (await manager.call(STATUS, {"job_id": job_id}, s2, eligible)).structured["state"] == "failed"
         await manager.close_session("s1")
         tg.cancel_scope.cancel()
+
+
+async def test_jobs_workbench_adds_its_tools_to_the_workbench_it_wraps() -> None:
+    from servers.jobs import JOB_TOOLS, START, JobsWorkbench
+    from workbench import StaticWorkbench
+
+    def slow(tag: str) -> str:
+        return tag
+
+    def jobs__start() -> str:  # an inner tool of the same name is hidden, never called
+        return "shadowed"
+
+    plain = JobsWorkbench(StaticWorkbench([slow]))
+    assert [s.name for s in await plain.list_tools()] == ["slow"]  # nothing long-running: no jobs__*
+    wrapped = JobsWorkbench(StaticWorkbench([slow, jobs__start]), background=["slow"])
+    specs = {s.name: s for s in await wrapped.list_tools()}
+    assert set(specs) == {"slow"} | JOB_TOOLS
+    assert specs[START].input_schema["properties"]["tool"]["enum"] == ["slow"]
+    async with anyio.create_task_group() as tg:
+        wrapped.manager.task_group = tg
+        job = (await wrapped.call_tool(START, {"tool": "slow", "arguments": {"tag": "t"}})).structured
+        done = await wrapped.call_tool("jobs__result", {"job_id": job["job_id"], "wait": 5})
+        assert done.text == "t"
+        await wrapped.close_session("default")
+        assert wrapped.manager.jobs == {}
