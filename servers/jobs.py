@@ -260,7 +260,9 @@ class JobsWorkbench(WorkbenchWrapper):
     async def _run(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> ToolResult:
         return await self.inner.call_tool(name, arguments, ctx)
 
-    async def call_tool(self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None) -> ToolResult:
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None
+    ) -> ToolResult:
         if name not in JOB_TOOLS:
             return await self.inner.call_tool(name, arguments, ctx)
         # Only jobs__start needs the eligible tools: status polls skip the listing.

@@ -223,7 +223,8 @@ class CompositeWorkbench(Workbench):
                 routes[exposed] = Route(key, spec.name)
                 specs.append(spec if exposed == spec.name else spec.model_copy(update={"name": exposed}))
         previous = self.catalog
-        gone = {n: r for n, r in {**previous.gone, **previous.routes}.items() if r.source in unlisted and n not in routes}
+        known = {**previous.gone, **previous.routes}
+        gone = {n: r for n, r in known.items() if r.source in unlisted and n not in routes}
         # A source that is down is asked again on the next listing, and probed meanwhile.
         self.catalog = catalog = Catalog(routes, tuple(specs), unlisted, gone, bool(unlisted), previous.prompts)
         self._subscribe()
@@ -248,7 +249,9 @@ class CompositeWorkbench(Workbench):
             raise ToolNotFoundError(name, list(catalog.routes))
         return self._shaped[route.source], route.name
 
-    async def call_tool(self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None) -> ToolResult:
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None
+    ) -> ToolResult:
         try:
             shaped, original = await self.resolve(name)
         except ToolNotFoundError:

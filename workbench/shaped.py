@@ -111,7 +111,9 @@ class Shaped(WorkbenchWrapper):
         self._tool_routes = routes
         return specs
 
-    async def call_tool(self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None) -> ToolResult:
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None
+    ) -> ToolResult:
         source = self._tool_routes.get(name)
         if source is not None:
             return await self.inner.call_tool(source, arguments, ctx)

@@ -25,7 +25,9 @@ class WorkbenchWrapper(Workbench):
     async def list_tools(self) -> list[ToolSpec]:
         return await self.inner.list_tools()
 
-    async def call_tool(self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None) -> ToolResult:
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None
+    ) -> ToolResult:
         return await self.inner.call_tool(name, arguments, ctx)
 
     async def list_resources(self) -> list[mt.Resource]:

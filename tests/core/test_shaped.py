@@ -33,7 +33,9 @@ class Counting(StaticWorkbench):
     async def start(self) -> None:
         self.starts += 1
 
-    async def call_tool(self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None) -> ToolResult:
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None
+    ) -> ToolResult:
         self.calls.append(name)
         return await super().call_tool(name, arguments, ctx)
 
