@@ -6,10 +6,11 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
+from typing import Literal
 
 from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import BaseModel, ConfigDict, Field
 
-from workbench.config import ServeConfig
 from workbench.core import WorkbenchError, logger
 
 SESSION_HEADER = "Workbench-Session"
@@ -32,6 +33,47 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+class ServeConfig(BaseModel):
+    """`[serve]` of `workbench.toml`: how the workbench is served (`ServeSettings` adds what is resolved at start)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    transport: Literal["stdio", "http"] = "stdio"
+    host: str = "127.0.0.1"
+    port: int = 8765
+    path: str = "/mcp"
+    expose: list[str] = Field(default_factory=lambda: ["*"])
+    """Globs over tool names: nothing is served that these do not name."""
+    auth_token_env: str | None = "WORKBENCH_TOKEN"
+    auth_token_file: str | None = None
+    allowed_hosts: list[str] = Field(default_factory=list)
+    """Host names clients use (`tools.example.com`, `tools.example.com:*`). Required when bound to
+    0.0.0.0 or ::, so the Host check against DNS rebinding stays on; `["*"]` turns it off deliberately."""
+    allowed_origins: list[str] = Field(default_factory=list)
+    max_concurrent_calls_per_client: int = 16
+    session_idle_timeout: float = Field(default=1800.0, gt=0, allow_inf_nan=False)
+    """Seconds without a request after which a client's session ends (its 2025-era HTTP session is
+    forgotten, its sandbox removed)."""
+    max_sessions: int = Field(default=1000, ge=1)
+    """Live 2025-era HTTP sessions in total (each holds server memory until DELETE or idle expiry);
+    past it a new session gets 503."""
+    max_sessions_per_identity: int = Field(default=32, ge=1)
+    """Live 2025-era HTTP sessions one identity (bearer token) may hold, so one client cannot take
+    the whole `max_sessions`; past it a new session gets 429."""
+    header_timeout: float = Field(default=10.0, gt=0, allow_inf_nan=False)
+    """Seconds a client has to send a complete request head (request line and headers); a slower
+    connection is closed, so half-sent requests cannot hold connections open (slowloris)."""
+    shutdown_grace: float = 10.0
+    max_request_bytes: int = 4 * 1024 * 1024
+    """Larger HTTP request bodies are refused with 413."""
+    background: list[str] = Field(default_factory=list)
+    """Globs over exposed tool names that clients may also run as background jobs (jobs__start /
+    status / result / cancel); tools marked `execution.taskSupport` optional/required qualify too."""
+    max_sandboxes_per_identity: int | None = Field(default=8, ge=1)
+    """Sandboxes one identity (bearer token) may hold at once, so one client cannot take every
+    place under `[sandbox] max_sandboxes`; past it, that identity's new session is refused at once."""
 
 
 class ServeSettings(ServeConfig):
@@ -96,4 +138,6 @@ class ServeSettings(ServeConfig):
             origins += ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
         elif self.host not in _ALL_INTERFACES:
             hosts += [self.host, f"{self.host}:*"]
-        return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+        return TransportSecuritySettings(
+            enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+        )

@@ -40,6 +40,11 @@ class WorkbenchError(Exception):
     """Base of every error the workbench raises on purpose; its message is meant for people."""
 
 
+class ConfigError(WorkbenchError):
+    """A config that cannot be used; the message names the file, key and line (or the section).
+    In the core because every component validates its own section of the config."""
+
+
 class ToolNotFoundError(WorkbenchError, LookupError):
     def __init__(self, name: str, known: list[str] | None = None) -> None:
         import difflib

@@ -49,10 +49,9 @@ def _check_caps(client: DockerClient, config: Config | None) -> Check:
     from sandbox.capacity import Caps
     from sandbox.container import project_containers
     from sandbox.errors import SandboxError
-    from sandbox.settings import SandboxSettings
-    from workbench.config import SandboxConfig
+    from sandbox.settings import SandboxConfig, SandboxSettings
 
-    box = config.sandbox if config else SandboxConfig.model_validate({})  # no config file: the defaults
+    box = config.sandbox if config else SandboxConfig()  # no config file: the defaults
     serve = config.serve if config else Config.model_validate({}).serve
     settings = SandboxSettings.from_config(box, max_per_identity=serve.max_sandboxes_per_identity)
     try:
@@ -74,7 +73,8 @@ def _check_docker(image: str, config: Config | None = None) -> list[Check]:
         info = client.version()
     except DockerException as e:
         reason = str(e).split("(")[0].strip() or type(e).__name__
-        return [Check("docker engine", False, f"not reachable: {reason}", "start it: sudo bash scripts/ensure_docker.sh")]
+        hint = "start it: sudo bash scripts/ensure_docker.sh"
+        return [Check("docker engine", False, f"not reachable: {reason}", hint)]
     checks = [Check("docker engine", True, f"Docker {info.get('Version', '?')}")]
     try:
         img = client.images.get(image)
@@ -153,7 +153,9 @@ async def _check_model(name: str, config: Config) -> Check:
 
 async def run_doctor(config: Config | None, console: Console) -> bool:
     checks = [_check_python()]
-    image = config.sandbox.image if config else "mcp-workbench-sandbox:latest"
+    from sandbox.settings import DEFAULT_IMAGE
+
+    image = config.sandbox.image if config else DEFAULT_IMAGE
     checks += await anyio.to_thread.run_sync(_check_docker, image, config)
     checks.append(_check_node())
     if config is not None:

@@ -15,17 +15,18 @@ from workbench.agents.assistant import AssistantAgent
 from workbench.agents.base import Runner
 from workbench.agents.cache import CachedChatClient
 from workbench.agents.code_executor import CodeExecutorAgent
+from workbench.agents.config import AgentsSections, ModelConfig, TeamConfig
 from workbench.agents.models import ChatClient, OpenAIChatClient
 from workbench.agents.teams import RoundRobinGroupChat, SelectorGroupChat
 from workbench.agents.termination import MaxMessages, Termination, TextMention, Timeout, TokenBudget
-from workbench.config import Config, ConfigError, ModelConfig, TeamConfig
-from workbench.core import Workbench
+from workbench.core import ConfigError, Workbench
 
 
 def build_model(cfg: ModelConfig, base_dir: Path | None = None) -> ChatClient:
-    client: ChatClient = OpenAIChatClient(cfg.model, base_url=cfg.base_url, api_key=cfg.api_key, api_key_env=cfg.api_key_env,
-                                          temperature=cfg.temperature, max_tokens=cfg.max_tokens, timeout=cfg.timeout,
-                                          max_retries=cfg.max_retries)
+    client: ChatClient = OpenAIChatClient(
+        cfg.model, base_url=cfg.base_url, api_key=cfg.api_key, api_key_env=cfg.api_key_env,
+        temperature=cfg.temperature, max_tokens=cfg.max_tokens, timeout=cfg.timeout, max_retries=cfg.max_retries,
+    )
     if cfg.cache:
         path = Path(cfg.cache)
         client = CachedChatClient(client, path if path.is_absolute() or base_dir is None else base_dir / path)
@@ -43,14 +44,16 @@ def build_termination(name: str, cfg: TeamConfig) -> Termination:
     if cfg.max_tokens is not None:
         conditions.append(TokenBudget(cfg.max_tokens))
     if not conditions:
-        raise ConfigError(f"teams.{name}: set max_messages, text_mention, timeout or max_tokens, or the team never stops")
+        raise ConfigError(
+            f"teams.{name}: set max_messages, text_mention, timeout or max_tokens, or the team never stops"
+        )
     termination = conditions[0]
     for condition in conditions[1:]:
         termination = termination | condition
     return termination
 
 
-def build_agents(config: Config, workbench: Workbench) -> dict[str, Runner]:
+def build_agents(config: AgentsSections, workbench: Workbench) -> dict[str, Runner]:
     """Every agent and team of `config`, by name, using `workbench`'s tools."""
     models = {name: build_model(cfg, config.base_dir) for name, cfg in config.models.items()}
 
@@ -93,7 +96,9 @@ def build_agents(config: Config, workbench: Workbench) -> dict[str, Runner]:
                 built[name] = SelectorGroupChat(members, model_for(f"teams.{name}", cfg.model), termination=termination,
                                                 name=name, description=cfg.description)
             else:
-                built[name] = RoundRobinGroupChat(members, termination=termination, name=name, description=cfg.description)
+                built[name] = RoundRobinGroupChat(
+                    members, termination=termination, name=name, description=cfg.description
+                )
         except ValueError as e:
             raise ConfigError(f"teams.{name}: {e}") from None
         building.pop()
