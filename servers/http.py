@@ -20,6 +20,8 @@ from contextlib import asynccontextmanager
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from servers.auth import BearerAuth
@@ -48,6 +50,14 @@ def create_app(workbench: Workbench, settings: ServeSettings) -> Starlette:
         async with server.running(), manager.run():
             yield
 
+    async def not_found(request: Request, exc: Exception) -> Response:
+        # A client pointed at the wrong URL learns the right one, not just "Not Found".
+        return PlainTextResponse(
+            f"Not Found: {request.url.path} is not served here. The MCP endpoint is {settings.path} "
+            "(streamable HTTP); /healthz and /readyz report health.",
+            status_code=404,
+        )
+
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
@@ -56,6 +66,7 @@ def create_app(workbench: Workbench, settings: ServeSettings) -> Starlette:
                   methods=["GET", "POST", "DELETE"]),
         ],
         middleware=[Middleware(BearerAuth, token=settings.auth_token)] if settings.auth_token else [],
+        exception_handlers={404: not_found},
         lifespan=lifespan,
     )
     app.state.workbench_server = server

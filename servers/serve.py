@@ -9,8 +9,11 @@ workbench, which removes sandbox containers. A second signal skips the wait.
 
 from __future__ import annotations
 
+import errno
 import signal
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import anyio
 
@@ -23,7 +26,9 @@ from servers.stdio import serve_stdio
 from workbench.core import Workbench, logger
 
 
-async def _on_signals(drain: Callable[[], Awaitable[None]], force: Callable[[], Awaitable[None]]) -> None:
+async def _on_signals(
+    drain: Callable[[], Coroutine[Any, Any, None]], force: Callable[[], Coroutine[Any, Any, None]]
+) -> None:
     """First SIGTERM/SIGINT: drain. Another one: cancel the running calls now."""
     try:
         receiver = anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT)
@@ -75,28 +80,43 @@ async def _serve_stdio(server: WorkbenchServer, settings: ServeSettings) -> None
         tg.cancel_scope.cancel()
 
 
+def _bind(settings: ServeSettings) -> socket.socket:
+    """The listening socket, bound here rather than by uvicorn: a port in use is one clear error,
+    not uvicorn's log lines and a `SystemExit`."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    try:
+        sock = socket.create_server((settings.host, settings.port), family=family, backlog=2048)
+    except OSError as e:
+        why = e.strerror
+        if e.errno == errno.EADDRINUSE:
+            why = "another process listens there (is the port in use by an earlier server?); choose another: --port"
+        raise ServeError(f"cannot serve on {settings.host}:{settings.port}: {why}") from None
+    return sock
+
+
 async def _serve_http(workbench: Workbench, settings: ServeSettings) -> None:
-    app = create_app(workbench, settings)
-    server: WorkbenchServer = app.state.workbench_server
-    http = http_listener(app, settings)
+    with _bind(settings) as sock:
+        app = create_app(workbench, settings)
+        server: WorkbenchServer = app.state.workbench_server
+        http = http_listener(app, settings)
 
-    async def drain() -> None:
-        await server.drain(settings.shutdown_grace)
-        http.should_exit = True
+        async def drain() -> None:
+            await server.drain(settings.shutdown_grace)
+            http.should_exit = True
 
-    async def force() -> None:
-        await server.cancel_calls()
-        http.should_exit = True
+        async def force() -> None:
+            await server.cancel_calls()
+            http.should_exit = True
 
-    logger.info("serving", extra={"url": f"http://{settings.host}:{settings.port}{settings.path}",
-                                  "auth": bool(settings.auth_token)})
-    started = True
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(_on_signals, drain, force)
-        try:
-            await http.serve()
-        except SystemExit:  # uvicorn exits like this when it cannot bind or start
-            started = False
-        tg.cancel_scope.cancel()
+        logger.info("serving", extra={"url": f"http://{settings.host}:{settings.port}{settings.path}",
+                                      "auth": bool(settings.auth_token)})
+        started = True
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_on_signals, drain, force)
+            try:
+                await http.serve(sockets=[sock])
+            except SystemExit:  # uvicorn exits like this when it cannot start
+                started = False
+            tg.cancel_scope.cancel()
     if not started:
-        raise ServeError(f"cannot serve on {settings.host}:{settings.port} (is the port in use? see the log above)")
+        raise ServeError(f"cannot serve on {settings.host}:{settings.port} (see the log above)")

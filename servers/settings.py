@@ -11,14 +11,14 @@ from typing import Literal
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import BaseModel, ConfigDict, Field
 
-from workbench.core import WorkbenchError, logger
+from workbench.core import ConfigError, logger
 
 SESSION_HEADER = "Workbench-Session"
 """Optional request header naming a client's session on the stateless 2026-07-28 HTTP wire."""
 
 
-class ServeError(WorkbenchError):
-    """The server cannot start as configured; the message says what to change."""
+class ServeError(ConfigError):
+    """The server cannot start as configured; the message says what to change (the CLI exits 2)."""
 
 
 ANY_HOST = "*"

@@ -267,6 +267,19 @@ def test_stateless_session_ids_separate_tokens_and_hide_them() -> None:
     alice, bob = stateless_session_id("Bearer alice-token", None), stateless_session_id("Bearer bob-token", None)
     assert alice != bob  # two tokens without a session header never share a sandbox
     assert alice == stateless_session_id("Bearer alice-token", None)  # stable across requests
-    assert stateless_session_id("Bearer alice-token", "tab-1") not in (alice, stateless_session_id("Bearer bob-token", "tab-1"))
+    bob_tab = stateless_session_id("Bearer bob-token", "tab-1")
+    assert stateless_session_id("Bearer alice-token", "tab-1") not in (alice, bob_tab)
     assert "alice-token" not in alice and alice.startswith("client-")
     assert stateless_session_id(None, None) == "client-anonymous"
+
+
+async def test_a_wrong_path_answers_404_naming_the_mcp_path() -> None:
+    import httpx2
+
+    async with serving(ServeBench()) as served, httpx2.AsyncClient() as http:
+        base = served.url.removesuffix("/mcp")
+        for path in ("/", "/sse", "/v1/mcp"):
+            r = await http.post(base + path, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+            assert r.status_code == 404, (path, r.status_code)
+            assert "The MCP endpoint is /mcp" in r.text, r.text
+        assert (await http.get(base + "/healthz")).status_code == 200  # real routes are untouched
