@@ -70,7 +70,9 @@ def with_usable_agents(config: Config) -> Config:
     off = unusable_agents(config)
     for name in sorted(off):
         model = config.models[off[name]]
-        logger.warning("agent or team %s is off: model %r has no API key ($%s) or base_url", name, off[name], model.api_key_env)
+        logger.warning("agent or team %s is off: model %r has no API key and no base_url; to turn it on, export %s=…, "
+                       "or set base_url under [models.%s] to an OpenAI-compatible server (Ollama, vLLM, llama.cpp)",
+                       name, off[name], model.api_key_env, off[name])
     agents = {k: v for k, v in config.agents.items() if k not in off}
     teams = {k: v for k, v in config.teams.items() if k not in off}
     return config.model_copy(update={"agents": agents, "teams": teams})

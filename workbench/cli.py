@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from workbench.config import Config, ConfigError, load_config
-from workbench.core import ToolNotFoundError, ToolResult, WorkbenchError, first_error
+from workbench.core import ToolNotFoundError, ToolResult, Workbench, WorkbenchError, first_error
 
 T = TypeVar("T")
 
@@ -38,7 +38,10 @@ _debug = False
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="workbench.toml or an mcpServers JSON file (default: $WORKBENCH_CONFIG, else ./workbench.toml)"),
+    typer.Option(
+        "--config", "-c",
+        help="workbench.toml or an mcpServers JSON file (default: $WORKBENCH_CONFIG, else ./workbench.toml)",
+    ),
 ]
 
 
@@ -91,7 +94,8 @@ def _load(config: Path | None, *, one_shot: bool = False) -> Config:
         return cfg
     except ConfigError as e:
         # A path taken from a forgotten $WORKBENCH_CONFIG would be a mystery: say where it came from.
-        origin = " — the path comes from $WORKBENCH_CONFIG" if config is None and os.environ.get("WORKBENCH_CONFIG") else ""
+        from_env = config is None and os.environ.get("WORKBENCH_CONFIG")
+        origin = " — the path comes from $WORKBENCH_CONFIG" if from_env else ""
         _fail(f"{e}{origin}", 2)
 
 
@@ -117,6 +121,17 @@ def _report_down_sources(workbench: Any) -> None:
                       "(`workbench doctor` checks it)", highlight=False)
 
 
+async def _warn_unmatched_tools(config: Config, workbench: Workbench) -> None:
+    """An agent whose `tools` globs match nothing would be offered no tools, in silence: say so at start."""
+    from workbench.doctor import unmatched_tool_globs
+
+    if not any(agent.tools for agent in config.agents.values()):
+        return
+    names = [spec.name for spec in await workbench.list_tools()]
+    for line in unmatched_tool_globs(config, names):
+        err.print(f"[yellow]warning:[/] {escape(line)} (`workbench doctor` checks it)", highlight=False)
+
+
 def _summary(description: str | None) -> str:
     """A description's first paragraph on one line: sources hard-wrap theirs mid-sentence."""
     return " ".join((description or "").strip().split("\n\n")[0].split())
@@ -136,6 +151,7 @@ def tools(
         async with build_workbench(cfg) as wb:
             specs = await wb.list_tools()
             _report_down_sources(wb)
+            await _warn_unmatched_tools(cfg, wb)
         if as_json:
             out.print_json(data=[s.model_dump(mode="json", by_alias=True, exclude_none=True) for s in specs])
             return
@@ -145,7 +161,7 @@ def tools(
         for spec in specs:
             table.add_row(escape(spec.name), escape(_summary(spec.description)))
         out.print(table)
-        err.print(f"{len(specs)} tools", style="dim")
+        err.print(f"{len(specs)} tool{'' if len(specs) == 1 else 's'}", style="dim")
 
     run_async(main)
 
@@ -158,7 +174,8 @@ def _parse_arguments(raw: str | None) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as e:
-        raise UsageError(f"arguments are not valid JSON: {e.msg} at column {e.colno} (example: '{{\"message\": \"hi\"}}')") from None
+        example = '{"message": "hi"}'
+        raise UsageError(f"arguments are not valid JSON: {e.msg} at column {e.colno} (example: '{example}')") from None
     if not isinstance(value, dict):
         raise UsageError(f"arguments must be a JSON object, got {type(value).__name__}")
     return value
@@ -202,7 +219,8 @@ def call(
     cfg = _load(config, one_shot=True)
 
     async def progress(done: float, total: float | None, message: str | None) -> None:
-        err.print(f"[dim]progress {done:g}{'/' + format(total, 'g') if total else ''} {escape(message or '')}[/]", highlight=False)
+        of_total = "/" + format(total, "g") if total else ""
+        err.print(f"[dim]progress {done:g}{of_total} {escape(message or '')}[/]", highlight=False)
 
     async def main() -> ToolResult:
         args = _parse_arguments(arguments)
@@ -263,6 +281,7 @@ def serve(
         # Served, the upstreams' sampling/elicitation requests go to the connected MCP client.
         async with build_workbench(cfg, relay_client_requests=True) as wb:
             _report_down_sources(wb)
+            await _warn_unmatched_tools(cfg, wb)
             await serve_workbench(wb, settings)
 
     run_async(main)
@@ -289,6 +308,7 @@ def run(
         async with build_sources(cfg) as wb:
             await wb.list_tools()  # finds the sources that are down, to say so before the agent trips on them
             _report_down_sources(wb)
+            await _warn_unmatched_tools(cfg, wb)
             runners = build_agents(cfg, wb)
             if agent not in runners:
                 raise UsageError(f"no agent or team {agent!r} in the config (have: {', '.join(runners) or 'none'})")

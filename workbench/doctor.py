@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.metadata
 import shutil
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -116,7 +118,7 @@ async def _check_server(name: str, config: Config) -> Check:
             async with wb:
                 tools = await wb.list_tools()
         ms = (time.perf_counter() - started) * 1000
-        return Check(f"server {name}", True, f"{len(tools)} tools, ready in {ms:.0f} ms")
+        return Check(f"server {name}", True, f"{len(tools)} tool{'' if len(tools) == 1 else 's'}, ready in {ms:.0f} ms")
     except TimeoutError:
         return Check(f"server {name}", False, "no answer within 20 s", "check the command/URL; run it by hand")
     except Exception as e:  # a report, not a crash (cancellation still propagates)
@@ -151,6 +153,41 @@ async def _check_model(name: str, config: Config) -> Check:
         await client.close()
 
 
+def unmatched_tool_globs(config: Config, tool_names: Iterable[str]) -> list[str]:
+    """One sentence per agent `tools` glob that matches none of `tool_names`, naming the sources
+    the config has: such an agent is offered fewer tools than its author meant (or none) in silence."""
+    from workbench.app import unusable_agents
+
+    names = list(tool_names)
+    off = unusable_agents(config)
+    sources = [name for name, server in config.servers.items() if server.enabled]
+    sources += ["sandbox"] if config.sandbox.enabled else []
+    have = ", ".join(sources) or "none"
+    return [
+        f"agents.{agent}.tools: {glob!r} matches no tool of the configured sources ({have})"
+        for agent, cfg in config.agents.items()
+        if agent not in off
+        for glob in cfg.tools
+        if not any(fnmatch.fnmatchcase(name, glob) for name in names)
+    ]
+
+
+async def _check_agent_tools(config: Config) -> Check:
+    from workbench.app import build_sources
+
+    one_shot = config.model_copy(update={"sandbox": config.sandbox.model_copy(update={"pool_size": 0})})
+    try:
+        with anyio.fail_after(30):
+            async with build_sources(one_shot) as sources:
+                names = [spec.name for spec in await sources.list_tools()]
+    except Exception as e:  # a report, not a crash; the server checks say which source failed
+        return Check("agent tools", False, f"cannot list the tools: {type(first_error(e)).__name__}")
+    unmatched = unmatched_tool_globs(config, names)
+    if unmatched:
+        return Check("agent tools", False, "; ".join(unmatched), "fix the glob, or configure the source it names")
+    return Check("agent tools", True, "every agent's tools glob matches a tool")
+
+
 async def run_doctor(config: Config | None, console: Console) -> bool:
     checks = [_check_python()]
     from sandbox.settings import DEFAULT_IMAGE
@@ -170,6 +207,8 @@ async def run_doctor(config: Config | None, console: Console) -> bool:
                     tg.start_soon(one, f"s:{name}", _check_server(name, config))
             for name in config.models:
                 tg.start_soon(one, f"m:{name}", _check_model(name, config))
+            if any(agent.tools for agent in config.agents.values()):
+                tg.start_soon(one, "t:agents", _check_agent_tools(config))
         checks += [results[k] for k in sorted(results)]
     table = Table("", "check", "detail", "what to do", box=None, pad_edge=False)
     for c in checks:

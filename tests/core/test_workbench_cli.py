@@ -15,8 +15,10 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKBENCH = [sys.executable, "-m", "workbench.cli"]
 
 
-def workbench(*args: str, cwd: Path = ROOT, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*WORKBENCH, *args], cwd=cwd, capture_output=True, text=True, timeout=60, input=stdin)
+def workbench(*args: str, cwd: Path = ROOT, stdin: str | None = None,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*WORKBENCH, *args], cwd=cwd, capture_output=True, text=True, timeout=60, input=stdin,
+                          env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +168,9 @@ def test_doctor_warns_but_does_not_fail_for_a_model_without_key(tmp_path: Path) 
 
 
 @pytest.mark.docker
-def test_doctor_shows_the_sandbox_caps_and_fails_a_budget_too_small(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doctor_shows_the_sandbox_caps_and_fails_a_budget_too_small(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sandbox.container import docker_client
     from sandbox.errors import EngineUnavailableError
 
@@ -190,3 +194,58 @@ def test_doctor_shows_the_sandbox_caps_and_fails_a_budget_too_small(tmp_path: Pa
     assert caps_line.lstrip().startswith("✗") and "sandbox.memory_budget (100 MiB)" in caps_line, proc.stdout
     assert proc.returncode == 1
     assert_no_traceback(proc)
+
+
+def test_tools_counts_one_tool_in_the_singular(tmp_path: Path) -> None:
+    cfg = tmp_path / "w.toml"
+    cfg.write_text(f'[servers.demo]\ncommand = "${{WORKBENCH_PYTHON}}"\n'
+                   f'args = ["{ROOT / "examples/servers/demo_server.py"}"]\ninclude = ["add"]\n')
+    proc = workbench("tools", "--config", str(cfg))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "1 tool", proc.stderr
+
+
+def test_an_agent_tools_glob_matching_nothing_is_a_warning_and_a_doctor_error(tmp_path: Path) -> None:
+    # The example's coder, copied into a config without [sandbox]: its model would get no sandbox tools.
+    cfg = tmp_path / "w.toml"
+    cfg.write_text(f'[servers.demo]\ncommand = "${{WORKBENCH_PYTHON}}"\n'
+                   f'args = ["{ROOT / "examples/servers/demo_server.py"}"]\n\n'
+                   '[agents.exec]\nkind = "code_executor"\ntools = ["sandbox__*", "demo__*"]\n')
+    proc = workbench("tools", "--config", str(cfg))
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "sandbox__*" in line]
+    assert len(warnings) == 1, proc.stderr
+    assert "agents.exec.tools: 'sandbox__*' matches no tool of the configured sources (demo)" in warnings[0]
+    assert "demo__*" not in proc.stderr  # a glob that matches is not reported
+    assert_no_traceback(proc)
+
+    doctor = workbench("doctor", "--config", str(cfg), env={"COLUMNS": "300"})
+    line = next(line for line in doctor.stdout.splitlines() if "agent tools" in line)
+    assert line.lstrip().startswith("✗") and "'sandbox__*' matches no tool" in line, doctor.stdout
+    assert doctor.returncode == 1
+    assert_no_traceback(doctor)
+
+
+def test_serve_on_a_port_in_use_exits_2_with_one_line(tmp_path: Path) -> None:
+    import socket
+
+    cfg = tmp_path / "w.toml"
+    cfg.write_text("[sandbox]\nenabled = false\n")
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        proc = workbench("serve", "--config", str(cfg), "--transport", "http", "--port", str(port))
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert f"cannot serve on 127.0.0.1:{port}: another process listens there" in lines[0]
+
+
+def test_an_agent_without_model_is_reported_once_with_how_to_turn_it_on(tmp_path: Path) -> None:
+    cfg = tmp_path / "w.toml"
+    cfg.write_text('[models.m]\nmodel = "x"\napi_key_env = "WB_CLI_TEST_NO_KEY"\n\n'
+                   '[agents.helper]\nmodel = "m"\n\n[sandbox]\nenabled = false\n')
+    proc = workbench("tools", "--config", str(cfg))
+    assert proc.returncode == 0, proc.stderr
+    off = [line for line in proc.stderr.splitlines() if "helper is off" in line]
+    assert len(off) == 1, proc.stderr
+    assert "export WB_CLI_TEST_NO_KEY=" in off[0] and "base_url under [models.m]" in off[0], off[0]
