@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import anyio
@@ -27,6 +27,7 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from adapters.config import Mode
 from adapters.mcp_connection import (
     Connection,
     ConnectionState,
@@ -54,11 +55,10 @@ from workbench.core import (
 from workbench.tasks import spawn_detached
 
 if TYPE_CHECKING:
-    from workbench.config import ServerConfig
+    from adapters.config import ServerConfig
 
 logger = logging.getLogger("workbench.mcp")
 
-Mode = Literal["auto", "legacy", "2026-07-28"]
 _T = TypeVar("_T")
 _MAX_PAGES = 1000  # a paginator that never ends must not hang a listing
 

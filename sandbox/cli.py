@@ -11,7 +11,7 @@ import typer
 from sandbox.box import DockerSandbox
 from sandbox.container import docker_client, project_containers, remove_project_containers
 from sandbox.errors import SandboxError
-from sandbox.image import ImageBuildError, build_dockerfile, build_offline, image_exists, registry_reachable
+from sandbox.image import build_dockerfile, build_offline, image_exists, registry_reachable
 from sandbox.settings import DEFAULT_IMAGE, OWNER_LABEL, SandboxSettings
 
 app = typer.Typer(no_args_is_help=True, help="The Docker sandbox: image, one-off runs, the project's containers.")
@@ -42,7 +42,7 @@ def build(
         progress = (lambda line: None if line.startswith("  ") else typer.echo(line)) if quiet else typer.echo
         typer.echo(f"building {tag} " + ("from sandbox/Dockerfile" if use_dockerfile else "offline (debootstrap)"))
         (build_dockerfile if use_dockerfile else build_offline)(tag, progress)
-    except (SandboxError, ImageBuildError) as e:
+    except SandboxError as e:  # ImageBuildError included
         _fail(str(e))
 
 

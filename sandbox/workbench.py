@@ -15,6 +15,7 @@ from collections import Counter
 from typing import Annotated, Literal
 
 import anyio
+import mcp.types as mt
 from pydantic import Field
 
 from sandbox.box import DockerSandbox, RunResult
@@ -22,13 +23,10 @@ from sandbox.capacity import Caps
 from sandbox.container import engine_memory, reap_orphans
 from sandbox.errors import SandboxCapacityError, SandboxError
 from sandbox.pool import WarmPool
-from sandbox.settings import SandboxSettings
-from workbench.config import SandboxConfig
+from sandbox.settings import SandboxConfig, SandboxSettings
 from workbench.core import CallContext, Health, ToolResult
 from workbench.static import FunctionTool, StaticWorkbench
 from workbench.tasks import BackgroundTasks
-
-import mcp.types as mt
 
 Timeout = Annotated[float, Field(ge=0, allow_inf_nan=False)] | None
 """A run's own timeout: a finite number of seconds, never NaN, infinite or negative."""

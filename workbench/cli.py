@@ -111,11 +111,8 @@ def _options(
         logging.getLogger("workbench.sources").setLevel(logging.ERROR)
 
 
-def _report_down_sources(workbench: Any) -> None:
-    health = getattr(workbench, "health_by_source", None)
-    if health is None:
-        return
-    for name, h in health().items():
+def _report_down_sources(workbench: Workbench) -> None:
+    for name, h in workbench.health_by_source().items():
         if h.state != "up":
             err.print(f"[yellow]warning:[/] source {name} is {h.state}: {escape(h.detail or '')} "
                       "(`workbench doctor` checks it)", highlight=False)

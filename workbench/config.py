@@ -19,21 +19,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-
-def __getattr__(name: str) -> Any:
-    # sandbox/workbench.py still imports SandboxConfig from here while `sandbox` loads, i.e. in the
-    # middle of the import below; hand it the model from sandbox.settings (loaded by then). Goes
-    # when that import names sandbox.settings.
-    if name == "SandboxConfig":
-        return sys.modules["sandbox.settings"].SandboxConfig
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-from adapters.config import ServerConfig  # noqa: E402 — after the bridge above
-from sandbox.settings import SandboxConfig  # noqa: E402
-from servers.settings import ServeConfig  # noqa: E402
-from workbench.agents.config import AgentConfig, ModelConfig, TeamConfig  # noqa: E402
-from workbench.core import ConfigError  # noqa: E402
+from adapters.config import ServerConfig
+from sandbox.settings import SandboxConfig
+from servers.settings import ServeConfig
+from workbench.agents.config import AgentConfig, ModelConfig, TeamConfig
+from workbench.core import ConfigError
 
 __all__ = [
     "AgentConfig", "Config", "ConfigError", "ModelConfig", "SandboxConfig", "ServeConfig", "ServerConfig",
