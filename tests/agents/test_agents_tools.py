@@ -12,7 +12,7 @@ import mcp.types as mt
 import pytest
 from rich.console import Console
 
-from adapters.openai_tools import from_openai_tool, to_openai_tool
+from workbench.agents.openai_tools import from_openai_tool, to_openai_tool
 from model_server import ModelServer
 from workbench import CallContext, CompositeWorkbench, StaticWorkbench
 from workbench.agents import (
@@ -25,7 +25,7 @@ from workbench.agents import (
     run_in_console,
 )
 from workbench.agents.code_executor import code_blocks
-from workbench.config import ConfigError, parse_config
+from workbench.cli.config import ConfigError, parse_config
 
 pytestmark = pytest.mark.anyio
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.config import ConfigError, load_config, parse_config
+from workbench.cli.config import ConfigError, load_config, parse_config
 
 
 def test_example_config_loads() -> None:

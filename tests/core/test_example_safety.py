@@ -28,8 +28,8 @@ from mcp.types import Tool as ToolSpec
 
 from servers import ServeSettings, create_app
 from workbench.agents.tool import INPUT_SCHEMA as AGENT_INPUT_SCHEMA
-from workbench.app import build_workbench
-from workbench.config import Config, load_config
+from workbench.cli.assembly import build_workbench
+from workbench.cli.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "workbench.toml"

@@ -16,7 +16,7 @@ import pytest
 from mcp_peers import PYTHON, SERVERS, TOOLBOX
 
 from adapters.mcp import McpWorkbench
-from workbench.config import parse_config
+from workbench.cli.config import parse_config
 from workbench.core import CallContext, PromptNotFoundError, ResourceNotFoundError, ToolNotFoundError
 
 pytestmark = pytest.mark.anyio

@@ -99,7 +99,7 @@ async def test_list_changed_over_http(http_toolbox: str, mode: str) -> None:
 
 
 async def test_from_config_http_and_sse(http_toolbox: str, sse_toolbox: str) -> None:
-    from workbench.config import parse_config
+    from workbench.cli.config import parse_config
 
     config = parse_config(
         f"""

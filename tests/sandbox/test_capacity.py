@@ -21,8 +21,8 @@ from sandbox.capacity import UNLIMITED_MEMORY_DEFAULT, Caps
 from sandbox.container import OWNER, docker_client, project_containers
 from sandbox.errors import SandboxError
 from sandbox.workbench import RECLAIMED_NOTE
-from workbench.app import build_sources
-from workbench.config import parse_config
+from workbench.cli.assembly import build_sources
+from workbench.cli.config import parse_config
 from workbench.core import CallContext, ToolResult
 
 pytestmark = [pytest.mark.anyio, pytest.mark.docker]

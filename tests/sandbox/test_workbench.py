@@ -10,7 +10,7 @@ import pytest
 
 from sandbox import SandboxSettings, SandboxWorkbench
 from sandbox.container import OWNER, docker_client, project_containers
-from workbench.config import SandboxConfig
+from workbench.cli.config import SandboxConfig
 from workbench.core import CallContext, ToolNotFoundError
 
 pytestmark = [pytest.mark.anyio, pytest.mark.docker]

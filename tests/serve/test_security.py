@@ -12,7 +12,7 @@ from serve_toolkit import ServeBench
 
 from servers import ServeError, ServeSettings
 from workbench import CompositeWorkbench, Health, StaticWorkbench
-from workbench.config import ServeConfig
+from workbench.cli.config import ServeConfig
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import mcp.types as mt
 
-from adapters.openai_tools import to_openai_tool
+from workbench.agents.openai_tools import to_openai_tool
 from workbench.agents import telemetry
 from workbench.agents.messages import ToolCall, ToolCallResult
 from workbench.composite import Catalog, CompositeWorkbench, Mount

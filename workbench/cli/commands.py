@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from workbench.config import Config, ConfigError, load_config
+from workbench.cli.config import Config, ConfigError, load_config
 from workbench.core import ToolNotFoundError, ToolResult, Workbench, WorkbenchError, first_error
 
 T = TypeVar("T")
@@ -120,7 +120,7 @@ def _report_down_sources(workbench: Workbench) -> None:
 
 async def _warn_unmatched_tools(config: Config, workbench: Workbench) -> None:
     """An agent whose `tools` globs match nothing would be offered no tools, in silence: say so at start."""
-    from workbench.doctor import unmatched_tool_globs
+    from workbench.cli.doctor import unmatched_tool_globs
 
     if not any(agent.tools for agent in config.agents.values()):
         return
@@ -140,7 +140,7 @@ def tools(
     as_json: Annotated[bool, typer.Option("--json", help="Print the MCP tool specs as JSON.")] = False,
 ) -> None:
     """List every tool from every configured source."""
-    from workbench.app import build_workbench
+    from workbench.cli.assembly import build_workbench
 
     cfg = _load(config, one_shot=True)
 
@@ -208,7 +208,7 @@ def call(
     timeout: Annotated[float | None, typer.Option(help="Seconds before the call is cancelled.")] = None,
 ) -> None:
     """Call one tool and print its result (exit 1 when the tool reports an error)."""
-    from workbench.app import build_workbench
+    from workbench.cli.assembly import build_workbench
     from workbench.core import CallContext
 
     if timeout is not None and timeout <= 0:
@@ -238,7 +238,7 @@ def call(
 @app.command()
 def doctor(config: ConfigOption = None) -> None:
     """Check Docker, the sandbox image, the npm peers, every configured server and model."""
-    from workbench.doctor import run_doctor
+    from workbench.cli.doctor import run_doctor
 
     cfg = _load(config) if (config is not None or _config_path(None).exists()) else None
     ok = run_async(lambda: run_doctor(cfg, out))
@@ -255,7 +255,7 @@ def serve(
     """Serve every configured tool, agent and team over MCP (stdio or streamable HTTP)."""
     from servers import ServeSettings, serve_workbench
     from servers.settings import ServeError
-    from workbench.app import build_workbench
+    from workbench.cli.assembly import build_workbench
 
     cfg = _load(config)
     if transport is not None and transport not in ("stdio", "http"):
@@ -291,7 +291,7 @@ def run(
     config: ConfigOption = None,
 ) -> None:
     """Run an agent or team on a task, streaming its messages and tool calls."""
-    from workbench.app import build_sources, unusable_agents
+    from workbench.cli.assembly import build_sources, unusable_agents
 
     cfg = _load(config, one_shot=True)
     # Without a model the agent would fail at its first turn, after the sources started: say what to set now.
@@ -329,5 +329,3 @@ def main() -> None:
     app()
 
 
-if __name__ == "__main__":
-    main()

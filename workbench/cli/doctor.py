@@ -17,13 +17,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from workbench.config import Config
+from workbench.cli.config import Config
 from workbench.core import first_error
 
 if TYPE_CHECKING:
     from docker import DockerClient
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -156,7 +156,7 @@ async def _check_model(name: str, config: Config) -> Check:
 def unmatched_tool_globs(config: Config, tool_names: Iterable[str]) -> list[str]:
     """One sentence per agent `tools` glob that matches none of `tool_names`, naming the sources
     the config has: such an agent is offered fewer tools than its author meant (or none) in silence."""
-    from workbench.app import unusable_agents
+    from workbench.cli.assembly import unusable_agents
 
     names = list(tool_names)
     off = unusable_agents(config)
@@ -173,7 +173,7 @@ def unmatched_tool_globs(config: Config, tool_names: Iterable[str]) -> list[str]
 
 
 async def _check_agent_tools(config: Config) -> Check:
-    from workbench.app import build_sources
+    from workbench.cli.assembly import build_sources
 
     one_shot = config.model_copy(update={"sandbox": config.sandbox.model_copy(update={"pool_size": 0})})
     try:

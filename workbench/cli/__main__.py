@@ -1,0 +1,5 @@
+"""`python -m workbench.cli …` is the `workbench` command."""
+
+from workbench.cli.commands import main
+
+main()
