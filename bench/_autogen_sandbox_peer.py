@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import statistics
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -18,7 +18,6 @@ from typing import Any
 from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeBlock
 from autogen_ext.code_executors.docker import DockerCommandLineCodeExecutor
-
 
 WORK = tempfile.mkdtemp(prefix="autogen-bench-")
 

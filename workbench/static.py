@@ -8,9 +8,9 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, get_type_hints
 
+import mcp.types as mt
 import pydantic
 from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata, func_metadata
-import mcp.types as mt
 
 from workbench.core import CallContext, Tool, ToolNotFoundError, ToolResult, ToolSpec, Workbench, logger
 

@@ -19,7 +19,15 @@ from opentelemetry import trace
 
 from workbench.agents import telemetry
 from workbench.agents.base import Runner, check_name, check_state
-from workbench.agents.messages import Event, ModelResponse, TextChunk, TextMessage, ToolCallEvent, ToolResultEvent, Usage
+from workbench.agents.messages import (
+    Event,
+    ModelResponse,
+    TextChunk,
+    TextMessage,
+    ToolCallEvent,
+    ToolResultEvent,
+    Usage,
+)
 from workbench.agents.models import ChatClient
 from workbench.agents.toolset import Toolset
 from workbench.core import CallContext, Workbench

@@ -12,9 +12,9 @@ from typing import Any
 import anyio
 import mcp.types as mt
 
-from workbench.agents.openai_tools import to_openai_tool
 from workbench.agents import telemetry
 from workbench.agents.messages import ToolCall, ToolCallResult
+from workbench.agents.openai_tools import to_openai_tool
 from workbench.composite import Catalog, CompositeWorkbench, Mount
 from workbench.core import CallContext, ToolNotFoundError, ToolResult, Workbench
 

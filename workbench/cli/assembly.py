@@ -6,8 +6,8 @@ together); each import is lazy so a config that does not use a part never loads 
 
 from __future__ import annotations
 
-from workbench.composite import CompositeWorkbench, Mount
 from workbench.cli.config import Config
+from workbench.composite import CompositeWorkbench, Mount
 from workbench.core import Workbench, logger
 from workbench.static import StaticWorkbench
 
