@@ -46,7 +46,8 @@ class FunctionTool(Tool):
         self._meta: FuncMetadata = func_metadata(fn, skip_names=self._ctx_params, structured_output=structured_output)
         self.input_schema = self._meta.arg_model.model_json_schema(by_alias=True)
         self.output_schema = self._meta.output_schema
-        self._is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+        # A callable object with `async def __call__` is async too.
+        self._is_async = inspect.iscoroutinefunction(fn) or (callable(fn) and inspect.iscoroutinefunction(fn.__call__))
 
     async def run(self, arguments: dict[str, Any], ctx: CallContext) -> ToolResult:
         try:
@@ -98,7 +99,9 @@ class StaticWorkbench(Workbench):
     async def list_tools(self) -> list[ToolSpec]:
         return [t.spec for t in self._tools.values()]
 
-    async def call_tool(self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None) -> ToolResult:
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None
+    ) -> ToolResult:
         t = self._tools.get(name)
         if t is None:
             raise ToolNotFoundError(name, list(self._tools))
