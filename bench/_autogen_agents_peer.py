@@ -92,8 +92,10 @@ def add(a: int, b: int) -> int:
 
 async def agent_turns(base_url: str, turns: int) -> dict[str, float]:
     """Each turn is paired with the same two raw HTTP calls, so machine noise hits both."""
-    client = OpenAIChatCompletionClient(model="tool-then-answer", base_url=base_url, api_key="not-needed", model_info={
-        "vision": False, "function_calling": True, "json_output": False, "family": "unknown", "structured_output": False})
+    model_info = {"vision": False, "function_calling": True, "json_output": False, "family": "unknown",
+                  "structured_output": False}
+    client = OpenAIChatCompletionClient(model="tool-then-answer", base_url=base_url, api_key="not-needed",
+                                        model_info=model_info)
     raw = AsyncOpenAI(base_url=base_url, api_key="not-needed")
     times, overheads, floors = [], [], []
     for i in range(turns + 5):
@@ -119,17 +121,27 @@ TOOLS = [{"type": "function", "function": {"name": "add", "description": "Add tw
 async def raw_turn(client: AsyncOpenAI) -> float:
     """The same two HTTP calls with the bare openai client: the floor both sides share."""
     started = time.perf_counter()
-    messages = [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "add 1 and 1"}]
+    messages = [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "add 1 and 1"},
+    ]
     first = await client.chat.completions.create(model="tool-then-answer", messages=messages, tools=TOOLS)
     call = first.choices[0].message.tool_calls[0]
-    messages += [first.choices[0].message.model_dump(exclude_none=True), {"role": "tool", "tool_call_id": call.id, "content": "2"}]
+    messages += [
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "2"},
+    ]
     await client.chat.completions.create(model="tool-then-answer", messages=messages, tools=TOOLS)
     return time.perf_counter() - started
 
 
 async def main() -> None:
     base_url = sys.argv[1]
-    commands = {"send": lambda n: send_reply(n), "publish": lambda n: publish(n), "turns": lambda n: agent_turns(base_url, n)}
+    commands = {
+        "send": lambda n: send_reply(n),
+        "publish": lambda n: publish(n),
+        "turns": lambda n: agent_turns(base_url, n),
+    }
     while line := await asyncio.to_thread(sys.stdin.readline):
         command, n = line.split()
         result = await commands[command](int(n))

@@ -99,10 +99,16 @@ TOOLS: list[Any] = [{"type": "function", "function": {"name": "add", "descriptio
 async def raw_turn(client: AsyncOpenAI) -> float:
     """The same two HTTP calls with the bare openai client (identical to the peer's floor)."""
     started = time.perf_counter()
-    messages: list[Any] = [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "add 1 and 1"}]
+    messages: list[Any] = [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "add 1 and 1"},
+    ]
     first = await client.chat.completions.create(model="tool-then-answer", messages=messages, tools=TOOLS)
     call = first.choices[0].message.tool_calls[0]
-    messages += [first.choices[0].message.model_dump(exclude_none=True), {"role": "tool", "tool_call_id": call.id, "content": "2"}]
+    messages += [
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "2"},
+    ]
     await client.chat.completions.create(model="tool-then-answer", messages=messages, tools=TOOLS)
     return time.perf_counter() - started
 
@@ -193,9 +199,9 @@ def main() -> None:
     row("assistant turn, 1 tool call (p50)", us["turn_ms"], them["turn_ms"], "ms", False)
     row("  the same 2 HTTP calls, bare openai client", us["raw_ms"], them["raw_ms"], "ms", None)
     row("  overhead over those 2 calls (p50)", us["overhead_ms"], them["overhead_ms"], "ms", False)
-    table.caption = (f"best of {args.rounds} alternating rounds of {args.sends} sends, {args.publishes}x10 deliveries and "
-                     f"{args.turns} turns; overhead = each turn minus the same 2 calls made just before it with the bare "
-                     "openai client")
+    table.caption = (f"best of {args.rounds} alternating rounds of {args.sends} sends, "
+                     f"{args.publishes}x10 deliveries and {args.turns} turns; "
+                     "overhead = each turn minus the same 2 calls made just before it with the bare openai client")
     Console(width=120).print(table)
 
 

@@ -65,7 +65,8 @@ def ensure_autogen() -> str | None:
     print(f"creating {AUTOGEN_VENV} for AutoGen (it needs mcp<2)…", file=sys.stderr)
     try:
         subprocess.run(["python3", "-m", "venv", str(AUTOGEN_VENV)], check=True)
-        subprocess.run([str(AUTOGEN_VENV / "bin" / "pip"), "install", "-q", "autogen-ext[mcp]", "mcp<2"], check=True, timeout=900)
+        pip = str(AUTOGEN_VENV / "bin" / "pip")
+        subprocess.run([pip, "install", "-q", "autogen-ext[mcp]", "mcp<2"], check=True, timeout=900)
     except (subprocess.SubprocessError, OSError) as e:
         return f"not installed: {e}"
     return None
@@ -136,7 +137,8 @@ async def one_server(
             callers[f"{era}|raw mcp.Client.call_tool"] = in_process(lambda c=client: c.call_tool("echo", ARGS))
             callers[f"{era}|McpWorkbench.call_tool"] = in_process(lambda w=wb: w.call_tool("echo", ARGS))
             callers[f"{era}|CompositeWorkbench.call_tool"] = in_process(lambda c=comp: c.call_tool("demo__echo", ARGS))
-        callers["mcp 1.30|AutoGen McpWorkbench.call_tool"] = await stack.enter_async_context(autogen_client(autogen_spec))
+        autogen_caller = await stack.enter_async_context(autogen_client(autogen_spec))
+        callers["mcp 1.30|AutoGen McpWorkbench.call_tool"] = autogen_caller
         for key, samples in (await measure(callers, calls)).items():
             era, client_name = key.split("|")
             rows.append((f"{label} {era}", client_name, samples))

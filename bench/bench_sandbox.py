@@ -146,7 +146,8 @@ async def against_cap(requests: int, cap: int) -> dict[str, Any]:
         async def one(session: str, refusals: list[float], since: float | None = None) -> None:
             nonlocal served
             start = time.perf_counter()
-            r = await wb.call_tool("run_python", {"code": "print(1)"}, CallContext(session_id=session, identity=session))
+            ctx = CallContext(session_id=session, identity=session)
+            r = await wb.call_tool("run_python", {"code": "print(1)"}, ctx)
             if not r.is_error:
                 served += 1
             elif "no sandbox is free" in r.text:

@@ -144,9 +144,11 @@ def main() -> None:
     targets = [("sdk", sdk_url, "add"), ("workbench", wb_url, "add"), ("gateway", gw_url, "up__add"),
                ("gateway-stdio", gws_url, "up__add")]
     try:
-        print(f"streamable HTTP, one trivial tool, {args.calls} calls per cell, best of {args.rounds} interleaved rounds; "
+        print(f"streamable HTTP, one trivial tool, {args.calls} calls per cell, "
+              f"best of {args.rounds} interleaved rounds; "
               "calls/s | p50 ms | p99 ms (! = some calls failed, see stderr)\n")
-        header = f"{'era':<11}{'clients':>8}  " + "  ".join(f"{name:^26}" for name, _, _ in targets) + "   p50 over sdk: gw | gw-stdio"
+        columns = "  ".join(f"{name:^26}" for name, _, _ in targets)
+        header = f"{'era':<11}{'clients':>8}  " + columns + "   p50 over sdk: gw | gw-stdio"
         print(header)
         print("-" * len(header))
         for mode in args.modes.split(","):
@@ -157,7 +159,8 @@ def main() -> None:
                     for name, url, tool in targets:
                         runs[name].append(anyio.run(load, url, tool, clients, args.calls, mode))
                 row = {name: max(results) for name, results in runs.items()}
-                cells = "  ".join(f"{r[0]:>8.0f} |{r[1]:>6.2f} |{r[2]:>7.2f}" + ("!" if r[3] else " ") for r in row.values())
+                cells = "  ".join(f"{r[0]:>8.0f} |{r[1]:>6.2f} |{r[2]:>7.2f}" + ("!" if r[3] else " ")
+                                  for r in row.values())
                 over = [row[g][1] - row["sdk"][1] for g in ("gateway", "gateway-stdio")]
                 print(f"{mode:<11}{clients:>8}  {cells}   {over[0]:>+8.2f} | {over[1]:>+8.2f} ms")
     finally:

@@ -78,7 +78,8 @@ async def drive(url: str) -> None:
 def main() -> None:
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "workbench.cli", "serve", "--config", str(CONFIG), "--transport", "http", "--port", str(port)]
+    cmd = [sys.executable, "-m", "workbench.cli", "serve", "--config", str(CONFIG),
+           "--transport", "http", "--port", str(port)]
     print("$", " ".join(cmd))
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
     try:

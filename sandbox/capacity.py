@@ -48,7 +48,9 @@ class Caps:
 
     def describe(self) -> str:
         """'24 sandboxes (the 12.0 GiB memory budget at 512 MiB each), 8 per identity'."""
-        why = f" (the {_gib(self.budget)} memory budget at {_gib(self.per_box)} each)" if self.budget and self.per_box else ""
+        why = ""
+        if self.budget and self.per_box:
+            why = f" (the {_gib(self.budget)} memory budget at {_gib(self.per_box)} each)"
         per = f", {self.per_identity} per identity" if self.per_identity else ""
         return f"{self.total} sandboxes{why}{per}"
 

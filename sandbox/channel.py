@@ -80,7 +80,8 @@ class SupervisorChannel:
         status = header.split(b"\r\n", 1)[0]
         if b" 101 " not in status + b" " and b" 200 " not in status + b" ":
             await stream.aclose()
-            raise SandboxCrashedError(f"attaching to container {container_id[:12]} failed: {status.decode(errors='replace')}")
+            raise SandboxCrashedError(
+                f"attaching to container {container_id[:12]} failed: {status.decode(errors='replace')}")
         channel = cls(stream, container_id)
         channel._raw += rest
         return channel

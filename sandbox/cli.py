@@ -27,8 +27,12 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 def build(
     tag: Annotated[str, typer.Option(help="Image tag to build.")] = DEFAULT_IMAGE,
     if_missing: Annotated[bool, typer.Option("--if-missing", help="Do nothing when the image already exists.")] = False,
-    dockerfile: Annotated[bool, typer.Option("--dockerfile", help="Build from sandbox/Dockerfile (needs a registry).")] = False,
-    offline: Annotated[bool, typer.Option("--offline", help="Force the debootstrap build, even with a registry.")] = False,
+    dockerfile: Annotated[
+        bool, typer.Option("--dockerfile", help="Build from sandbox/Dockerfile (needs a registry).")
+    ] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Force the debootstrap build, even with a registry.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Show steps only, not every line of output.")] = False,
 ) -> None:
     """Build the sandbox image: offline with debootstrap + `docker import`, or from the

@@ -225,7 +225,8 @@ class SandboxWorkbench(StaticWorkbench):
             where = await (await self._box(ctx)).write_file(path, data)
         except (SandboxError, ValueError) as e:
             return ToolResult.error(f"write_file failed: {e}")
-        return ToolResult.from_text(f"wrote {len(data)} bytes to {where}", structured={"path": where, "size": len(data)})
+        return ToolResult.from_text(f"wrote {len(data)} bytes to {where}",
+                                    structured={"path": where, "size": len(data)})
 
     async def read_file(self, path: str, ctx: CallContext,
                         encoding: Literal["utf-8", "base64"] = "utf-8") -> ToolResult:
@@ -240,7 +241,8 @@ class SandboxWorkbench(StaticWorkbench):
                 return ToolResult.from_text(data.decode("utf-8"))
             except UnicodeDecodeError:
                 pass
-        return ToolResult.from_text(base64.b64encode(data).decode(), structured={"encoding": "base64", "size": len(data)})
+        return ToolResult.from_text(base64.b64encode(data).decode(),
+                                    structured={"encoding": "base64", "size": len(data)})
 
     async def list_files(self, ctx: CallContext, path: str = ".", recursive: bool = False) -> ToolResult:
         """List files in your sandbox (default: /workspace), optionally recursively."""

@@ -205,7 +205,8 @@ class JobManager:
 
         try:
             with job.scope:
-                job.result = await self._run(job.tool, arguments, CallContext(session_id=job.session_id, identity=job.identity, progress=progress))
+                ctx = CallContext(session_id=job.session_id, identity=job.identity, progress=progress)
+                job.result = await self._run(job.tool, arguments, ctx)
                 job.state = "failed" if job.result.is_error else "completed"
             if job.result is None:
                 job.state, job.result = "cancelled", ToolResult.error(f"job {job.id} ({job.tool}) was cancelled")
@@ -214,10 +215,12 @@ class JobManager:
             job.state, job.result = "failed", ToolResult.error(f"{job.tool} failed: {type(e).__name__}: {e}")
         finally:
             if job.result is None:  # the whole server is being cancelled
-                job.state, job.result = "cancelled", ToolResult.error(f"job {job.id} was cancelled: server shutting down")
+                job.state = "cancelled"
+                job.result = ToolResult.error(f"job {job.id} was cancelled: server shutting down")
             job.finished = time.monotonic()
             job.done.set()
-            logger.info("job finished", extra={"session": job.session_id, "tool": job.tool, "job": job.id, "outcome": job.state})
+            logger.info("job finished",
+                        extra={"session": job.session_id, "tool": job.tool, "job": job.id, "outcome": job.state})
 
     async def close_session(self, session_id: str) -> None:
         for job in [j for j in self.jobs.values() if j.session_id == session_id]:

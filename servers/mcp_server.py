@@ -48,9 +48,11 @@ RESOURCE_NOT_FOUND = -32002
 _SESSION_KEY = "workbench.session_id"
 _TRACE_KEYS = ("traceparent", "tracestate")
 R = TypeVar("R", bound=mt.Result)
+Ctx = ServerRequestContext[Any, Any]
+"""The lowlevel handlers' request context; the server keeps no lifespan state and takes any transport request."""
 
 
-def _connection(ctx: ServerRequestContext[Any, Any]) -> Connection:
+def _connection(ctx: Ctx) -> Connection:
     """The request's per-client connection. mcp 2.3.0 offers it publicly only on the high-level
     `Context` (`ctx.connection`), not to lowlevel handlers and middleware: the one private read."""
     connection: Connection = ctx.session._connection
@@ -161,7 +163,7 @@ class WorkbenchServer:
             await connection.notify("notifications/tools/list_changed", None)  # best effort: never raises
 
     # ---- who is calling --------------------------------------------------------------
-    async def _track_legacy_connection(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    async def _track_legacy_connection(self, ctx: Ctx, call_next: CallNext) -> HandlerResult:
         # Middleware sees `initialize`, so a 2025-era client is known (and told about list
         # changes) from its first message; its session ends when its connection closes.
         connection = _connection(ctx)
@@ -184,7 +186,7 @@ class WorkbenchServer:
         if session_id != self.stdio_session_id:  # stdio's session ends with the process's serve loop
             await self.sessions.close(session_id)
 
-    def session_id(self, ctx: ServerRequestContext[Any, Any]) -> tuple[str, bool]:
+    def session_id(self, ctx: Ctx) -> tuple[str, bool]:
         """The caller's session id, and whether it is stateless (ended by idling, not by a connection)."""
         known = _connection(ctx).state.get(_SESSION_KEY)
         if known is not None:
@@ -194,7 +196,7 @@ class WorkbenchServer:
         headers = ctx.request.headers
         return stateless_session_id(headers.get("authorization"), headers.get(SESSION_HEADER)), True
 
-    def identity(self, ctx: ServerRequestContext[Any, Any]) -> str:
+    def identity(self, ctx: Ctx) -> str:
         """Who is calling, apart from which session (one identity may hold several)."""
         if ctx.request is None:
             return STDIO_IDENTITY
@@ -208,7 +210,7 @@ class WorkbenchServer:
         self._input_schemas.update((s.name, s.input_schema) for s in specs)
         return specs
 
-    async def _list_tools(self, ctx: ServerRequestContext[Any, Any], params: mt.PaginatedRequestParams | None) -> mt.ListToolsResult:
+    async def _list_tools(self, ctx: Ctx, params: mt.PaginatedRequestParams | None) -> mt.ListToolsResult:
         return mt.ListToolsResult(tools=await self.listed_tools())
 
     async def _run_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> ToolResult:
@@ -220,7 +222,7 @@ class WorkbenchServer:
             logger.exception("tool %s raised", name)
             return ToolResult.error(f"{name} failed: {type(e).__name__}: {e}")
 
-    async def _call_tool(self, ctx: ServerRequestContext[Any, Any], params: mt.CallToolRequestParams) -> mt.CallToolResult:
+    async def _call_tool(self, ctx: Ctx, params: mt.CallToolRequestParams) -> mt.CallToolResult:
         name, arguments = params.name, params.arguments or {}
         if self.draining:
             return ToolResult.error("the server is shutting down; retry the call on a running server").to_mcp()
@@ -289,7 +291,7 @@ class WorkbenchServer:
             raise not_found
         return result
 
-    def _call_context(self, ctx: ServerRequestContext[Any, Any], session_id: str) -> CallContext:
+    def _call_context(self, ctx: Ctx, session_id: str) -> CallContext:
         session = ctx.session
         meta = ctx.meta or {}
         trace = {k: meta[k] for k in _TRACE_KEYS if isinstance(meta.get(k), str)}
@@ -298,7 +300,8 @@ class WorkbenchServer:
         async def log(params: mt.LoggingMessageNotificationParams) -> None:
             with warnings.catch_warnings():  # logging is deprecated at 2026-07-28 but still relayed where asked for
                 warnings.simplefilter("ignore")
-                await session.send_log_message(params.level, params.data, params.logger, related_request_id=ctx.request_id)
+                await session.send_log_message(params.level, params.data, params.logger,
+                                               related_request_id=ctx.request_id)
 
         # Progress only when the client asked for it (a token): an upstream is then not asked either.
         progress = session.report_progress if meta.get("progress_token") is not None else None
@@ -329,24 +332,24 @@ class WorkbenchServer:
         return call
 
     # ---- resources and prompts ---------------------------------------------------------
-    async def _list_resources(self, ctx: ServerRequestContext[Any, Any], params: mt.PaginatedRequestParams | None) -> mt.ListResourcesResult:
+    async def _list_resources(self, ctx: Ctx, params: mt.PaginatedRequestParams | None) -> mt.ListResourcesResult:
         return mt.ListResourcesResult(resources=await self.served.list_resources())
 
     async def _list_resource_templates(
-        self, ctx: ServerRequestContext[Any, Any], params: mt.PaginatedRequestParams | None
+        self, ctx: Ctx, params: mt.PaginatedRequestParams | None
     ) -> mt.ListResourceTemplatesResult:
         return mt.ListResourceTemplatesResult(resource_templates=await self.served.list_resource_templates())
 
-    async def _read_resource(self, ctx: ServerRequestContext[Any, Any], params: mt.ReadResourceRequestParams) -> mt.ReadResourceResult:
+    async def _read_resource(self, ctx: Ctx, params: mt.ReadResourceRequestParams) -> mt.ReadResourceResult:
         try:
             return await self.served.read_resource(str(params.uri))
         except ResourceNotFoundError as e:
             raise MCPError(RESOURCE_NOT_FOUND, str(e), {"uri": str(params.uri)}) from None
 
-    async def _list_prompts(self, ctx: ServerRequestContext[Any, Any], params: mt.PaginatedRequestParams | None) -> mt.ListPromptsResult:
+    async def _list_prompts(self, ctx: Ctx, params: mt.PaginatedRequestParams | None) -> mt.ListPromptsResult:
         return mt.ListPromptsResult(prompts=await self.served.list_prompts())
 
-    async def _get_prompt(self, ctx: ServerRequestContext[Any, Any], params: mt.GetPromptRequestParams) -> mt.GetPromptResult:
+    async def _get_prompt(self, ctx: Ctx, params: mt.GetPromptRequestParams) -> mt.GetPromptResult:
         try:
             return await self.served.get_prompt(params.name, params.arguments)
         except PromptNotFoundError as e:

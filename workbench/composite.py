@@ -179,7 +179,9 @@ class CompositeWorkbench(Workbench):
     def health(self) -> Health:
         states = self.health_by_source()
         down = [k for k, h in states.items() if h.state != "up"]
-        return Health("up") if not down else Health("down" if len(down) == len(states) else "up", f"down: {', '.join(down)}")
+        if not down:
+            return Health("up")
+        return Health("down" if len(down) == len(states) else "up", f"down: {', '.join(down)}")
 
     async def _list_source(self, key: str) -> list[ToolSpec] | None:
         try:

@@ -196,7 +196,9 @@ class Workbench:
     async def list_tools(self) -> list[ToolSpec]:
         raise NotImplementedError
 
-    async def call_tool(self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None) -> ToolResult:
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None
+    ) -> ToolResult:
         """Run one tool. Raises `ToolNotFoundError` for an unknown name; any failure of the
         tool itself comes back as `ToolResult(is_error=True)`."""
         raise NotImplementedError
@@ -237,7 +239,8 @@ class Workbench:
     def on_tools_changed(self, callback: ToolsChangedCallback) -> Callable[[], None]:
         """Call `callback` whenever this workbench's tool list changes; returns an unsubscribe function."""
         self._tools_changed_listeners.append(callback)
-        return lambda: self._tools_changed_listeners.remove(callback) if callback in self._tools_changed_listeners else None
+        listeners = self._tools_changed_listeners
+        return lambda: listeners.remove(callback) if callback in listeners else None
 
     async def notify_tools_changed(self) -> None:
         for callback in list(self._tools_changed_listeners):

@@ -44,10 +44,10 @@ Team = GroupChat
 
 __all__ = [
     "Actor", "Agent", "AgentId", "AgentRuntime", "AgentTool", "AssistantAgent", "CachedChatClient", "ChatClient",
-    "CodeExecutorAgent", "ExternalStop", "FunctionActor", "GroupChat", "MaxMessages", "MessageContext", "ModelAuthError", "ModelError",
-    "ModelNotFoundError", "ModelRateLimitError", "ModelResponse", "ModelUnavailableError", "OpenAIChatClient",
-    "ReplayChatClient", "RoundRobinGroupChat", "Runner", "RunnerActor", "SelectorGroupChat", "StateError", "TaskResult",
-    "Team", "Termination", "TextChunk", "TextMention", "TextMessage", "Timeout", "TokenBudget", "ToolCall",
-    "ToolCallEvent", "ToolCallResult", "ToolResultEvent", "TopicId", "Usage", "build_agents", "build_model",
-    "configure_tracing", "run_in_console",
+    "CodeExecutorAgent", "ExternalStop", "FunctionActor", "GroupChat", "MaxMessages", "MessageContext",
+    "ModelAuthError", "ModelError", "ModelNotFoundError", "ModelRateLimitError", "ModelResponse",
+    "ModelUnavailableError", "OpenAIChatClient", "ReplayChatClient", "RoundRobinGroupChat", "Runner", "RunnerActor",
+    "SelectorGroupChat", "StateError", "TaskResult", "Team", "Termination", "TextChunk", "TextMention", "TextMessage",
+    "Timeout", "TokenBudget", "ToolCall", "ToolCallEvent", "ToolCallResult", "ToolResultEvent", "TopicId", "Usage",
+    "build_agents", "build_model", "configure_tracing", "run_in_console",
 ]

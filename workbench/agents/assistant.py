@@ -77,7 +77,8 @@ class AssistantAgent(Runner):
 
     async def _ask(self, context: list[dict[str, Any]], tools: list[dict[str, Any]] | None, ctx: CallContext,
                    span: trace.Span) -> AsyncIterator[str | ModelResponse]:
-        messages = ([{"role": "system", "content": self.system_message}] if self.system_message else []) + self._window(context)
+        system = [{"role": "system", "content": self.system_message}] if self.system_message else []
+        messages = system + self._window(context)
         if self.model_client_stream:
             stream = self.model.create_stream(messages, tools or None)
             async with aclosing(stream):
@@ -106,7 +107,9 @@ class AssistantAgent(Runner):
     async def respond(self, messages: list[TextMessage], ctx: CallContext) -> AsyncIterator[Event]:
         context = self._context + [self._incoming(m) for m in messages]
         span = telemetry.start_span(f"invoke_agent {self.name}", {
-            telemetry.OPERATION: "invoke_agent", telemetry.AGENT_NAME: self.name, telemetry.REQUEST_MODEL: self.model.model,
+            telemetry.OPERATION: "invoke_agent",
+            telemetry.AGENT_NAME: self.name,
+            telemetry.REQUEST_MODEL: self.model.model,
         })
         usage = Usage()
         try:

@@ -69,7 +69,9 @@ class Runner:
         raise NotImplementedError
         yield  # pragma: no cover
 
-    async def run_stream(self, task: Task = None, *, ctx: CallContext | None = None) -> AsyncIterator[Event | TaskResult]:
+    async def run_stream(
+        self, task: Task = None, *, ctx: CallContext | None = None
+    ) -> AsyncIterator[Event | TaskResult]:
         """Stream the task message(s), every event, then the `TaskResult`."""
         produced: list[Any] = []
         new = task_messages(task)

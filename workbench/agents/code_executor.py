@@ -30,11 +30,13 @@ class CodeExecutorAgent(Runner):
     def __init__(self, name: str, workbench: Workbench, *, description: str = "", python_tool: str = "run_python",
                  bash_tool: str = "run_bash", tools: list[str] | None = None) -> None:
         self.name = check_name(name)
-        self.description = description or "Runs the ```python and ```bash code blocks it is sent and reports the output."
+        self.description = description or (
+            "Runs the ```python and ```bash code blocks it is sent and reports the output.")
         self.workbench = workbench
         self.tool_names = {"python": python_tool, "bash": bash_tool}
         self.toolset = Toolset(workbench, tools)
-        self._init: dict[str, Any] = dict(description=description, python_tool=python_tool, bash_tool=bash_tool, tools=tools)
+        self._init: dict[str, Any] = dict(description=description, python_tool=python_tool, bash_tool=bash_tool,
+                                          tools=tools)
         self._calls = 0
 
     def clone(self) -> CodeExecutorAgent:
@@ -64,7 +66,8 @@ class CodeExecutorAgent(Runner):
             if blocks:
                 break
         if not blocks:
-            yield TextMessage(source=self.name, content="No ```python or ```bash code blocks found: send code in fenced blocks.")
+            yield TextMessage(source=self.name,
+                              content="No ```python or ```bash code blocks found: send code in fenced blocks.")
             return
         names, params = await self._resolve()
         outputs: list[str] = []

@@ -49,11 +49,13 @@ async def run_in_console(runner: Runner, task: str | None, console: Console | No
                 console.print()
                 mid_line = False
             for call in event.calls:
-                console.print(f"[cyan]→ {escape(call.name)}[/]([dim]{escape(_clip(call.arguments, 300))}[/])", highlight=False)
+                console.print(f"[cyan]→ {escape(call.name)}[/]([dim]{escape(_clip(call.arguments, 300))}[/])",
+                              highlight=False)
         elif isinstance(event, ToolResultEvent):
             for r in event.results:
                 style = "red" if r.is_error else "green"
-                console.print(f"[{style}]← {escape(r.name)}{' error' if r.is_error else ''}:[/] {escape(_clip(r.content))}",
+                error = " error" if r.is_error else ""
+                console.print(f"[{style}]← {escape(r.name)}{error}:[/] {escape(_clip(r.content))}",
                               highlight=False)
     assert result is not None
     elapsed = time.monotonic() - started

@@ -25,7 +25,8 @@ class Usage(BaseModel):
     def __add__(self, other: Usage | None) -> Usage:
         if other is None:
             return self
-        return Usage(input_tokens=self.input_tokens + other.input_tokens, output_tokens=self.output_tokens + other.output_tokens)
+        return Usage(input_tokens=self.input_tokens + other.input_tokens,
+                     output_tokens=self.output_tokens + other.output_tokens)
 
 
 class ToolCall(BaseModel):
@@ -114,7 +115,8 @@ class ModelResponse(BaseModel):
         message: dict[str, Any] = {"role": "assistant", "content": self.content}
         if self.tool_calls:
             message["tool_calls"] = [
-                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in self.tool_calls
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in self.tool_calls
             ]
         return message
 

@@ -33,7 +33,10 @@ def to_openai_tool(spec: ToolSpec, *, name: str | None = None) -> dict[str, Any]
     description = spec.description or (spec.annotations.title if spec.annotations and spec.annotations.title else "")
     if len(description) > MAX_DESCRIPTION:
         description = description[: MAX_DESCRIPTION - 1] + "…"
-    function: dict[str, Any] = {"name": name or safe_tool_name(spec.name), "parameters": _object_schema(spec.input_schema)}
+    function: dict[str, Any] = {
+        "name": name or safe_tool_name(spec.name),
+        "parameters": _object_schema(spec.input_schema),
+    }
     if description:
         function["description"] = description
     return {"type": "function", "function": function}

@@ -22,7 +22,8 @@ def _as_response(item: ModelResponse | str | dict[str, Any], index: int) -> Mode
         args = call.get("arguments", {})
         calls.append(ToolCall(id=call.get("id", f"replay_{index}_{n}"), name=call["name"],
                               arguments=args if isinstance(args, str) else json.dumps(args)))
-    return ModelResponse.model_validate({"finish_reason": "tool_calls" if calls else "stop", **item, "tool_calls": calls})
+    finish_reason = "tool_calls" if calls else "stop"
+    return ModelResponse.model_validate({"finish_reason": finish_reason, **item, "tool_calls": calls})
 
 
 class ReplayChatClient(ChatClient):

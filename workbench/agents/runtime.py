@@ -172,7 +172,8 @@ class AgentRuntime:
         if slot is None:
             factory = self._factories.get(agent_id.type)
             if factory is None:
-                raise UnknownAgentError(f"no agent type {agent_id.type!r} registered (known: {sorted(self._factories)})")
+                raise UnknownAgentError(
+                    f"no agent type {agent_id.type!r} registered (known: {sorted(self._factories)})")
             actor = await maybe_await(factory(agent_id))
             slot = self._slots.setdefault(agent_id, _Slot(actor))  # a concurrent first message may have won
         return slot

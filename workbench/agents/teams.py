@@ -59,7 +59,9 @@ class GroupChat(Runner):
         raise NotImplementedError
 
     # -- the run --------------------------------------------------------------------------
-    async def run_stream(self, task: Task = None, *, ctx: CallContext | None = None) -> AsyncIterator[Event | TaskResult]:
+    async def run_stream(
+        self, task: Task = None, *, ctx: CallContext | None = None
+    ) -> AsyncIterator[Event | TaskResult]:
         async with aclosing(self._loop(task_messages(task), ctx or CallContext(), emit_task=True)) as events:
             async for event in events:
                 yield event
@@ -218,9 +220,10 @@ class SelectorGroupChat(GroupChat):
         self.max_selector_attempts = max_selector_attempts
 
     def clone(self) -> SelectorGroupChat:
-        return SelectorGroupChat([p.clone() for p in self.participants], self.model, termination=_fresh(self.termination),
-                                 max_turns=self.max_turns, name=self.name, description=self.description,
-                                 selector_prompt=self.selector_prompt, allow_repeated_speaker=self.allow_repeated_speaker,
+        return SelectorGroupChat([p.clone() for p in self.participants], self.model,
+                                 termination=_fresh(self.termination), max_turns=self.max_turns, name=self.name,
+                                 description=self.description, selector_prompt=self.selector_prompt,
+                                 allow_repeated_speaker=self.allow_repeated_speaker,
                                  selector_func=self.selector_func, max_selector_attempts=self.max_selector_attempts)
 
     def _by_name(self, name: str | None) -> Runner | None:
@@ -232,7 +235,8 @@ class SelectorGroupChat(GroupChat):
             if choice is not None:
                 speaker = self._by_name(choice)
                 if speaker is None:
-                    raise ValueError(f"selector_func chose {choice!r}, not one of {[p.name for p in self.participants]}")
+                    names = [p.name for p in self.participants]
+                    raise ValueError(f"selector_func chose {choice!r}, not one of {names}")
                 return speaker, None
         candidates = [p for p in self.participants if self.allow_repeated_speaker or p.name != self._last_speaker]
         candidates = candidates or self.participants

@@ -30,7 +30,10 @@ OUTPUT_SCHEMA: dict[str, Any] = {
         "answer": {"type": "string"},
         "messages": {"type": "array", "items": {"type": "object"}},
         "stop_reason": {"type": ["string", "null"]},
-        "usage": {"type": "object", "properties": {"input_tokens": {"type": "integer"}, "output_tokens": {"type": "integer"}}},
+        "usage": {
+            "type": "object",
+            "properties": {"input_tokens": {"type": "integer"}, "output_tokens": {"type": "integer"}},
+        },
     },
     "required": ["answer", "messages", "stop_reason", "usage"],
 }
@@ -87,8 +90,8 @@ class AgentTool(Tool):
         result: TaskResult | None = None
         step = 0
         # The caller's W3C trace context (e.g. from an MCP request) parents the whole run.
-        with telemetry.span(f"invoke_agent {self.name}", {telemetry.OPERATION: "invoke_agent",
-                                                          telemetry.AGENT_NAME: runner.name}, carrier=ctx.trace_context):
+        attributes = {telemetry.OPERATION: "invoke_agent", telemetry.AGENT_NAME: runner.name}
+        with telemetry.span(f"invoke_agent {self.name}", attributes, carrier=ctx.trace_context):
             try:
                 async for event in runner.run_stream(task, ctx=ctx):
                     if isinstance(event, TaskResult):

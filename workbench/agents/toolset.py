@@ -32,7 +32,8 @@ def render(result: ToolResult, limit: int | None = None) -> str:
             parts.append(f"[resource {block.uri}{' ' + block.name if block.name else ''}]")
         elif isinstance(block, mt.EmbeddedResource):
             resource = block.resource
-            parts.append(resource.text if isinstance(resource, mt.TextResourceContents) else f"[resource {resource.uri}]")
+            is_text = isinstance(resource, mt.TextResourceContents)
+            parts.append(resource.text if is_text else f"[resource {resource.uri}]")
     if not parts and result.structured is not None:
         parts.append(json.dumps(result.structured, ensure_ascii=False))
     text = "\n".join(parts)
@@ -96,7 +97,8 @@ class Toolset:
                     "call it again with one JSON object that matches its schema"), True
         if not isinstance(arguments, dict):
             return f"the arguments for {call.name} must be a JSON object, not {type(arguments).__name__}", True
-        tool_ctx = replace(ctx.with_timeout(self.tool_timeout), trace_context=telemetry.current_carrier() or ctx.trace_context)
+        tool_ctx = replace(ctx.with_timeout(self.tool_timeout),
+                           trace_context=telemetry.current_carrier() or ctx.trace_context)
         try:
             with anyio.fail_after(tool_ctx.remaining()):
                 result = await self.workbench.call_tool(call.name, arguments, tool_ctx)

@@ -93,5 +93,6 @@ def build_workbench(config: Config, *, relay_client_requests: bool = False) -> C
     runners = build_agents(config, sources)
     agents: Workbench = StaticWorkbench([AgentTool(runner) for runner in runners.values()], name="agents")
     # "agents" unless a server took that name (a key of their own, as when they were mounted apart).
-    key = next(k for k in ("agents", *(f"agents-{i}" for i in range(1, len(sources.mounts) + 2))) if k not in sources.mounts)
+    candidates = ("agents", *(f"agents-{i}" for i in range(1, len(sources.mounts) + 2)))
+    key = next(k for k in candidates if k not in sources.mounts)
     return CompositeWorkbench({**sources.mounts, key: Mount(agents, prefix="")})
