@@ -136,7 +136,7 @@ def process_table():
         if not name.isdigit() or name == "1":
             continue
         try:
-            with open("/proc/%s/stat" % name) as f:
+            with open(f"/proc/{name}/stat") as f:
                 state = f.read().rpartition(")")[2].split()[0]
         except OSError:
             continue
@@ -223,7 +223,7 @@ class Supervisor:
         if self.worker is None or self.worker["proc"].poll() is not None:
             return False
         try:
-            with open("/proc/%d/status" % self.worker["proc"].pid) as f:
+            with open(f"/proc/{self.worker['proc'].pid}/status") as f:
                 status = dict(line.split(":", 1) for line in f if ":" in line)
         except OSError:
             return False
@@ -374,9 +374,10 @@ class Supervisor:
                 self.drain((w["out"], w["err"]), out, err)
                 exit_code = answer["exit_code"]
                 if answer["threads"]:
-                    notes.append("%d thread(s) this code started are still running in the Python interpreter (%s): "
-                                 "they keep running between runs and may print into later results; `reset` stops "
-                                 "them" % (len(answer["threads"]), ", ".join(answer["threads"][:5])))
+                    threads = ", ".join(answer["threads"][:5])
+                    notes.append(f"{len(answer['threads'])} thread(s) this code started are still running in the "
+                                 f"Python interpreter ({threads}): they keep running between runs and may print "
+                                 "into later results; `reset` stops them")
             else:
                 self.drain((w["out"], w["err"]), out, err)
                 proc = w["proc"]
@@ -413,7 +414,7 @@ class Supervisor:
         if cgroup_counter(PIDS_FILES, "max") > forks_refused:
             notes.append("the process limit (pids) was hit: some processes could not be started")
         if state == "timeout":
-            notes.append("timed out after %g s (the run's wall-clock limit); its processes were killed" % timeout)
+            notes.append(f"timed out after {timeout:g} s (the run's wall-clock limit); its processes were killed")
         if state == "cancelled":
             notes.append("cancelled; its processes were killed")
         return {
@@ -436,7 +437,7 @@ class Supervisor:
         fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
-            raise ValueError("%s is not a regular file (a device, FIFO, socket or directory)" % path)
+            raise ValueError(f"{path} is not a regular file (a device, FIFO, socket or directory)")
         os.set_blocking(fd, True)
         return fd
 
@@ -454,7 +455,7 @@ class Supervisor:
         with os.fdopen(self.open_regular(path, os.O_RDONLY), "rb") as f:
             data = f.read(limit + 1)  # the size can change under us: never read past the limit
         if len(data) > limit:
-            raise ValueError("%s is more than the %d-byte transfer limit" % (path, limit))
+            raise ValueError(f"{path} is more than the {limit}-byte transfer limit")
         return {"path": path, "data": base64.b64encode(data).decode()}
 
     def list_files(self, req):
@@ -489,7 +490,7 @@ class Supervisor:
                 except subprocess.TimeoutExpired:
                     rm.kill()
                     rm.wait()
-                    raise RuntimeError("emptying the workspace took more than 60 s")
+                    raise RuntimeError("emptying the workspace took more than 60 s") from None
         self.start_worker()
         return {"ok": True}
 
@@ -510,13 +511,13 @@ class Supervisor:
                    "reset": self.reset, "ping": self.ping}.get(op)
         try:
             if handler is None:
-                raise ValueError("unknown op %r" % op)
+                raise ValueError(f"unknown op {op!r}")
             if req.get("id") in self.cancelled:
                 raise RuntimeError("cancelled before it started")
             self.current = req.get("id")
             return dict(handler(req), id=req.get("id"))
         except Exception as e:  # the message may quote a path: bounded, and valid Unicode
-            return {"id": req.get("id"), "error": printable("%s: %s" % (type(e).__name__, e))[:MAX_ERROR_CHARS]}
+            return {"id": req.get("id"), "error": printable(f"{type(e).__name__}: {e}")[:MAX_ERROR_CHARS]}
         finally:
             self.current = None
             self.cancelled.discard(req.get("id"))

@@ -59,7 +59,7 @@ while True:
     except ChildProcessError:
         pass
     cell += 1
-    name = "<cell %d>" % cell
+    name = f"<cell {cell}>"
     linecache.cache[name] = (len(code), None, code.splitlines(True), name)  # so tracebacks show the code
     exit_code = 0
     try:
