@@ -10,9 +10,9 @@ a turn completes, so a cancelled turn leaves the agent (and its saved state) as 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
-from typing import Any
+from typing import Any, TypedDict
 
 import anyio
 from opentelemetry import trace
@@ -31,6 +31,21 @@ from workbench.agents.messages import (
 from workbench.agents.models import ChatClient
 from workbench.agents.toolset import Toolset
 from workbench.core import CallContext, Workbench
+
+
+class _Options(TypedDict):
+    """The keyword arguments an `AssistantAgent` was built with, so `clone` builds its twin alike."""
+
+    workbench: Workbench | Sequence[Workbench] | None
+    description: str
+    system_message: str | None
+    tools: Sequence[str] | None
+    max_tool_iterations: int
+    reflect_on_tool_use: bool
+    tool_timeout: float | None
+    model_client_stream: bool
+    max_context_messages: int | None
+    max_tool_result_chars: int
 
 
 class AssistantAgent(Runner):
@@ -58,10 +73,11 @@ class AssistantAgent(Runner):
         self.model_client_stream = model_client_stream
         self.max_context_messages = max_context_messages
         self.toolset = Toolset(workbench, tools, tool_timeout=tool_timeout, max_result_chars=max_tool_result_chars)
-        self._init = dict(workbench=workbench, description=description, system_message=system_message, tools=tools,
-                          max_tool_iterations=max_tool_iterations, reflect_on_tool_use=reflect_on_tool_use,
-                          tool_timeout=tool_timeout, model_client_stream=model_client_stream,
-                          max_context_messages=max_context_messages, max_tool_result_chars=max_tool_result_chars)
+        self._init = _Options(workbench=workbench, description=description, system_message=system_message, tools=tools,
+                              max_tool_iterations=max_tool_iterations, reflect_on_tool_use=reflect_on_tool_use,
+                              tool_timeout=tool_timeout, model_client_stream=model_client_stream,
+                              max_context_messages=max_context_messages,
+                              max_tool_result_chars=max_tool_result_chars)
         self._context: list[dict[str, Any]] = []
 
     def clone(self) -> AssistantAgent:
@@ -76,7 +92,7 @@ class AssistantAgent(Runner):
         return entry
 
     async def _ask(self, context: list[dict[str, Any]], tools: list[dict[str, Any]] | None, ctx: CallContext,
-                   span: trace.Span) -> AsyncIterator[str | ModelResponse]:
+                   span: trace.Span) -> AsyncGenerator[str | ModelResponse, None]:
         system = [{"role": "system", "content": self.system_message}] if self.system_message else []
         messages = system + self._window(context)
         if self.model_client_stream:
@@ -104,7 +120,7 @@ class AssistantAgent(Runner):
             start += 1
         return context[start:]
 
-    async def respond(self, messages: list[TextMessage], ctx: CallContext) -> AsyncIterator[Event]:
+    async def respond(self, messages: list[TextMessage], ctx: CallContext) -> AsyncGenerator[Event, None]:
         context = self._context + [self._incoming(m) for m in messages]
         span = telemetry.start_span(f"invoke_agent {self.name}", {
             telemetry.OPERATION: "invoke_agent",

@@ -8,7 +8,7 @@ early `break` out of `run_stream` leaves nothing behind.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -63,7 +63,7 @@ class Runner:
     name: str
     description: str
 
-    async def respond(self, messages: list[TextMessage], ctx: CallContext) -> AsyncIterator[Event]:
+    async def respond(self, messages: list[TextMessage], ctx: CallContext) -> AsyncGenerator[Event, None]:
         """Take the messages this runner has not seen yet, stream its events; the last event
         is its answer (a `TextMessage` from `self.name`)."""
         raise NotImplementedError
@@ -71,7 +71,7 @@ class Runner:
 
     async def run_stream(
         self, task: Task = None, *, ctx: CallContext | None = None
-    ) -> AsyncIterator[Event | TaskResult]:
+    ) -> AsyncGenerator[Event | TaskResult, None]:
         """Stream the task message(s), every event, then the `TaskResult`."""
         produced: list[Any] = []
         new = task_messages(task)

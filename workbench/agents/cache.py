@@ -11,7 +11,7 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,7 @@ class CachedChatClient(ChatClient):
         return response
 
     async def create_stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
-                            tool_choice: str | None = None) -> AsyncIterator[str | ModelResponse]:
+                            tool_choice: str | None = None) -> AsyncGenerator[str | ModelResponse, None]:
         key = self.key(messages, tools, tool_choice)
         cached = self._get(key)
         if cached is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from workbench.agents.base import Runner, check_name, check_state
@@ -59,7 +59,7 @@ class CodeExecutorAgent(Runner):
             params[match] = "code" if "code" in props else (required[0] if required else "code")
         return names, params
 
-    async def respond(self, messages: list[TextMessage], ctx: CallContext) -> AsyncIterator[Event]:
+    async def respond(self, messages: list[TextMessage], ctx: CallContext) -> AsyncGenerator[Event, None]:
         blocks: list[tuple[str, str]] = []
         for message in reversed(messages):  # the latest message that has code
             blocks = code_blocks(message.content)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import anyio
@@ -51,7 +51,7 @@ class ChatClient:
         raise NotImplementedError
 
     async def create_stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
-                            tool_choice: str | None = None) -> AsyncIterator[str | ModelResponse]:
+                            tool_choice: str | None = None) -> AsyncGenerator[str | ModelResponse, None]:
         """Text deltas as they arrive, then the complete `ModelResponse`. By default: no deltas."""
         yield await self.create(messages, tools, tool_choice=tool_choice)
 
@@ -190,7 +190,7 @@ class OpenAIChatClient(ChatClient):
             return response
 
     async def create_stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
-                            tool_choice: str | None = None) -> AsyncIterator[str | ModelResponse]:
+                            tool_choice: str | None = None) -> AsyncGenerator[str | ModelResponse, None]:
         self._check_key()
         body = self.request(messages, tools, tool_choice) | {"stream": True, "stream_options": {"include_usage": True}}
         s = telemetry.start_span(f"chat {self.model}", self._span_attributes(True), kind=telemetry.SpanKind.CLIENT)

@@ -15,7 +15,7 @@ import json
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from pathlib import Path
 from types import SimpleNamespace
@@ -61,12 +61,12 @@ class GroupChat(Runner):
     # -- the run --------------------------------------------------------------------------
     async def run_stream(
         self, task: Task = None, *, ctx: CallContext | None = None
-    ) -> AsyncIterator[Event | TaskResult]:
+    ) -> AsyncGenerator[Event | TaskResult, None]:
         async with aclosing(self._loop(task_messages(task), ctx or CallContext(), emit_task=True)) as events:
             async for event in events:
                 yield event
 
-    async def respond(self, messages: list[TextMessage], ctx: CallContext) -> AsyncIterator[Event]:
+    async def respond(self, messages: list[TextMessage], ctx: CallContext) -> AsyncGenerator[Event, None]:
         """As a participant of an outer team: run, then answer with the final text."""
         async with aclosing(self._loop(messages, ctx, emit_task=False)) as events:
             async for event in events:
@@ -75,7 +75,9 @@ class GroupChat(Runner):
                 else:
                     yield event
 
-    async def _loop(self, new: list[TextMessage], ctx: CallContext, *, emit_task: bool) -> AsyncIterator[Any]:
+    async def _loop(
+        self, new: list[TextMessage], ctx: CallContext, *, emit_task: bool
+    ) -> AsyncGenerator[Event | TaskResult, None]:
         if not new and not self._thread:
             raise ValueError(f"team {self.name!r} has no conversation to continue: give it a task")
         term = self.termination

@@ -16,7 +16,8 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import SpanKind as SpanKind  # re-exported: models pass telemetry.SpanKind.CLIENT
 
 _tracer = trace.get_tracer("workbench.agents")
 

@@ -32,8 +32,10 @@ def render(result: ToolResult, limit: int | None = None) -> str:
             parts.append(f"[resource {block.uri}{' ' + block.name if block.name else ''}]")
         elif isinstance(block, mt.EmbeddedResource):
             resource = block.resource
-            is_text = isinstance(resource, mt.TextResourceContents)
-            parts.append(resource.text if is_text else f"[resource {resource.uri}]")
+            if isinstance(resource, mt.TextResourceContents):
+                parts.append(resource.text)
+            else:
+                parts.append(f"[resource {resource.uri}]")
     if not parts and result.structured is not None:
         parts.append(json.dumps(result.structured, ensure_ascii=False))
     text = "\n".join(parts)
