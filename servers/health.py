@@ -3,6 +3,8 @@ health, 503 when it cannot or while the server drains for shutdown)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -10,12 +12,14 @@ from servers.auth import bearer_ok
 from servers.mcp_server import WorkbenchServer
 from workbench.core import Health
 
+Endpoint = Callable[[Request], Awaitable[JSONResponse]]
+
 
 def source_health(server: WorkbenchServer) -> dict[str, Health]:
     return server.workbench.health_by_source()
 
 
-def health_routes(server: WorkbenchServer) -> tuple:
+def health_routes(server: WorkbenchServer) -> tuple[Endpoint, Endpoint]:
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 

@@ -47,7 +47,8 @@ class FunctionTool(Tool):
         self.input_schema = self._meta.arg_model.model_json_schema(by_alias=True)
         self.output_schema = self._meta.output_schema
         # A callable object with `async def __call__` is async too.
-        self._is_async = inspect.iscoroutinefunction(fn) or (callable(fn) and inspect.iscoroutinefunction(fn.__call__))
+        call_method = fn.__call__  # type: ignore[operator]  # mypy's Callable lacks __call__; every callable has it
+        self._is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call_method)
 
     async def run(self, arguments: dict[str, Any], ctx: CallContext) -> ToolResult:
         try:

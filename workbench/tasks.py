@@ -8,18 +8,19 @@ in another. `BackgroundTasks` keeps its task group inside an owner task of its o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVarTuple
 
 import anyio
 from anyio.abc import TaskGroup
 
 _DETACHED: set[asyncio.Task[Any]] = set()
+Args = TypeVarTuple("Args")
 
 
-def spawn_detached(fn: Callable[[], Awaitable[Any]]) -> asyncio.Task[Any]:
+def spawn_detached(fn: Callable[[], Coroutine[Any, Any, Any]]) -> asyncio.Task[Any]:
     """Run `fn` in a task outside every caller's task group (kept referenced until it ends)."""
-    task = asyncio.get_running_loop().create_task(fn())  # type: ignore[arg-type]
+    task = asyncio.get_running_loop().create_task(fn())
     _DETACHED.add(task)
     task.add_done_callback(_DETACHED.discard)
     return task
@@ -50,7 +51,7 @@ class BackgroundTasks:
         spawn_detached(owner)
         await ready.wait()
 
-    def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+    def start_soon(self, fn: Callable[[*Args], Coroutine[Any, Any, Any]], *args: *Args) -> None:
         if self._tg is None:
             raise RuntimeError("BackgroundTasks is not open")
         self._tg.start_soon(fn, *args)
