@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import anyio
 import mcp.types as mt
+from mcp.client.session import ClientRequestContext
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel import NotificationOptions, Server
@@ -293,8 +294,9 @@ class WorkbenchServer:
 
     def _call_context(self, ctx: Ctx, session_id: str) -> CallContext:
         session = ctx.session
-        meta = ctx.meta or {}
-        trace = {k: meta[k] for k in _TRACE_KEYS if isinstance(meta.get(k), str)}
+        # `_meta` is an open map: the trace keys are extra items, which mypy's TypedDict cannot index.
+        meta: Mapping[str, object] = ctx.meta or {}
+        trace = {k: v for k in _TRACE_KEYS if isinstance(v := meta.get(k), str)}
         related = ServerMessageMetadata(related_request_id=ctx.request_id)
 
         async def log(params: mt.LoggingMessageNotificationParams) -> None:
@@ -315,13 +317,19 @@ class WorkbenchServer:
                 except MCPError as e:
                     return e.error
 
-            async def sampling(_: Any, params: mt.CreateMessageRequestParams) -> mt.CreateMessageResult | mt.ErrorData:
+            # Shaped like the SDK's client callbacks (SamplingFnT, ...) so upstream connections can take them;
+            # the upstream's request context is not needed to relay.
+            async def sampling(
+                context: ClientRequestContext, params: mt.CreateMessageRequestParams
+            ) -> mt.CreateMessageResult | mt.ErrorData:
                 return await relay(mt.CreateMessageRequest(params=params), mt.CreateMessageResult)
 
-            async def elicitation(_: Any, params: mt.ElicitRequestParams) -> mt.ElicitResult | mt.ErrorData:
+            async def elicitation(
+                context: ClientRequestContext, params: mt.ElicitRequestParams
+            ) -> mt.ElicitResult | mt.ErrorData:
                 return await relay(mt.ElicitRequest(params=params), mt.ElicitResult)
 
-            async def list_roots(_: Any) -> mt.ListRootsResult | mt.ErrorData:
+            async def list_roots(context: ClientRequestContext) -> mt.ListRootsResult | mt.ErrorData:
                 return await relay(mt.ListRootsRequest(), mt.ListRootsResult)
 
             capabilities = session.client_capabilities
