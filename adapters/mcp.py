@@ -28,18 +28,9 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from adapters.config import Mode
-from adapters.mcp_connection import (
-    Connection,
-    ConnectionState,
-    HttpTarget,
-    ServerUnavailable,
-    StdioTarget,
-    Target,
-    describe,
-    is_disconnect,
-    session_expired,
-)
+from adapters.mcp_connection import Connection, ConnectionState, ServerUnavailable
 from adapters.mcp_routing import CallRouter
+from adapters.mcp_targets import HttpTarget, StdioTarget, Target, describe, is_disconnect, session_expired
 from workbench.core import (
     CallContext,
     Health,

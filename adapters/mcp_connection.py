@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import httpx2
@@ -28,13 +27,16 @@ from mcp import Client, StdioServerParameters
 from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.exceptions import MCPError
-from mcp_types import CONNECTION_CLOSED
 
-from workbench.core import WorkbenchError, first_error
+from adapters.mcp_targets import StdioTarget, Target, describe, is_disconnect, session_expired
+from workbench.core import WorkbenchError
 from workbench.tasks import spawn_detached
 
 logger = logging.getLogger("workbench.mcp")
+
+# StdioTarget, is_disconnect and session_expired live in adapters/mcp_targets.py; they are named here
+# too because tests/adapters/test_mcp_connection_states.py imports them from this module.
+__all__ = ["Connection", "ConnectionState", "ServerUnavailable", "StdioTarget", "is_disconnect", "session_expired"]
 
 _STDERR_TAIL_BYTES = 4096
 _STDERR_TAIL_LINES = 8
@@ -44,80 +46,6 @@ _STOP_GRACE = 10.0  # stdio_client itself bounds a child's shutdown to ~6 s (std
 
 class ServerUnavailable(WorkbenchError):
     """The server is not connected (down, backing off, or stopped); the message says what to do."""
-
-
-@dataclass(frozen=True, repr=False)
-class StdioTarget:
-    command: str
-    args: tuple[str, ...] = ()
-    env: dict[str, str] | None = None
-    cwd: str | None = None
-
-    def __repr__(self) -> str:  # env values and args may hold secrets: show their shape only
-        env = f", env keys={sorted(self.env)}" if self.env else ""
-        return f"stdio:{self.command} (+{len(self.args)} args){env}"
-
-
-@dataclass(frozen=True, repr=False)
-class HttpTarget:
-    url: str
-    headers: dict[str, str] = field(default_factory=dict)
-    bearer_token: str | None = None
-    sse: bool = False
-
-    def __repr__(self) -> str:
-        parts = urlsplit(self.url)
-        netloc = parts.hostname or "" if parts.port is None else f"{parts.hostname}:{parts.port}"
-        url = urlunsplit(parts._replace(netloc=netloc))
-        auth = ", bearer token set" if self.bearer_token else ""
-        headers = f", header keys={sorted(self.headers)}" if self.headers else ""
-        return f"{'sse' if self.sse else 'http'}:{url}{headers}{auth}"
-
-
-Target = StdioTarget | HttpTarget
-
-
-_SESSION_GONE = ("Session terminated", "Session not found")
-
-
-def session_expired(exc: BaseException) -> bool:
-    """A legacy HTTP session the server forgot (restart, idle expiry): it answered 404.
-
-    Matched by message because nothing else survives: the SDK's transport drops the HTTP
-    status and raises an `MCPError` with either its own stand-in ("Session terminated",
-    INVALID_REQUEST) or the server's body, whose code differs by server (-32600 from the
-    Python SDK, -32001 from the TypeScript SDK) while the message is "Session not found"."""
-    return isinstance(exc, MCPError) and any(s in exc.message for s in _SESSION_GONE)
-
-
-def _client_exited(exc: BaseException) -> bool:
-    """The call raced the owner task closing the client. The SDK signals that with a plain
-    `RuntimeError` and no attribute to tell it from other runtime errors, so only its text."""
-    return isinstance(exc, RuntimeError) and "within an async context manager" in str(exc)
-
-
-def is_disconnect(exc: BaseException) -> bool:
-    """Does this error mean the connection is gone (as opposed to one request failing)?"""
-    if isinstance(exc, BaseExceptionGroup):
-        return any(is_disconnect(e) for e in exc.exceptions)
-    if isinstance(exc, MCPError):
-        return exc.code == CONNECTION_CLOSED or session_expired(exc)
-    if _client_exited(exc):
-        return True
-    if isinstance(exc, TimeoutError):  # a subclass of OSError, but a slow server is not a gone one
-        return False
-    return isinstance(
-        exc, (httpx2.TransportError, anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError)
-    )
-
-
-def describe(exc: BaseException) -> str:
-    """One line for people: the innermost meaningful error, no traceback."""
-    exc = first_error(exc)
-    if isinstance(exc, MCPError):
-        return exc.message
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class _WatchedReadStream:
