@@ -13,7 +13,7 @@ import anyio
 import anyio.to_thread
 import mcp.types as mt
 import pytest
-from conftest import http_client, serving
+from serving import http_client, serving
 from serve_toolkit import ServeBench
 
 from adapters.mcp import McpWorkbench
@@ -72,7 +72,7 @@ async def test_upstream_tool_list_change_reaches_gateway_clients() -> None:
 
 async def test_an_upstream_that_goes_down_fails_only_its_own_calls_until_it_is_back() -> None:
     import httpx2
-    from conftest import free_port
+    from serving import free_port
 
     port = free_port()
     gateway = CompositeWorkbench({

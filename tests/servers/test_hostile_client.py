@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 import httpx2
 import pytest
-from conftest import Served, http_client, serving
+from serving import Served, http_client, serving
 from serve_toolkit import ServeBench
 
 from servers import ServeError, ServeSettings

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import anyio
 import pytest
-from conftest import http_client, sandbox_workbench_or_skip, serving
+from serving import http_client, sandbox_workbench_or_skip, serving
 
 pytestmark = [pytest.mark.anyio, pytest.mark.docker]
 

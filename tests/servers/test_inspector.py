@@ -14,7 +14,7 @@ import sys
 import anyio
 import anyio.to_thread
 import pytest
-from conftest import HERE, SCRIPT, script_env, serving
+from serving import HERE, SCRIPT, script_env, serving
 from serve_toolkit import ServeBench
 
 from servers import ServeSettings

@@ -6,7 +6,7 @@ from __future__ import annotations
 import anyio
 import mcp.types as mt
 import pytest
-from conftest import http_client, serving
+from serving import http_client, serving
 from serve_toolkit import ServeBench
 
 from servers import SESSION_HEADER, ServeSettings

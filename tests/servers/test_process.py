@@ -15,7 +15,7 @@ import anyio
 import httpx2
 import mcp.types as mt
 import pytest
-from conftest import SCRIPT, free_port, http_client, script_env
+from serving import SCRIPT, free_port, http_client, script_env
 from mcp import Client, StdioServerParameters
 
 pytestmark = pytest.mark.anyio

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import anyio
 import pytest
-from conftest import http_client, sandbox_workbench_or_skip, serving
+from serving import http_client, sandbox_workbench_or_skip, serving
 
 
 pytestmark = pytest.mark.anyio

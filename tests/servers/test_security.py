@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx2
 import mcp.types as mt
 import pytest
-from conftest import http_client, serving
+from serving import http_client, serving
 from mcp.shared.exceptions import MCPError
 from serve_toolkit import ServeBench
 

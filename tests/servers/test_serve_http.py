@@ -7,7 +7,7 @@ from __future__ import annotations
 import anyio
 import mcp.types as mt
 import pytest
-from conftest import http_client, serving
+from serving import http_client, serving
 from mcp.shared.exceptions import MCPError
 from serve_toolkit import PNG, ServeBench
 
@@ -206,7 +206,7 @@ async def test_concurrent_calls_per_client_are_bounded(mode: str) -> None:
 async def test_the_app_mounts_inside_a_users_own_starlette_app() -> None:
     from contextlib import asynccontextmanager
 
-    from conftest import free_port
+    from serving import free_port
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse
     from starlette.routing import Mount, Route
