@@ -8,9 +8,9 @@ from pathlib import Path
 
 import anyio
 import pytest
+from model_server import ModelServer
 
 from adapters.mcp import McpWorkbench
-from model_server import ModelServer
 from workbench import CallContext, StaticWorkbench
 from workbench.agents.assistant import AssistantAgent
 from workbench.agents.messages import TextChunk, ToolCallEvent, ToolResultEvent

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from model_server import ModelServer
+
 from workbench.agents.cache import CachedChatClient
 from workbench.agents.messages import ModelResponse
 from workbench.agents.models import (

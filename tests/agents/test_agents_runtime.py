@@ -7,9 +7,18 @@ import asyncio
 import anyio
 import pytest
 
-from workbench.agents.replay import ReplayChatClient
 from workbench.agents.assistant import AssistantAgent
-from workbench.agents.runtime import Actor, AgentId, AgentRuntime, FunctionActor, MessageContext, RunnerActor, TopicId, UnknownAgentError
+from workbench.agents.replay import ReplayChatClient
+from workbench.agents.runtime import (
+    Actor,
+    AgentId,
+    AgentRuntime,
+    FunctionActor,
+    MessageContext,
+    RunnerActor,
+    TopicId,
+    UnknownAgentError,
+)
 
 pytestmark = pytest.mark.anyio
 

@@ -8,8 +8,8 @@ import time
 
 import anyio
 import pytest
-
 from model_server import ModelServer
+
 from workbench.agents.assistant import AssistantAgent
 from workbench.agents.messages import TextMessage, Usage
 from workbench.agents.replay import ReplayChatClient

@@ -10,10 +10,9 @@ import json
 import anyio
 import mcp.types as mt
 import pytest
+from model_server import ModelServer
 from rich.console import Console
 
-from workbench.agents.openai_tools import from_openai_tool, to_openai_tool
-from model_server import ModelServer
 from workbench import CallContext, CompositeWorkbench, StaticWorkbench
 from workbench.agents import (
     AgentTool,
@@ -25,6 +24,7 @@ from workbench.agents import (
     run_in_console,
 )
 from workbench.agents.code_executor import code_blocks
+from workbench.agents.openai_tools import from_openai_tool, to_openai_tool
 from workbench.cli.config import ConfigError, parse_config
 
 pytestmark = pytest.mark.anyio

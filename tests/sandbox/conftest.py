@@ -14,7 +14,6 @@ from sandbox.errors import EngineUnavailableError
 from sandbox.image import build_offline, image_exists
 
 
-
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     """Session-scoped so module-scoped sandboxes can be shared by a module's tests."""

@@ -55,7 +55,7 @@ async def test_inside_read_only_root_and_size_capped_tmpfs(box: DockerSandbox) -
     r = await box.run("bash", "touch /usr/x 2>&1; touch /x 2>&1; touch /workspace/ok /tmp/ok && echo writable")
     assert r.stdout.count("Read-only file system") == 2 and "writable" in r.stdout
     sizes = (await box.run("bash", "df -B1 --output=target,size /workspace /tmp | tail -n +2")).stdout.split()
-    assert dict(zip(sizes[::2], map(int, sizes[1::2]))) == {"/workspace": 256 << 20, "/tmp": 64 << 20}
+    assert dict(zip(sizes[::2], map(int, sizes[1::2]), strict=True)) == {"/workspace": 256 << 20, "/tmp": 64 << 20}
 
 
 async def test_inside_ulimits_and_cgroup_limits(box: DockerSandbox) -> None:

@@ -13,8 +13,8 @@ import json
 import os
 
 import anyio
-
 from serve_toolkit import ServeBench
+
 from servers import ServeSettings, serve_workbench
 
 

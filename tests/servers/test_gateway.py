@@ -13,8 +13,8 @@ import anyio
 import anyio.to_thread
 import mcp.types as mt
 import pytest
-from serving import http_client, serving
 from serve_toolkit import ServeBench
+from serving import http_client, serving
 
 from adapters.mcp import McpWorkbench
 from servers import ServeSettings

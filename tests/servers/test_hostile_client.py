@@ -16,8 +16,8 @@ from pathlib import Path
 import anyio
 import httpx2
 import pytest
-from serving import Served, http_client, serving
 from serve_toolkit import ServeBench
+from serving import Served, http_client, serving
 
 from servers import ServeError, ServeSettings
 from servers.logs import JsonLines

@@ -14,8 +14,8 @@ import sys
 import anyio
 import anyio.to_thread
 import pytest
-from serving import HERE, SCRIPT, script_env, serving
 from serve_toolkit import ServeBench
+from serving import HERE, SCRIPT, script_env, serving
 
 from servers import ServeSettings
 

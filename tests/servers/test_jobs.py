@@ -6,8 +6,8 @@ from __future__ import annotations
 import anyio
 import mcp.types as mt
 import pytest
-from serving import http_client, serving
 from serve_toolkit import ServeBench
+from serving import http_client, serving
 
 from servers import SESSION_HEADER, ServeSettings
 from workbench import Tool, ToolResult

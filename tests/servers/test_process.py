@@ -15,8 +15,8 @@ import anyio
 import httpx2
 import mcp.types as mt
 import pytest
-from serving import SCRIPT, free_port, http_client, script_env
 from mcp import Client, StdioServerParameters
+from serving import SCRIPT, free_port, http_client, script_env
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,6 @@ import anyio
 import pytest
 from serving import http_client, sandbox_workbench_or_skip, serving
 
-
 pytestmark = pytest.mark.anyio
 
 

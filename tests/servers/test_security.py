@@ -6,13 +6,14 @@ from __future__ import annotations
 import httpx2
 import mcp.types as mt
 import pytest
-from serving import http_client, serving
 from mcp.shared.exceptions import MCPError
 from serve_toolkit import ServeBench
+from serving import http_client, serving
 
 from servers import ServeError, ServeSettings
 from workbench import CompositeWorkbench, Health, StaticWorkbench
 from workbench.cli.config import ServeConfig
+from workbench.core import first_error
 
 pytestmark = pytest.mark.anyio
 
@@ -43,9 +44,10 @@ async def test_bearer_token_refused_without_and_accepted_with(mode: str) -> None
         assert anonymous["sources"] == {"testbench": {"state": "up"}} and "sessions" not in anonymous
         assert insider["sources"] == {"testbench": {"state": "up", "detail": ""}} and insider["sessions"] == 0
 
-        with pytest.raises(Exception):  # the SDK client reports the 401 as a generic error
+        with pytest.raises(BaseExceptionGroup) as refused:  # the SDK turns the 401 into an error response
             async with http_client(served.url, mode=mode) as client:
                 await client.list_tools()
+        assert isinstance(first_error(refused.value), MCPError), refused.value
 
         async with http_client(served.url, mode=mode, headers={"Authorization": "Bearer s3cret"}) as client:
             assert (await client.call_tool("echo", {"text": "in"})).content[0].text == "in"

@@ -7,9 +7,9 @@ from __future__ import annotations
 import anyio
 import mcp.types as mt
 import pytest
-from serving import http_client, serving
 from mcp.shared.exceptions import MCPError
 from serve_toolkit import PNG, ServeBench
+from serving import http_client, serving
 
 from servers import ServeSettings
 
