@@ -7,7 +7,7 @@ import importlib.metadata
 import shutil
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -198,8 +198,8 @@ async def run_doctor(config: Config | None, console: Console) -> bool:
     if config is not None:
         results: dict[str, Check] = {}
 
-        async def one(key: str, check: object) -> None:
-            results[key] = await check  # type: ignore[misc]
+        async def one(key: str, check: Awaitable[Check]) -> None:
+            results[key] = await check
 
         async with anyio.create_task_group() as tg:
             for name, server in config.servers.items():
