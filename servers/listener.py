@@ -33,7 +33,7 @@ class HeadTimeoutH11(H11Protocol):
 
     _head_timer: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn narrows BaseTransport
         super().connection_made(transport)
         self._arm_head_timer()
 

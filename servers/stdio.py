@@ -65,5 +65,5 @@ async def serve_stdio(server: WorkbenchServer) -> None:
     """Serve until stdin closes (or the caller cancels); the client's session ends with it."""
     server.stdio_session_id = f"stdio-{uuid.uuid4().hex[:12]}"
     server.sessions.touch(server.stdio_session_id, stateless=False)
-    async with server.running(), _claimed_stdin() as lines, stdio_server(stdin=lines) as (read, write):  # type: ignore[arg-type]
+    async with server.running(), _claimed_stdin() as lines, stdio_server(stdin=lines) as (read, write):  # type: ignore[arg-type]  # the SDK wants an AsyncFile; it only iterates lines, as _Lines does
         await server.server.run(read, write, server.server.create_initialization_options())
