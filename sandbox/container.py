@@ -211,8 +211,9 @@ class SandboxContainer:
             channel = await SupervisorChannel.attach(container_id, api_version)
             hello = await channel.request("ping", 30, max_reply_bytes("ping", 0, 0))
             if not hello["sealed"]:
-                raise SandboxError("the sandbox supervisor could not make itself non-dumpable (prctl), so code in "
-                                   "the container could reach its control channel; refusing the container "
+                raise SandboxError("the sandbox supervisor could not reach its sealed state (root with only KILL, "
+                                   "SETUID and SETGID, an empty bounding set, no_new_privs, non-dumpable), so code "
+                                   "in the container could reach its control channel; refusing the container "
                                    f"(runtime {settings.runtime or 'default'})")
         except BaseException:
             with anyio.CancelScope(shield=True):

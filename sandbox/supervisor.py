@@ -38,7 +38,7 @@ WORKER = os.environ.pop("WORKBENCH_WORKER")
 """The persistent Python worker's source (sandbox/worker.py), handed over by the host."""
 
 
-PR_GET_DUMPABLE, PR_SET_DUMPABLE, PR_CAPBSET_DROP = 3, 4, 24
+PR_GET_DUMPABLE, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS = 3, 4, 24, 38, 39
 CAP_KILL, CAP_SETGID, CAP_SETUID = 5, 6, 7
 KEPT_CAPS = (1 << CAP_KILL) | (1 << CAP_SETGID) | (1 << CAP_SETUID)
 USER_UID, USER_GID = (int(n) for n in os.environ.pop("WORKBENCH_USER", "1000:1000").split(":"))
@@ -59,36 +59,50 @@ def seal():
     non-dumpable alone does not stop that under gVisor. So the supervisor runs as root and user
     code as USER_UID: /proc/1 and ptrace then need CAP_SYS_PTRACE, signals need CAP_KILL, and user
     code has no capability at all. Here the supervisor keeps only what it needs (switch its
-    children's uid, kill their processes) and empties the bounding set, so no child can ever
-    regain a capability; non-dumpable on top, for runc."""
+    children's uid, kill their processes), empties the bounding set and sets no_new_privs (both
+    inherited: no child can ever gain a capability or root, even from a setuid binary, whatever
+    the container's own switches say), and becomes non-dumpable, for runc. The result is read
+    back from the kernel, not assumed from the calls."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         os.setgroups([])  # root's group 0 would follow the file operations done as the user
-        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
         for cap in range(64):  # past the kernel's last capability the call fails: harmless
             libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
+        libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
         header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
         data = (ctypes.c_uint32 * 6)(KEPT_CAPS, KEPT_CAPS, 0, 0, 0, 0)  # effective, permitted, inheritable x 2
         libc.capset(header, data)
-        return os.getuid() == 0 != USER_UID and libc.prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0
-    except (OSError, AttributeError):
+        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        with open("/proc/self/status") as f:
+            status = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+        status.setdefault("CapAmb", "0")  # gVisor has no ambient capabilities, and no line for them
+        caps = {key: int(status.get(key, "-1"), 16) for key in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")}
+        no_new_privs = libc.prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1
+        return (os.getuid() == 0 != USER_UID and os.getgroups() == [] and no_new_privs
+                and caps == {"CapInh": 0, "CapPrm": KEPT_CAPS, "CapEff": KEPT_CAPS, "CapBnd": 0, "CapAmb": 0}
+                and libc.prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0)
+    except (OSError, AttributeError, ValueError):
         return False
 
 
 SEALED = seal()
+LIBC = ctypes.CDLL(None)
 
 
 class AsUser:
     """File operations as the user (files stay theirs; their modes are obeyed): the effective
-    uid only, so the supervisor returns to root — and its capabilities — afterwards."""
+    uid only, so the supervisor returns to root — and its capabilities — afterwards. Each euid
+    change resets the dumpable flag to the host's fs.suid_dumpable: it is set back each time."""
 
     def __enter__(self):
         os.setegid(USER_GID)
         os.seteuid(USER_UID)
+        LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
 
     def __exit__(self, *exc):
         os.seteuid(0)
         os.setegid(0)
+        LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
 def user_process(args, **kwargs):
@@ -481,9 +495,8 @@ class Supervisor:
         self.stop_worker()
         self.sweep()
         if req.get("clear_files"):
-            names = [os.path.join(WORKSPACE, name) for name in os.listdir(WORKSPACE)]
-            if names:
-                rm = user_process(["rm", "-rf", "--"] + names, stdin=subprocess.DEVNULL,
+            if os.listdir(WORKSPACE):  # find, not `rm` with every name: any number of entries fits
+                rm = user_process(["find", WORKSPACE, "-mindepth", "1", "-delete"], stdin=subprocess.DEVNULL,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 try:
                     rm.wait(timeout=60)

@@ -97,6 +97,9 @@ class SandboxWorkbench(StaticWorkbench):
                 await self._background.aclose()
                 self._background = None
             sessions, self._sessions = list(self._sessions.values()), {}
+            self._owners.clear()  # a restarted workbench starts with every identity at zero
+            self._admitting.clear()
+            self._reclaimed.clear()
             async with anyio.create_task_group() as tg:
                 for box in sessions:
                     tg.start_soon(box.close)

@@ -29,8 +29,9 @@ pytestmark = [pytest.mark.anyio, pytest.mark.docker]
 
 GIB = 1 << 30
 MIB = 1 << 20
-REFUSAL_SECONDS = 0.05
-"""A refusal is bookkeeping only (no engine call), so anything near this bound means it waited."""
+REFUSAL_SECONDS = 1.0
+"""A refusal is bookkeeping only (no engine call): past a second it waited for something. The
+milliseconds it takes are measured in bench/bench_sandbox.py, not asserted here."""
 
 
 # --- Caps.resolve: the arithmetic ---------------------------------------------------------------

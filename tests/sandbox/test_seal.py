@@ -87,9 +87,32 @@ async def test_a_file_written_by_the_host_belongs_to_the_user(box: DockerSandbox
     assert r.stdout == "1000 1000\nxy\n", r
 
 
-async def test_the_host_refuses_a_container_whose_supervisor_cannot_seal() -> None:
+async def test_the_host_refuses_root_as_the_user_code_runs_as() -> None:
     from sandbox.errors import SandboxError
 
     with pytest.raises(SandboxError, match="non-root"):
         async with DockerSandbox(SandboxSettings(user="0:0")):
             pass
+
+
+@pytest.mark.parametrize("path", ["/proc/1/fd/1", "/proc/1/fd/0", "/proc/self/fd/1", "to-channel"])
+async def test_the_supervisors_own_file_operations_cannot_reach_the_channel(box: DockerSandbox, path: str) -> None:
+    """read_file/write_file run in the supervisor (as the user's euid): pointing them at the
+    channel — directly or through a symlink in the workspace — is refused, not written."""
+    from sandbox.errors import SandboxError
+
+    await box.run("bash", "rm -f to-channel; ln -s /proc/1/fd/1 to-channel")
+    with pytest.raises(SandboxError):
+        await box.write_file(path, '{"id": 99}')
+    with pytest.raises(SandboxError):
+        await box.read_file(path)
+    await assert_answers(box)
+
+
+async def test_the_seal_holds_after_file_operations(box: DockerSandbox) -> None:
+    """Each euid switch for a file operation resets the kernel's dumpable flag: it is set back."""
+    await box.write_file("after.txt", "x")
+    await box.read_file("after.txt")
+    r = await box.run("python", ATTACKS)
+    assert "OPENED" not in r.stdout and "PTRACED" not in r.stdout and "SIGNALLED" not in r.stdout, r.stdout
+    await assert_answers(box)
