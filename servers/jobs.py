@@ -32,6 +32,11 @@ RunTool = Callable[[str, dict[str, Any], CallContext], Awaitable[ToolResult]]
 Args = TypeVar("Args", bound=BaseModel)
 
 
+IDENTITY_SESSIONS_FACTOR = 4
+MAX_KEPT_PER_IDENTITY = 256
+"""Finished jobs kept per identity until their results expire; the oldest go first past it."""
+
+
 @dataclass
 class Job:
     id: str
@@ -146,6 +151,8 @@ class JobManager:
     def __init__(self, run: RunTool, *, max_running_per_session: int = 16, keep_seconds: float = 3600.0) -> None:
         self._run = run
         self.max_running_per_session = max_running_per_session
+        self.max_running_per_identity = IDENTITY_SESSIONS_FACTOR * max_running_per_session
+        """An identity may run jobs from a few sessions at once, not from as many as it can mint."""
         self.keep_seconds = keep_seconds
         self.jobs: dict[str, Job] = {}
         self.task_group: anyio.abc.TaskGroup | None = None
@@ -187,12 +194,15 @@ class JobManager:
             return ToolResult.error("jobs__start: the server is not running background jobs (it is shutting down)")
         self._prune()
         session_id = ctx.session_id
-        running = sum(1 for j in self.jobs.values() if j.session_id == session_id and j.state == "running")
-        if running >= self.max_running_per_session:
-            return ToolResult.error(
-                f"jobs__start: this session already runs {running} jobs (limit {self.max_running_per_session}); "
-                "wait for one to finish or cancel one"
-            )
+        running = [j for j in self.jobs.values() if j.identity == ctx.identity and j.state == "running"]
+        in_session = sum(1 for j in running if j.session_id == session_id)
+        # Per identity too: a stateless client mints sessions at will (one per Workbench-Session value).
+        for where, count, limit in (("session", in_session, self.max_running_per_session),
+                                    ("identity", len(running), self.max_running_per_identity)):
+            if count >= limit:
+                return ToolResult.error(f"jobs__start: this {where} already runs {count} jobs (limit {limit}); "
+                                        "wait for one to finish or cancel one")
+        self._forget_oldest_finished(ctx.identity)
         job = Job(uuid.uuid4().hex[:16], session_id, ctx.identity, tool)
         self.jobs[job.id] = job
         self.task_group.start_soon(self._execute, job, start.arguments)
@@ -227,6 +237,12 @@ class JobManager:
             job.scope.cancel()
             await job.done.wait()
             self.jobs.pop(job.id, None)
+
+    def _forget_oldest_finished(self, identity: str) -> None:
+        """Keep at most MAX_KEPT_PER_IDENTITY finished jobs (and their results) per identity."""
+        finished = [j for j in self.jobs.values() if j.identity == identity and j.state != "running"]
+        for job in finished[: max(0, len(finished) - MAX_KEPT_PER_IDENTITY + 1)]:  # dicts keep start order
+            del self.jobs[job.id]
 
     def _prune(self) -> None:
         cutoff = time.monotonic() - self.keep_seconds

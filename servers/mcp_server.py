@@ -30,7 +30,13 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from servers.jobs import JobsWorkbench
 from servers.session_cap import LegacySessionCap
-from servers.sessions import STDIO_IDENTITY, SessionRegistry, caller_identity, stateless_session_id
+from servers.sessions import (
+    STDIO_IDENTITY,
+    SessionLimitError,
+    SessionRegistry,
+    caller_identity,
+    stateless_session_id,
+)
 from servers.settings import SESSION_HEADER, ServeSettings
 from workbench.core import (
     CallContext,
@@ -85,7 +91,7 @@ class WorkbenchServer:
                                   max_running_per_session=settings.max_concurrent_calls_per_client)
         self.served: Workbench = self.jobs
         """The workbench as clients see it: the `expose` allowlist applied, background jobs added."""
-        self.sessions = SessionRegistry(self.served, settings.session_idle_timeout)
+        self.sessions = SessionRegistry(self.served, settings.session_idle_timeout, settings.max_sessions)
         self.legacy_cap = LegacySessionCap(
             settings.max_sessions_per_identity, authenticated=bool(settings.auth_token),
             idle_timeout=settings.session_idle_timeout,
@@ -228,7 +234,10 @@ class WorkbenchServer:
         if self.draining:
             return ToolResult.error("the server is shutting down; retry the call on a running server").to_mcp()
         session_id, stateless = self.session_id(ctx)
-        session = self.sessions.touch(session_id, stateless=stateless)
+        try:
+            session = self.sessions.touch(session_id, stateless=stateless)
+        except SessionLimitError as e:
+            return ToolResult.error(str(e)).to_mcp()
         if session.active_calls >= self.settings.max_concurrent_calls_per_client:
             return ToolResult.error(
                 f"too many concurrent calls from this client (limit {self.settings.max_concurrent_calls_per_client}); "

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import anyio
 from starlette.types import Scope
 
-from workbench.core import Workbench, logger
+from workbench.core import Workbench, WorkbenchError, logger
 
 
 @dataclass
@@ -67,17 +66,27 @@ def stateless_session_id(authorization: str | None, header: str | None) -> str:
     return f"client-{digest}"
 
 
+class SessionLimitError(WorkbenchError):
+    """A new session would pass a cap; the message names it and says what to do."""
+
+
 class SessionRegistry:
-    def __init__(self, workbench: Workbench, idle_timeout: float) -> None:
+    def __init__(self, workbench: Workbench, idle_timeout: float, max_stateless: int | None = None) -> None:
         self.workbench = workbench
         self.idle_timeout = idle_timeout
+        self.max_stateless = max_stateless
+        """Live stateless sessions at most: their ids come from request headers, so a client could mint
+        them without end (2025-era sessions are capped by the SDK's `max_sessions`)."""
         self.sessions: dict[str, ClientSession] = {}
-        self.on_close: list[Callable[[str], Awaitable[None]]] = []
-        """Also told when a session ends (background jobs it started are cancelled)."""
 
     def touch(self, session_id: str, *, stateless: bool) -> ClientSession:
         session = self.sessions.get(session_id)
         if session is None:
+            if stateless and self.max_stateless is not None and sum(
+                    1 for s in self.sessions.values() if s.stateless) >= self.max_stateless:
+                raise SessionLimitError(
+                    f"the server holds its limit of {self.max_stateless} client sessions (serve.max_sessions); reuse "
+                    f"your Workbench-Session value, or retry after idle ones expire ({self.idle_timeout:g} s)")
             session = self.sessions[session_id] = ClientSession(session_id, stateless)
             logger.info("session opened", extra={"session": session_id})
         session.last_seen = time.monotonic()
@@ -88,8 +97,6 @@ class SessionRegistry:
             return
         logger.info("session closed", extra={"session": session_id})
         with anyio.CancelScope(shield=True):  # a disconnect must not leave a container behind
-            for callback in self.on_close:
-                await callback(session_id)
             try:
                 await self.workbench.close_session(session_id)
             except Exception:

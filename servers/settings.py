@@ -45,7 +45,8 @@ class ServeConfig(BaseModel):
     port: int = 8765
     path: str = "/mcp"
     expose: list[str] = Field(default_factory=lambda: ["*"])
-    """Globs over tool names: nothing is served that these do not name."""
+    """Globs over tool and prompt names: clients list and call nothing these do not name (agents
+    use the sources as their `[servers.X]` shapes them; resources are not filtered)."""
     auth_token_env: str | None = "WORKBENCH_TOKEN"
     auth_token_file: str | None = None
     allowed_hosts: list[str] = Field(default_factory=list)
@@ -73,7 +74,9 @@ class ServeConfig(BaseModel):
     status / result / cancel); tools marked `execution.taskSupport` optional/required qualify too."""
     max_sandboxes_per_identity: int | None = Field(default=8, ge=1)
     """Sandboxes one identity (bearer token) may hold at once, so one client cannot take every
-    place under `[sandbox] max_sandboxes`; past it, that identity's new session is refused at once."""
+    place under `[sandbox] max_sandboxes`; past it, that identity's new session is refused at once.
+    With one shared static token every client is the same identity, so this bounds them together
+    until each person has a token of their own (OAuth)."""
 
 
 class ServeSettings(ServeConfig):

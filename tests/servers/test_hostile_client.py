@@ -260,3 +260,20 @@ async def test_failed_authentication_is_logged_without_the_presented_token(caplo
     assert all(r.path == "/mcp" and r.client.startswith("127.0.0.1:") for r in failures)  # type: ignore[attr-defined]
     lines = "\n".join(JsonLines().format(r) for r in caplog.records)  # as the operator's log shipper sees them
     assert guess not in lines and TOKEN not in lines and '"reason": "invalid"' in lines
+
+
+async def test_stateless_sessions_are_capped_in_total() -> None:
+    """2026-07-28 clients name their own session (Workbench-Session): minting new values cannot
+    grow the server's session table past serve.max_sessions."""
+    settings = ServeSettings(transport="http", max_sessions=3)
+    async with serving(ServeBench(), settings) as served:
+        texts = []
+        for i in range(5):
+            async with http_client(served.url, mode="auto", headers={"Workbench-Session": f"minted-{i}"}) as client:
+                r = await client.call_tool("echo", {"text": "hi"})
+                texts.append((r.is_error, r.content[0].text))
+        assert [t for t in texts if not t[0]] == [(False, "hi")] * 3
+        assert all(error and "serve.max_sessions" in text for error, text in texts[3:]), texts
+        assert sum(1 for s in served.server.sessions.sessions.values() if s.stateless) == 3
+        async with http_client(served.url, mode="auto", headers={"Workbench-Session": "minted-0"}) as client:
+            assert (await client.call_tool("echo", {"text": "known"})).content[0].text == "known"  # a known one still works

@@ -152,3 +152,40 @@ async def test_jobs_workbench_adds_its_tools_to_the_workbench_it_wraps() -> None
         assert done.text == "t"
         await wrapped.close_session("default")
         assert wrapped.manager.jobs == {}
+
+
+async def test_an_identity_cannot_run_more_jobs_by_minting_sessions() -> None:
+    """A stateless client picks its session id (Workbench-Session): the identity bounds it too."""
+    from servers.jobs import START, JobManager
+
+    async def run(name: str, arguments: dict[str, object], ctx: CallContext) -> ToolResult:
+        await anyio.sleep(30)
+        return ToolResult.from_text("late")
+
+    manager = JobManager(run, max_running_per_session=1)
+    async with anyio.create_task_group() as tg:
+        manager.task_group = tg
+        results = [await manager.call(START, {"tool": "slow"}, CallContext(session_id=f"minted-{i}", identity="mallory"),
+                                      ["slow"]) for i in range(10)]
+        started = [r for r in results if not r.is_error]
+        assert len(started) == manager.max_running_per_identity == 4
+        assert all("this identity already runs 4 jobs" in r.text for r in results[4:])
+        other = await manager.call(START, {"tool": "slow"}, CallContext(session_id="x", identity="alice"), ["slow"])
+        assert not other.is_error  # another identity is not affected
+        tg.cancel_scope.cancel()
+
+
+async def test_finished_jobs_kept_per_identity_are_bounded() -> None:
+    from servers.jobs import MAX_KEPT_PER_IDENTITY, START, JobManager
+
+    async def run(name: str, arguments: dict[str, object], ctx: CallContext) -> ToolResult:
+        return ToolResult.from_text("done")
+
+    manager = JobManager(run, max_running_per_session=MAX_KEPT_PER_IDENTITY * 2)
+    async with anyio.create_task_group() as tg:
+        manager.task_group = tg
+        for i in range(MAX_KEPT_PER_IDENTITY + 50):
+            await manager.call(START, {"tool": "quick"}, CallContext(session_id=f"s{i}", identity="mallory"), ["quick"])
+            await anyio.sleep(0)  # let it finish
+        assert len(manager.jobs) <= MAX_KEPT_PER_IDENTITY
+        tg.cancel_scope.cancel()
