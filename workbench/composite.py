@@ -48,9 +48,6 @@ class Mount:
     descriptions: dict[str, str] = field(default_factory=dict)
     """Source tool name → description override."""
 
-    def admits(self, tool_name: str) -> bool:
-        return Globs(tuple(self.include), tuple(self.exclude)).admits(tool_name)
-
     def shaped(self, key: str) -> Shaped:
         return Shaped(self.workbench, prefix=self.prefix, tools=Globs(tuple(self.include), tuple(self.exclude)),
                       rename=self.rename, descriptions=self.descriptions, origin=key)

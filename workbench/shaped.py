@@ -82,8 +82,9 @@ class Shaped(WorkbenchWrapper):
     def _unlisted_tool(self, name: str) -> str | None:
         """The inner name this shaping would give `name` although the last listing did not
         have it (the inner workbench may have gained it since), or None if it never could."""
-        if name in self._renamed_from:
-            return self._renamed_from[name]
+        if name in self._renamed_from:  # a rename never lets an excluded tool through
+            original = self._renamed_from[name]
+            return original if self.tools.admits(original) else None
         if self.prefix:
             head = qualified_name(self.prefix, "")
             if not name.startswith(head):
@@ -141,9 +142,18 @@ class Shaped(WorkbenchWrapper):
         self._prompt_routes = routes
         return prompts
 
+    def _may_list_prompt(self, name: str) -> bool:
+        """Whether `name` could be one of ours at all: a name a client makes up costs no listing."""
+        if self.prefix:
+            head = qualified_name(self.prefix, "")
+            if not name.startswith(head):
+                return False
+            name = name[len(head):]
+        return self.prompts.admits(name)
+
     async def get_prompt(self, name: str, arguments: dict[str, str] | None = None) -> mt.GetPromptResult:
-        if name not in self._prompt_routes:
-            await self.list_prompts()
+        if name not in self._prompt_routes and self._may_list_prompt(name):
+            await self.list_prompts()  # the inner workbench may have gained it since the last listing
         source = self._prompt_routes.get(name)
         if source is None:
             raise PromptNotFoundError(f"unknown prompt {name!r}")

@@ -92,3 +92,12 @@ async def test_one_source_mounted_in_two_composites_starts_once_and_both_route_t
         assert (await served.call_tool("s__echo", {"message": "s"})).text == "s"
         await source.notify_tools_changed()  # the view, never started, hears of changes too
         assert view.catalog.stale
+
+
+async def test_a_rename_never_lets_an_excluded_tool_through() -> None:
+    inner = Counting()
+    shaped = Shaped(inner, tools=Globs(exclude=("add",)), rename={"add": "plus", "echo": "say"})
+    assert [t.name for t in await shaped.list_tools()] == ["say"]
+    with pytest.raises(ToolNotFoundError):
+        await shaped.call_tool("plus", {"a": 1, "b": 2})
+    assert inner.calls == []
