@@ -20,7 +20,7 @@ import anyio.abc
 import mcp.types as mt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from workbench.core import CallContext, ToolResult, ToolSpec, Workbench, logger
+from workbench.core import CallContext, ToolResult, ToolSpec, Workbench, logger, validation_problems
 from workbench.wrapper import WorkbenchWrapper
 
 START, STATUS, RESULT, CANCEL = "jobs__start", "jobs__status", "jobs__result", "jobs__cancel"
@@ -90,8 +90,7 @@ def _parse(model: type[Args], tool: str, arguments: dict[str, Any]) -> Args | To
     try:
         return model.model_validate(arguments)
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'arguments'}: {err['msg']}" for err in e.errors())
-        return ToolResult.error(f"{tool}: invalid arguments: {problems}")
+        return ToolResult.error(f"{tool}: invalid arguments: {validation_problems(e)}")
 
 
 _STATUS_SCHEMA: dict[str, Any] = {

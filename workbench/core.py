@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any, Literal, Self
 
 import mcp.types as mt
+import pydantic
 from mcp.client.session import ElicitationFnT, ListRootsFnT, SamplingFnT
 
 logger = logging.getLogger("workbench")
@@ -271,6 +272,12 @@ class Tool:
 
     async def run(self, arguments: dict[str, Any], ctx: CallContext) -> ToolResult:
         raise NotImplementedError
+
+
+def validation_problems(error: pydantic.ValidationError) -> str:
+    """'a: Input should be a valid integer; b: Field required' — a validation error as one line a
+    model (or a person) can act on: tools answer invalid arguments with it as an is_error result."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in error.errors())
 
 
 def first_error(exc: BaseException) -> BaseException:

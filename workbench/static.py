@@ -12,7 +12,16 @@ import mcp.types as mt
 import pydantic
 from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata, func_metadata
 
-from workbench.core import CallContext, Tool, ToolNotFoundError, ToolResult, ToolSpec, Workbench, logger
+from workbench.core import (
+    CallContext,
+    Tool,
+    ToolNotFoundError,
+    ToolResult,
+    ToolSpec,
+    Workbench,
+    logger,
+    validation_problems,
+)
 
 
 def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
@@ -54,8 +63,7 @@ class FunctionTool(Tool):
         try:
             validated = self._meta.validate_arguments(arguments)
         except pydantic.ValidationError as e:
-            problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'arguments'}: {err['msg']}" for err in e.errors())
-            return ToolResult.error(f"invalid arguments for {self.name}: {problems}")
+            return ToolResult.error(f"invalid arguments for {self.name}: {validation_problems(e)}")
         try:
             value = await self._meta.call_fn(self.fn, self._is_async, validated, {p: ctx for p in self._ctx_params})
             if isinstance(value, ToolResult):

@@ -6,6 +6,8 @@ together); each import is lazy so a config that does not use a part never loads 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from workbench.cli.config import Config
 from workbench.composite import CompositeWorkbench, Mount
 from workbench.core import Workbench, logger
@@ -95,4 +97,5 @@ def build_workbench(config: Config, *, relay_client_requests: bool = False) -> C
     # "agents" unless a server took that name (a key of their own, as when they were mounted apart).
     candidates = ("agents", *(f"agents-{i}" for i in range(1, len(sources.mounts) + 2)))
     key = next(k for k in candidates if k not in sources.mounts)
-    return CompositeWorkbench({**sources.mounts, key: Mount(agents, prefix="")})
+    # Copies of the sources' mounts: the two composites must not share (and mutate) one Mount.
+    return CompositeWorkbench({**{k: replace(m) for k, m in sources.mounts.items()}, key: Mount(agents, prefix="")})
