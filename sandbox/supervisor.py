@@ -13,6 +13,8 @@ cannot be killed from inside, so the sandbox always stays answerable. Standard l
 only; this file is never imported on the host.
 """
 
+from __future__ import annotations
+
 import base64
 import ctypes
 import json
@@ -26,6 +28,29 @@ import subprocess
 import sys
 import threading
 import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for mypy only: PID 1 imports nothing more at run time (annotations stay strings)
+    from collections.abc import Callable
+    from typing import Any, Protocol, TypedDict
+
+    Request = dict[str, Any]
+    """One decoded JSON request from the host."""
+    Reply = dict[str, Any]
+    """One JSON response to the host (or the worker's answer)."""
+
+    class Libc(Protocol):
+        """The libc calls made, as ctypes makes them (no argtypes: ints go as C int, the result is a C int)."""
+
+        def prctl(self, option: int, arg2: int, arg3: int, arg4: int, arg5: int, /) -> int: ...
+        def capset(self, header: ctypes.Array[ctypes.c_uint32], data: ctypes.Array[ctypes.c_uint32], /) -> int: ...
+
+    class Worker(TypedDict):
+        proc: subprocess.Popen[bytes]
+        ctl: int
+        reply: int
+        out: int
+        err: int
 
 WORKSPACE = os.environ.get("HOME", "/workspace")
 OOM_FILES = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control")
@@ -51,7 +76,7 @@ MAX_LISTED_BYTES = 256 << 10
 MAX_ERROR_CHARS = 2000
 
 
-def seal():
+def seal() -> bool:
     """Put the supervisor out of user code's reach; returns whether that holds.
 
     The supervisor's stdin/stdout are the host's channel. Were it the same uid as user code, that
@@ -64,7 +89,7 @@ def seal():
     the container's own switches say), and becomes non-dumpable, for runc. The result is read
     back from the kernel, not assumed from the calls."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
+        libc: Libc = ctypes.CDLL(None, use_errno=True)
         os.setgroups([])  # root's group 0 would follow the file operations done as the user
         for cap in range(64):  # past the kernel's last capability the call fails: harmless
             libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
@@ -86,7 +111,7 @@ def seal():
 
 
 SEALED = seal()
-LIBC = ctypes.CDLL(None)
+LIBC: Libc = ctypes.CDLL(None)
 
 
 class AsUser:
@@ -94,24 +119,24 @@ class AsUser:
     uid only, so the supervisor returns to root — and its capabilities — afterwards. Each euid
     change resets the dumpable flag to the host's fs.suid_dumpable: it is set back each time."""
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         os.setegid(USER_GID)
         os.seteuid(USER_UID)
         LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         os.seteuid(0)
         os.setegid(0)
         LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
-def user_process(args, **kwargs):
+def user_process(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
     """A process of user code: USER_UID, no supplementary groups, its own process group."""
     return subprocess.Popen(args, user=USER_UID, group=USER_GID, extra_groups=[], start_new_session=True,
                             cwd=WORKSPACE, **kwargs)
 
 
-def send(obj):
+def send(obj: Reply) -> None:
     """One response frame on stdout (only the main thread writes there)."""
     data = json.dumps(obj).encode()
     view = memoryview(struct.pack(">I", len(data)) + data)
@@ -119,7 +144,7 @@ def send(obj):
         view = view[os.write(1, view):]
 
 
-def read_exact(fd, n):
+def read_exact(fd: int, n: int) -> bytes | None:
     buf = bytearray()
     while len(buf) < n:
         chunk = os.read(fd, n - len(buf))
@@ -129,7 +154,7 @@ def read_exact(fd, n):
     return bytes(buf)
 
 
-def cgroup_counter(paths, name):
+def cgroup_counter(paths: tuple[str, ...], name: str) -> int:
     """A cgroup event counter (cgroup v2 or v1 file, whichever exists): OOM kills, pids-limit hits."""
     for path in paths:
         try:
@@ -143,9 +168,10 @@ def cgroup_counter(paths, name):
     return 0
 
 
-def process_table():
+def process_table() -> tuple[list[int], list[int]]:
     """(live pids, zombie pids) in this PID namespace, PID 1 excluded."""
-    live, zombies = [], []
+    live: list[int] = []
+    zombies: list[int] = []
     for name in os.listdir("/proc"):
         if not name.isdigit() or name == "1":
             continue
@@ -158,7 +184,7 @@ def process_table():
     return live, zombies
 
 
-def worker_answer(reply):
+def worker_answer(reply: bytes) -> Reply | None:
     """The worker's {"exit_code": int, "threads": [names]} — or None when it is not exactly that
     (code in the worker can write to the reply pipe: treat it as untrusted)."""
     try:
@@ -174,7 +200,7 @@ def worker_answer(reply):
     return answer
 
 
-def printable(text):
+def printable(text: str) -> str:
     """`text` as valid Unicode: a file name that is not UTF-8 (surrogate-escaped by os.listdir)
     or a thread name with a lone surrogate would make the host's JSON to the client invalid."""
     try:
@@ -184,7 +210,7 @@ def printable(text):
     return raw.decode("utf-8", "backslashreplace")
 
 
-def reap(zombies):
+def reap(zombies: list[int]) -> None:
     for pid in zombies:
         try:
             os.waitpid(pid, os.WNOHANG)
@@ -195,28 +221,28 @@ def reap(zombies):
 class Capture:
     """One output stream of one run: the first `limit` bytes kept, the rest read and dropped."""
 
-    def __init__(self, limit):
+    def __init__(self, limit: int) -> None:
         self.limit, self.data, self.total = limit, bytearray(), 0
 
-    def add(self, chunk):
+    def add(self, chunk: bytes) -> None:
         self.total += len(chunk)
         room = self.limit - len(self.data)
         if room > 0:
             self.data += chunk[:room]
 
-    def text(self):
+    def text(self) -> str:
         return self.data.decode("utf-8", "replace")  # non-UTF-8 output never breaks a result
 
 
 class Supervisor:
-    def __init__(self):
-        self.worker = None
-        self.current = None  # id of the request in progress
-        self.cancelled = set()  # ids the host gave up on (before or while they ran)
+    def __init__(self) -> None:
+        self.worker: Worker | None = None
+        self.current: Any = None  # id of the request in progress
+        self.cancelled: set[Any] = set()  # ids the host gave up on (before or while they ran)
         self.wake_r, self.wake_w = os.pipe()
 
     # -- the persistent Python worker --------------------------------------------------
-    def start_worker(self):
+    def start_worker(self) -> Worker:
         ctl_to_r, ctl_to_w = os.pipe()
         ctl_from_r, ctl_from_w = os.pipe()
         out_r, out_w = os.pipe()
@@ -230,8 +256,9 @@ class Supervisor:
             os.close(fd)
         os.set_blocking(ctl_to_w, False)  # written by pump, under the run's deadline
         self.worker = {"proc": proc, "ctl": ctl_to_w, "reply": ctl_from_r, "out": out_r, "err": err_r}
+        return self.worker
 
-    def worker_alive(self):
+    def worker_alive(self) -> bool:
         """False once the worker is dead, dying, or has SIGKILL pending (a `kill -9 -1` from a
         bash run lands asynchronously: without this, its effect would show up in the next run)."""
         if self.worker is None or self.worker["proc"].poll() is not None:
@@ -244,7 +271,7 @@ class Supervisor:
         pending = int(status.get("SigPnd", "0"), 16) | int(status.get("ShdPnd", "0"), 16)
         return status.get("State", "").split()[0] not in ("Z", "X") and not pending & (1 << (signal.SIGKILL - 1))
 
-    def stop_worker(self):
+    def stop_worker(self) -> None:
         if self.worker is None:
             return
         w, self.worker = self.worker, None
@@ -253,13 +280,13 @@ class Supervisor:
         except OSError:
             pass
         w["proc"].wait()
-        for key in ("ctl", "reply", "out", "err"):
-            os.close(w[key])
+        for fd in (w["ctl"], w["reply"], w["out"], w["err"]):
+            os.close(fd)
 
-    def sweep(self):
+    def sweep(self) -> bool:
         """Kill every process but the supervisor and the idle worker. Returns False when a
         fork bomb outran the sweep and everything (the worker too) had to go."""
-        keep = {self.worker["proc"].pid} if self.worker else set()
+        keep: set[int] = {self.worker["proc"].pid} if self.worker else set()
         for _ in range(50):
             live, zombies = process_table()
             reap(zombies)
@@ -281,12 +308,13 @@ class Supervisor:
         return False
 
     # -- one run ---------------------------------------------------------------------------
-    def pump(self, fds, out, err, deadline, done_fd=None, proc=None, send=None):
+    def pump(self, fds: tuple[int, int], out: Capture, err: Capture, deadline: float, done_fd: int | None = None,
+             proc: subprocess.Popen[bytes] | None = None, send: tuple[int, bytes] | None = None) -> tuple[str, bytes]:
         """Write `send` (fd, bytes) and read output until the run finishes (the worker replies on
         `done_fd`, or `proc` exits); returns (how it stopped, the worker's reply bytes). The write
         is under the deadline too: a worker that stops reading cannot block the supervisor."""
         open_fds = {fds[0]: out, fds[1]: err}
-        exit_fd = None
+        exit_fd: int | None = None
         if proc is not None:
             try:  # readable when the process exits: no polling (gVisor may lack it)
                 exit_fd = os.pidfd_open(proc.pid)
@@ -298,7 +326,9 @@ class Supervisor:
             if exit_fd is not None:
                 os.close(exit_fd)
 
-    def _pump(self, open_fds, deadline, done_fd, proc, exit_fd, send):
+    def _pump(self, open_fds: dict[int, Capture], deadline: float, done_fd: int | None,
+              proc: subprocess.Popen[bytes] | None, exit_fd: int | None,
+              send: tuple[int, bytes] | None) -> tuple[str, bytes]:
         reply = b""
         to_fd, pending = (send[0], memoryview(send[1])) if send else (None, memoryview(b""))
         while True:
@@ -310,8 +340,8 @@ class Supervisor:
             watch = list(open_fds) + [self.wake_r] + [fd for fd in (done_fd, exit_fd) if fd is not None]
             if proc is not None and exit_fd is None:
                 wait = min(wait, 0.002 if not open_fds else 0.05)  # no pidfd: poll for the exit
-            ready, writable, _ = select.select(watch, [to_fd] if pending else [], [], wait)
-            if writable:
+            ready, writable, _ = select.select(watch, [to_fd] if pending and to_fd is not None else [], [], wait)
+            if writable and to_fd is not None:
                 try:
                     pending = pending[os.write(to_fd, pending):]
                 except BlockingIOError:
@@ -344,7 +374,7 @@ class Supervisor:
             if proc is not None and proc.poll() is not None:
                 return "done", reply
 
-    def drain(self, fds, out, err):
+    def drain(self, fds: tuple[int, int], out: Capture, err: Capture) -> None:
         """Everything already written into the pipes (writes finished before the reply)."""
         for fd, cap in ((fds[0], out), (fds[1], err)):
             while select.select([fd], [], [], 0)[0]:
@@ -353,7 +383,7 @@ class Supervisor:
                     break
                 cap.add(chunk)
 
-    def run(self, req):
+    def run(self, req: Request) -> Reply:
         limit, timeout = req.get("limit"), req.get("timeout")
         if not isinstance(limit, int) or limit < 0:
             raise ValueError("limit must be a non-negative integer")
@@ -367,17 +397,19 @@ class Supervisor:
             self.sweep()  # whatever went wrong, nothing the run started outlives it
             raise
 
-    def _run(self, req, limit, timeout):
+    def _run(self, req: Request, limit: int, timeout: float) -> Reply:
         out, err = Capture(limit), Capture(limit)
         started = time.monotonic()
         ooms, forks_refused = cgroup_counter(OOM_FILES, "oom_kill"), cgroup_counter(PIDS_FILES, "max")
         deadline = started + timeout
-        exit_code, notes, state = None, [], "done"
+        exit_code: int | None = None
+        notes: list[str] = []
+        state = "done"
         if req["lang"] == "python":
-            if not self.worker_alive():
-                self.stop_worker()
-                self.start_worker()
             w = self.worker
+            if w is None or not self.worker_alive():
+                self.stop_worker()
+                w = self.start_worker()
             code = req["code"].encode("utf-8", "surrogatepass")
             state, reply = self.pump((w["out"], w["err"]), out, err, deadline, done_fd=w["reply"],
                                      send=(w["ctl"], struct.pack(">I", len(code)) + code))
@@ -405,6 +437,7 @@ class Supervisor:
         else:
             proc = user_process(["bash", "-c", req["code"]], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
+            assert proc.stdout is not None and proc.stderr is not None  # stdout=PIPE, stderr=PIPE: never None
             fds = (proc.stdout.fileno(), proc.stderr.fileno())
             state, _ = self.pump(fds, out, err, deadline, proc=proc)
             if state != "done":
@@ -420,6 +453,7 @@ class Supervisor:
             notes.append("this run killed the Python interpreter; its variables are lost")
         if req["lang"] != "python":  # the sweep closed every pipe writer: read what is left
             self.drain(fds, out, err)
+            assert proc.stdout is not None and proc.stderr is not None  # bash's pipes, as above
             proc.stdout.close()
             proc.stderr.close()
         oom = cgroup_counter(OOM_FILES, "oom_kill") > ooms
@@ -441,11 +475,11 @@ class Supervisor:
 
     # -- files, without a shell ----------------------------------------------------------
     @staticmethod
-    def resolve(path):
+    def resolve(path: str) -> str:
         return os.path.normpath(os.path.join(WORKSPACE, path))
 
     @staticmethod
-    def open_regular(path, flags):
+    def open_regular(path: str, flags: int) -> int:
         """Open `path` only if it is a regular file. O_NONBLOCK: opening a FIFO never waits for a
         peer; the fstat then refuses it, like /dev/zero (endless) or a socket."""
         fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
@@ -455,7 +489,7 @@ class Supervisor:
         os.set_blocking(fd, True)
         return fd
 
-    def write_file(self, req):
+    def write_file(self, req: Request) -> Reply:
         path = self.resolve(req["path"])
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd = self.open_regular(path, os.O_WRONLY | os.O_CREAT)
@@ -464,7 +498,7 @@ class Supervisor:
             f.write(base64.b64decode(req["data"]))
             return {"path": path, "size": f.tell()}
 
-    def read_file(self, req):
+    def read_file(self, req: Request) -> Reply:
         path, limit = self.resolve(req["path"]), req["limit"]
         with os.fdopen(self.open_regular(path, os.O_RDONLY), "rb") as f:
             data = f.read(limit + 1)  # the size can change under us: never read past the limit
@@ -472,9 +506,10 @@ class Supervisor:
             raise ValueError(f"{path} is more than the {limit}-byte transfer limit")
         return {"path": path, "data": base64.b64encode(data).decode()}
 
-    def list_files(self, req):
+    def list_files(self, req: Request) -> Reply:
         root = self.resolve(req.get("path", "."))
-        entries, listed = [], 0
+        entries: list[dict[str, Any]] = []
+        listed = 0
         for base, dirs, files in os.walk(root):
             dirs.sort()
             for name in sorted(dirs) + sorted(files):
@@ -491,7 +526,7 @@ class Supervisor:
                 break
         return {"path": root, "entries": entries, "truncated": False}
 
-    def reset(self, req):
+    def reset(self, req: Request) -> Reply:
         self.stop_worker()
         self.sweep()
         if req.get("clear_files"):
@@ -507,18 +542,18 @@ class Supervisor:
         self.start_worker()
         return {"ok": True}
 
-    def ping(self, req):
+    def ping(self, req: Request) -> Reply:
         return {"ok": True, "python": sys.version.split()[0], "uid": USER_UID, "sealed": SEALED}
 
     @staticmethod
-    def as_user(op):
-        def run_as_user(req):
+    def as_user(op: Callable[[Request], Reply]) -> Callable[[Request], Reply]:
+        def run_as_user(req: Request) -> Reply:
             with AsUser():
                 return op(req)
         return run_as_user
 
-    def handle(self, req):
-        op = req.get("op")
+    def handle(self, req: Request) -> Reply:
+        op: Any = req.get("op")  # whatever the host sent: an unknown one is an error reply
         handler = {"run": self.run, "write_file": self.as_user(self.write_file),
                    "read_file": self.as_user(self.read_file), "list_files": self.as_user(self.list_files),
                    "reset": self.reset, "ping": self.ping}.get(op)
@@ -536,7 +571,7 @@ class Supervisor:
             self.cancelled.discard(req.get("id"))
 
 
-def main():
+def main() -> None:
     for name in ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGVTALRM",
                  "SIGPROF", "SIGIO", "SIGPWR", "SIGXCPU", "SIGABRT", "SIGTRAP"):
         # Caught (not ignored: exec resets a caught signal, so user code still gets the defaults):
@@ -544,9 +579,10 @@ def main():
         signal.signal(getattr(signal, name), lambda signum, frame: None)
     sup = Supervisor()
     sup.start_worker()
-    queue, ready = [], threading.Condition()
+    queue: list[Request] = []
+    ready = threading.Condition()
 
-    def reader():
+    def reader() -> None:
         while True:
             head = read_exact(0, 4)
             body = head and read_exact(0, struct.unpack(">I", head)[0])

@@ -30,7 +30,7 @@ worker_pid = os.getpid()
 cell = 0
 
 
-def read_exact(n):
+def read_exact(n: int) -> bytes:
     buf = b""
     while len(buf) < n:
         chunk = ctl_in.read(n - len(buf))
@@ -40,7 +40,7 @@ def read_exact(n):
     return buf
 
 
-def live_threads():
+def live_threads() -> list[str]:
     """Names of the threads the cells started that are still running: a run ends when its code
     returns, and threads it left behind keep running in this interpreter until `reset`."""
     if not _thread._count():  # threads started by any means, even without the threading module
@@ -66,7 +66,7 @@ while True:
         tree = ast.parse(code, name, "exec")
         last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
         exec(compile(tree, name, "exec"), namespace)
-        if last is not None:  # like a notebook: the value of a trailing expression is shown
+        if isinstance(last, ast.Expr):  # like a notebook: the value of a trailing expression is shown
             value = eval(compile(ast.Expression(last.value), name, "eval"), namespace)
             if value is not None:
                 print(repr(value))
