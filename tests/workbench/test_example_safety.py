@@ -22,11 +22,11 @@ from typing import Any, Self
 
 import anyio
 import pytest
-import uvicorn
 from mcp import Client, MCPError, StdioServerParameters
 from mcp.types import Tool as ToolSpec
 
 from servers import ServeSettings, create_app
+from servers.listener import http_listener
 from workbench.agents.tool import INPUT_SCHEMA as AGENT_INPUT_SCHEMA
 from workbench.cli.assembly import build_workbench
 from workbench.cli.config import Config, load_config
@@ -125,8 +125,7 @@ async def _served_example() -> AsyncIterator[Client]:
     # and roots support and register the tools that need them (get-roots-list among them).
     workbench = build_workbench(config, relay_client_requests=True)
     app = create_app(workbench, settings)
-    http = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_config=None, access_log=False,
-                                         timeout_graceful_shutdown=1))
+    http = http_listener(app, settings)  # uvicorn exactly as `workbench serve` runs it
     async with workbench, anyio.create_task_group() as tg:
         tg.start_soon(http.serve)
         with anyio.fail_after(20):
