@@ -277,3 +277,17 @@ async def test_stateless_sessions_are_capped_in_total() -> None:
         assert sum(1 for s in served.server.sessions.sessions.values() if s.stateless) == 3
         async with http_client(served.url, mode="auto", headers={"Workbench-Session": "minted-0"}) as client:
             assert (await client.call_tool("echo", {"text": "known"})).content[0].text == "known"  # a known one still works
+
+
+async def test_an_identity_cannot_run_more_jobs_by_minting_sessions_over_http() -> None:
+    """The per-identity job bound, from real clients that each name a new Workbench-Session."""
+    settings = ServeSettings(transport="http", auth_token=TOKEN, background=["slow"], max_concurrent_calls_per_client=1)
+    async with serving(ServeBench(), settings) as served:
+        outcomes = []
+        for i in range(6):
+            headers = {**AUTH, "Workbench-Session": f"minted-{i}"}
+            async with http_client(served.url, mode="auto", headers=headers) as client:
+                r = await client.call_tool("jobs__start", {"tool": "slow", "arguments": {"seconds": 30}})
+                outcomes.append((r.is_error, r.content[0].text))
+        assert [error for error, _ in outcomes] == [False] * 4 + [True] * 2, outcomes
+        assert "this identity already runs 4 jobs" in outcomes[4][1]

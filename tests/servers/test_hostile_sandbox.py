@@ -100,3 +100,41 @@ async def test_a_non_finite_or_negative_timeout_is_a_validation_error_over_mcp(
         assert sandbox_workbench.live == 0
         ok = await client.call_tool("run_bash", {"code": "echo fine"})
         assert ok.content[0].text == "fine"
+
+
+async def test_sandbox_code_cannot_reach_the_supervisor_through_the_server(sandbox_workbench) -> None:  # type: ignore[no-untyped-def]
+    """The seal, from a real MCP client: a forged frame and a stolen request were the attack; both
+    are refused and the session keeps its variables."""
+    async with serving(sandbox_workbench) as served, http_client(served.url) as client:
+        await client.call_tool("run_python", {"code": "kept = 41"})
+        attack = await client.call_tool("run_bash", {"code": (
+            r"printf '\x00\x00\x00\x0b{\"id\": 99}' > /proc/1/fd/1; cat /proc/1/fd/0 > /dev/null & "
+            "kill -STOP 1; sleep 0.2; echo done")})
+        text = attack.content[0].text
+        assert "Permission denied" in text and "Operation not permitted" in text and text.startswith("done"), text
+        after = await client.call_tool("run_python", {"code": "print(kept + 1)"})
+        assert (after.is_error, after.content[0].text) == (False, "42")
+
+
+@pytest.mark.parametrize(
+    ("token", "caps", "message"),
+    [("caps-token", {"max_sandboxes": 2, "max_per_identity": 1}, "per-identity cap"),
+     (None, {"max_sandboxes": 1}, "no sandbox is free")],
+    ids=["per-identity", "global"],
+)
+async def test_the_sandbox_caps_hold_through_the_server(token: str | None, caps: dict[str, int], message: str) -> None:
+    """From real clients, each naming its own session: a second sandbox past a cap is refused at
+    once with a message naming the cap, and the holder keeps working."""
+    from servers import ServeSettings
+
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    box = sandbox_workbench_or_skip(pool_size=0, timeout=10, memory="128m", reclaim_after=600, **caps)
+    async with serving(box, ServeSettings(transport="http", auth_token=token)) as served:
+        async with http_client(served.url, mode="auto", headers={**auth, "Workbench-Session": "a"}) as a:
+            assert (await a.call_tool("run_bash", {"code": "echo a"})).content[0].text == "a"
+            async with http_client(served.url, mode="auto", headers={**auth, "Workbench-Session": "b"}) as b:
+                with anyio.fail_after(5):  # refused at once, never queued
+                    refused = await b.call_tool("run_bash", {"code": "echo b"})
+            assert refused.is_error and message in refused.content[0].text, refused.content
+            assert box.live == 1
+            assert (await a.call_tool("run_bash", {"code": "echo still"})).content[0].text == "still"
