@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import http.server
 import secrets
-import socket
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -25,8 +24,7 @@ import pytest
 from mcp import Client, MCPError, StdioServerParameters
 from mcp.types import Tool as ToolSpec
 
-from servers import ServeSettings, create_app
-from servers.listener import http_listener
+from servers import ServeSettings
 from workbench.agents.tool import INPUT_SCHEMA as AGENT_INPUT_SCHEMA
 from workbench.cli.assembly import build_workbench
 from workbench.cli.config import Config, load_config
@@ -34,6 +32,8 @@ from workbench.cli.config import Config, load_config
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "workbench.toml"
 DEMO_SERVER = ROOT / "examples" / "servers" / "demo_server.py"
+sys.path.insert(0, str(ROOT / "tests" / "servers"))
+from serving import serving  # noqa: E402 — the servers tests' harness: uvicorn exactly as `workbench serve` runs it
 
 pytestmark = pytest.mark.anyio
 
@@ -104,12 +104,6 @@ def secret_service() -> Iterator[_SecretService]:
 # ---- the example, served as `workbench serve` serves it ---------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _example_without_sandbox() -> Config:
     config = load_config(EXAMPLE)
     return config.model_copy(update={"sandbox": config.sandbox.model_copy(update={"enabled": False})})
@@ -117,25 +111,14 @@ def _example_without_sandbox() -> Config:
 
 @asynccontextmanager
 async def _served_example() -> AsyncIterator[Client]:
-    """The example config behind real streamable HTTP, and a client connected to it."""
+    """The example config behind real streamable HTTP (as `workbench serve` runs it), and a client."""
     config = _example_without_sandbox()
-    settings = ServeSettings.from_config(config.serve.model_copy(update={"transport": "http", "port": _free_port()}))
-    settings.log_json = False
+    settings = ServeSettings.from_config(config.serve.model_copy(update={"transport": "http"}))
     # relay_client_requests=True as in `workbench serve`: upstreams then see sampling, elicitation
     # and roots support and register the tools that need them (get-roots-list among them).
-    workbench = build_workbench(config, relay_client_requests=True)
-    app = create_app(workbench, settings)
-    http = http_listener(app, settings)  # uvicorn exactly as `workbench serve` runs it
-    async with workbench, anyio.create_task_group() as tg:
-        tg.start_soon(http.serve)
-        with anyio.fail_after(20):
-            while not http.started:
-                await anyio.sleep(0.01)
-        try:
-            async with Client(f"http://127.0.0.1:{settings.port}{settings.path}") as client:
-                yield client
-        finally:
-            http.should_exit = True
+    async with serving(build_workbench(config, relay_client_requests=True), settings) as served:
+        async with Client(served.url) as client:
+            yield client
 
 
 def _probe_arguments(spec: ToolSpec, url: str) -> dict[str, Any]:
