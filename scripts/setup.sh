@@ -18,9 +18,15 @@ if ! command -v npm >/dev/null; then
     say "installing Node.js and npm (Debian packages)"
     apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm
 fi
-if [ ! -d node_modules/@modelcontextprotocol/server-everything ] || [ ! -d node_modules/@modelcontextprotocol/inspector ]; then
-    say "installing the npm MCP peers"
+if [ ! -d node_modules/@modelcontextprotocol/server-everything ] || [ ! -d node_modules/@modelcontextprotocol/inspector ] \
+        || [ ! -d node_modules/@modelcontextprotocol/conformance ] || [ ! -x node_modules/node/bin/node ]; then
+    say "installing the npm MCP peers, the conformance suite and its Node 22"
     npm ci --no-audit --no-fund --loglevel=error
+fi
+
+if [ ! -x /usr/bin/chromium ]; then
+    say "installing Chromium (Debian packages) for Studio's browser tests"
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 fi
 
 say "making sure a Docker engine runs"
