@@ -11,7 +11,7 @@ import inspect
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -121,8 +121,12 @@ class CallContext:
     session_id: str = "default"
     """The caller's session: sandbox sessions and per-client state are keyed on it."""
     identity: str = "default"
-    """Who is calling (a hash of the bearer token, later a token subject); one identity may hold
-    several sessions, and per-identity caps (sandboxes, legacy sessions) count by it."""
+    """Who is calling (a static token's name or hash, an OAuth token's subject); one identity may
+    hold several sessions, and per-identity caps (sandboxes, legacy sessions) count by it."""
+    scopes: frozenset[str] = frozenset()
+    """The OAuth scopes the caller's token grants (empty for static tokens): policy reads them."""
+    claims: Mapping[str, Any] = field(default_factory=dict)
+    """The caller's verified token claims (groups, email, …) for policy; never a token itself."""
     progress: ProgressCallback | None = None
     log: LogCallback | None = None
     deadline: float | None = None
