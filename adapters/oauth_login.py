@@ -25,19 +25,19 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 import httpx2
 import uvicorn
-from mcp.shared.auth import AuthorizationCodeResult
+from mcp.shared.auth import AuthorizationCodeResult, OAuthToken
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from adapters.oauth import REDIRECT_PATH, Interaction, loopback_uri, oauth_auth, storage_for
+from adapters.token_store import FileTokenStorage
 from workbench.core import WorkbenchError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Generator
 
     from adapters.config import ServerConfig
-    from adapters.token_store import FileTokenStorage
 
 logger = logging.getLogger("workbench.oauth")
 
@@ -78,7 +78,7 @@ async def login(
     if server.url is None or cfg is None:
         raise LoginFailed(f"servers.{name} has no [servers.{name}.oauth] section: it needs no login")
     storage = storage_for(name, server.url, cfg, base_dir)
-    async with interactive_auth(name, server, base_dir=base_dir, open_browser=open_browser) as auth:
+    async with interactive_auth(name, server, base_dir=base_dir, open_browser=open_browser, fresh=True) as auth:
         # The handshake includes the person's time in the browser.
         wb = McpWorkbench.from_config(name, server, base_dir=base_dir, auth=auth,
                                       connect_timeout=cfg.login_timeout + server.connect_timeout)
@@ -96,9 +96,11 @@ async def interactive_auth(
     *,
     base_dir: Path | None = None,
     open_browser: OpenBrowser = open_in_browser,
+    fresh: bool = False,
 ) -> AsyncIterator[httpx2.Auth]:
     """The `[servers.NAME.oauth]` auth with a person at hand: while the block runs, a flow that
-    needs one shows them the URL and takes the answer on the loopback listener."""
+    needs one shows them the URL and takes the answer on the loopback listener. `fresh` ignores
+    the stored tokens (a login is a new login), which stay until new ones replace them."""
     cfg = server.oauth
     if server.url is None or cfg is None:
         raise LoginFailed(f"servers.{name} has no [servers.{name}.oauth] section: it needs no login")
@@ -108,7 +110,8 @@ async def interactive_auth(
         if port and listener.port != port:  # the registration names a port we could not get: register anew
             await _forget_registration(storage)
         interaction = Interaction(listener.uri, listener.redirect_handler(open_browser), listener.wait)
-        yield oauth_auth(name, server.url, cfg, base_dir=base_dir, storage=storage, interaction=interaction)
+        used = _FreshTokens(storage.path) if fresh else storage
+        yield oauth_auth(name, server.url, cfg, base_dir=base_dir, storage=used, interaction=interaction)
 
 
 def logout(name: str, server: ServerConfig, *, base_dir: Path | None = None) -> Path | None:
@@ -134,6 +137,13 @@ async def _forget_registration(storage: FileTokenStorage) -> None:
     storage.delete()
     if tokens is not None:
         await storage.set_tokens(tokens)
+
+
+class _FreshTokens(FileTokenStorage):
+    """The token file, as if it held no tokens yet: the flow starts over and writes new ones."""
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return None
 
 
 class _Listener(uvicorn.Server):
@@ -163,7 +173,9 @@ class _Redirect:
             state = parse_qs(urlsplit(url).query).get("state", [""])[0]
             if not state:
                 raise LoginFailed("the authorization URL carries no state; refusing to log in without one")
-            self._state = state
+            # A new round (a step-up, another authorization server): the previous answer is spent.
+            self._state, self._result, self._error = state, None, None
+            self._done = anyio.Event()
             shown = open_browser(url)
             if inspect.isawaitable(shown):
                 await shown
