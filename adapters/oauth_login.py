@@ -32,7 +32,7 @@ from starlette.types import Receive, Scope, Send
 
 from adapters.oauth import REDIRECT_PATH, Interaction, loopback_uri, oauth_auth, storage_for
 from adapters.token_store import FileTokenStorage
-from workbench.core import WorkbenchError
+from workbench.core import WorkbenchError, first_error
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Generator
@@ -245,6 +245,8 @@ async def _loopback(name: str, port: int, timeout: float, *, fixed: bool) -> Asy
                 yield redirect
             finally:
                 server.should_exit = True
+    except BaseExceptionGroup as group:  # the caller's error, not the listener's task group
+        raise first_error(group) from None
     finally:
         sock.close()
 
