@@ -107,8 +107,8 @@ async def interactive_auth(
     storage = storage_for(name, server.url, cfg, base_dir)
     port = cfg.redirect_port or await _registered_port(storage)
     async with _loopback(name, port, cfg.login_timeout, fixed=bool(cfg.redirect_port)) as listener:
-        if port and listener.port != port:  # the registration names a port we could not get: register anew
-            await _forget_registration(storage)
+        if port and listener.port != port:  # the registration names a port we could not get: start over
+            storage.delete()
         interaction = Interaction(listener.uri, listener.redirect_handler(open_browser), listener.wait)
         used = _FreshTokens(storage.path) if fresh else storage
         yield oauth_auth(name, server.url, cfg, base_dir=base_dir, storage=used, interaction=interaction)
@@ -130,13 +130,6 @@ async def _registered_port(storage: FileTokenStorage) -> int:
         if parts.hostname == "127.0.0.1" and parts.path == REDIRECT_PATH and parts.port:
             return parts.port
     return 0
-
-
-async def _forget_registration(storage: FileTokenStorage) -> None:
-    tokens = await storage.get_tokens()
-    storage.delete()
-    if tokens is not None:
-        await storage.set_tokens(tokens)
 
 
 class _FreshTokens(FileTokenStorage):
