@@ -4,6 +4,7 @@ Every scenario runs through the pinned harness (`@modelcontextprotocol/conforman
 package.json), one `conformance client --scenario X` each, a few at a time: the harness's
 own `--suite` mode starts all ~45 clients at once, which on a shared 2-core machine makes
 clients miss the harness's deadline for reasons that have nothing to do with conformance.
+A scenario that fails is run once more, alone, before it counts as failed (as the SDK's CI does).
 
 What must pass, and why (`EXPECTED`): every scenario the SDK's own conformance client passes
 in the SDK's CI (its baseline lists only DPoP and the workload-identity jwt-bearer grant as
@@ -106,9 +107,12 @@ def test_the_conformance_client_suite_passes_every_expected_scenario() -> None:
             pytest.fail(message)
         pytest.skip(message)
     outcomes = run_all(EXPECTED, _our_command())
-    failed = [o for o in outcomes if not o.passed]
+    # As the SDK's own CI does (run-client.sh): a scenario that failed among others is run once
+    # more alone — contention on a shared machine makes clients miss the harness's deadline; a
+    # real failure fails again.
+    failed = [again for o in outcomes if not o.passed if not (again := run_scenario(o.scenario, _our_command())).passed]
     report = "\n\n".join(f"--- {o.scenario} ({o.checks} checks)\n{o.output[-3000:]}" for o in failed)
-    assert not failed, f"{len(failed)} of {len(outcomes)} scenarios failed:\n{report}"
+    assert not failed, f"{len(failed)} of {len(outcomes)} scenarios failed, also when run alone:\n{report}"
 
 
 def main(argv: list[str]) -> int:
@@ -125,6 +129,9 @@ def main(argv: list[str]) -> int:
             outcomes.append(o)
             print(f"{'PASS' if o.passed else 'FAIL'}  {o.scenario:45} {o.checks:>7} checks  {o.seconds:5.1f} s",
                   flush=True)
+            if not o.passed:  # the harness's and the client's own word on why
+                why = [line for line in o.output.splitlines() if re.search(r"timed out|exited|conformance client:|✗", line)]
+                print("".join(f"      {line.strip()[:300]}\n" for line in why[:5]), end="", flush=True)
     passed = sum(o.passed for o in outcomes)
     print(f"{passed}/{len(outcomes)} scenarios passed in {time.monotonic() - started:.0f} s")
     return 0 if passed == len(outcomes) else 1
