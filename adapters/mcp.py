@@ -13,6 +13,7 @@ by the next call (see `adapters.mcp_connection`).
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -25,14 +26,24 @@ from mcp.client.session import ElicitationFnT, ListRootsFnT, SamplingFnT
 from mcp.client.subscriptions import SubscriptionLost
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
+from mcp.shared.subscriptions import (
+    PromptsListChanged,
+    ResourcesListChanged,
+    ResourceUpdated,
+    ServerEvent,
+    ToolsListChanged,
+)
+from mcp_types import LOG_LEVEL_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from adapters.config import Mode
 from adapters.mcp_connection import Connection, ConnectionState, ServerUnavailable
 from adapters.mcp_routing import CallRouter
+from adapters.mcp_subscriptions import Subscriptions
 from adapters.mcp_targets import HttpTarget, StdioTarget, Target, describe, is_disconnect, session_expired
 from workbench.core import (
     CallContext,
+    CompletionRef,
     Health,
     LogCallback,
     PromptNotFoundError,
@@ -99,6 +110,9 @@ class McpWorkbench(Workbench):
         )
         self._tools: dict[str, ToolSpec] | None = None
         self._protocol_version: str | None = None
+        self._subscriptions = Subscriptions()
+        self._relisten = anyio.Event()
+        """Set when the resource subscriptions change: a 2026 listen stream reopens with the new set."""
         self._conn = Connection(
             self.name,
             target,
@@ -260,8 +274,8 @@ class McpWorkbench(Workbench):
                 name,
                 arguments or {},
                 progress_callback=_progress_relay(ctx) if ctx.progress is not None else None,
-                # Continue the caller's trace (W3C traceparent/tracestate) on the server.
-                meta=_trace_meta(ctx),
+                # Continue the caller's trace (W3C traceparent/tracestate) on the server; its log level.
+                meta=_request_meta(ctx),
             )
             return ToolResult.from_mcp(result)
         return ToolResult.error(
@@ -285,7 +299,28 @@ class McpWorkbench(Workbench):
     async def _load_catalog(self, client: Client) -> None:
         # Kept here: the client's own property raises once its owner task has exited it.
         self._protocol_version = client.protocol_version
-        await self._refresh_catalog(client, notify=self._tools is not None)
+        reconnected = self._tools is not None
+        await self._refresh_catalog(client, notify=reconnected)
+        if reconnected:
+            await self._restore_subscriptions(client)
+
+    async def _restore_subscriptions(self, client: Client) -> None:
+        """A new connection knows nothing of what the old one was asked: subscribe again, set
+        the level again, and tell each subscriber its resource may have changed meanwhile."""
+        legacy = client.protocol_version not in MODERN_PROTOCOL_VERSIONS
+        uris = list(self._subscriptions.resources)
+        with warnings.catch_warnings():  # resources/subscribe and logging are the 2025 era's, used on it only
+            warnings.simplefilter("ignore")
+            try:
+                if legacy:
+                    for uri in uris:
+                        await client.subscribe_resource(uri)
+                    if (level := self._subscriptions.level) is not None:
+                        await client.set_logging_level(level)
+            except Exception as e:
+                logger.warning("MCP server %s: cannot restore subscriptions: %s", self.name, describe(e))
+        for uri in uris:
+            await self.publish(ResourceUpdated(uri))
 
     async def _refresh_catalog(self, client: Client, *, notify: bool) -> dict[str, ToolSpec]:
         with anyio.fail_after(self._conn.connect_timeout):
@@ -304,35 +339,57 @@ class McpWorkbench(Workbench):
             logger.warning("MCP server %s: cannot refresh tools after list_changed: %s", self.name, describe(e))
 
     async def _listen(self, client: Client, listening: anyio.Event) -> None:
-        """Runs in the connection's owner task: 2026 servers announce list changes on a
+        """Runs in the connection's owner task: 2026 servers announce changes on a
         `subscriptions/listen` stream (legacy ones through `_on_message`). A dropped stream
-        is reopened with backoff, and the catalog refetched as events may have been missed."""
+        is reopened with backoff, and the catalog refetched as events may have been missed;
+        a change of the resource subscriptions reopens it with the new set."""
         if client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
             listening.set()
             return
         delay = 1.0
         while True:
+            relisten = self._relisten = anyio.Event()
             try:
-                async with client.listen(tools_list_changed=True) as subscription:
+                async with client.listen(
+                    tools_list_changed=True, prompts_list_changed=True, resources_list_changed=True,
+                    resource_subscriptions=sorted(self._subscriptions.resources),
+                ) as subscription, anyio.create_task_group() as tg:
                     listening.set()
                     delay = 1.0
-                    async for _event in subscription:
-                        await self._on_tools_changed(client)
-                return  # the server closed the stream gracefully
+                    tg.start_soon(_cancel_when, relisten, tg.cancel_scope)
+                    async for event in subscription:
+                        await self._on_event(client, event)
+                    tg.cancel_scope.cancel()
+                if not relisten.is_set():
+                    return  # the server closed the stream gracefully
             except SubscriptionLost:
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 await self._on_tools_changed(client)
             except Exception as e:  # best effort: a server without the stream still serves tools
-                logger.info("MCP server %s: no tools/list_changed stream (%s)", self.name, describe(e))
+                logger.info("MCP server %s: no subscriptions/listen stream (%s)", self.name, describe(e))
                 listening.set()
                 return
 
+    async def _on_event(self, client: Client, event: ServerEvent) -> None:
+        if isinstance(event, ToolsListChanged):
+            await self._on_tools_changed(client)
+        else:
+            await self.publish(event)
+
     async def _on_message(self, message: Any) -> None:
+        """A legacy server's notifications on its standalone channel."""
         if isinstance(message, mt.ToolListChangedNotification):
             client = self._conn.live
             if client is not None:
                 await self._on_tools_changed(client)
+        elif isinstance(message, mt.ResourceUpdatedNotification):
+            if message.params.uri in self._subscriptions.resources:  # an update nobody asked for goes nowhere
+                await self.publish(ResourceUpdated(message.params.uri))
+        elif isinstance(message, mt.ResourceListChangedNotification):
+            await self.publish(ResourcesListChanged())
+        elif isinstance(message, mt.PromptListChangedNotification):
+            await self.publish(PromptsListChanged())
 
     # -- resources and prompts ------------------------------------------------------------------
 
@@ -382,6 +439,73 @@ class McpWorkbench(Workbench):
         except MCPError as e:
             raise PromptNotFoundError(f"MCP server {self.name!r} cannot get prompt {name!r}: {e.message}") from None
 
+    async def complete(
+        self,
+        ref: CompletionRef,
+        argument: mt.CompletionArgument,
+        context: mt.CompletionContext | None = None,
+        ctx: CallContext | None = None,
+    ) -> mt.Completion:
+        arguments = context.arguments if context is not None else None
+        asked = {"name": argument.name, "value": argument.value}
+        result = await self._request("completion/complete", lambda c: c.complete(ref, asked, arguments))
+        return result.completion
+
+    # -- what the gateway's clients asked of this server: subscriptions, log levels --------------
+
+    async def subscribe_resource(self, uri: str, ctx: CallContext | None = None) -> None:
+        if self._subscriptions.add(uri, (ctx or CallContext()).session_id):
+            await self._subscription_changed(uri, subscribe=True)
+
+    async def unsubscribe_resource(self, uri: str, ctx: CallContext | None = None) -> None:
+        if self._subscriptions.remove(uri, (ctx or CallContext()).session_id):
+            await self._subscription_changed(uri, subscribe=False)
+
+    async def _subscription_changed(self, uri: str, *, subscribe: bool) -> None:
+        client = self._conn.live
+        if client is None:  # restored on reconnect
+            return
+        if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            self._relisten.set()
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            what = "resources/subscribe" if subscribe else "resources/unsubscribe"
+            await self._request(
+                f"{what} {uri}", lambda c: c.subscribe_resource(uri) if subscribe else c.unsubscribe_resource(uri)
+            )
+
+    async def set_log_level(self, level: mt.LoggingLevel, ctx: CallContext | None = None) -> None:
+        if not self._subscriptions.set_level((ctx or CallContext()).session_id, level):
+            return
+        await self._send_level()
+
+    async def _send_level(self) -> None:
+        client, level = self._conn.live, self._subscriptions.level
+        if client is None or level is None or client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return  # 2026: each call carries its caller's level instead
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            await self._request("logging/setLevel", lambda c: c.set_logging_level(level))
+
+    async def close_session(self, session_id: str) -> None:
+        unwanted, level_changed = self._subscriptions.drop_session(session_id)
+        for uri in unwanted:
+            try:
+                await self._subscription_changed(uri, subscribe=False)
+            except Exception as e:  # the session is gone either way
+                logger.info("MCP server %s: cannot unsubscribe %s: %s", self.name, uri, describe(e))
+        if level_changed:
+            try:
+                await self._send_level()
+            except Exception as e:
+                logger.info("MCP server %s: cannot reset the log level: %s", self.name, describe(e))
+
+
+async def _cancel_when(event: anyio.Event, scope: anyio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
+
 
 def _progress_relay(ctx: CallContext) -> ProgressFnT:
     async def relay(progress: float, total: float | None, message: str | None) -> None:
@@ -393,11 +517,17 @@ def _progress_relay(ctx: CallContext) -> ProgressFnT:
     return relay
 
 
-def _trace_meta(ctx: CallContext) -> mt.RequestParamsMeta | None:
+def _request_meta(ctx: CallContext) -> mt.RequestParamsMeta | None:
     """The caller's W3C trace context (traceparent/tracestate) as request `_meta`, so the
-    server continues the trace. `RequestParamsMeta` takes such extra keys (PEP 728's
+    server continues the trace, and the caller's log level (a 2026 server's per-request
+    opt-in; a legacy server ignores it). `RequestParamsMeta` takes such extra keys (PEP 728's
     `extra_items`), which mypy does not model yet: hence the cast."""
-    return cast(mt.RequestParamsMeta, dict(ctx.trace_context)) if ctx.trace_context else None
+    if not ctx.trace_context and ctx.log_level is None:
+        return None
+    meta: dict[str, str] = dict(ctx.trace_context)
+    if ctx.log_level is not None:
+        meta[LOG_LEVEL_META_KEY] = ctx.log_level
+    return cast(mt.RequestParamsMeta, meta)
 
 
 async def _all_pages(fetch: Callable[[str | None], Awaitable[Any]], attr: str) -> list[Any]:
