@@ -10,12 +10,14 @@ clients through `subscriptions/listen` as well.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import mcp.types as mt
+from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.connection import Connection
+from mcp.server.mcpserver.resolve import Elicit, ListRoots, Resolve, Sample
+from pydantic import BaseModel
 
 mcp = MCPServer("upstream", version="1.0.0")
 SUBSCRIBERS: dict[str, list[Connection]] = {}
@@ -78,6 +80,45 @@ async def grow(ctx: Context) -> str:
     except Exception:  # a 2026 connection has no standalone channel
         pass
     return "grown"
+
+
+class Person(BaseModel):
+    name: str
+
+
+def ask_person() -> Elicit[Person]:
+    return Elicit("Who are you?", Person)
+
+
+def ask_model() -> Sample:
+    return Sample([mt.SamplingMessage(role="user", content=mt.TextContent(type="text", text="2+2?"))], max_tokens=5)
+
+
+def roots() -> ListRoots:
+    return ListRoots()
+
+
+@mcp.tool(description="Asks the user and the model in one round (either era).")
+async def interview(person: Annotated[Person, Resolve(ask_person)],
+                    answer: Annotated[mt.CreateMessageResult, Resolve(ask_model)]) -> str:
+    said = answer.content.text if isinstance(answer.content, mt.TextContent) else "?"
+    return f"{person.name} / {said}"
+
+
+@mcp.tool(description="The client's roots (either era).")
+async def client_roots(result: Annotated[mt.ListRootsResult, Resolve(roots)]) -> str:
+    return ",".join(str(r.uri) for r in result.roots)
+
+
+@mcp.tool(description="Asks the user, then the model, pushing each request (2025 era only).")
+async def push_twice(ctx: Context) -> str:
+    person = await ctx.elicit("Who are you?", Person)
+    name = person.data.name if person.action == "accept" and person.data else "?"
+    answer = await ctx.session.create_message(
+        messages=[mt.SamplingMessage(role="user", content=mt.TextContent(type="text", text="2+2?"))],
+        max_tokens=5, related_request_id=ctx.request_id)
+    said = answer.content.text if isinstance(answer.content, mt.TextContent) else "?"
+    return f"{name} / {said}"
 
 
 @mcp.resource("notes://readme", description="About the notes.", mime_type="text/plain")
