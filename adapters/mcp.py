@@ -36,7 +36,8 @@ from mcp.shared.subscriptions import (
 from mcp_types import LOG_LEVEL_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from adapters.config import Mode
+from adapters.config import Mode, SessionMode
+from adapters.mcp_client_sessions import ClientSessions
 from adapters.mcp_connection import Connection, ConnectionState, ServerUnavailable
 from adapters.mcp_routing import CallRouter
 from adapters.mcp_subscriptions import Subscriptions
@@ -92,8 +93,12 @@ class McpWorkbench(Workbench):
         relay_client_requests: bool = False,
         log_level: mt.LoggingLevel | None = "info",
         max_backoff: float = 30.0,
+        session: SessionMode = "shared",
+        max_client_sessions: int = 100,
     ) -> None:
         super().__init__()
+        if session not in ("shared", "per_client"):
+            raise ValueError(f"session must be 'shared' or 'per_client'; got {session!r}")
         if mode not in ("auto", "legacy") and mode not in MODERN_PROTOCOL_VERSIONS:
             raise ValueError(f"mode must be 'auto', 'legacy' or one of {list(MODERN_PROTOCOL_VERSIONS)}; got {mode!r}")
         self.name = name or _default_name(target)
@@ -111,6 +116,14 @@ class McpWorkbench(Workbench):
         self._tools: dict[str, ToolSpec] | None = None
         self._protocol_version: str | None = None
         self._subscriptions = Subscriptions()
+        self._clients: ClientSessions | None = None
+        if session == "per_client":
+            options = dict(mode=mode, timeout=timeout, connect_timeout=connect_timeout,
+                           sampling_callback=sampling_callback, elicitation_callback=elicitation_callback,
+                           list_roots_callback=list_roots_callback, logging_callback=logging_callback,
+                           relay_client_requests=relay_client_requests, log_level=log_level, max_backoff=max_backoff)
+            self._clients = ClientSessions(
+                self, lambda: McpWorkbench(target, name=self.name, **options), max_client_sessions)  # type: ignore[arg-type]
         self._relisten = anyio.Event()
         """Set when the resource subscriptions change: a 2026 listen stream reopens with the new set."""
         self._conn = Connection(
@@ -172,7 +185,8 @@ class McpWorkbench(Workbench):
         """From a `[servers.NAME]` entry; a relative `cwd` resolves against `base_dir`; `extra`
         takes the options no config file holds (callbacks, `relay_client_requests`)."""
         options: dict[str, Any] = {"name": name, "mode": cfg.mode, "timeout": cfg.timeout,
-                                   "connect_timeout": cfg.connect_timeout, **extra}
+                                   "connect_timeout": cfg.connect_timeout, "session": cfg.session,
+                                   "max_client_sessions": cfg.max_client_sessions, **extra}
         if cfg.transport == "stdio":
             assert cfg.command is not None  # ServerConfig validates exactly one of command/url
             cwd = cfg.cwd
@@ -206,6 +220,8 @@ class McpWorkbench(Workbench):
         await self._conn.client()
 
     async def stop(self) -> None:
+        if self._clients is not None:
+            await self._clients.close_all()
         await self._conn.close()
 
     def health(self) -> Health:
@@ -232,6 +248,12 @@ class McpWorkbench(Workbench):
     async def call_tool(
         self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None
     ) -> ToolResult:
+        if self._clients is not None and ctx is not None:  # per_client: the caller's own upstream session
+            try:
+                own = await self._clients.get(ctx)
+            except WorkbenchError as e:
+                return ToolResult.error(str(e))
+            return await own.call_tool(name, arguments, ctx)
         ctx = ctx or CallContext()
         try:
             client = await self._conn.client()
@@ -446,6 +468,8 @@ class McpWorkbench(Workbench):
         context: mt.CompletionContext | None = None,
         ctx: CallContext | None = None,
     ) -> mt.Completion:
+        if self._clients is not None and ctx is not None:
+            return await (await self._clients.get(ctx)).complete(ref, argument, context, ctx)
         arguments = context.arguments if context is not None else None
         asked = {"name": argument.name, "value": argument.value}
         result = await self._request("completion/complete", lambda c: c.complete(ref, asked, arguments))
@@ -454,10 +478,14 @@ class McpWorkbench(Workbench):
     # -- what the gateway's clients asked of this server: subscriptions, log levels --------------
 
     async def subscribe_resource(self, uri: str, ctx: CallContext | None = None) -> None:
+        if self._clients is not None and ctx is not None:
+            return await (await self._clients.get(ctx)).subscribe_resource(uri, ctx)
         if self._subscriptions.add(uri, (ctx or CallContext()).session_id):
             await self._subscription_changed(uri, subscribe=True)
 
     async def unsubscribe_resource(self, uri: str, ctx: CallContext | None = None) -> None:
+        if self._clients is not None and ctx is not None:
+            return await (await self._clients.get(ctx)).unsubscribe_resource(uri, ctx)
         if self._subscriptions.remove(uri, (ctx or CallContext()).session_id):
             await self._subscription_changed(uri, subscribe=False)
 
@@ -476,6 +504,8 @@ class McpWorkbench(Workbench):
             )
 
     async def set_log_level(self, level: mt.LoggingLevel, ctx: CallContext | None = None) -> None:
+        if self._clients is not None and ctx is not None:
+            return await (await self._clients.get(ctx)).set_log_level(level, ctx)
         if not self._subscriptions.set_level((ctx or CallContext()).session_id, level):
             return
         await self._send_level()
@@ -489,6 +519,9 @@ class McpWorkbench(Workbench):
             await self._request("logging/setLevel", lambda c: c.set_logging_level(level))
 
     async def close_session(self, session_id: str) -> None:
+        if self._clients is not None:
+            await self._clients.close(session_id)
+            return
         unwanted, level_changed = self._subscriptions.drop_session(session_id)
         for uri in unwanted:
             try:
