@@ -451,19 +451,24 @@ def add_resources_and_prompts(server: MCPServer) -> None:
 
 def add_session_methods(server: MCPServer) -> None:
     """2025-era methods MCPServer does not serve by itself: logging/setLevel and resource
-    subscriptions. Subscriptions are acknowledged (the suite checks the answer, not later
-    updates); `subscribed` records them so a test can see what reached the upstream."""
-    subscribed: set[str] = set()
+    subscriptions; and completion. Subscribing to a URI this server does not serve is refused,
+    and a completion names the reference it completes, so a test in front of a gateway sees
+    which names and URIs reached the upstream."""
 
     async def set_level(ctx: ServerRequestContext[Any, Any], params: mt.SetLevelRequestParams) -> mt.EmptyResult:
         return mt.EmptyResult()
 
+    async def known(uri: str) -> None:
+        if uri not in {str(r.uri) for r in await server.list_resources()}:
+            raise MCPError(code=mt.INVALID_PARAMS, message=f"no resource {uri!r} to subscribe to",
+                           data={"uri": uri})
+
     async def subscribe(ctx: ServerRequestContext[Any, Any], params: mt.SubscribeRequestParams) -> mt.EmptyResult:
-        subscribed.add(str(params.uri))
+        await known(str(params.uri))
         return mt.EmptyResult()
 
     async def unsubscribe(ctx: ServerRequestContext[Any, Any], params: mt.UnsubscribeRequestParams) -> mt.EmptyResult:
-        subscribed.discard(str(params.uri))
+        await known(str(params.uri))
         return mt.EmptyResult()
 
     lowlevel = server._lowlevel_server  # MCPServer 2.3 has no public registration for these
@@ -474,7 +479,8 @@ def add_session_methods(server: MCPServer) -> None:
     @server.completion()
     async def complete(ref: mt.PromptReference | mt.ResourceTemplateReference, argument: mt.CompletionArgument,
                        context: mt.CompletionContext | None) -> mt.Completion:
-        return mt.Completion(values=[], total=0, has_more=False)
+        target = ref.name if isinstance(ref, mt.PromptReference) else ref.uri
+        return mt.Completion(values=[f"{argument.value}:{argument.name}@{target}"], total=1, has_more=False)
 
 
 def build_server(era: Era = "both") -> MCPServer:

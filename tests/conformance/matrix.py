@@ -1,0 +1,104 @@
+"""The conformance matrix: the suite straight at the fixture (the baseline) and through
+`workbench serve` for each gateway combination, all runs concurrently — what
+`test_conformance_server.py` asserts on, and a report for people:
+
+    .venv/bin/python tests/conformance/matrix.py [GATEWAY_ID ...]     # markdown on stdout
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+from harness import Suite, SuiteRun, run_suites
+from targets import Era, Gateway, Launched, serve_fixture, serve_gateway
+
+SUITES: tuple[Suite, ...] = ("2025", "2026")
+GATEWAYS = (
+    Gateway("http", "both"),
+    Gateway("stdio", "both"),
+    Gateway("http", "2025"),
+    Gateway("http", "2026"),
+)
+CONCURRENCY = 2
+"""Suite runs at once. Each is one Node process driving one scenario at a time against Python
+servers; two keep both cores of the CI machine busy."""
+
+
+@dataclass
+class Matrix:
+    direct: dict[Suite, SuiteRun] = field(default_factory=dict)
+    through: dict[tuple[str, Suite], SuiteRun] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def lost(self, gateway: Gateway, suite: Suite) -> set[str]:
+        """Scenarios that pass straight at the fixture and fail through `gateway`."""
+        return self.direct[suite].passed - self.through[gateway.id, suite].passed
+
+    def timings(self) -> str:
+        lines = [f"direct {s}: {r.seconds:.1f} s" for s, r in self.direct.items()]
+        lines += [f"{g} {s}: {r.seconds:.1f} s" for (g, s), r in self.through.items()]
+        return f"matrix in {self.seconds:.1f} s; suite runs: " + "; ".join(lines)
+
+
+def run_matrix(gateways: Sequence[Gateway], workdir: Path, *, concurrency: int = CONCURRENCY) -> Matrix:
+    """Start the fixtures and gateways (all in parallel), run both suites at the both-era fixture
+    and at every gateway, stop everything."""
+    started = time.monotonic()
+    with ExitStack() as stack:
+        fixtures: dict[Era, tuple[str, Launched]] = {}
+        for era in ["both", *sorted({g.era for g in gateways if g.upstream == "http"} - {"both"})]:
+            fixtures[era] = stack.enter_context(serve_fixture(workdir, era, wait=False))  # type: ignore[arg-type]
+        for _, launched in fixtures.values():
+            launched.ready()
+        served: list[tuple[Gateway, str, Launched]] = []
+        for gateway in gateways:
+            upstream = fixtures[gateway.era][0] if gateway.upstream == "http" else None
+            served.append((gateway, *stack.enter_context(serve_gateway(workdir, gateway, upstream, wait=False))))
+        for _, _, launched in served:
+            launched.ready()
+        baseline = fixtures["both"][0]
+        targets = [(baseline, s) for s in SUITES] + [(url, s) for _, url, _ in served for s in SUITES]
+        runs = anyio.run(lambda: run_suites(targets, concurrency=concurrency))
+    by_target = {(run.url, run.suite): run for run in runs}
+    return Matrix(
+        direct={s: by_target[baseline, s] for s in SUITES},
+        through={(g.id, s): by_target[url, s] for g, url, _ in served for s in SUITES},
+        seconds=time.monotonic() - started,
+    )
+
+
+def report(matrix: Matrix, gateways: Sequence[Gateway]) -> str:
+    out = [f"_{matrix.timings()}_", ""]
+    for suite in SUITES:
+        direct = matrix.direct[suite]
+        out.append(f"## {suite} suite: {len(direct.passed)} scenarios pass straight at the fixture "
+                   f"(failing there: {', '.join(sorted(direct.failed)) or 'none'})")
+        for gateway in gateways:
+            lost = matrix.lost(gateway, suite)
+            out.append(f"### {gateway.id}: {len(direct.passed) - len(lost)} of {len(direct.passed)} pass through")
+            if lost:
+                out += ["```", matrix.through[gateway.id, suite].explain(lost), "```"]
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str]) -> int:
+    gateways = [g for g in GATEWAYS if not argv or g.id in argv]
+    if not gateways:
+        print(f"unknown gateway; choose from {', '.join(g.id for g in GATEWAYS)}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="conformance-matrix-") as workdir:
+        matrix = run_matrix(gateways, Path(workdir))
+    print(report(matrix, gateways))
+    return 0 if not any(matrix.lost(g, s) for g in gateways for s in SUITES) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
