@@ -103,6 +103,11 @@ class McpWorkbench(Workbench):
             raise ValueError(f"mode must be 'auto', 'legacy' or one of {list(MODERN_PROTOCOL_VERSIONS)}; got {mode!r}")
         self.name = name or _default_name(target)
         self.mode = mode
+        # A gateway relaying its clients' requests offers the 2025 handshake first: only a 2025-era
+        # session lets a server push sampling/elicitation/roots (2026 clients get them as input
+        # rounds from the gateway), logging/setLevel and resources/subscribe. A server that
+        # refuses it is negotiated with instead.
+        self._offered: Mode = "legacy" if mode == "auto" and relay_client_requests else mode
         self.timeout = timeout
         self._log_level = log_level
         self._router = CallRouter(
@@ -135,6 +140,7 @@ class McpWorkbench(Workbench):
             connect_timeout=connect_timeout,
             backoff=(0.5, max_backoff),
             on_up_or_down=lambda: spawn_detached(self.notify_tools_changed),
+            on_refused=self._negotiate_instead,
         )
 
     # -- construction ---------------------------------------------------------------------------
@@ -201,10 +207,17 @@ class McpWorkbench(Workbench):
         state = self._conn.state.value
         return f"McpWorkbench(name={self.name!r}, {self._conn.target!r}, mode={self.mode!r}, state={state!r})"
 
+    def _negotiate_instead(self) -> bool:
+        if self._offered == self.mode:
+            return False
+        logger.info("MCP server %s refused the 2025 handshake; negotiating the protocol instead", self.name)
+        self._offered = self.mode
+        return True
+
     def _make_client(self, transport: Any) -> Client:
         return Client(
             transport,
-            mode=self.mode,
+            mode=self._offered,
             cache=None,  # the workbench keeps its own catalog; everything else is read live
             message_handler=self._on_message,
             log_level=self._log_level,
@@ -415,10 +428,11 @@ class McpWorkbench(Workbench):
 
     # -- resources and prompts ------------------------------------------------------------------
 
-    async def _request(self, what: str, fn: Callable[[Client], Awaitable[_T]]) -> _T:
+    async def _request(self, what: str, fn: Callable[[Client], Awaitable[_T]], ctx: CallContext | None = None) -> _T:
+        """One request; questions the server asks meanwhile (2026 input rounds) go to `ctx`'s caller."""
         client = await self._conn.client()
         try:
-            with anyio.fail_after(self.timeout):
+            with anyio.fail_after(self.timeout), self._router.calling(ctx or CallContext()):
                 return await fn(client)
         except TimeoutError:
             raise WorkbenchError(f"MCP server {self.name!r} did not answer {what} within {self.timeout:g} s") from None
@@ -442,9 +456,11 @@ class McpWorkbench(Workbench):
             lambda c: _all_pages(lambda cursor: c.list_resource_templates(cursor=cursor), "resource_templates"),
         )
 
-    async def read_resource(self, uri: str) -> mt.ReadResourceResult:
+    async def read_resource(self, uri: str, ctx: CallContext | None = None) -> mt.ReadResourceResult:
+        if self._clients is not None and ctx is not None:
+            return await (await self._clients.get(ctx)).read_resource(uri, ctx)
         try:
-            return await self._request(f"resources/read {uri}", lambda c: c.read_resource(uri))
+            return await self._request(f"resources/read {uri}", lambda c: c.read_resource(uri), ctx)
         except MCPError as e:
             raise ResourceNotFoundError(f"MCP server {self.name!r} cannot read {uri!r}: {e.message}") from None
         except ServerUnavailable as e:  # so a composite can still try its other sources
@@ -455,9 +471,13 @@ class McpWorkbench(Workbench):
             "prompts/list", lambda c: _all_pages(lambda cursor: c.list_prompts(cursor=cursor), "prompts")
         )
 
-    async def get_prompt(self, name: str, arguments: dict[str, str] | None = None) -> mt.GetPromptResult:
+    async def get_prompt(
+        self, name: str, arguments: dict[str, str] | None = None, ctx: CallContext | None = None
+    ) -> mt.GetPromptResult:
+        if self._clients is not None and ctx is not None:
+            return await (await self._clients.get(ctx)).get_prompt(name, arguments, ctx)
         try:
-            return await self._request(f"prompts/get {name}", lambda c: c.get_prompt(name, arguments))
+            return await self._request(f"prompts/get {name}", lambda c: c.get_prompt(name, arguments), ctx)
         except MCPError as e:
             raise PromptNotFoundError(f"MCP server {self.name!r} cannot get prompt {name!r}: {e.message}") from None
 

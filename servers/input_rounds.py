@@ -28,10 +28,10 @@ import mcp.types as mt
 from mcp.client.session import ClientRequestContext
 from mcp.shared.exceptions import MCPError
 
-from workbench.core import CallContext, ProgressCallback, ToolResult
+from workbench.core import CallContext, ProgressCallback
 
 R = TypeVar("R")
-Answer = mt.CallToolResult | mt.InputRequiredResult
+W = TypeVar("W", bound=mt.Result)
 _KEYS = itertools.count(1)
 
 
@@ -52,7 +52,7 @@ class ParkedCall:
         self.answer_timeout = answer_timeout
         self.questions: dict[str, _Question] = {}
         self.changed = anyio.Event()
-        self.result: ToolResult | None = None
+        self.result: mt.Result | None = None
         self.error: Exception | None = None
         """What the call raised instead of a result (an unknown tool): raised to the round's request."""
         self.done = False
@@ -65,8 +65,11 @@ class ParkedCall:
         self.changed.set()
         self.changed = anyio.Event()
 
-    async def ask(self, request: mt.InputRequest, answer_type: type[R]) -> R | mt.ErrorData:
-        key = f"input-{next(_KEYS)}"
+    async def ask(self, key: str | None, request: mt.InputRequest, answer_type: type[R]) -> R | mt.ErrorData:
+        """Ask the client; `key` is the upstream's own key for the question (a 2026 round's), kept
+        so the client sees what the upstream asked, or None for a pushed request."""
+        if key is None or key in self.questions:
+            key = f"input-{next(_KEYS)}"
         question = self.questions[key] = _Question(request, answer_type)
         self._poke()
         try:
@@ -88,21 +91,22 @@ class ParkedCall:
                 question.answer = response
                 question.answered.set()
 
-    def finish(self, result: ToolResult | None, error: Exception | None = None) -> None:
+    def finish(self, result: mt.Result | None, error: Exception | None = None) -> None:
         self.result, self.error, self.done, self.finished_at = result, error, True, time.monotonic()
         self._poke()
 
-    def attach(self, call: CallContext) -> None:
-        """Point `call`'s client-request callbacks (and progress) at this parked call."""
+    def attach(self, call: CallContext, capabilities: mt.ClientCapabilities | None) -> None:
+        """Point `call`'s client-request callbacks (and progress) at this parked call — those the
+        client declared: nothing is asked of it that it did not say it can answer."""
 
         async def sampling(context: ClientRequestContext, params: mt.CreateMessageRequestParams) -> Any:
-            return await self.ask(mt.CreateMessageRequest(params=params), mt.CreateMessageResult)
+            return await self.ask(_round_key(context), mt.CreateMessageRequest(params=params), mt.CreateMessageResult)
 
         async def elicitation(context: ClientRequestContext, params: mt.ElicitRequestParams) -> Any:
-            return await self.ask(mt.ElicitRequest(params=params), mt.ElicitResult)
+            return await self.ask(_round_key(context), mt.ElicitRequest(params=params), mt.ElicitResult)
 
         async def list_roots(context: ClientRequestContext) -> Any:
-            return await self.ask(mt.ListRootsRequest(), mt.ListRootsResult)
+            return await self.ask(_round_key(context), mt.ListRootsRequest(), mt.ListRootsResult)
 
         async def progress(value: float, total: float | None, message: str | None) -> None:
             if self.progress is not None:
@@ -111,9 +115,18 @@ class ParkedCall:
                 except Exception:  # the round's stream may have closed; progress is best effort
                     self.progress = None
 
-        call.sampling, call.elicitation, call.list_roots = sampling, elicitation, list_roots
+        declared = capabilities or mt.ClientCapabilities()
+        call.sampling = sampling if declared.sampling is not None else None
+        call.elicitation = elicitation if declared.elicitation is not None else None
+        call.list_roots = list_roots if declared.roots is not None else None
         if call.progress is not None:
             self.progress, call.progress = call.progress, progress
+
+
+def _round_key(context: ClientRequestContext) -> str | None:
+    """The SDK hands a 2026 round's key to the callback as the request id (a pushed 2025
+    request's id is a number)."""
+    return context.request_id if isinstance(context.request_id, str) else None
 
 
 class InputRounds:
@@ -124,14 +137,14 @@ class InputRounds:
         self.task_group: anyio.abc.TaskGroup | None = None
         """Where parked calls run: the server's, for as long as it serves."""
 
-    def park(self, call: CallContext) -> ParkedCall:
+    def park(self, call: CallContext, capabilities: mt.ClientCapabilities | None) -> ParkedCall:
         self._sweep()
         if sum(p.identity == call.identity for p in self._parked.values()) >= self.max_parked_per_identity:
             raise MCPError(mt.INVALID_REQUEST, (
                 f"{self.max_parked_per_identity} of your calls are waiting for your input already; answer "
                 f"them, or wait for them to expire ({self.answer_timeout:g} s)"))
         parked = ParkedCall(call.identity, self.answer_timeout)
-        parked.attach(call)
+        parked.attach(call, capabilities)
         return parked
 
     def _sweep(self) -> None:
@@ -141,29 +154,33 @@ class InputRounds:
             if parked.done and now - parked.finished_at > self.answer_timeout:
                 del self._parked[token]
 
-    async def start(self, parked: ParkedCall, run: Callable[[], Awaitable[ToolResult]]) -> Answer:
-        """Run the call in the background; answer with its result, or with its first questions."""
+    async def start(self, parked: ParkedCall, run: Callable[[], Awaitable[W]]) -> W | mt.InputRequiredResult:
+        """Run the request (a tool call, a prompt, a resource read) in the background; answer with
+        its result, or with its first questions."""
         if self.task_group is None:
             raise MCPError(mt.INTERNAL_ERROR, "the server is not running")
 
         async def background() -> None:
-            result = ToolResult.error("the call was cancelled while waiting for the client's input")
+            result: W | None = None
             try:
                 with parked.scope:
                     result = await run()
             except Exception as e:  # raised to the client's request, not into the server's task group
                 parked.finish(None, e)
                 return
-            parked.finish(result)
+            parked.finish(result, None if result is not None else MCPError(
+                mt.INTERNAL_ERROR, "the request was cancelled while waiting for the client's input"))
 
         self.task_group.start_soon(background)
         token = secrets.token_urlsafe(24)
         self._parked[token] = parked
-        return await self._next_round(token, parked, first=True)
+        return await self._next_round(token, parked, first=True)  # type: ignore[return-value]
 
     async def resume(
         self, identity: str, token: str, responses: dict[str, Any] | None, progress: ProgressCallback | None
-    ) -> Answer:
+    ) -> mt.Result:
+        """A retry carrying answers: its result (the type the first request's would have been),
+        or the next questions."""
         parked = self._parked.get(token)
         if parked is None or parked.identity != identity:
             raise MCPError(mt.INVALID_PARAMS, "unknown or expired requestState: call the tool again from the start")
@@ -171,7 +188,7 @@ class InputRounds:
         parked.answer(responses or {})
         return await self._next_round(token, parked, first=False)
 
-    async def _next_round(self, token: str, parked: ParkedCall, *, first: bool) -> Answer:
+    async def _next_round(self, token: str, parked: ParkedCall, *, first: bool) -> mt.Result:
         asked_client = False
         try:
             while True:
@@ -180,13 +197,17 @@ class InputRounds:
                     if parked.error is not None:
                         raise parked.error
                     assert parked.result is not None
-                    return parked.result.to_mcp()
+                    return parked.result
                 unsent = {k: q for k, q in parked.questions.items() if not q.answered.is_set()}
                 if unsent:
                     for _ in range(3):  # questions asked together (one upstream round) go out together
                         await anyio.lowlevel.checkpoint()
                     unsent = {k: q for k, q in parked.questions.items() if not q.answered.is_set()}
                     asked_client = True
+                    # Each round its own state: a client cannot replay an earlier round's.
+                    self._parked.pop(token, None)
+                    token = secrets.token_urlsafe(24)
+                    self._parked[token] = parked
                     return mt.InputRequiredResult(input_requests={k: q.request for k, q in unsent.items()},
                                                   request_state=token)
                 await parked.changed.wait()

@@ -37,7 +37,7 @@ from mcp.shared.message import ServerMessageMetadata
 from mcp_types import LOG_LEVEL_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from servers.input_rounds import Answer, InputRounds
+from servers.input_rounds import InputRounds
 from servers.jobs import JobsWorkbench
 from servers.session_cap import LegacySessionCap
 from servers.sessions import (
@@ -69,6 +69,8 @@ _LEVELS: tuple[mt.LoggingLevel, ...] = ("debug", "info", "notice", "warning", "e
 _LISTENING_SESSION: ContextVar[str | None] = ContextVar("listening_session", default=None)
 _TRACE_KEYS = ("traceparent", "tracestate")
 R = TypeVar("R", bound=mt.Result)
+T = TypeVar("T")
+Answer = mt.CallToolResult | mt.InputRequiredResult
 Ctx = ServerRequestContext[Any, Any]
 """The lowlevel handlers' request context; the server keeps no lifespan state and takes any transport request."""
 
@@ -308,7 +310,9 @@ class WorkbenchServer:
             session.active_calls += 1
             try:
                 if not ctx.session.can_send_request:  # no back-channel (2026-07-28): questions become input rounds
-                    answer = await self._in_rounds(params, call_ctx)
+                    answer = await self._in_rounds(
+                        ctx, params, call_ctx,
+                        lambda: self._run_tool(params.name, params.arguments or {}, call_ctx), ToolResult.to_mcp)
                 elif ctx.request is not None and _connection(ctx).session_id is not None:
                     result = await self._until_disconnect(ctx.request, self._run_tool(name, arguments, call_ctx))
                 else:
@@ -338,12 +342,21 @@ class WorkbenchServer:
             result = ToolResult.error(f"{name} was cancelled: the server is shutting down")
         return result.to_mcp()
 
-    async def _in_rounds(self, params: mt.CallToolRequestParams, call: CallContext) -> Answer:
-        """A call from a client without a back-channel; see `servers.input_rounds`."""
-        if params.request_state is not None:  # a retry carrying answers
-            return await self.rounds.resume(call.identity, params.request_state, params.input_responses, call.progress)
-        parked = self.rounds.park(call)
-        return await self.rounds.start(parked, lambda: self._run_tool(params.name, params.arguments or {}, call))
+    async def _in_rounds(
+        self, ctx: Ctx, params: mt.InputResponseRequestParams, call: CallContext,
+        run: Callable[[], Awaitable[T]], to_wire: Callable[[T], R],
+    ) -> R | mt.InputRequiredResult:
+        """A request from a client without a back-channel; see `servers.input_rounds`."""
+        if params.request_state is not None:  # a retry carrying answers: the first request's kind of result
+            resumed = await self.rounds.resume(call.identity, params.request_state, params.input_responses,
+                                               call.progress)
+            return resumed  # type: ignore[return-value]
+        parked = self.rounds.park(call, ctx.session.client_capabilities)
+
+        async def wire() -> R:
+            return to_wire(await run())
+
+        return await self.rounds.start(parked, wire)
 
     @staticmethod
     async def _until_disconnect(request: Any, call: Awaitable[ToolResult]) -> ToolResult | None:
@@ -376,7 +389,6 @@ class WorkbenchServer:
         # `_meta` is an open map: the trace keys are extra items, which mypy's TypedDict cannot index.
         meta: Mapping[str, object] = ctx.meta or {}
         trace = {k: v for k in _TRACE_KEYS if isinstance(v := meta.get(k), str)}
-        related = ServerMessageMetadata(related_request_id=ctx.request_id)
 
         connection = _connection(ctx)
         level: mt.LoggingLevel | None = connection.state.get(_LEVEL_KEY)
@@ -396,7 +408,14 @@ class WorkbenchServer:
         progress = session.report_progress if meta.get("progress_token") is not None else None
         call = CallContext(session_id=session_id, identity=self.identity(ctx), progress=progress, log=log,
                            trace_context=trace, log_level=level)
-        if session.can_send_request:  # 2025-era: relay upstream servers' requests to our client
+        return self._relaying(ctx, call)
+
+    def _relaying(self, ctx: Ctx, call: CallContext) -> CallContext:
+        """`call` with the client's sampling, elicitation and roots attached, as far as it declared them:
+        2025-era clients are asked directly (2026 ones in input rounds, `_in_rounds`)."""
+        session = ctx.session
+        related = ServerMessageMetadata(related_request_id=ctx.request_id)
+        if session.can_send_request:
 
             async def relay(request: mt.ServerRequest, result_type: type[R]) -> R | mt.ErrorData:
                 try:
@@ -435,18 +454,29 @@ class WorkbenchServer:
     ) -> mt.ListResourceTemplatesResult:
         return mt.ListResourceTemplatesResult(resource_templates=await self.served.list_resource_templates())
 
-    async def _read_resource(self, ctx: Ctx, params: mt.ReadResourceRequestParams) -> mt.ReadResourceResult:
+    async def _read_resource(
+        self, ctx: Ctx, params: mt.ReadResourceRequestParams
+    ) -> mt.ReadResourceResult | mt.InputRequiredResult:
+        call, uri = self._caller(ctx), str(params.uri)
         try:
-            return await self.served.read_resource(str(params.uri))
+            if not ctx.session.can_send_request:
+                return await self._in_rounds(ctx, params, call, lambda: self.served.read_resource(uri, call), _same)
+            return await self.served.read_resource(uri, self._relaying(ctx, call))
         except ResourceNotFoundError as e:
             raise MCPError(RESOURCE_NOT_FOUND, str(e), {"uri": str(params.uri)}) from None
 
     async def _list_prompts(self, ctx: Ctx, params: mt.PaginatedRequestParams | None) -> mt.ListPromptsResult:
         return mt.ListPromptsResult(prompts=await self.served.list_prompts())
 
-    async def _get_prompt(self, ctx: Ctx, params: mt.GetPromptRequestParams) -> mt.GetPromptResult:
+    async def _get_prompt(
+        self, ctx: Ctx, params: mt.GetPromptRequestParams
+    ) -> mt.GetPromptResult | mt.InputRequiredResult:
+        call, name, arguments = self._caller(ctx), params.name, params.arguments
         try:
-            return await self.served.get_prompt(params.name, params.arguments)
+            if not ctx.session.can_send_request:
+                return await self._in_rounds(ctx, params, call, lambda: self.served.get_prompt(name, arguments, call),
+                                             _same)
+            return await self.served.get_prompt(name, arguments, self._relaying(ctx, call))
         except PromptNotFoundError as e:
             raise MCPError(mt.INVALID_PARAMS, str(e)) from None
 
@@ -511,6 +541,10 @@ class WorkbenchServer:
                         await self.served.unsubscribe_resource(uri, caller)
                     except Exception as e:  # the stream is over either way
                         logger.info("listen: cannot unsubscribe %s: %s", uri, e)
+
+
+def _same(result: R) -> R:
+    return result
 
 
 _LIST_CHANGED: dict[type[ServerEvent], str] = {

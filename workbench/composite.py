@@ -335,10 +335,10 @@ class CompositeWorkbench(Workbench):
         ordered = [k for k in dict.fromkeys(likely + open_keys) if k in open_keys]
         return [self._shaped[k] for k in ordered]
 
-    async def read_resource(self, uri: str) -> mt.ReadResourceResult:
+    async def read_resource(self, uri: str, ctx: CallContext | None = None) -> mt.ReadResourceResult:
         for shaped in self._uri_owners(uri):
             try:
-                return await shaped.read_resource(uri)
+                return await shaped.read_resource(uri, ctx)
             except ResourceNotFoundError:
                 continue
         raise ResourceNotFoundError(f"no source has resource {uri!r}")
@@ -399,10 +399,12 @@ class CompositeWorkbench(Workbench):
         self.catalog = replace(self.catalog, prompts=routes)
         return out
 
-    async def get_prompt(self, name: str, arguments: dict[str, str] | None = None) -> mt.GetPromptResult:
+    async def get_prompt(
+        self, name: str, arguments: dict[str, str] | None = None, ctx: CallContext | None = None
+    ) -> mt.GetPromptResult:
         if name not in self.catalog.prompts:
             await self.list_prompts()
         route = self.catalog.prompts.get(name)
         if route is None:
             raise PromptNotFoundError(f"unknown prompt {name!r}")
-        return await self._shaped[route.source].get_prompt(route.name, arguments)
+        return await self._shaped[route.source].get_prompt(route.name, arguments, ctx)

@@ -225,13 +225,15 @@ class Workbench:
     async def list_resource_templates(self) -> list[mt.ResourceTemplate]:
         return []
 
-    async def read_resource(self, uri: str) -> mt.ReadResourceResult:
+    async def read_resource(self, uri: str, ctx: CallContext | None = None) -> mt.ReadResourceResult:
         raise ResourceNotFoundError(f"unknown resource {uri!r}")
 
     async def list_prompts(self) -> list[mt.Prompt]:
         return []
 
-    async def get_prompt(self, name: str, arguments: dict[str, str] | None = None) -> mt.GetPromptResult:
+    async def get_prompt(
+        self, name: str, arguments: dict[str, str] | None = None, ctx: CallContext | None = None
+    ) -> mt.GetPromptResult:
         raise PromptNotFoundError(f"unknown prompt {name!r}")
 
     def health(self) -> Health:

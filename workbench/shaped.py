@@ -196,13 +196,15 @@ class Shaped(WorkbenchWrapper):
             name = name[len(head):]
         return self.prompts.admits(name)
 
-    async def get_prompt(self, name: str, arguments: dict[str, str] | None = None) -> mt.GetPromptResult:
+    async def get_prompt(
+        self, name: str, arguments: dict[str, str] | None = None, ctx: CallContext | None = None
+    ) -> mt.GetPromptResult:
         if name not in self._prompt_routes and self._may_list_prompt(name):
             await self.list_prompts()  # the inner workbench may have gained it since the last listing
         source = self._prompt_routes.get(name)
         if source is None:
             raise PromptNotFoundError(f"unknown prompt {name!r}")
-        return await self.inner.get_prompt(source, arguments)
+        return await self.inner.get_prompt(source, arguments, ctx)
 
 
     # ---- resources: URIs carry the prefix in their scheme (see the module docstring) ----------
@@ -233,8 +235,8 @@ class Shaped(WorkbenchWrapper):
             return templates
         return [t.model_copy(update={"uri_template": self.exposed_uri(t.uri_template)}) for t in templates]
 
-    async def read_resource(self, uri: str) -> mt.ReadResourceResult:
-        result = await self.inner.read_resource(self._source_uri_or_raise(uri))
+    async def read_resource(self, uri: str, ctx: CallContext | None = None) -> mt.ReadResourceResult:
+        result = await self.inner.read_resource(self._source_uri_or_raise(uri), ctx)
         if not self._uri_head:
             return result
         contents = [c.model_copy(update={"uri": self.exposed_uri(c.uri)}) for c in result.contents]

@@ -36,14 +36,16 @@ class WorkbenchWrapper(Workbench):
     async def list_resource_templates(self) -> list[mt.ResourceTemplate]:
         return await self.inner.list_resource_templates()
 
-    async def read_resource(self, uri: str) -> mt.ReadResourceResult:
-        return await self.inner.read_resource(uri)
+    async def read_resource(self, uri: str, ctx: CallContext | None = None) -> mt.ReadResourceResult:
+        return await self.inner.read_resource(uri, ctx)
 
     async def list_prompts(self) -> list[mt.Prompt]:
         return await self.inner.list_prompts()
 
-    async def get_prompt(self, name: str, arguments: dict[str, str] | None = None) -> mt.GetPromptResult:
-        return await self.inner.get_prompt(name, arguments)
+    async def get_prompt(
+        self, name: str, arguments: dict[str, str] | None = None, ctx: CallContext | None = None
+    ) -> mt.GetPromptResult:
+        return await self.inner.get_prompt(name, arguments, ctx)
 
     async def complete(
         self,
