@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 
 import anyio
 import mcp.types as mt
+from everything_asks import add_input_required_tools, add_push_era_tools
 from mcp.server import ServerRequestContext
 from mcp.server.context import CallNext, HandlerResult
 from mcp.server.mcpserver import Context, MCPServer, RequestStateSecurity
@@ -32,7 +33,7 @@ from mcp.server.stdio import stdio_server
 from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 Era = Literal["both", "2025", "2026"]
 
@@ -42,8 +43,6 @@ WAV_TINY = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA="
 # Seals the 2026 `requestState` the input-required tools hand out, so a tampered echo is refused
 # (the suite's `input-required-result-tampered-state`). A fixture key, not a secret.
 REQUEST_STATE_KEY = b"mcp-workbench conformance fixture request-state key"
-NAME_SCHEMA: dict[str, Any] = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
-CONFIRM_SCHEMA: dict[str, Any] = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
 
 
 class BoundedEventStore(EventStore):
@@ -92,38 +91,6 @@ def only_era(era: Era) -> Any:
     return refuse_other_era
 
 
-class UserResponse(BaseModel):
-    response: str = Field(description="User's response")
-
-
-class Defaults(BaseModel):
-    """SEP-1034: a default for every primitive type."""
-
-    name: str = Field(default="John Doe", description="User name")
-    age: int = Field(default=30, description="User age")
-    score: float = Field(default=95.5, description="User score")
-    status: str = Field(default="active", description="User status",
-                        json_schema_extra={"enum": ["active", "inactive", "pending"]})
-    verified: bool = Field(default=True, description="Verification status")
-
-
-class Enums(BaseModel):
-    """SEP-1330: every enum shape — plain, titled, multi-select plain and titled, legacy enumNames."""
-
-    untitledSingle: str = Field(description="Simple enum without titles",
-                                json_schema_extra={"enum": ["active", "inactive", "pending"]})
-    titledSingle: str = Field(description="Enum with titled options (oneOf)", json_schema_extra={"oneOf": [
-        {"const": "low", "title": "Low Priority"}, {"const": "medium", "title": "Medium Priority"},
-        {"const": "high", "title": "High Priority"}]})
-    untitledMulti: list[str] = Field(description="Multi-select without titles", json_schema_extra={
-        "items": {"type": "string", "enum": ["read", "write", "execute"]}})
-    titledMulti: list[str] = Field(description="Multi-select with titled options", json_schema_extra={
-        "items": {"anyOf": [{"const": "feature", "title": "New Feature"}, {"const": "bug", "title": "Bug Fix"},
-                            {"const": "docs", "title": "Documentation"}]}})
-    legacyEnum: str = Field(description="Legacy enum with enumNames", json_schema_extra={
-        "enum": ["small", "medium", "large"], "enumNames": ["Small Size", "Medium Size", "Large Size"]})
-
-
 # SEP-1613: tools/list must carry these 2020-12 keywords unchanged.
 SCHEMA_2020_12: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -139,20 +106,6 @@ SCHEMA_2020_12: dict[str, Any] = {
     "else": {"required": ["email"]},
     "additionalProperties": False,
 }
-
-
-def elicit(message: str, schema: dict[str, Any]) -> mt.ElicitRequest:
-    return mt.ElicitRequest(params=mt.ElicitRequestFormParams(message=message, requested_schema=schema))
-
-
-def sample(text: str, max_tokens: int) -> mt.CreateMessageRequest:
-    return mt.CreateMessageRequest(params=mt.CreateMessageRequestParams(
-        messages=[mt.SamplingMessage(role="user", content=mt.TextContent(type="text", text=text))],
-        max_tokens=max_tokens))
-
-
-def elicited(answer: object, field: str) -> Any:
-    return answer.content.get(field) if isinstance(answer, mt.ElicitResult) and answer.content else None
 
 
 def add_content_tools(server: MCPServer) -> None:
@@ -253,152 +206,6 @@ def add_streaming_tools(server: MCPServer) -> None:
         return "prompt list changed"
 
 
-def add_client_request_tools(server: MCPServer) -> None:
-    """2025-era server→client requests: sampling and elicitation pushed on the session."""
-
-    @server.tool()
-    async def test_sampling(prompt: str, ctx: Context) -> str:
-        """Asks the client's model (sampling/createMessage) and returns its answer."""
-        try:
-            # related_request_id puts the request on this call's stream, not the standalone GET
-            # stream, which the client may not have opened yet.
-            result = await ctx.session.create_message(
-                messages=[mt.SamplingMessage(role="user", content=mt.TextContent(type="text", text=prompt))],
-                max_tokens=100, related_request_id=ctx.request_id)
-        except Exception as e:  # noqa: BLE001 — the suite reads the reason from the result
-            return f"Sampling not supported or error: {e}"
-        return f"LLM response: {result.content.text if result.content.type == 'text' else 'No response'}"
-
-    async def ask(ctx: Context, message: str, schema: type[BaseModel], prefix: str) -> str:
-        try:
-            result = await ctx.elicit(message=message, schema=schema)
-        except Exception as e:  # noqa: BLE001
-            return f"Elicitation not supported or error: {e}"
-        content = result.data.model_dump_json() if result.action == "accept" else "{}"
-        return f"{prefix}: action={result.action}, content={content}"
-
-    @server.tool()
-    async def test_elicitation(message: str, ctx: Context) -> str:
-        """Asks the user (elicitation/create) for one string."""
-        return await ask(ctx, message, UserResponse, "User response")
-
-    @server.tool()
-    async def test_elicitation_sep1034_defaults(ctx: Context) -> str:
-        """Elicits a form whose fields all carry defaults (SEP-1034)."""
-        return await ask(ctx, "Please provide user information", Defaults, "Elicitation result")
-
-    @server.tool()
-    async def test_elicitation_sep1330_enums(ctx: Context) -> str:
-        """Elicits a form with every enum shape (SEP-1330)."""
-        return await ask(ctx, "Please select values using different enum schema types", Enums,
-                         "Elicitation completed")
-
-    @server.tool()
-    async def test_missing_capability(ctx: Context) -> str:
-        """Needs the client's sampling capability; without it the call is a JSON-RPC error -32021."""
-        caps = ctx.session.client_capabilities
-        if caps is None or caps.sampling is None:
-            raise MCPError(code=mt.MISSING_REQUIRED_CLIENT_CAPABILITY,
-                           message="This tool requires the client 'sampling' capability",
-                           data={"requiredCapabilities": {"sampling": {}}})
-        return "Client declared sampling capability; proceeding."
-
-
-def add_input_required_tools(server: MCPServer) -> None:
-    """2026-era multi-round-trip requests (SEP-2322): the tool answers InputRequiredResult and the
-    client retries the call with `inputResponses` (and the sealed `requestState`)."""
-
-    @server.tool()
-    async def test_input_required_result_elicitation(ctx: Context) -> str | mt.InputRequiredResult:
-        """One elicitation round."""
-        answers = ctx.input_responses or {}
-        if "user_name" in answers:
-            return f"Hello, {elicited(answers['user_name'], 'name') or '?'}!"
-        return mt.InputRequiredResult(input_requests={"user_name": elicit("What is your name?", NAME_SCHEMA)})
-
-    @server.tool()
-    async def test_input_required_result_sampling(ctx: Context) -> str | mt.InputRequiredResult:
-        """One sampling round."""
-        answer = (ctx.input_responses or {}).get("capital_question")
-        if answer is not None:
-            ok = isinstance(answer, mt.CreateMessageResult) and answer.content.type == "text"
-            return f"Model said: {answer.content.text if ok else '?'}"  # type: ignore[union-attr]
-        return mt.InputRequiredResult(input_requests={"capital_question": sample("What is the capital of France?", 100)})
-
-    @server.tool()
-    async def test_input_required_result_list_roots(ctx: Context) -> str | mt.InputRequiredResult:
-        """One roots/list round."""
-        answer = (ctx.input_responses or {}).get("client_roots")
-        if answer is not None:
-            return f"Client exposed {len(answer.roots) if isinstance(answer, mt.ListRootsResult) else 0} root(s)."
-        return mt.InputRequiredResult(input_requests={"client_roots": mt.ListRootsRequest()})
-
-    @server.tool()
-    async def test_input_required_result_request_state(ctx: Context) -> str | mt.InputRequiredResult:
-        """The requestState it hands out comes back with the answer."""
-        if "confirm" in (ctx.input_responses or {}) and ctx.request_state == "request-state-nonce":
-            return "state-ok: confirmation received"
-        return mt.InputRequiredResult(input_requests={"confirm": elicit("Please confirm", CONFIRM_SCHEMA)},
-                                      request_state="request-state-nonce")
-
-    @server.tool()
-    async def test_input_required_result_multiple_inputs(ctx: Context) -> str | mt.InputRequiredResult:
-        """Elicitation, sampling and roots in one round."""
-        if {"user_name", "greeting", "client_roots"} <= (ctx.input_responses or {}).keys():
-            return "All inputs received."
-        return mt.InputRequiredResult(input_requests={
-            "user_name": elicit("What is your name?", NAME_SCHEMA),
-            "greeting": sample("Generate a greeting", 50),
-            "client_roots": mt.ListRootsRequest(),
-        }, request_state="multiple-inputs")
-
-    @server.tool()
-    async def test_input_required_result_multi_round(ctx: Context) -> str | mt.InputRequiredResult:
-        """Three rounds; the requestState carries what the earlier rounds answered."""
-        state = json.loads(ctx.request_state) if ctx.request_state else {"round": 0}
-        answers = ctx.input_responses or {}
-        if state.get("round") == 1 and "step1" in answers:
-            color = {"type": "object", "properties": {"color": {"type": "string"}}, "required": ["color"]}
-            return mt.InputRequiredResult(
-                input_requests={"step2": elicit("Step 2: What is your favorite color?", color)},
-                request_state=json.dumps({"round": 2, "name": elicited(answers["step1"], "name")}))
-        if state.get("round") == 2 and "step2" in answers:
-            return f"{state.get('name')} likes {elicited(answers['step2'], 'color')}."
-        # The first round, or an answer missing or out of order: start over.
-        return mt.InputRequiredResult(input_requests={"step1": elicit("Step 1: What is your name?", NAME_SCHEMA)},
-                                      request_state=json.dumps({"round": 1}))
-
-    @server.tool()
-    async def test_input_required_result_tampered_state(ctx: Context) -> str | mt.InputRequiredResult:
-        """The SDK's request-state seal refuses a tampered echo before this handler runs."""
-        if ctx.request_state is None:
-            return mt.InputRequiredResult(input_requests={"confirm": elicit("Please confirm", CONFIRM_SCHEMA)},
-                                          request_state="round-1")
-        return f"state-ok: {ctx.request_state}"
-
-    @server.tool()
-    async def test_input_required_result_capabilities(ctx: Context) -> mt.InputRequiredResult:
-        """Asks only for what the client declared it can answer."""
-        caps = ctx.client_capabilities
-        requests: dict[str, mt.InputRequest] = {}
-        if caps is None or caps.sampling is not None:
-            requests["sample"] = sample("Say hello", 50)
-        if caps is None or caps.elicitation is not None:
-            requests["ask"] = elicit("What is your name?", NAME_SCHEMA)
-        return mt.InputRequiredResult(input_requests=requests, request_state="capability-gated")
-
-    @server.prompt()
-    async def test_input_required_result_prompt(ctx: Context) -> list[UserMessage] | mt.InputRequiredResult:
-        """A prompt that needs an elicitation round first (SEP-2322 outside tools/call)."""
-        answers = ctx.input_responses or {}
-        if "user_context" in answers:
-            text = elicited(answers["user_context"], "context") or "?"
-            return [UserMessage(role="user", content=mt.TextContent(type="text", text=f"Use the following context: {text}"))]
-        context = {"type": "object", "properties": {"context": {"type": "string"}}, "required": ["context"]}
-        return mt.InputRequiredResult(input_requests={
-            "user_context": elicit("What context should the prompt use?", context)})
-
-
 def add_resources_and_prompts(server: MCPServer) -> None:
     @server.resource("test://static-text")
     def static_text() -> str:
@@ -484,12 +291,13 @@ def add_session_methods(server: MCPServer) -> None:
 
 
 def build_server(era: Era = "both") -> MCPServer:
-    server = MCPServer(name="mcp-conformance-test-server", version="0.1.0",
+    # log_level: MCPServer configures the process's logging; INFO would log every request.
+    server = MCPServer(name="mcp-conformance-test-server", version="0.1.0", log_level="WARNING",
                        request_state_security=RequestStateSecurity(keys=[REQUEST_STATE_KEY]),
                        middleware=[only_era(era)] if era != "both" else None)
     add_content_tools(server)
     add_streaming_tools(server)
-    add_client_request_tools(server)
+    add_push_era_tools(server)
     add_input_required_tools(server)
     add_resources_and_prompts(server)
     add_session_methods(server)
