@@ -73,8 +73,9 @@ def elicited(answer: object, field: str) -> Any:
 
 
 def sampled(answer: object) -> str | None:
-    ok = isinstance(answer, mt.CreateMessageResult) and isinstance(answer.content, mt.TextContent)
-    return answer.content.text if ok else None  # type: ignore[union-attr]
+    if isinstance(answer, mt.CreateMessageResult) and isinstance(answer.content, mt.TextContent):
+        return answer.content.text
+    return None
 
 
 class UserResponse(BaseModel):

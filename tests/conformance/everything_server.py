@@ -283,7 +283,7 @@ def add_session_methods(server: MCPServer) -> None:
     lowlevel.add_request_handler("resources/subscribe", mt.SubscribeRequestParams, subscribe)
     lowlevel.add_request_handler("resources/unsubscribe", mt.UnsubscribeRequestParams, unsubscribe)
 
-    @server.completion()
+    @server.completion()  # type: ignore[untyped-decorator,no-untyped-call]  # unannotated in SDK 2.3
     async def complete(ref: mt.PromptReference | mt.ResourceTemplateReference, argument: mt.CompletionArgument,
                        context: mt.CompletionContext | None) -> mt.Completion:
         target = ref.name if isinstance(ref, mt.PromptReference) else ref.uri

@@ -95,6 +95,17 @@ def suite_available() -> str | None:
     return None
 
 
+def require_suite() -> None:
+    """Skip when the suite is not installed — but fail under CI (CI=true), where it must be."""
+    import pytest
+
+    missing = suite_available()
+    if missing and os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI needs the conformance suite: {missing}")
+    if missing:
+        pytest.skip(missing)
+
+
 def _check_failure(check: object) -> str | None:
     if not isinstance(check, dict) or check.get("status") != "FAILURE":
         return None

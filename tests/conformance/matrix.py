@@ -53,8 +53,9 @@ def run_matrix(gateways: Sequence[Gateway], workdir: Path, *, concurrency: int =
     started = time.monotonic()
     with ExitStack() as stack:
         fixtures: dict[Era, tuple[str, Launched]] = {}
-        for era in ["both", *sorted({g.era for g in gateways if g.upstream == "http"} - {"both"})]:
-            fixtures[era] = stack.enter_context(serve_fixture(workdir, era, wait=False))  # type: ignore[arg-type]
+        eras: list[Era] = ["both", *sorted({g.era for g in gateways if g.upstream == "http"} - {"both"})]
+        for era in eras:
+            fixtures[era] = stack.enter_context(serve_fixture(workdir, era, wait=False))
         for _, launched in fixtures.values():
             launched.ready()
         served: list[tuple[Gateway, str, Launched]] = []

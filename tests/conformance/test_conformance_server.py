@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from harness import Suite, suite_available
+from harness import Suite, require_suite
 from matrix import GATEWAYS, SUITES, Matrix, run_matrix
 from targets import Gateway
 
@@ -40,9 +40,7 @@ TASKS_EXTENSION = "tasks-"
 
 @pytest.fixture(scope="module")
 def matrix(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
-    missing = suite_available()
-    if missing:
-        pytest.skip(missing)
+    require_suite()
     # Only the gateways the selected tests name, so `-k stdio` starts just that one.
     wanted = {item.callspec.params.get("gateway") for item in request.session.items if hasattr(item, "callspec")}
     result = run_matrix([g for g in GATEWAYS if g in wanted], tmp_path_factory.mktemp("conformance"))

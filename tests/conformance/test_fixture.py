@@ -6,6 +6,7 @@ in input-required rounds in 2026 — so a gateway can be held to bridging betwee
 from __future__ import annotations
 
 import anyio
+import mcp.types as mt
 import pytest
 from mcp import Client, StdioServerParameters
 from targets import fixture_command
@@ -29,14 +30,14 @@ def stdio(era: str) -> StdioServerParameters:
 @pytest.mark.parametrize(("era", "lands"), [("2025", "2025-11-25"), ("2026", "2026-07-28")])
 async def test_a_one_era_fixture_speaks_only_its_era_and_asks_in_it(era: str, lands: str) -> None:
     with anyio.fail_after(60):
-        async with Client(stdio(era), sampling_callback=on_sampling, elicitation_callback=on_elicitation,  # type: ignore[arg-type]
+        async with Client(stdio(era), sampling_callback=on_sampling, elicitation_callback=on_elicitation,
                           list_roots_callback=on_roots) as client:
             assert client.protocol_version == lands  # mode="auto" negotiated down or up to it
             for tool, (arguments, expected) in ASKING.items():
                 result = await client.call_tool(tool, arguments)
-                assert not result.is_error and result.content[0].text == expected, tool
+                assert not result.is_error and result.content == [mt.TextContent(type="text", text=expected)], tool
             prompt = await client.get_prompt("test_input_required_result_prompt")
-            assert prompt.messages[0].content.text == "Use the following context: context-answer"  # type: ignore[union-attr]
+            assert prompt.messages[0].content == mt.TextContent(type="text", text="Use the following context: context-answer")
         with pytest.raises(Exception):  # noqa: B017 — any refusal: the other era is not spoken
             async with Client(stdio(era), mode="legacy" if era == "2026" else "2026-07-28") as other:
                 await other.list_tools()
