@@ -2,7 +2,7 @@
 `workbench serve` for each gateway combination, all runs concurrently — what
 `test_conformance_server.py` asserts on, and a report for people:
 
-    .venv/bin/python tests/conformance/matrix.py [GATEWAY_ID ...]     # markdown on stdout
+    .venv/bin/python tests/conformance/matrix.py [--concurrency N] [GATEWAY_ID ...]   # markdown on stdout
 """
 
 from __future__ import annotations
@@ -91,12 +91,15 @@ def report(matrix: Matrix, gateways: Sequence[Gateway]) -> str:
 
 
 def main(argv: list[str]) -> int:
+    concurrency = CONCURRENCY
+    if argv[:1] == ["--concurrency"] and len(argv) > 1 and argv[1].isdigit():
+        concurrency, argv = int(argv[1]), argv[2:]
     gateways = [g for g in GATEWAYS if not argv or g.id in argv]
     if not gateways:
         print(f"unknown gateway; choose from {', '.join(g.id for g in GATEWAYS)}", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="conformance-matrix-") as workdir:
-        matrix = run_matrix(gateways, Path(workdir))
+        matrix = run_matrix(gateways, Path(workdir), concurrency=concurrency)
     print(report(matrix, gateways))
     return 0 if not any(matrix.lost(g, s) for g in gateways for s in SUITES) else 1
 

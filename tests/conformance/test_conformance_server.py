@@ -32,7 +32,9 @@ from harness import Suite, require_suite
 from matrix import GATEWAYS, SUITES, Matrix, run_matrix
 from targets import Gateway
 
-pytestmark = [pytest.mark.npm, pytest.mark.conformance]
+# The first test carries the whole matrix (its module fixture): ≈ 1–2 min on an idle 2-core
+# machine, several times that under load. Each wait inside has its own bound too.
+pytestmark = [pytest.mark.npm, pytest.mark.conformance, pytest.mark.timeout(900)]
 
 TASKS_EXTENSION = "tasks-"
 """Scenario name prefix of the `io.modelcontextprotocol/tasks` extension the SDK (2.3) lacks."""

@@ -28,7 +28,8 @@ from harness import NODE_BIN
 from mcp import Client
 from targets import PREFIX, ROOT, Gateway, serve_fixture, serve_gateway
 
-pytestmark = [pytest.mark.anyio, pytest.mark.npm]
+# The first test also starts the fixture and the gateway (up to targets.START_TIMEOUT each).
+pytestmark = [pytest.mark.anyio, pytest.mark.npm, pytest.mark.timeout(600)]
 
 MODES = {"2025-11-25": "legacy", "2026-07-28": "2026-07-28"}
 URI_HEAD = f"{PREFIX}+"
