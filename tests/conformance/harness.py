@@ -123,10 +123,12 @@ def parse_results(output_dir: Path, console: str) -> dict[str, Scenario]:
             continue
         try:
             checks = json.loads(checks_file.read_text())
+            if not isinstance(checks, list):
+                raise ValueError(f"a list of checks expected, got {type(checks).__name__}")
         except (OSError, ValueError) as e:
             scenarios[match["name"]] = Scenario(match["name"], False, (f"unreadable checks.json: {e}",))
             continue
-        failures = tuple(f for f in map(_check_failure, checks if isinstance(checks, list) else []) if f)
+        failures = tuple(f for f in map(_check_failure, checks) if f)
         scenarios[match["name"]] = Scenario(match["name"], not failures, failures)
     for line in console.splitlines():
         summary = _SUMMARY_LINE.match(line.strip())
