@@ -215,6 +215,7 @@ async def test_completion_references_are_mapped_to_the_upstreams(urls: tuple[str
             assert (await gateway.complete(served_ref, argument)).completion.values == want.completion.values
 
 
+@pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")  # 2025-era methods, on purpose
 async def test_subscriptions_and_log_levels_reach_the_upstream_under_its_own_names(urls: tuple[str, str]) -> None:
     """2025-era methods: subscribe/unsubscribe take the prefixed URI and the fixture, which refuses
     URIs it does not serve, accepts them; setLevel is answered."""
