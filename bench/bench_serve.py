@@ -17,12 +17,16 @@ log, stand out). One client for every target: the SDK `Client`, pinned to the er
                     ("over direct" is then over the bare SDK server serving it)
 The peers run in their own venvs (bench/setup_peers.sh, run here on first use; pinned versions).
 
-Method: every server is started once and stays up; each cell (era × clients × target) opens fresh sessions,
-warms each one up, waits until all are warm, then times `--calls` calls shared by the clients (calls/s over
-that timed window only; p50/p99 over every call of every round). Rounds are interleaved, the target order
-rotating each round, so a burst of load from elsewhere on the machine hits targets alike; the spread column
-says how much a cell's calls/s moved between rounds. Every cell is bounded by `--cell-timeout`, and every
-process is stopped at the end, also on failure or Ctrl-C.
+Method: every server is started once and stays up. A cell (era × clients) opens fresh sessions on every
+target and warms each one up; then each target runs its `--calls` timed calls in `--blocks` blocks, the
+targets taking turns block by block (who goes first rotating), so a burst of load from elsewhere on a shared
+machine hits every target alike. calls/s counts the timed blocks only; p50/p99 are over every timed call of
+every round; `--rounds` repeats the cell with new sessions, and the spread column says how much its calls/s
+moved between rounds. "own CPU ms/call" is the CPU time of the target's own processes (the scheduler's
+counters in /proc, every thread of its process group) per call: for a proxy that is the hop's work, for
+direct the upstream's, and it barely moves when other work crowds the machine, unlike wall time. Bounded: a
+block stops after `--block-seconds`, a cell after `--cell-timeout`, a call after 30 s; every process group
+is stopped at the end, also on failure or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -231,10 +235,15 @@ async def open_sessions(stack: AsyncExitStack, url: str, clients: int, mode: str
     return sessions
 
 
-async def calls_on(sessions: list[Client], calls: int, run: Run, *, strict: bool = False) -> None:
-    """`calls` calls shared by the sessions, all at once; a strict run (the warm-up) stops at an error result."""
+async def calls_on(sessions: list[Client], calls: int, run: Run, *, seconds: float = 60, strict: bool = False) -> None:
+    """`calls` calls shared by the sessions, all at once, stopping early after `seconds` (a slow target does
+    fewer calls, not a longer bench); a strict run (the warm-up) stops at an error result."""
+    deadline = time.perf_counter() + seconds
+
     async def one_client(client: Client) -> None:
         for i in range(max(1, calls // len(sessions))):
+            if i and time.perf_counter() > deadline:
+                return
             t0 = time.perf_counter()
             with anyio.fail_after(30):
                 result = await client.call_tool("add", {"a": i, "b": 1})
@@ -253,7 +262,7 @@ async def calls_on(sessions: list[Client], calls: int, run: Run, *, strict: bool
 
 
 async def measure_cell(urls: dict[str, tuple[str, int]], clients: int, calls: int, warmup: int, blocks: int,
-                       mode: str) -> dict[str, Run | str]:
+                       block_seconds: float, mode: str) -> dict[str, Run | str]:
     """Open and warm `clients` sessions on every target, then run the timed calls in `blocks` blocks per
     target, taking the targets in turn (rotating who goes first): each target's calls are spread over the
     whole cell, so a burst of load from elsewhere on the shared machine hits every target alike."""
@@ -278,7 +287,7 @@ async def measure_cell(urls: dict[str, tuple[str, int]], clients: int, calls: in
                 if isinstance(run, Run):
                     try:
                         cpu = cpu_seconds(urls[name][1])
-                        await calls_on(live[name], calls // blocks, run)
+                        await calls_on(live[name], calls // blocks, run, seconds=block_seconds)
                         run.cpu += cpu_seconds(urls[name][1]) - cpu
                     except Exception as e:
                         outcome[name] = f"failed: {first_error(e)}"
@@ -291,10 +300,10 @@ async def measure_cell(urls: dict[str, tuple[str, int]], clients: int, calls: in
     return outcome
 
 
-async def bounded_cell(urls: dict[str, tuple[str, int]], clients: int, calls: int, warmup: int, blocks: int, mode: str,
-                       timeout: float) -> dict[str, Run | str]:
+async def bounded_cell(urls: dict[str, tuple[str, int]], clients: int, calls: int, warmup: int, blocks: int,
+                       block_seconds: float, mode: str, timeout: float) -> dict[str, Run | str]:
     with anyio.fail_after(timeout):
-        return await measure_cell(urls, clients, calls, warmup, blocks, mode)
+        return await measure_cell(urls, clients, calls, warmup, blocks, block_seconds, mode)
 
 
 def first_error(exc: BaseException) -> str:
@@ -331,7 +340,7 @@ class Cell:
 def table(cells: dict[tuple[str, int, str], Cell], eras: list[str], concurrency: list[int],
           targets: list[Target], skipped: dict[str, str]) -> str:
     rows = ["| era | clients | target | calls/s | p50 ms | p99 ms | p50 over direct | calls/s × direct "
-            "| own CPU ms/call | spread |", "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|"]
+            "| own CPU ms/call | spread | calls |", "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for era in eras:
         for clients in concurrency:
             direct = cells.get((era, clients, "direct"))
@@ -340,7 +349,7 @@ def table(cells: dict[tuple[str, int, str], Cell], eras: list[str], concurrency:
                 cell = cells.get((era, clients, t.name))
                 why = skipped.get(t.needs or "") or (None if era in t.eras else "2025 era only (mcp 1.x)")
                 if why or cell is None or cell.failure or not cell.runs:
-                    rows.append(f"{head} {why or (cell.failure if cell else 'not run')} | | | | | | | |")
+                    rows.append(f"{head} {why or (cell.failure if cell else 'not run')} | | | | | | | | |")
                     continue
                 p50 = cell.percentile(0.5)
                 over = ratio = "—"
@@ -351,7 +360,9 @@ def table(cells: dict[tuple[str, int, str], Cell], eras: list[str], concurrency:
                 note = f" ({failed} calls failed: {cell.runs[-1].errors[0][:60] if cell.runs[-1].errors else ''})" \
                     if failed else ""
                 rows.append(f"{head} {cell.calls_per_s:,.0f}{note} | {p50:.2f} | {cell.percentile(0.99):.2f} "
-                            f"| {over} | {ratio} | {cell.cpu_ms_per_call:.2f} | ±{cell.spread:.0f}% |")
+                            f"| {over} | {ratio} | {cell.cpu_ms_per_call:.2f} "
+                            f"| {f'±{cell.spread:.0f}%' if len(cell.runs) > 1 else '—'} "
+                            f"| {sum(len(r.latencies) for r in cell.runs)} |")
     return "\n".join(rows)
 
 
@@ -365,7 +376,7 @@ def noise(cells: dict[tuple[str, int, str], Cell]) -> str:
 
 
 # ---- main --------------------------------------------------------------------------------------------------
-def describe(rounds: int, calls: int, warmup: int) -> str:
+def describe(args: argparse.Namespace) -> str:
     pins = [(BENCH / v / ".pinned").read_text().strip() for v in (".venv-fastmcp", ".venv-mcp-proxy")
             if (BENCH / v / ".pinned").exists()]
     commit = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h %s"], capture_output=True,
@@ -374,9 +385,12 @@ def describe(rounds: int, calls: int, warmup: int) -> str:
     return (f"`bench/bench_serve.py`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, checkout `{commit}`; "
             f"mcp {version('mcp')}, {', '.join(pins) or 'no peers'}; {os.cpu_count()} cores, load average "
             f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} at the start.\n"
-            f"One trivial tool over streamable HTTP on loopback; {calls} timed calls per cell shared by the clients "
-            f"after {warmup} warm-up calls per client; {rounds} interleaved rounds; calls/s is the median round, "
-            f"p50/p99 over all rounds' calls.")
+            f"One trivial tool over streamable HTTP on loopback. Per cell and round: fresh sessions, "
+            f"{args.warmup} warm-up calls each, then {args.calls} timed calls per target shared by the clients, in "
+            f"{args.blocks} blocks taken by the targets in turn (a block stops after {args.block_seconds:g} s: slow "
+            f"targets make fewer calls). {args.rounds} rounds; calls/s is the median round, p50/p99 over all "
+            f"rounds' calls; own CPU is the target's processes' (for direct: the upstream's) CPU time per call; "
+            f"spread is half the range of the rounds' calls/s.")
 
 
 def main() -> None:
@@ -389,6 +403,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--targets", default=",".join(TARGETS), help=f"from {', '.join(TARGETS)}")
     parser.add_argument("--blocks", type=int, default=10, help="blocks a cell's calls are cut into, per target")
+    parser.add_argument("--block-seconds", type=float, default=1.5,
+                        help="a block stops early after this long: slow targets make fewer calls")
     parser.add_argument("--cell-timeout", type=float, default=300,
                         help="seconds one cell (all targets at one era and concurrency) may take")
     parser.add_argument("--out", type=Path, help="also write the markdown table to this file")
@@ -397,6 +413,8 @@ def main() -> None:
         serve(args.serve[0], int(args.serve[1]) if len(args.serve) > 1 else 0)
         return
 
+    # `timeout`, a CI cancel or kill: end like Ctrl-C, so the servers' process groups are stopped too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     eras = args.eras.split(",")
     concurrency = [int(c) for c in args.clients.split(",")]
     unknown = [n for n in args.targets.split(",") if n not in TARGETS] + [e for e in eras if e not in ERAS]
@@ -405,7 +423,7 @@ def main() -> None:
                      f"eras are {', '.join(ERAS)}")
     targets = [TARGETS[n] for n in ["direct"] + [n for n in args.targets.split(",") if n != "direct"]]
     skipped = peers_ready(targets)
-    heading = describe(args.rounds, args.calls, args.warmup)
+    heading = describe(args)
     cells: dict[tuple[str, int, str], Cell] = {}
     urls: dict[str, tuple[str, int]] = {}
     # The servers (in the stack) stop before their scratch folder (logs, configs) goes.
@@ -429,7 +447,8 @@ def main() -> None:
                     order = eligible[r % len(eligible):] + eligible[:r % len(eligible)]
                     try:
                         outcome = anyio.run(bounded_cell, {n: urls[n] for n in order}, clients, args.calls,
-                                            args.warmup, args.blocks, ERAS[era], args.cell_timeout)
+                                            args.warmup, args.blocks, args.block_seconds, ERAS[era],
+                                            args.cell_timeout)
                     except Exception as e:  # the cell's time ran out: every target in it failed this round
                         outcome = dict.fromkeys(order, f"failed: {first_error(e)}")
                     for name, run in outcome.items():
@@ -449,4 +468,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        raise SystemExit("interrupted; every server it started is stopped") from None

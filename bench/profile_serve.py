@@ -90,7 +90,7 @@ async def drive(url: str, mode: str, calls: int) -> Run:
         sessions = await open_sessions(stack, url, 1, mode)
         await calls_on(sessions, 20, Run(), strict=True)  # warm: the first calls build caches, not the hop
         run = Run()
-        await calls_on(sessions, calls, run)
+        await calls_on(sessions, calls, run, seconds=3600)
         return run
 
 
@@ -104,6 +104,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--raw-dir", type=Path)
     args = parser.parse_args()
+    # `timeout`, a CI cancel or kill: end like Ctrl-C, so the servers' process groups are stopped too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     target = TARGETS[args.target]
     assert target.argv is not None
     skipped = peers_ready([target]) if target.needs else {}
@@ -147,4 +149,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        raise SystemExit("interrupted; every server it started is stopped") from None
