@@ -37,7 +37,7 @@ from mcp_types import LOG_LEVEL_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from adapters.config import Mode, SessionMode
-from adapters.mcp_client_sessions import ClientSessions
+from adapters.mcp_client_sessions import ClientSessions, ModernTwin
 from adapters.mcp_connection import Connection, ConnectionState, ServerUnavailable
 from adapters.mcp_routing import CallRouter
 from adapters.mcp_subscriptions import Subscriptions
@@ -121,14 +121,20 @@ class McpWorkbench(Workbench):
         self._tools: dict[str, ToolSpec] | None = None
         self._protocol_version: str | None = None
         self._subscriptions = Subscriptions()
+        options: dict[str, Any] = dict(
+            timeout=timeout, connect_timeout=connect_timeout, sampling_callback=sampling_callback,
+            elicitation_callback=elicitation_callback, list_roots_callback=list_roots_callback,
+            logging_callback=logging_callback, relay_client_requests=relay_client_requests, log_level=log_level,
+            max_backoff=max_backoff)
         self._clients: ClientSessions | None = None
         if session == "per_client":
-            options = dict(mode=mode, timeout=timeout, connect_timeout=connect_timeout,
-                           sampling_callback=sampling_callback, elicitation_callback=elicitation_callback,
-                           list_roots_callback=list_roots_callback, logging_callback=logging_callback,
-                           relay_client_requests=relay_client_requests, log_level=log_level, max_backoff=max_backoff)
             self._clients = ClientSessions(
-                self, lambda: McpWorkbench(target, name=self.name, **options), max_client_sessions)  # type: ignore[arg-type]
+                self, lambda: McpWorkbench(target, name=self.name, mode=mode, **options), max_client_sessions)
+        # A 2026-07-28 caller's calls go over a 2026 connection (their input rounds pass through
+        # with their own keys, all at once), opened on first need, while the 2025 session serves
+        # 2025 callers; an upstream without the 2026 protocol serves both over its 2025 session.
+        self._modern = ModernTwin(lambda: McpWorkbench(target, name=self.name, mode="2026-07-28", **options)) \
+            if self._offered == "legacy" and mode == "auto" else None
         self._relisten = anyio.Event()
         """Set when the resource subscriptions change: a 2026 listen stream reopens with the new set."""
         self._conn = Connection(
@@ -232,7 +238,15 @@ class McpWorkbench(Workbench):
         self._conn.reopen()
         await self._conn.client()
 
+    async def _twin_for(self, ctx: CallContext | None) -> Workbench | None:
+        if self._modern is None or self._offered != "legacy" or ctx is None \
+                or ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            return None
+        return await self._modern.get()
+
     async def stop(self) -> None:
+        if self._modern is not None:
+            await self._modern.close()
         if self._clients is not None:
             await self._clients.close_all()
         await self._conn.close()
@@ -267,6 +281,8 @@ class McpWorkbench(Workbench):
             except WorkbenchError as e:
                 return ToolResult.error(str(e))
             return await own.call_tool(name, arguments, ctx)
+        if (twin := await self._twin_for(ctx)) is not None:
+            return await twin.call_tool(name, arguments, ctx)
         ctx = ctx or CallContext()
         try:
             client = await self._conn.client()
@@ -459,6 +475,8 @@ class McpWorkbench(Workbench):
     async def read_resource(self, uri: str, ctx: CallContext | None = None) -> mt.ReadResourceResult:
         if self._clients is not None and ctx is not None:
             return await (await self._clients.get(ctx)).read_resource(uri, ctx)
+        if (twin := await self._twin_for(ctx)) is not None:
+            return await twin.read_resource(uri, ctx)
         try:
             return await self._request(f"resources/read {uri}", lambda c: c.read_resource(uri), ctx)
         except MCPError as e:
@@ -476,6 +494,8 @@ class McpWorkbench(Workbench):
     ) -> mt.GetPromptResult:
         if self._clients is not None and ctx is not None:
             return await (await self._clients.get(ctx)).get_prompt(name, arguments, ctx)
+        if (twin := await self._twin_for(ctx)) is not None:
+            return await twin.get_prompt(name, arguments, ctx)
         try:
             return await self._request(f"prompts/get {name}", lambda c: c.get_prompt(name, arguments), ctx)
         except MCPError as e:

@@ -14,6 +14,7 @@ that leaked to someone else opens nothing of its owner's.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -88,3 +89,41 @@ class ClientSessions:
     async def close_all(self) -> None:
         for session_id in list(self._open):
             await self.close(session_id)
+
+
+class ModernTwin:
+    """A second connection to the same server at 2026-07-28, opened on first use. A server that
+    cannot be reached that way is not asked again for a while: its 2025 session serves meanwhile."""
+
+    RETRY_AFTER = 60.0
+
+    def __init__(self, make: Callable[[], Workbench]) -> None:
+        self.make = make
+        self._workbench: Workbench | None = None
+        self._failed_at: float | None = None
+        self._opening = anyio.Lock()
+
+    async def get(self) -> Workbench | None:
+        if self._workbench is not None:
+            return self._workbench
+        if self._failed_at is not None and time.monotonic() - self._failed_at < self.RETRY_AFTER:
+            return None
+        async with self._opening:
+            if self._workbench is None:
+                workbench = self.make()
+                try:
+                    await workbench.start()
+                except WorkbenchError as e:
+                    logger.info("no 2026-07-28 connection to %s (%s); its 2025 session serves every caller",
+                                workbench.name, e)
+                    self._failed_at = time.monotonic()
+                    await workbench.stop()
+                    return None
+                self._workbench = workbench
+        return self._workbench
+
+    async def close(self) -> None:
+        workbench, self._workbench = self._workbench, None
+        if workbench is not None:
+            with anyio.CancelScope(shield=True):
+                await workbench.stop()

@@ -407,7 +407,7 @@ class WorkbenchServer:
         # Progress only when the client asked for it (a token): an upstream is then not asked either.
         progress = session.report_progress if meta.get("progress_token") is not None else None
         call = CallContext(session_id=session_id, identity=self.identity(ctx), progress=progress, log=log,
-                           trace_context=trace, log_level=level)
+                           trace_context=trace, log_level=level, protocol_version=connection.protocol_version)
         return self._relaying(ctx, call)
 
     def _relaying(self, ctx: Ctx, call: CallContext) -> CallContext:
@@ -483,7 +483,8 @@ class WorkbenchServer:
     # ---- completion, subscriptions, log levels --------------------------------------------
     def _caller(self, ctx: Ctx) -> CallContext:
         session_id, _ = self.session_id(ctx)
-        return CallContext(session_id=session_id, identity=self.identity(ctx))
+        return CallContext(session_id=session_id, identity=self.identity(ctx),
+                           protocol_version=_connection(ctx).protocol_version)
 
     async def _complete(self, ctx: Ctx, params: mt.CompleteRequestParams) -> mt.CompleteResult:
         try:

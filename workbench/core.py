@@ -144,6 +144,9 @@ class CallContext:
     elicitation: ElicitationFnT | None = None
     list_roots: ListRootsFnT | None = None
     """Server→client requests relayed from whoever called us (a gateway passes its client's)."""
+    protocol_version: str | None = None
+    """The MCP protocol version the caller speaks, when it is an MCP client: a gateway reaches an
+    upstream in the caller's era where it can (2026 input rounds pass through as they are)."""
     log_level: mt.LoggingLevel | None = None
     """The least severe log level the caller wants (its `logging/setLevel`, or a 2026 request's
     log-level `_meta`); None: the caller did not say."""
