@@ -248,11 +248,12 @@ async def calls_on(sessions: list[Client], calls: int, run: Run, *, seconds: flo
             with anyio.fail_after(30):
                 result = await client.call_tool("add", {"a": i, "b": 1})
             run.latencies.append(time.perf_counter() - t0)
-            if result.is_error:  # counted and shown, so one bad call does not hide the table
-                why = result.content[0].text if result.content else "error result"  # type: ignore[union-attr]
+            text = result.content[0].text if result.content else ""  # type: ignore[union-attr]
+            if result.is_error or text != str(i + 1):  # a fast wrong answer must not look like a win
+                why = text[:200] if result.is_error else f"add({i}, 1) answered {text[:40]!r}"
                 if strict:
                     raise RuntimeError(why)
-                run.errors.append(why)
+                run.errors.append(why)  # counted and shown, so one bad call does not hide the table
 
     started = time.perf_counter()
     async with anyio.create_task_group() as tg:
@@ -381,8 +382,13 @@ def describe(args: argparse.Namespace) -> str:
             if (BENCH / v / ".pinned").exists()]
     commit = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h %s"], capture_output=True,
                             text=True, timeout=10).stdout.strip()[:80]
+    commit = f"`{commit}`"
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, timeout=10).stdout.split()
+    if dirty:  # the gateway runs from the working tree, so its uncommitted edits are what was measured
+        commit += f" + uncommitted edits to {', '.join(dirty[1::2][:6])}"
     from importlib.metadata import version
-    return (f"`bench/bench_serve.py`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, checkout `{commit}`; "
+    return (f"`bench/bench_serve.py`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, checkout {commit}; "
             f"mcp {version('mcp')}, {', '.join(pins) or 'no peers'}; {os.cpu_count()} cores, load average "
             f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} at the start.\n"
             f"One trivial tool over streamable HTTP on loopback. Per cell and round: fresh sessions, "
