@@ -239,6 +239,8 @@ def capabilities_step(caps: mt.ClientCapabilities | None) -> Step:
             requests["sample"] = sample("Say hello", 50)
         if caps is None or caps.elicitation is not None:
             requests["ask"] = elicit("What is your name?", NAME_SCHEMA)
+        if not requests:  # a round with nothing to answer would only come back the same
+            return "nothing to ask: the client declared neither sampling nor elicitation"
         return mt.InputRequiredResult(input_requests=requests, request_state="capability-gated")
 
     return step

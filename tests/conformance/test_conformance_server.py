@@ -11,6 +11,11 @@ through a 2026-only upstream (and the reverse) is held to everything the fixture
 tasks extension (`tasks-*`, scored by neither suite) fails straight at the fixture — the SDK has
 no tasks routing — so it is outside the baseline, not marked xfail.
 
+Two checks are excused for a 2026 client through a 2025-only upstream, each by its exact
+message (`matrix.EXCUSED`, with the reasons): the suite wants the server's own key for a question
+and three questions in one round, which a 2025 upstream — asking by keyless server→client
+requests, one after another — cannot express. Any other failure of those scenarios still counts.
+
 Pruned combinations, each for a reason:
 - stdio upstream × one-era fixture: era bridging sits in the gateway's client (`McpWorkbench`),
   which negotiates the same way over either transport; stdio is covered with the both-era fixture.
@@ -67,6 +72,8 @@ def test_the_fixture_passes_the_suite_directly(matrix: Matrix, suite: Suite) -> 
 def test_every_scenario_passing_directly_passes_through_the_gateway(
         matrix: Matrix, gateway: Gateway, suite: Suite) -> None:
     lost = matrix.lost(gateway, suite)
+    for name, reason in matrix.excused(gateway, suite).items():
+        print(f"\n{gateway.id} {suite}: {name} fails only for a check excused: {reason}")
     assert not lost, (
         f"{len(lost)} of the {len(matrix.direct[suite].passed)} scenarios of the {suite} suite that pass straight "
         f"at the fixture fail through the gateway ({gateway.id}):\n{matrix.through[gateway.id, suite].explain(lost)}")

@@ -46,3 +46,26 @@ def test_results_are_read_per_scenario_with_each_failing_check(tmp_path: Path) -
     assert scenarios["tasks-status-notifications"].passed
     assert set(scenarios) == {"tools-call-simple-text", "input-required-result-multi-round", "tasks-lifecycle",
                               "ping", "server-stateless", "tasks-status-notifications"}
+
+
+def test_only_the_excused_check_of_a_scenario_is_excused() -> None:
+    from harness import Scenario, SuiteRun
+    from matrix import EXCUSED, Matrix
+    from targets import Gateway
+
+    gateway = Gateway("http", "2025")
+    key, batch = (EXCUSED["2025", "2026"][name].failure for name in (
+        "input-required-result-basic-elicitation", "input-required-result-multiple-input-requests"))
+    names = ["input-required-result-basic-elicitation", "input-required-result-multiple-input-requests", "ping"]
+    direct = SuiteRun("direct", "2026", 1.0, {n: Scenario(n, True) for n in names})
+    through = SuiteRun("gateway", "2026", 1.0, {
+        names[0]: Scenario(names[0], False, (key,)),
+        names[1]: Scenario(names[1], False, (batch + " 1", "sep-2322-multiple-inputs-complete: wrong answer")),
+        "ping": Scenario("ping", False, ("ping: " + key.split(": ", 1)[1],)),  # an excused message, wrong scenario
+    })
+    matrix = Matrix(direct={"2026": direct}, through={(gateway.id, "2026"): through})
+    assert matrix.lost(gateway, "2026") == {names[1], "ping"}
+    assert set(matrix.excused(gateway, "2026")) == {names[0]}
+    # The excuses belong to a 2025-only upstream alone.
+    other = Matrix(direct={"2026": direct}, through={(Gateway("http", "2026").id, "2026"): through})
+    assert other.lost(Gateway("http", "2026"), "2026") == set(names)
