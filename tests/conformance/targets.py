@@ -57,11 +57,15 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=10)
 
 
+@dataclass
 class Launched:
-    """A started process: `ready()` waits until it answers."""
+    """A started process: `ready()` waits until `ready_url` answers (with `expect` in the body)."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], log: Path, ready_url: str, what: str, expect: str | None) -> None:
-        self.proc, self.log, self.ready_url, self.what, self.expect = proc, log, ready_url, what, expect
+    proc: subprocess.Popen[bytes]
+    log: Path
+    ready_url: str
+    what: str
+    expect: str | None
 
     def ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT
