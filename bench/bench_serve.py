@@ -1,7 +1,7 @@
 """Serving over streamable HTTP: the gateway hop next to its peers, and `workbench serve` next to a bare SDK server.
 
-    .venv/bin/python bench/bench_serve.py [--calls 400] [--clients 1,8] [--eras 2025-11-25,2026-07-28]
-                                          [--rounds 3] [--targets direct,gateway,...] [--out table.md]
+    .venv/bin/python bench/bench_serve.py [--calls 300] [--clients 1,8] [--eras 2025-11-25,2026-07-28]
+                                          [--rounds 2] [--targets direct,gateway,...] [--out table.md]
 
 One upstream for every proxy: the SDK's `MCPServer` serving one trivial async tool (`add`) over streamable
 HTTP on loopback, both eras on one endpoint, logging warnings only (so the hops, not the upstream's access
@@ -166,16 +166,17 @@ def running(name: str, argv: list[str], scratch: Path, port: int) -> Iterator[tu
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+    """SIGTERM to the group; after 10 s, or once the leader is gone, SIGKILL to whatever of it is left."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
         try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=grace)
-            return
+            proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            continue
+            pass
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:  # the whole group has ended
+        pass
+    proc.wait(timeout=10)
 
 
 def peers_ready(targets: list[Target]) -> dict[str, str]:
@@ -402,13 +403,13 @@ def describe(args: argparse.Namespace) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
-    parser.add_argument("--calls", type=int, default=400, help="timed calls per cell, shared by the clients")
-    parser.add_argument("--warmup", type=int, default=10, help="untimed calls per client session first")
+    parser.add_argument("--calls", type=int, default=300, help="timed calls per cell, shared by the clients")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed calls per client session first")
     parser.add_argument("--clients", default="1,8", help="concurrent clients, comma-separated")
     parser.add_argument("--eras", default=",".join(ERAS), help="protocol eras: 2025-11-25 and/or 2026-07-28")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--targets", default=",".join(TARGETS), help=f"from {', '.join(TARGETS)}")
-    parser.add_argument("--blocks", type=int, default=10, help="blocks a cell's calls are cut into, per target")
+    parser.add_argument("--blocks", type=int, default=6, help="blocks a cell's calls are cut into, per target")
     parser.add_argument("--block-seconds", type=float, default=1.5,
                         help="a block stops early after this long: slow targets make fewer calls")
     parser.add_argument("--cell-timeout", type=float, default=300,
