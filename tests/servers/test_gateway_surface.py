@@ -5,6 +5,7 @@ that one's subscriptions and log level never reach the other."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import warnings
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
+import anyio.to_thread
 import mcp.types as mt
 import pytest
 from serving import free_port, http_client, serving
@@ -188,3 +190,25 @@ async def test_an_upstream_that_comes_back_is_resubscribed_and_its_subscribers_t
                 assert inbox.updated == ["up+notes://readme"]
                 await client.call_tool("up__touch", {"uri": "notes://readme"})
                 await inbox.wait_for(lambda: len(inbox.updated) == 2)
+
+
+@pytest.mark.npm
+async def test_the_inspector_reads_prefixed_resources_and_prompts_through_the_gateway() -> None:
+    from test_inspector import inspector
+
+    port = free_port()
+    with upstream_process(port):
+        gateway = CompositeWorkbench({"up": McpWorkbench.http(f"http://127.0.0.1:{port}/mcp", mode="legacy")})
+        async with serving(gateway) as gw:
+
+            def ask(*args: str) -> dict:  # type: ignore[type-arg]
+                return inspector(gw.url, "--transport", "http", *args)
+
+            listed = await anyio.to_thread.run_sync(lambda: ask("--method", "resources/list"))
+            assert "up+notes://readme" in {r["uri"] for r in listed["resources"]}
+            read = await anyio.to_thread.run_sync(lambda: ask("--method", "resources/read", "--uri",
+                                                              "up+notes://item/9"))
+            assert read["contents"][0]["text"] == "note 9" and read["contents"][0]["uri"] == "up+notes://item/9"
+            prompt = await anyio.to_thread.run_sync(lambda: ask("--method", "prompts/get", "--prompt-name", "up__greet",
+                                                                "--prompt-args", "name=Ann"))
+            assert "Hello Ann" in json.dumps(prompt)
