@@ -90,7 +90,7 @@ class McpWorkbench(Workbench):
         elicitation_callback: ElicitationFnT | None = None,
         list_roots_callback: ListRootsFnT | None = None,
         logging_callback: LogCallback | None = None,
-        relay_client_requests: bool = False,
+        relay_client_requests: bool | frozenset[str] = False,
         log_level: mt.LoggingLevel | None = "info",
         max_backoff: float = 30.0,
         session: SessionMode = "shared",
@@ -133,8 +133,16 @@ class McpWorkbench(Workbench):
         # A 2026-07-28 caller's calls go over a 2026 connection (their input rounds pass through
         # with their own keys, all at once), opened on first need, while the 2025 session serves
         # 2025 callers; an upstream without the 2026 protocol serves both over its 2025 session.
-        self._modern = ModernTwin(lambda: McpWorkbench(target, name=self.name, mode="2026-07-28", **options)) \
+        # One per set of client capabilities its callers declare: a 2026 request carries its
+        # capabilities, and the upstream must see the caller's, not ours (it may refuse a call).
+        self._modern: dict[frozenset[str], ModernTwin] | None = {} \
             if self._offered == "legacy" and mode == "auto" else None
+
+        def twin(declared: frozenset[str]) -> ModernTwin:
+            twin_options = {**options, "relay_client_requests": declared}
+            return ModernTwin(lambda: McpWorkbench(target, name=self.name, mode="2026-07-28", **twin_options))
+
+        self._make_twin = twin
         self._relisten = anyio.Event()
         """Set when the resource subscriptions change: a 2026 listen stream reopens with the new set."""
         self._conn = Connection(
@@ -242,11 +250,15 @@ class McpWorkbench(Workbench):
         if self._modern is None or self._offered != "legacy" or ctx is None \
                 or ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
             return None
-        return await self._modern.get()
+        declared = frozenset(name for name, callback in (
+            ("sampling", ctx.sampling), ("elicitation", ctx.elicitation), ("roots", ctx.list_roots)) if callback)
+        if declared not in self._modern:
+            self._modern[declared] = self._make_twin(declared)
+        return await self._modern[declared].get()
 
     async def stop(self) -> None:
-        if self._modern is not None:
-            await self._modern.close()
+        for twin in (self._modern or {}).values():
+            await twin.close()
         if self._clients is not None:
             await self._clients.close_all()
         await self._conn.close()
