@@ -270,35 +270,41 @@ async def measure_cell(urls: dict[str, tuple[str, int]], clients: int, calls: in
     whole cell, so a burst of load from elsewhere on the shared machine hits every target alike."""
     outcome: dict[str, Run | str] = {}
     live: dict[str, list[Client]] = {}
-    stacks: list[AsyncExitStack] = []
-    try:
-        for name, (url, _) in urls.items():
-            stack = AsyncExitStack()
-            stacks.append(stack)
-            try:
+    finished = anyio.Event()
+
+    async def host(name: str, url: str, ready: anyio.Event) -> None:
+        # Each target's sessions live in a task of their own: when a target breaks a session, the SDK
+        # cancels the task that opened it, and that must not be the one timing the other targets.
+        try:
+            async with AsyncExitStack() as stack:
                 live[name] = await open_sessions(stack, url, clients, mode)
                 await calls_on(live[name], warmup * clients, Run(), strict=True)
                 outcome[name] = Run()
-            except Exception as e:  # one broken target must not hide the others' numbers
-                live.pop(name, None)
-                outcome[name] = f"failed: {first_error(e)}"
-        names = list(live)
+                ready.set()
+                await finished.wait()
+        except Exception as e:  # one broken target must not hide the others' numbers
+            outcome[name] = f"failed: {first_error(e)}"
+        finally:
+            live.pop(name, None)
+            ready.set()
+
+    async with anyio.create_task_group() as hosts:
+        for name, (url, _) in urls.items():
+            ready = anyio.Event()
+            hosts.start_soon(host, name, url, ready)
+            await ready.wait()
+        names = [name for name in urls if name in live]
         for block in range(blocks):
             for name in names[block % len(names):] + names[:block % len(names)]:
                 run = outcome[name]
-                if isinstance(run, Run):
+                if isinstance(run, Run) and name in live:
                     try:
                         cpu = cpu_seconds(urls[name][1])
                         await calls_on(live[name], calls // blocks, run, seconds=block_seconds)
                         run.cpu += cpu_seconds(urls[name][1]) - cpu
                     except Exception as e:
                         outcome[name] = f"failed: {first_error(e)}"
-    finally:
-        for stack in reversed(stacks):  # LIFO: each session's task group closes in the task that opened it
-            try:
-                await stack.aclose()
-            except Exception:  # a session the target already broke; its failure is in the outcome
-                pass
+        finished.set()
     return outcome
 
 
