@@ -161,15 +161,15 @@ class Shaped(WorkbenchWrapper):
         """Resource links and embedded resources name URIs a client reads back through us."""
         if not self._uri_head or not any(isinstance(c, mt.ResourceLink | mt.EmbeddedResource) for c in result.content):
             return result
-        content: list[mt.ContentBlock] = []
-        for block in result.content:
-            if isinstance(block, mt.ResourceLink):
-                block = block.model_copy(update={"uri": self.exposed_uri(block.uri)})
-            elif isinstance(block, mt.EmbeddedResource):
-                inner = block.resource.model_copy(update={"uri": self.exposed_uri(block.resource.uri)})
-                block = block.model_copy(update={"resource": inner})
-            content.append(block)
-        return replace(result, content=content)
+        return replace(result, content=[self._exposed_block(block) for block in result.content])
+
+    def _exposed_block(self, block: Any) -> Any:
+        if isinstance(block, mt.ResourceLink):
+            return block.model_copy(update={"uri": self.exposed_uri(block.uri)})
+        if isinstance(block, mt.EmbeddedResource):
+            inner = block.resource.model_copy(update={"uri": self.exposed_uri(block.resource.uri)})
+            return block.model_copy(update={"resource": inner})
+        return block
 
     def down_source(self, name: str) -> tuple[str, Health] | None:
         source = self._tool_routes.get(name) or self._unlisted_tool(name)
@@ -204,7 +204,11 @@ class Shaped(WorkbenchWrapper):
         source = self._prompt_routes.get(name)
         if source is None:
             raise PromptNotFoundError(f"unknown prompt {name!r}")
-        return await self.inner.get_prompt(source, arguments, ctx)
+        result = await self.inner.get_prompt(source, arguments, ctx)
+        if not self._uri_head:
+            return result
+        messages = [m.model_copy(update={"content": self._exposed_block(m.content)}) for m in result.messages]
+        return result.model_copy(update={"messages": messages})
 
 
     # ---- resources: URIs carry the prefix in their scheme (see the module docstring) ----------
