@@ -335,6 +335,10 @@ class McpWorkbench(Workbench):
                     except ServerUnavailable as unavailable:
                         return ToolResult.error(str(unavailable))
                     return await self._call_once(client, name, arguments, ctx)
+            except MCPError as e:
+                if ctx.protocol_version is not None and not is_disconnect(e):
+                    raise  # an MCP client behind a gateway gets the server's JSON-RPC error as it is
+                return await self._call_failed(name, e)
             except Exception as e:
                 return await self._call_failed(name, e)
 

@@ -280,7 +280,7 @@ class WorkbenchServer:
     async def _run_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> ToolResult:
         try:
             return await self.served.call_tool(name, arguments, ctx)
-        except ToolNotFoundError:
+        except (ToolNotFoundError, MCPError):  # an unknown tool; an upstream's JSON-RPC error, passed on
             raise
         except Exception as e:  # the workbench promised is_error results; keep the server up if it slips
             logger.exception("tool %s raised", name)
@@ -366,7 +366,7 @@ class WorkbenchServer:
         client went away (it could resume the stream), so a vanished client's tool — an agent,
         a sandbox run — would run on. The modern era aborts on disconnect by itself."""
         result: ToolResult | None = None
-        not_found: ToolNotFoundError | None = None
+        not_found: ToolNotFoundError | MCPError | None = None
         async with anyio.create_task_group() as tg:
 
             async def watch() -> None:
@@ -377,7 +377,7 @@ class WorkbenchServer:
             tg.start_soon(watch)
             try:
                 result = await call
-            except ToolNotFoundError as e:  # raised past the task group, it would arrive wrapped in a group
+            except (ToolNotFoundError, MCPError) as e:  # raised past the task group, it would arrive wrapped
                 not_found = e
             tg.cancel_scope.cancel()
         if not_found is not None:
