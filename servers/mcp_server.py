@@ -28,8 +28,8 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from servers.auth import scope_access, scope_identity
 from servers.audit import Audited
+from servers.auth import scope_access, scope_identity
 from servers.jobs import JobsWorkbench
 from servers.policy import PolicyWorkbench, bind_caller
 from servers.rate_limit import RateLimited
