@@ -29,8 +29,10 @@ import httpx2
 from joserfc import jws, jwt
 from joserfc.errors import BadSignatureError, ExpiredTokenError, InvalidClaimError, JoseError, MissingClaimError
 from joserfc.jwk import KeySet
+from mcp.server.auth.handlers.metadata import ProtectedResourceMetadataHandler
 from mcp.server.auth.provider import AccessToken
-from mcp.server.auth.routes import build_resource_metadata_url, create_protected_resource_routes
+from mcp.server.auth.routes import build_resource_metadata_url, cors_middleware
+from mcp.shared.auth import ProtectedResourceMetadata
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from starlette.routing import Route
 
@@ -99,11 +101,17 @@ class OAuthConfig(BaseModel):
         return str(build_resource_metadata_url(AnyHttpUrl(self.resource)))
 
     def metadata_routes(self, resource_name: str) -> list[Route]:
-        """RFC 9728 metadata at `/.well-known/oauth-protected-resource{path}` (the SDK's handler)."""
-        return create_protected_resource_routes(
-            AnyHttpUrl(self.resource), [AnyHttpUrl(self.issuer)],
-            scopes_supported=self.scopes_supported or self.required_scopes or None, resource_name=resource_name,
-        )
+        """RFC 9728 metadata at `/.well-known/oauth-protected-resource{path}`, served by the SDK's
+        handler. The model is built from the configured strings: an `AnyHttpUrl` made on its own
+        would append "/" to a path-less issuer, and clients compare issuers exactly (RFC 8414 §3.3)."""
+        metadata = ProtectedResourceMetadata.model_validate({
+            "resource": self.resource, "authorization_servers": [self.issuer],
+            "scopes_supported": self.scopes_supported or self.required_scopes or None,
+            "resource_name": resource_name,
+        })
+        handler = ProtectedResourceMetadataHandler(metadata).handle
+        path = urlsplit(self.metadata_url()).path
+        return [Route(path, endpoint=cors_middleware(handler, ["GET", "OPTIONS"]), methods=["GET", "OPTIONS"])]
 
 
 async def fetch_json(http: httpx2.AsyncClient, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
