@@ -151,16 +151,17 @@ class Jwks:
         self._lock = anyio.Lock()
 
     async def key_for(self, kid: str | None) -> Any:
-        now = time.monotonic()
-        if now - self.fetched_at > self.config.jwks_max_age or (
-                not self._has(kid) and now - self.fetched_at >= self.config.jwks_refetch_interval):
-            async with self._lock:  # one fetch for a burst of requests
-                if time.monotonic() - self.fetched_at >= min(self.config.jwks_refetch_interval,
-                                                             self.config.jwks_max_age):
+        if self._due(kid):
+            async with self._lock:
+                if self._due(kid):  # the burst's first request may have fetched while this one waited
                     await self._refresh()
         if not self._has(kid):
             raise TokenRejected("unknown signing key (kid)" if kid else "no kid and the issuer has several keys")
         return self.keys.get_by_kid(kid)
+
+    def _due(self, kid: str | None) -> bool:
+        age = time.monotonic() - self.fetched_at
+        return age > self.config.jwks_max_age or (not self._has(kid) and age >= self.config.jwks_refetch_interval)
 
     def _has(self, kid: str | None) -> bool:
         if kid is None:
