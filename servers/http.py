@@ -29,6 +29,7 @@ from servers.auth import Authenticate, FirstOf, StaticTokens, Verifier
 from servers.health import health_routes
 from servers.mcp_server import WorkbenchServer
 from servers.oauth_resource import oauth_verifiers
+from servers.rate_limit import RequestGate
 from servers.settings import ServeSettings
 from workbench.core import Workbench
 
@@ -73,7 +74,8 @@ def create_app(workbench: Workbench, settings: ServeSettings) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             *(settings.oauth.metadata_routes(settings.server_name) if settings.oauth else []),
-            Route(settings.path, endpoint=server.legacy_cap.guard(StreamableHTTPASGIApp(manager)),
+            Route(settings.path, endpoint=RequestGate(server.legacy_cap.guard(StreamableHTTPASGIApp(manager)),
+                                                      settings.limits.requests_per_minute),
                   methods=["GET", "POST", "DELETE"]),
         ],
         middleware=_authentication(settings, oauth_http),

@@ -34,6 +34,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from servers.audit import refusal
+from servers.auth import scope_identity
 from workbench.core import CallContext, ToolResult, Workbench, logger
 from workbench.wrapper import WorkbenchWrapper
 
@@ -144,7 +145,8 @@ class RateLimited(WorkbenchWrapper):
 class RequestGate:
     """ASGI: each identity's HTTP requests held to `per_minute`, refused with 429 before dispatch."""
 
-    def __init__(self, app: ASGIApp, per_minute: float | None, identity_of: Callable[[Scope], str]) -> None:
+    def __init__(self, app: ASGIApp, per_minute: float | None,
+                 identity_of: Callable[[Scope], str] = scope_identity) -> None:
         self.app = app
         self.per_minute = per_minute
         self.buckets = TokenBuckets(per_minute) if per_minute is not None else None
