@@ -15,7 +15,6 @@ same marker.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -23,6 +22,7 @@ from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
 
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field
 
 from servers.logs import JsonLines
@@ -75,11 +75,12 @@ def audit_to_file(config: AuditConfig) -> None:
 
 
 def _json_size(value: Any) -> int:
-    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode())
+    # pydantic-core's encoder: several times faster than json.dumps on large arguments.
+    return len(pydantic_core.to_json(value, fallback=str))
 
 
 def _result_size(result: ToolResult) -> int:
-    return len(result.to_mcp().model_dump_json(by_alias=True, exclude_none=True).encode())
+    return len(pydantic_core.to_json(result.to_mcp(), by_alias=True, exclude_none=True))
 
 
 def _outcome(result: ToolResult | None) -> str:

@@ -4,8 +4,11 @@ caller's rule applied to another, no way around it by another name or a backgrou
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
+import anyio
 import mcp.types as mt
 import pytest
 from mcp.shared.exceptions import MCPError
@@ -205,7 +208,7 @@ def served_settings(**extra: Any) -> Any:
         tokens={"alice": {"token": ALICE_TOKEN, "scopes": ["tools:admin"]}, "bob": BOB_TOKEN},
         policy=policy(
             {"identities": ["alice"], "tools": ["*"], "resources": ["*"], "prompts": ["*"]},
-            {"identities": ["bob"], "tools": ["echo", "slow", "jobs__*"], "deny_resources": ["*"]},
+            {"identities": ["bob"], "tools": ["echo", "slow"], "deny_resources": ["*"]},
         ),
         **extra,
     )
@@ -256,9 +259,92 @@ async def test_a_background_job_is_judged_as_its_starter() -> None:
     from serving import http_client, serving
 
     settings = served_settings()
-    settings.policy = policy({"identities": ["bob"], "tools": ["slow", "jobs__*"]})
+    settings.policy = policy({"identities": ["bob"], "tools": ["slow"]})
     async with serving(ServeBench(), settings) as served, \
             http_client(served.url, mode="legacy", headers=as_(BOB_TOKEN)) as bob:
         job = (await bob.call_tool("jobs__start", {"tool": "slow", "arguments": {"seconds": 0.1}})).structured_content
         done = await bob.call_tool("jobs__result", {"job_id": job["job_id"], "wait": 10})
         assert not done.is_error and done.content[0].text == "slept 0.1"
+
+
+async def test_workbench_serve_applies_policy_limits_and_audit_from_its_config(tmp_path: Path) -> None:
+    """The real `workbench serve` process, configured from a TOML file, in front of a real
+    upstream MCP server: each person lists and calls what the config grants them, nothing else."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx2
+    from serving import free_port, http_client
+
+    root = Path(__file__).resolve().parents[2]
+    port, audit_log = free_port(), tmp_path / "audit.log"
+    config = tmp_path / "workbench.toml"
+    config.write_text(f"""
+[servers.demo]
+command = "${{WORKBENCH_PYTHON}}"
+args = [{json.dumps(str(root / "examples" / "servers" / "demo_server.py"))}]
+
+[serve]
+transport = "http"
+port = {port}
+
+[serve.tokens]
+alice = "${{ALICE_TOKEN}}"
+bob = {{ token = "${{BOB_TOKEN}}", scopes = ["demo:write"] }}
+
+[[serve.policy.rules]]
+identities = ["*"]
+tools = ["demo__echo", "demo__word_count"]
+
+[[serve.policy.rules]]
+scopes = ["demo:write"]
+tools = ["demo__add"]
+
+[serve.limits]
+calls_per_minute = 4
+
+[serve.audit]
+file = {json.dumps(str(audit_log))}
+""")
+    env = {**os.environ, "WORKBENCH_PYTHON": sys.executable, "ALICE_TOKEN": ALICE_TOKEN, "BOB_TOKEN": BOB_TOKEN}
+    log = tmp_path / "serve.log"  # a file, not a pipe: a full pipe would stall the server
+    with log.open("wb") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", "--config", str(config)],
+                                cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        deadline = time.monotonic() + 120  # a loaded machine imports slowly
+        while True:
+            try:
+                if httpx2.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, f"not serving: {log.read_text()[-2000:]}"
+            await anyio.sleep(0.1)
+        url = f"http://127.0.0.1:{port}/mcp"
+        async with http_client(url, headers=as_(ALICE_TOKEN)) as alice, http_client(url, headers=as_(BOB_TOKEN)) as bob:
+            assert sorted(t.name for t in (await alice.list_tools()).tools) == ["demo__echo", "demo__word_count"]
+            assert sorted(t.name for t in (await bob.list_tools()).tools) == ["demo__add", "demo__echo",
+                                                                              "demo__word_count"]
+            denied = await alice.call_tool("demo__add", {"a": 1, "b": 2})
+            assert denied.is_error and "needs a token with one of the scopes demo:write" in denied.content[0].text
+            assert not (await bob.call_tool("demo__add", {"a": 1, "b": 2})).is_error
+            for _ in range(3):
+                assert not (await alice.call_tool("demo__echo", {"message": "hi"})).is_error
+            over = await alice.call_tool("demo__echo", {"message": "hi"})
+            assert over.is_error and "calls_per_minute" in over.content[0].text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    entries = [json.loads(line) for line in audit_log.read_text().splitlines()]
+    assert [(e["identity"], e["tool"], e["outcome"]) for e in entries] == [
+        ("alice", "demo__add", "refused:policy"), ("bob", "demo__add", "ok"),
+        *[("alice", "demo__echo", "ok")] * 3, ("alice", "demo__echo", "refused:rate"),
+    ]
