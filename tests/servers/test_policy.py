@@ -348,3 +348,35 @@ file = {json.dumps(str(audit_log))}
         ("alice", "demo__add", "refused:policy"), ("bob", "demo__add", "ok"),
         *[("alice", "demo__echo", "ok")] * 3, ("alice", "demo__echo", "refused:rate"),
     ]
+
+
+async def test_rules_by_scope_and_claim_follow_real_oauth_tokens() -> None:
+    """JWTs from a real authorization server: the policy decides on the verified scope and claims."""
+    from authserver import AuthServer
+    from serving import free_port, http_client, serving
+
+    from servers import ServeSettings
+    from servers.oauth_resource import OAuthConfig
+
+    server, port = AuthServer(), free_port()
+    config = OAuthConfig(issuer=server.issuer, resource=f"http://127.0.0.1:{port}/mcp")
+    settings = ServeSettings(transport="http", oauth=config, policy=policy(
+        {"identities": ["*"], "tools": ["echo"]},
+        {"claims": {"groups": ["ops"]}, "scopes": ["tools:write"], "tools": ["add"]},
+    ))
+    async with server.running(), serving(ServeBench(), settings, port=port) as served:
+        tokens = {
+            "ops with the scope": server.mint("erin", audience=config.resource, scope="tools:call tools:write",
+                                              groups=["staff", "ops"]),
+            "ops without it": server.mint("frank", audience=config.resource, scope="tools:call", groups=["ops"]),
+            "the scope, not ops": server.mint("grace", audience=config.resource, scope="tools:call tools:write",
+                                              groups=["staff"]),
+        }
+        seen = {}
+        for who, token in tokens.items():
+            async with http_client(served.url, headers=as_(token)) as client:
+                seen[who] = sorted(t.name for t in (await client.list_tools()).tools)
+                added = await client.call_tool("add", {"a": 2, "b": 3})
+                assert added.is_error == (who != "ops with the scope"), who
+        assert seen == {"ops with the scope": ["add", "echo"], "ops without it": ["echo"],
+                        "the scope, not ops": ["echo"]}
