@@ -73,7 +73,10 @@ class OAuthConfig(BaseModel):
     jwks_max_age: float = Field(default=3600.0, gt=0)
     jwks_refetch_interval: float = Field(default=30.0, ge=0)
     """Least seconds between two JWKS fetches caused by unknown `kid`s."""
-    introspection_cache_seconds: float = Field(default=30.0, ge=0)
+    token_cache_seconds: float = Field(default=30.0, ge=0)
+    """How long a verdict on a token is reused (never past its `exp`): a verified JWT is not checked
+    again, an introspection answer not asked again. Also how late a revocation or a withdrawn key
+    is noticed; 0 checks every request."""
     http_timeout: float = Field(default=5.0, gt=0, le=60)
 
     @field_validator("algorithms")
@@ -135,6 +138,40 @@ def metadata_urls(issuer: str) -> list[str]:
     parts = urlsplit(issuer)
     base, path = f"{parts.scheme}://{parts.netloc}", parts.path.rstrip("/")
     return [f"{base}/.well-known/oauth-authorization-server{path}", f"{base}{path}/.well-known/openid-configuration"]
+
+
+class TokenCache:
+    """Recent verdicts by token hash (the token itself is not kept), each until its own deadline;
+    bounded, the least recently used out first."""
+
+    def __init__(self, limit: int = MAX_CACHED_TOKENS) -> None:
+        self.limit = limit
+        self._entries: OrderedDict[str, tuple[float, AccessToken | TokenRejected]] = OrderedDict()
+
+    @staticmethod
+    def _key(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    def get(self, token: str) -> AccessToken | TokenRejected | None:
+        key = self._key(token)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= time.time():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return entry[1]
+
+    def put(self, token: str, verdict: AccessToken | TokenRejected, seconds: float) -> None:
+        until = time.time() + seconds
+        if isinstance(verdict, AccessToken) and verdict.expires_at is not None:
+            until = min(until, verdict.expires_at)
+        if until <= time.time():
+            return
+        self._entries[self._key(token)] = (until, verdict)
+        while len(self._entries) > self.limit:
+            self._entries.popitem(last=False)
 
 
 class Jwks:
@@ -221,11 +258,22 @@ class JwtVerifier(Verifier):
         self.config = config
         self.jwks = Jwks(config, http)
         self.algorithms = list(config.algorithms)
+        self.verified = TokenCache()
+        """Tokens already verified: a client sends the same one on every call, and checking its
+        signature again costs ~0.2 ms (RS256/ES256) where the lookup costs ~2 µs."""
 
     def claims_token(self, token: str) -> bool:
         return token.count(".") == 2  # a JWS compact serialization; opaque tokens go to introspection
 
     async def check(self, token: str) -> AccessToken:
+        cached = self.verified.get(token)
+        if isinstance(cached, AccessToken):
+            return cached
+        access = await self._verify(token)
+        self.verified.put(token, access, self.config.token_cache_seconds)  # only successes: failures are cheap
+        return access
+
+    async def _verify(self, token: str) -> AccessToken:
         try:
             header = jws.extract_compact(token.encode()).protected
         except (JoseError, ValueError):
@@ -268,27 +316,20 @@ class IntrospectionVerifier(Verifier):
         self.config = config
         self.http = http
         self.endpoint = endpoint
-        self._cache: OrderedDict[str, tuple[float, AccessToken | TokenRejected]] = OrderedDict()
+        self.answers = TokenCache()
         self.requests = 0
 
     async def check(self, token: str) -> AccessToken:
-        key = hashlib.sha256(token.encode()).hexdigest()  # the cache keeps no token
-        now = time.time()
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] > now:
-            self._cache.move_to_end(key)
-            return _unwrap(cached[1])
-        try:
-            answer: AccessToken | TokenRejected = self._judge(token, await self._introspect(token))
-        except TokenRejected as e:
-            answer = e
-        until = now + self.config.introspection_cache_seconds
-        if isinstance(answer, AccessToken) and answer.expires_at is not None:
-            until = min(until, answer.expires_at)
-        self._cache[key] = (until, answer)
-        while len(self._cache) > MAX_CACHED_TOKENS:
-            self._cache.popitem(last=False)
-        return _unwrap(answer)
+        answer = self.answers.get(token)
+        if answer is None:
+            try:
+                answer = self._judge(token, await self._introspect(token))
+            except TokenRejected as e:
+                answer = e
+            self.answers.put(token, answer, self.config.token_cache_seconds)
+        if isinstance(answer, TokenRejected):
+            raise TokenRejected(answer.reason, status=answer.status, error=answer.error)
+        return answer
 
     async def _introspect(self, token: str) -> dict[str, Any]:
         self.requests += 1
@@ -321,12 +362,6 @@ class IntrospectionVerifier(Verifier):
         if isinstance(nbf, int | float) and nbf > now + self.config.leeway:
             raise TokenRejected("not valid yet")
         return _access(token, answer, self.config)
-
-
-def _unwrap(answer: AccessToken | TokenRejected) -> AccessToken:
-    if isinstance(answer, TokenRejected):
-        raise TokenRejected(answer.reason, status=answer.status, error=answer.error)
-    return answer
 
 
 def oauth_verifiers(config: OAuthConfig, http: httpx2.AsyncClient) -> Sequence[Verifier]:

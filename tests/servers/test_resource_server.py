@@ -322,7 +322,7 @@ async def test_opaque_tokens_are_introspected_and_a_revoked_one_is_refused() -> 
         client_id, secret = auth.register_resource_server()
         async with protected(auth, introspection_endpoint=f"{auth.issuer}/introspect",
                              introspection_client_id=client_id, introspection_client_secret=secret,
-                             introspection_cache_seconds=0) as (served, config), \
+                             token_cache_seconds=0) as (served, config), \
                 httpx2.AsyncClient(timeout=10) as http:
             token = auth.issue_opaque("carol", config.resource)
             assert (await call_principal(served, token))["identity"] == "carol"
@@ -343,7 +343,7 @@ async def test_introspection_answers_are_cached_briefly() -> None:
         client_id, secret = auth.register_resource_server()
         async with protected(auth, introspection_endpoint=f"{auth.issuer}/introspect",
                              introspection_client_id=client_id, introspection_client_secret=secret,
-                             introspection_cache_seconds=30) as (served, config), \
+                             token_cache_seconds=30) as (served, config), \
                 httpx2.AsyncClient(timeout=10) as http:
             token = auth.issue_opaque("carol", config.resource)
             for _ in range(5):
