@@ -380,3 +380,18 @@ async def test_rules_by_scope_and_claim_follow_real_oauth_tokens() -> None:
                 assert added.is_error == (who != "ops with the scope"), who
         assert seen == {"ops with the scope": ["add", "echo"], "ops without it": ["echo"],
                         "the scope, not ops": ["echo"]}
+
+
+async def test_in_process_and_stdio_callers_are_judged_too(mode: str) -> None:
+    """Without HTTP the caller is the process's one client, `stdio`: the binding middleware still
+    runs for every request, so its listing and its calls are shaped like anyone else's."""
+    from mcp import Client
+
+    from servers import ServeSettings, WorkbenchServer
+
+    server = WorkbenchServer(ServeBench(), ServeSettings(policy=policy({"identities": ["stdio"], "tools": ["echo"]})))
+    async with server.running(), Client(server.server, mode=mode) as client:
+        assert [t.name for t in (await client.list_tools()).tools] == ["echo"]
+        assert (await client.call_tool("echo", {"text": "hi"})).content[0].text == "hi"
+        refused = await client.call_tool("add", {"a": 1, "b": 2})
+        assert refused.is_error and "'stdio' may not call tool 'add'" in refused.content[0].text
