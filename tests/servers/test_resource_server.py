@@ -276,6 +276,18 @@ async def test_a_small_clock_skew_is_tolerated_but_not_more() -> None:
         assert (await http.post(served.url, json=INIT, headers={**HEADERS, **bearer(just_expired)})).status_code == 200
 
 
+async def test_a_verified_token_is_reused_but_never_past_its_expiry() -> None:
+    auth = AuthServer()
+    async with auth.running(), protected(auth, leeway=0, token_cache_seconds=60) as (served, config), \
+            httpx2.AsyncClient(timeout=10) as http:
+        token = auth.mint("alice", audience=config.resource, lifetime=2)
+        for _ in range(3):
+            assert (await http.post(served.url, json=INIT, headers={**HEADERS, **bearer(token)})).status_code == 200
+        await anyio.sleep(2.5)
+        late = await http.post(served.url, json=INIT, headers={**HEADERS, **bearer(token)})
+        assert late.status_code == 401 and "expired" in late.json()["error_description"]
+
+
 async def test_es256_tokens_and_a_list_audience_are_accepted() -> None:
     auth = AuthServer(alg="ES256")
     async with auth.running(), protected(auth) as (served, config):
