@@ -205,14 +205,18 @@ class Jwks:
             return len(self.keys.keys) == 1
         return any(k.kid == kid for k in self.keys.keys)
 
+    async def fetch(self) -> KeySet:
+        """The issuer's current keys (discovering where they are the first time); raises what went wrong."""
+        if self._uri is None:
+            self._uri = await self._discover()
+        self.keys = KeySet.import_key_set(await fetch_json(self.http, "GET", self._uri))  # type: ignore[arg-type]
+        return self.keys
+
     async def _refresh(self) -> None:
         self.fetched_at = time.monotonic()  # a failed fetch also waits its turn
         self.fetches += 1
         try:
-            if self._uri is None:
-                self._uri = await self._discover()
-            document = await fetch_json(self.http, "GET", self._uri)
-            self.keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
+            await self.fetch()
         except Exception as e:
             # Keep the keys we had: an unreachable AS must not turn valid tokens away.
             logger.error("cannot fetch the issuer's JWKS", extra={"issuer": self.config.issuer, "error": str(e)})

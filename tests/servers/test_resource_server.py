@@ -483,3 +483,17 @@ def test_only_asymmetric_algorithms_can_be_configured(alg: str) -> None:
 def test_oauth_alone_may_serve_beyond_loopback() -> None:
     config = OAuthConfig(issuer="https://as.example", resource="https://tools.example/mcp")
     ServeSettings(transport="http", host="0.0.0.0", oauth=config, allowed_hosts=["tools.example"]).check()
+
+
+async def test_doctor_fetches_the_issuers_keys_or_says_why_not() -> None:
+    from workbench.cli.config import parse_config
+    from workbench.cli.doctor import _check_serve_auth
+
+    auth = AuthServer()
+    template = '[serve]\ntransport = "http"\n[serve.oauth]\nissuer = "{issuer}"\nresource = "https://tools.example/mcp"\n'
+    async with auth.running():
+        ok = await _check_serve_auth(parse_config(template.format(issuer=auth.issuer), source="t.toml", fmt="toml"))
+    assert ok.ok and "1 signing key" in ok.detail
+    down = await _check_serve_auth(parse_config(template.format(issuer=f"http://127.0.0.1:{free_port()}"),
+                                                source="t.toml", fmt="toml"))
+    assert not down.ok and "cannot fetch its keys" in down.detail and "serve.oauth" in down.hint
