@@ -87,7 +87,7 @@ class ServeConfig(BaseModel):
     """Live 2025-era HTTP sessions in total (each holds server memory until DELETE or idle expiry);
     past it a new session gets 503."""
     max_sessions_per_identity: int = Field(default=32, ge=1)
-    """Live 2025-era HTTP sessions one identity (bearer token) may hold, so one client cannot take
+    """Live 2025-era HTTP sessions one identity (a token's name or subject) may hold, so one client cannot take
     the whole `max_sessions`; past it a new session gets 429."""
     header_timeout: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     """Seconds a client has to send a complete request head (request line and headers); a slower
@@ -99,10 +99,10 @@ class ServeConfig(BaseModel):
     """Globs over exposed tool names that clients may also run as background jobs (jobs__start /
     status / result / cancel); tools marked `execution.taskSupport` optional/required qualify too."""
     max_sandboxes_per_identity: int | None = Field(default=8, ge=1)
-    """Sandboxes one identity (bearer token) may hold at once, so one client cannot take every
-    place under `[sandbox] max_sandboxes`; past it, that identity's new session is refused at once.
-    With one shared static token every client is the same identity, so this bounds them together
-    until each person has a token of their own (OAuth)."""
+    """Sandboxes one identity (a token's name or subject) may hold at once, so one client cannot take
+    every place under `[sandbox] max_sandboxes`; past it, that identity's new session is refused at
+    once. With one shared static token every client is the same identity, so this bounds them
+    together; named tokens or OAuth give each person their own."""
     policy: PolicyConfig | None = None
     """`[serve.policy]`: which tools, resources and prompts each caller may use (servers/policy.py)."""
     limits: LimitsConfig = Field(default_factory=LimitsConfig)

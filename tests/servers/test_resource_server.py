@@ -327,6 +327,38 @@ async def test_a_rotated_key_is_picked_up_and_made_up_kids_do_not_hammer_the_iss
         assert auth.requests["jwks"] == fetched
 
 
+async def test_an_oversized_or_redirecting_jwks_is_not_taken() -> None:
+    """The issuer is untrusted input too: its answers are size-bounded, and not followed elsewhere."""
+    from starlette.applications import Starlette
+    from starlette.responses import RedirectResponse, Response
+    from starlette.routing import Route
+
+    from servers.oauth_resource import MAX_DOCUMENT_BYTES, Jwks
+
+    async def huge(request: Any) -> Response:
+        return Response(b'{"keys": [' + b" " * (MAX_DOCUMENT_BYTES + 1) + b"]}", media_type="application/json")
+
+    async def elsewhere(request: Any) -> Response:
+        return RedirectResponse("http://169.254.169.254/latest/meta-data/", status_code=302)
+
+    port = free_port()
+    app = Starlette(routes=[Route("/huge", huge), Route("/elsewhere", elsewhere)])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    async with anyio.create_task_group() as tg, httpx2.AsyncClient(timeout=5, follow_redirects=False) as http:
+        tg.start_soon(server.serve)
+        with anyio.fail_after(10):
+            while not server.started:
+                await anyio.sleep(0.01)
+        try:
+            for path, complaint in (("huge", "more than"), ("elsewhere", "HTTP 302")):
+                config = OAuthConfig(issuer="https://as.example", resource="https://rs.example/mcp",
+                                     jwks_uri=f"http://127.0.0.1:{port}/{path}")
+                with pytest.raises(ValueError, match=complaint):
+                    await Jwks(config, http).fetch()
+        finally:
+            server.should_exit = True
+
+
 # ---- opaque tokens: introspection ---------------------------------------------------------------
 async def test_opaque_tokens_are_introspected_and_a_revoked_one_is_refused() -> None:
     auth = AuthServer(opaque=True)
