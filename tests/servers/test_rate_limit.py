@@ -169,3 +169,13 @@ async def test_without_limits_nothing_is_refused() -> None:
     async with serving(ServeBench(), settings()) as served, http_client(served.url, headers=ALICE) as alice:
         for _ in range(30):
             assert not (await alice.call_tool("echo", {"text": "x"})).is_error
+
+
+async def test_an_sdk_client_over_the_request_rate_gets_the_reason_not_a_hang() -> None:
+    from mcp.shared.exceptions import MCPError
+
+    async with serving(ServeBench(), settings(requests_per_minute=6)) as served, \
+            http_client(served.url, mode="legacy", headers=ALICE) as alice:
+        with anyio.fail_after(30), pytest.raises(MCPError, match=r"too many requests: 6 a minute .* retry in \d+ s"):
+            for _ in range(10):
+                await alice.call_tool("echo", {"text": "x"})
