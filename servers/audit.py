@@ -3,10 +3,12 @@
 `Audited` wraps the served workbench and, for every `tools/call`, logs to the
 `workbench.audit` logger: identity, session, tool, outcome (`ok`, `error`,
 `refused:policy`, `refused:approval`, `refused:rate`, `cancelled`), duration in ms, and the
-sizes in bytes of the arguments and of the result. Never the argument values, the result, or
-anything from the request's headers: arguments carry secrets and personal data, and a log is
-read by more people than the tool's caller. Lines reach the server's JSON log on stderr and,
-with `[serve.audit] file`, a file of their own (JSON lines, rotated by size, created 0600).
+sizes in bytes of the arguments and of the result; for `jobs__start`, also the tool it runs in the
+background and the job's id (the server log's "job finished" line has the run's outcome). Never
+the argument values, the result, or anything from the request's headers: arguments carry secrets
+and personal data, and a log is read by more people than the tool's caller. Lines reach the
+server's JSON log on stderr and, with `[serve.audit] file`, a file of their own (JSON lines,
+rotated by size, created 0600).
 
 A refusal is told apart from a tool's own error by `_meta["workbench/refused"]`, which the
 refusing wrapper (policy, approval, rate limit) sets with `refusal`: a client can read the
@@ -25,6 +27,7 @@ from typing import Any
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field
 
+from servers.jobs import START
 from servers.logs import JsonLines
 from workbench.core import CallContext, ToolResult, Workbench
 from workbench.wrapper import WorkbenchWrapper
@@ -83,6 +86,25 @@ def _result_size(result: ToolResult) -> int:
     return len(pydantic_core.to_json(result.to_mcp(), by_alias=True, exclude_none=True))
 
 
+def _cut(name: str) -> str:
+    return name if len(name) <= MAX_LOGGED_NAME else name[:MAX_LOGGED_NAME] + "…"
+
+
+def _background_run(name: str, arguments: dict[str, Any] | None, result: ToolResult | None) -> dict[str, str]:
+    """For `jobs__start`, which tool it started and the job's id: a tool name is no secret, and the
+    id joins this line to the server's "job finished" line with the run's outcome."""
+    if name != START:
+        return {}
+    run: dict[str, str] = {}
+    tool = (arguments or {}).get("tool")
+    if isinstance(tool, str):
+        run["job_tool"] = _cut(tool)
+    job = result.structured.get("job_id") if result is not None and isinstance(result.structured, dict) else None
+    if isinstance(job, str):
+        run["job"] = job
+    return run
+
+
 def _outcome(result: ToolResult | None) -> str:
     if result is None:
         return "cancelled"
@@ -117,10 +139,11 @@ class Audited(WorkbenchWrapper):
                 "audit": True,
                 "identity": caller.identity,
                 "session": caller.session_id,
-                "tool": name if len(name) <= MAX_LOGGED_NAME else name[:MAX_LOGGED_NAME] + "…",
+                "tool": _cut(name),
                 "outcome": outcome or _outcome(result),
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 "argument_bytes": _json_size(arguments or {}),
                 "result_bytes": None if result is None else _result_size(result),
                 "traceparent": caller.trace_context.get("traceparent"),
+                **_background_run(name, arguments, result),
             })

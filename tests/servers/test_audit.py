@@ -112,3 +112,13 @@ async def test_the_file_rotates_and_a_huge_tool_name_is_cut(audit_file: Path) ->
     everything = "".join((audit_file.parent / name).read_text() for name in rotated)
     assert long_name not in everything
     assert all(len(e["tool"]) <= MAX_LOGGED_NAME + 1 for name in rotated for e in lines(audit_file.parent / name))
+
+
+async def test_a_background_run_says_which_tool_and_which_job(audit_file: Path) -> None:
+    async with serving(ServeBench(), settings(audit_file, background=["slow"])) as served, \
+            http_client(served.url, mode="legacy", headers=ALICE) as alice:
+        started = await alice.call_tool("jobs__start", {"tool": "slow", "arguments": {"seconds": 0.05, "tag": SECRET}})
+        job = started.structured_content["job_id"]
+        entry = (await wait_for_lines(audit_file, 1))[0]
+    assert (entry["tool"], entry["job_tool"], entry["job"], entry["outcome"]) == ("jobs__start", "slow", job, "ok")
+    assert SECRET not in audit_file.read_text()
