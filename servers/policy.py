@@ -16,15 +16,17 @@ the same whether the tool exists or not); a read or get gets a protocol error.
 `require_approval` globs make a granted tool ask the calling client first (`servers.approval`).
 
 Listings carry no `CallContext`, so the server binds the caller of every request
-(`bind_caller`, a middleware) and the policy reads it from a context variable; work a request
-starts (a background job) inherits it, so a job is decided on the same facts as the call that
-started it. In-process use without a server passes the caller as the call's `CallContext`.
+(`bind_caller`, a middleware; `calling_as` for other entry points) and the policy reads it from a
+context variable; work a request starts (a background job) inherits it, so a job is decided on
+the same facts as the call that started it. Without a bound caller a call's `CallContext` is the
+caller; with neither, the policy grants nothing.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -120,11 +122,21 @@ def _combined(include: list[str], exclude: list[str]) -> Globs:
     return Globs(tuple(include), tuple(exclude))
 
 
+NOTHING = Grant(Globs(()), Globs(()), Globs(()), Globs(()))
+"""The grant of a call that names no caller: a policy fails closed."""
+
+
+def _who(caller: CallContext | None) -> str:
+    return repr(caller.identity) if caller is not None else "a call that names no caller"
+
+
 class Policy:
     def __init__(self, config: PolicyConfig) -> None:
         self.config = config
 
-    def grant(self, caller: CallContext) -> Grant:
+    def grant(self, caller: CallContext | None) -> Grant:
+        if caller is None:
+            return NOTHING
         tools: list[str] = []
         deny_tools: list[str] = []
         resources: list[str] = []
@@ -144,9 +156,11 @@ class Policy:
         return Grant(_combined(tools, deny_tools), _combined(resources, deny_resources),
                      _combined(prompts, deny_prompts), Globs(tuple(approval)))
 
-    def missing(self, caller: CallContext, tool: str) -> str:
+    def missing(self, caller: CallContext | None, tool: str) -> str:
         """What `caller` lacks to call `tool`, for its refusal: the scopes that would grant it
         (as OAuth's insufficient_scope does), never other rules' identities or claim values."""
+        if caller is None:
+            return "the server's policy grants nothing to a call that names no caller"
         if any(r.applies_to(caller) and Globs(tuple(r.deny_tools)).admits(tool) for r in self.config.rules):
             return "the server's policy denies it to this caller"
         scopes = sorted({s for r in self.config.rules if Globs(tuple(r.tools)).admits(tool)
@@ -159,10 +173,22 @@ class Policy:
 _caller: ContextVar[Callable[[], CallContext] | None] = ContextVar("workbench.policy.caller", default=None)
 
 
-def current_caller(ctx: CallContext | None = None) -> CallContext:
-    """The caller the server bound for this request (or the work it started), else `ctx`'s."""
+def current_caller(ctx: CallContext | None = None) -> CallContext | None:
+    """The caller the server bound for this request (or the work it started), else `ctx`; None
+    when neither names one (the policy then grants nothing)."""
     bound = _caller.get()
-    return bound() if bound is not None else ctx or CallContext()
+    return bound() if bound is not None else ctx
+
+
+@contextmanager
+def calling_as(caller: CallContext) -> Iterator[None]:
+    """Bind `caller` for what runs inside: for entry points other than MCP requests (an HTTP API
+    calling the served workbench), so the policy judges their listings and calls as that caller."""
+    token = _caller.set(lambda: caller)
+    try:
+        yield
+    finally:
+        _caller.reset(token)
 
 
 Ctx = ServerRequestContext[Any, Any]
@@ -215,8 +241,8 @@ class PolicyWorkbench(WorkbenchWrapper):
         if grant is not None and self.policy is not None:
             caller = current_caller(ctx)
             if not grant.tools.admits(name):
-                logger.info("policy refused a call", extra={"identity": caller.identity, "tool": name})
-                return refusal("policy", f"permission denied: {caller.identity!r} may not call tool {name!r}: "
+                logger.info("policy refused a call", extra={"identity": caller and caller.identity, "tool": name})
+                return refusal("policy", f"permission denied: {_who(caller)} may not call tool {name!r}: "
                                           f"{self.policy.missing(caller, name)}.")
             if grant.approval.admits(name):
                 why = await ask_approval(ctx, name, arguments or {}, self.policy.config.approval_timeout)
@@ -237,7 +263,7 @@ class PolicyWorkbench(WorkbenchWrapper):
     async def read_resource(self, uri: str) -> mt.ReadResourceResult:
         grant = self._grant()
         if grant is not None and not grant.resources.admits(uri):
-            raise MCPError(FORBIDDEN, f"permission denied: {current_caller().identity!r} may not read {uri!r} "
+            raise MCPError(FORBIDDEN, f"permission denied: {_who(current_caller())} may not read {uri!r} "
                                       "(the server's policy grants it no access)")
         return await self.inner.read_resource(uri)
 
@@ -249,6 +275,6 @@ class PolicyWorkbench(WorkbenchWrapper):
     async def get_prompt(self, name: str, arguments: dict[str, str] | None = None) -> mt.GetPromptResult:
         grant = self._grant()
         if grant is not None and not grant.prompts.admits(name):
-            raise MCPError(FORBIDDEN, f"permission denied: {current_caller().identity!r} may not get prompt "
+            raise MCPError(FORBIDDEN, f"permission denied: {_who(current_caller())} may not get prompt "
                                       f"{name!r} (the server's policy grants it no access)")
         return await self.inner.get_prompt(name, arguments)

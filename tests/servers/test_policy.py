@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from serve_toolkit import ServeBench
 
 from servers.audit import REFUSED
-from servers.policy import PolicyConfig, PolicyRule, PolicyWorkbench, current_caller
+from servers.policy import PolicyConfig, PolicyRule, PolicyWorkbench, calling_as, current_caller
 from workbench import CallContext, StaticWorkbench, ToolResult
 from workbench.core import ToolNotFoundError
 from workbench.shaped import Shaped
@@ -55,13 +55,8 @@ OPS_BY_GROUP = CallContext(identity="dave", claims={"groups": ["staff", "ops"], 
 
 async def visible(wb: PolicyWorkbench, caller: CallContext) -> list[str]:
     """What `caller` lists: the policy reads the bound caller, as the server binds it per request."""
-    from servers.policy import _caller
-
-    token = _caller.set(lambda: caller)
-    try:
+    with calling_as(caller):
         return [t.name for t in await wb.list_tools()]
-    finally:
-        _caller.reset(token)
 
 
 async def test_each_rule_applies_to_its_callers_only() -> None:
@@ -140,11 +135,8 @@ async def test_resources_and_prompts_are_hidden_and_refused() -> None:
         {"identities": ["alice"], "tools": ["*"], "resources": ["demo://*"], "prompts": ["*"]},
         {"identities": ["bob"], "tools": ["echo"], "deny_resources": ["demo://readme"]},
     ))
-    from servers.policy import _caller
-
     for caller, resources, templates, prompts in ((ALICE, 1, 1, 1), (BOB, 0, 0, 0)):
-        token = _caller.set(lambda c=caller: c)  # type: ignore[misc]
-        try:
+        with calling_as(caller):
             assert len(await wb.list_resources()) == resources
             assert len(await wb.list_resource_templates()) == templates
             assert len(await wb.list_prompts()) == prompts
@@ -156,8 +148,6 @@ async def test_resources_and_prompts_are_hidden_and_refused() -> None:
             else:
                 assert (await wb.read_resource("demo://readme")).contents[0].text == "read me"  # type: ignore[union-attr]
                 assert (await wb.get_prompt("summarize", {"text": "x"})).messages
-        finally:
-            _caller.reset(token)
 
 
 async def test_without_a_policy_everything_passes() -> None:
@@ -186,13 +176,17 @@ def test_a_rule_must_say_whom_it_applies_to() -> None:
 
 def test_the_bound_caller_wins_over_a_call_context() -> None:
     assert current_caller(ALICE) is ALICE
-    from servers.policy import _caller
-
-    token = _caller.set(lambda: BOB)
-    try:
+    with calling_as(BOB):
         assert current_caller(ALICE) is BOB
-    finally:
-        _caller.reset(token)
+
+
+async def test_a_call_that_names_no_caller_gets_nothing() -> None:
+    """Fail closed: an entry point that forgot to bind its caller lists and calls nothing."""
+    inner = Recording(["search"])
+    wb = PolicyWorkbench(inner, policy({"identities": ["*"], "tools": ["*"]}))
+    assert await wb.list_tools() == []
+    refused = await wb.call_tool("search", {})
+    assert refused.is_error and "names no caller" in refused.text and inner.calls == []
 
 
 # ---- end to end: a real server, real SDK clients, one named token per person ----------------
