@@ -51,6 +51,8 @@ class AuditConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    enabled: bool = True
+    """Off only where another layer audits (a benchmark of the bare hop, say): calls go unrecorded."""
     file: str | None = None
     max_bytes: int = Field(default=50 * 1024 * 1024, ge=4096)
     """Size at which the file is rotated (`audit.log` → `audit.log.1` …)."""
@@ -119,11 +121,15 @@ class Audited(WorkbenchWrapper):
 
     def __init__(self, inner: Workbench, config: AuditConfig | None = None) -> None:
         super().__init__(inner)
-        audit_to_file(config or AuditConfig())
+        self.config = config or AuditConfig()
+        if self.config.enabled:
+            audit_to_file(self.config)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None
     ) -> ToolResult:
+        if not self.config.enabled:
+            return await self.inner.call_tool(name, arguments, ctx)
         started = time.perf_counter()
         result: ToolResult | None = None
         outcome: str | None = None

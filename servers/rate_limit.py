@@ -118,8 +118,10 @@ class RateLimited(WorkbenchWrapper):
     async def call_tool(
         self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None
     ) -> ToolResult:
-        identity = (ctx or CallContext()).identity
         cap = self.limits.max_concurrent_calls
+        if cap is None and self.buckets is None:  # no limits configured: nothing to count
+            return await self.inner.call_tool(name, arguments, ctx)
+        identity = (ctx or CallContext()).identity
         # Concurrency first: a call refused for it should not also spend a token.
         if cap is not None and self.running[identity] >= cap:
             logger.info("rate limit refused a call", extra={"identity": identity, "tool": name, "limit": "concurrency"})

@@ -122,3 +122,14 @@ async def test_a_background_run_says_which_tool_and_which_job(audit_file: Path) 
         entry = (await wait_for_lines(audit_file, 1))[0]
     assert (entry["tool"], entry["job_tool"], entry["job"], entry["outcome"]) == ("jobs__start", "slow", job, "ok")
     assert SECRET not in audit_file.read_text()
+
+
+async def test_switched_off_it_records_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    from servers.audit import Audited
+
+    caplog.set_level(logging.INFO, logger="workbench.audit")
+    bench = ServeBench()
+    await Audited(bench, AuditConfig(enabled=False)).call_tool("echo", {"text": "x"})
+    assert not [r for r in caplog.records if r.name == "workbench.audit"]
+    await Audited(bench).call_tool("echo", {"text": "x"})
+    assert [r.name for r in caplog.records if r.name == "workbench.audit"] == ["workbench.audit"]
