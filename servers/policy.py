@@ -241,7 +241,6 @@ class PolicyWorkbench(WorkbenchWrapper):
         if grant is not None and self.policy is not None:
             caller = current_caller(ctx)
             if not grant.tools.admits(name):
-                logger.info("policy refused a call", extra={"identity": caller and caller.identity, "tool": name})
                 return refusal("policy", f"permission denied: {_who(caller)} may not call tool {name!r}: "
                                           f"{self.policy.missing(caller, name)}.")
             if grant.approval.admits(name):

@@ -122,9 +122,9 @@ class RateLimited(WorkbenchWrapper):
         if cap is None and self.buckets is None:  # no limits configured: nothing to count
             return await self.inner.call_tool(name, arguments, ctx)
         identity = (ctx or CallContext()).identity
-        # Concurrency first: a call refused for it should not also spend a token.
+        # Concurrency first: a call refused for it should not also spend a token. Refusals are not
+        # logged here: the audit line of the call records them (refused:rate).
         if cap is not None and self.running[identity] >= cap:
-            logger.info("rate limit refused a call", extra={"identity": identity, "tool": name, "limit": "concurrency"})
             return _refused(f"too many concurrent calls: {identity!r} already has {self.running[identity]} tool calls "
                             f"running (serve.limits.max_concurrent_calls = {cap}); retry when one of them finishes",
                             1)
@@ -132,7 +132,6 @@ class RateLimited(WorkbenchWrapper):
             wait = self.buckets.take(identity)
             if wait > 0:
                 seconds = retry_seconds(wait)
-                logger.info("rate limit refused a call", extra={"identity": identity, "tool": name, "limit": "rate"})
                 return _refused(f"rate limit: {identity!r} may make {self.limits.calls_per_minute:g} tool calls a "
                                 f"minute (serve.limits.calls_per_minute); retry in {seconds} s", seconds)
         self.running[identity] += 1
