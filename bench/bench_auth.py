@@ -109,7 +109,7 @@ async def _prime(introspection: IntrospectionVerifier, opaque: str, audience: st
 
 
 # ---- 2. through the server ----------------------------------------------------------------------
-async def e2e(calls: int, rounds: int) -> list[tuple[str, float]]:
+async def e2e(calls: int, rounds: int) -> list[tuple[str, float, float]]:
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
 
@@ -148,6 +148,8 @@ async def e2e(calls: int, rounds: int) -> list[tuple[str, float]]:
             while not all(s.started for s in listeners):
                 await anyio.sleep(0.01)
         per_round: dict[str, list[float]] = {k: [] for k in servers}
+        paired: dict[str, list[float]] = {k: [] for k in servers}
+        """Per kind: its call's time minus the static-token call's just before or after it (same moment, same noise)."""
         try:
             async with AsyncExitStack() as stack:  # clients close in reverse order: each owns a task group
                 clients = {}
@@ -166,10 +168,11 @@ async def e2e(calls: int, rounds: int) -> list[tuple[str, float]]:
                                 samples[kind].append(time.perf_counter() - started)
                     for kind, values in samples.items():
                         per_round[kind].append(statistics.median(values) * 1e6)
+                        paired[kind] += [(v - s) * 1e6 for v, s in zip(values, samples["static token"], strict=True)]
         finally:
             for listener in listeners:
                 listener.should_exit = True
-    return [(kind, statistics.median(samples)) for kind, samples in per_round.items()]
+    return [(kind, statistics.median(samples), statistics.median(paired[kind])) for kind, samples in per_round.items()]
 
 
 def main() -> None:
@@ -185,16 +188,15 @@ def main() -> None:
     for name, us in rows:
         print(f"  {name:<34}{us:>8.1f}   {us - static:>+8.1f}")
 
-    rows = anyio.run(e2e, args.e2e_calls, args.rounds)
-    by = dict(rows)
-    print(f"\nend to end, 1 client, 2026-07-28 ({args.rounds} rounds × {args.e2e_calls} calls)"
-          "  p50 ms   extra vs static µs")
-    for name, us in rows:
-        print(f"  {name:<34}{us / 1000:>8.3f}   {us - by['static token']:>+8.1f}")
-    extra = by["JWT RS256"] - by["static token"]
-    print(f"\nJWT (cached JWKS) over a static token: {extra:+.1f} µs per call end to end "
-          f"(target ≤ +100 µs: {'met' if extra <= 100 else 'NOT met'})")
-
+    e2e_rows = anyio.run(e2e, args.e2e_calls, args.rounds)
+    print(f"\nend to end, 1 client each, 2026-07-28 ({args.rounds} rounds × {args.e2e_calls} calls)"
+          "  p50 ms   median paired extra vs static µs")
+    for name, us, extra in e2e_rows:
+        print(f"  {name:<34}{us / 1000:>8.3f}   {extra:>+8.1f}")
+    jwt_extra = next(extra for name, _, extra in e2e_rows if name == "JWT RS256")
+    cached = next(us for name, us in rows if "seen before" in name) - static
+    print(f"\nJWT (cached JWKS) over a static token: {cached:+.1f} µs per call in the verifier, {jwt_extra:+.1f} µs "
+          f"end to end (target ≤ +100 µs: {'met' if max(cached, jwt_extra) <= 100 else 'NOT met'})")
 
 if __name__ == "__main__":
     main()
