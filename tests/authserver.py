@@ -242,6 +242,7 @@ class AuthServer:
         if client is None:
             return _error("invalid_client", "client authentication failed", 401)
         grant_type = form.get("grant_type")
+        self.requests[f"grant:{grant_type}"] += 1
         if grant_type == "authorization_code":
             grant = self.codes.pop(str(form.get("code", "")), None)
             verifier = str(form.get("code_verifier", ""))

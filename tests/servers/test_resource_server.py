@@ -140,6 +140,28 @@ async def test_the_sdk_client_completes_the_authorization_code_flow_against_serv
         assert auth.requests["token"] == 1
 
 
+async def test_an_expired_token_is_refreshed_by_the_sdk_client_and_refused_by_us() -> None:
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    auth = AuthServer(token_lifetime=2)
+    async with auth.running(), protected(auth, leeway=0) as (served, config):
+        provider, storage = headless_provider(served.url)
+        async with httpx2.AsyncClient(auth=provider, timeout=30) as http:
+            async with Client(streamable_http_client(served.url, http_client=http), mode="auto") as client:
+                assert (await client.call_tool("principal", {})).structured_content["identity"] == "alice"  # type: ignore[index]
+            assert storage.tokens is not None
+            first = storage.tokens.access_token
+            await anyio.sleep(2.5)
+            async with httpx2.AsyncClient(timeout=10) as plain:
+                stale = await plain.post(served.url, json=INIT, headers={**HEADERS, **bearer(first)})
+            assert stale.status_code == 401 and "expired" in stale.json()["error_description"]
+            async with Client(streamable_http_client(served.url, http_client=http), mode="auto") as client:
+                assert (await client.call_tool("principal", {})).structured_content["identity"] == "alice"  # type: ignore[index]
+        assert storage.tokens.access_token != first
+        assert auth.requests["grant:authorization_code"] == 1 and auth.requests["grant:refresh_token"] == 1
+
+
 async def test_metadata_and_the_401_challenge_name_each_other() -> None:
     auth = AuthServer()
     async with auth.running(), protected(auth, required_scopes=["tools:call"]) as (served, config), \
