@@ -44,6 +44,9 @@ ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", 
 MAX_DOCUMENT_BYTES = 256 * 1024
 """JWKS, metadata and introspection answers larger than this are refused (an AS is untrusted input too)."""
 MAX_CACHED_TOKENS = 10_000
+MAX_CONCURRENT_INTROSPECTIONS = 8
+"""Introspection requests in flight at once: a flood of made-up opaque tokens (each one a request to
+the authorization server) waits its turn instead of opening a connection per token."""
 
 
 class OAuthConfig(BaseModel):
@@ -322,6 +325,7 @@ class IntrospectionVerifier(Verifier):
         self.endpoint = endpoint
         self.answers = TokenCache()
         self.requests = 0
+        self._in_flight = anyio.CapacityLimiter(MAX_CONCURRENT_INTROSPECTIONS)
 
     async def check(self, token: str) -> AccessToken:
         answer = self.answers.get(token)
@@ -343,8 +347,10 @@ class IntrospectionVerifier(Verifier):
             pair = f"{self.config.introspection_client_id}:{secret.get_secret_value() if secret else ''}"
             headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
         try:
-            return await fetch_json(self.http, "POST", self.endpoint, headers=headers,
-                                    data={"token": token, "token_type_hint": "access_token"})
+            with anyio.fail_after(self.config.http_timeout * 2):  # waiting for a turn counts too
+                async with self._in_flight:
+                    return await fetch_json(self.http, "POST", self.endpoint, headers=headers,
+                                            data={"token": token, "token_type_hint": "access_token"})
         except Exception as e:
             logger.error("token introspection failed", extra={"endpoint": self.endpoint, "error": str(e)})
             raise TokenRejected("the authorization server could not be asked") from None

@@ -90,6 +90,8 @@ class AuthServer:
         self.opaque_tokens: dict[str, Grant] = {}
         self.revoked: set[str] = set()
         self.requests: Counter[str] = Counter()
+        self.introspection_delay = 0.0
+        self.introspecting = self.most_introspecting = 0
         self.app = Starlette(routes=[
             Route("/.well-known/oauth-authorization-server", self._metadata, methods=["GET"]),
             Route("/jwks", self._jwks, methods=["GET"]),
@@ -274,6 +276,12 @@ class AuthServer:
 
     async def _introspect(self, request: Request) -> Response:
         self.requests["introspect"] += 1
+        self.introspecting += 1
+        self.most_introspecting = max(self.most_introspecting, self.introspecting)
+        try:
+            await anyio.sleep(self.introspection_delay)
+        finally:
+            self.introspecting -= 1
         form = await request.form()
         if self._client_auth(request, form) is None:
             return _error("invalid_client", "introspection needs client authentication", 401)

@@ -417,6 +417,31 @@ async def test_introspection_answers_are_cached_briefly() -> None:
             assert auth.requests["introspect"] == 1
 
 
+async def test_a_flood_of_made_up_opaque_tokens_reaches_the_issuer_a_few_at_a_time() -> None:
+    from servers.oauth_resource import MAX_CONCURRENT_INTROSPECTIONS
+
+    auth = AuthServer(opaque=True)
+    auth.introspection_delay = 0.2
+    async with auth.running():
+        client_id, secret = auth.register_resource_server()
+        async with protected(auth, introspection_endpoint=f"{auth.issuer}/introspect",
+                             introspection_client_id=client_id, introspection_client_secret=secret,
+                             http_timeout=10) as (served, config), \
+                httpx2.AsyncClient(timeout=30, limits=httpx2.Limits(max_connections=50)) as http:
+            statuses: list[int] = []
+
+            async def one(i: int) -> None:
+                headers = {**HEADERS, **bearer(f"made-up-opaque-token-{i}")}
+                statuses.append((await http.post(served.url, json=INIT, headers=headers)).status_code)
+
+            async with anyio.create_task_group() as tg:
+                for i in range(32):
+                    tg.start_soon(one, i)
+            assert statuses == [401] * 32
+            assert auth.requests["introspect"] == 32
+            assert auth.most_introspecting <= MAX_CONCURRENT_INTROSPECTIONS
+
+
 async def test_a_machine_identity_from_the_client_credentials_grant() -> None:
     auth = AuthServer()
     auth.register_client("nightly-builder", "builder-secret-0123456789", scope="tools:call")
