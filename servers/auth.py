@@ -58,9 +58,8 @@ class NotOurs(TokenRejected):
 
 
 class Verifier:
-    """Turns a bearer token into the principal it stands for, or raises `TokenRejected`.
-
-    `verify_token` makes every verifier an SDK `TokenVerifier` as well (None for refused)."""
+    """Turns a bearer token into the principal it stands for (the SDK's `AccessToken`), or raises
+    `TokenRejected`."""
 
     async def check(self, token: str) -> AccessToken:
         raise NotImplementedError
@@ -68,12 +67,6 @@ class Verifier:
     def claims_token(self, token: str) -> bool:
         """Whether this verifier is the one to judge `token` (the first that claims it decides)."""
         return True
-
-    async def verify_token(self, token: str) -> AccessToken | None:
-        try:
-            return await self.check(token)
-        except TokenRejected:
-            return None
 
 
 def fingerprint(token: str) -> str:
