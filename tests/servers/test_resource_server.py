@@ -576,3 +576,14 @@ async def test_doctor_fetches_the_issuers_keys_or_says_why_not() -> None:
     down = await _check_serve_auth(parse_config(template.format(issuer=f"http://127.0.0.1:{free_port()}"),
                                                 source="t.toml", fmt="toml"))
     assert not down.ok and "cannot fetch its keys" in down.detail and "serve.oauth" in down.hint
+
+
+async def test_readyz_shows_its_details_to_an_authenticated_caller_only() -> None:
+    auth = AuthServer()
+    async with auth.running(), protected(auth) as (served, config), httpx2.AsyncClient(timeout=10) as http:
+        ready = f"{served.base}/readyz"
+        anonymous = (await http.get(ready)).json()
+        forged = (await http.get(ready, headers=bearer(auth.mint("x", audience="http://elsewhere")))).json()
+        holder = (await http.get(ready, headers=bearer(auth.mint("alice", audience=config.resource)))).json()
+        assert "sessions" not in anonymous and "sessions" not in forged
+        assert "sessions" in holder and "inflight_calls" in holder
