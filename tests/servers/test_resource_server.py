@@ -13,8 +13,11 @@ import hmac
 import json
 import logging
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,7 +31,7 @@ from mcp.client.auth import OAuthClientProvider, TokenStorage
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 from pydantic import AnyUrl
-from serving import Served, free_port, http_client, serving
+from serving import SCRIPT, Served, free_port, http_client, script_env, serving
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.mcp import McpWorkbench
@@ -587,3 +590,60 @@ async def test_readyz_shows_its_details_to_an_authenticated_caller_only() -> Non
         holder = (await http.get(ready, headers=bearer(auth.mint("alice", audience=config.resource)))).json()
         assert "sessions" not in anonymous and "sessions" not in forged
         assert "sessions" in holder and "inflight_calls" in holder
+
+
+async def test_the_workbench_serve_command_takes_named_tokens_and_oauth_from_its_config(tmp_path: Any) -> None:
+    """The real CLI process: `[serve.tokens]` and `[serve.oauth]` read from the TOML (secrets from the
+    environment), the metadata served, each kind of token judged."""
+    auth = AuthServer()
+    port = free_port()
+    resource = f"http://127.0.0.1:{port}/mcp"
+    cfg = tmp_path / "workbench.toml"
+    cfg.write_text(f"""
+[servers.bench]
+command = "{sys.executable}"
+args = ["{SCRIPT}", "stdio"]
+
+[sandbox]
+enabled = false
+
+[serve]
+transport = "http"
+port = {port}
+[serve.tokens]
+ops = "${{OPS_TOKEN}}"
+[serve.oauth]
+issuer = "{auth.issuer}"
+resource = "{resource}"
+""")
+    ops = "ops-token-from-the-environment-0123"
+    env = script_env(OPS_TOKEN=ops)
+    env.pop("WORKBENCH_TOKEN", None)
+    async with auth.running():
+        proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", "--config", str(cfg)], env=env,
+                                cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        try:
+            async with httpx2.AsyncClient(timeout=10) as http:
+                with anyio.fail_after(60):
+                    while True:
+                        try:
+                            if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                                break
+                        except httpx2.TransportError:
+                            await anyio.sleep(0.2)
+                metadata = await http.get(f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp")
+                assert metadata.json()["resource"] == resource
+
+                async def status(token: str | None) -> int:
+                    headers = {**HEADERS, **(bearer(token) if token else {})}
+                    return (await http.post(resource, json=INIT, headers=headers)).status_code
+
+                assert await status(None) == 401
+                assert await status(ops) == 200
+                assert await status(auth.mint("alice", audience=resource)) == 200
+                assert await status(auth.mint("alice", audience="http://127.0.0.1:1/other")) == 401
+        finally:
+            proc.terminate()
+            _, stderr = proc.communicate(timeout=30)
+    assert ops.encode() not in stderr and b"Traceback" not in stderr
