@@ -52,7 +52,8 @@ def stateless_session_id(identity: str, header: str | None) -> str:
     sending the same `Workbench-Session` value get two sessions, never one."""
     if identity == ANONYMOUS_IDENTITY and not header:
         return "client-anonymous"
-    digest = hashlib.sha256(f"{identity}\0{header or ''}".encode()).hexdigest()[:24]
+    # Length-prefixed, so no (identity, header) pair can spell another pair's input.
+    digest = hashlib.sha256(f"{len(identity)}:{identity}\0{header or ''}".encode()).hexdigest()[:24]
     return f"client-{digest}"
 
 

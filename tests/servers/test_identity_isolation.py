@@ -85,6 +85,13 @@ async def test_the_same_workbench_session_value_is_two_sessions_for_two_identiti
         assert ALICE not in str(alice) and BOB not in str(bob)
 
 
+def test_no_header_value_can_spell_another_identitys_session() -> None:
+    from servers.sessions import stateless_session_id
+
+    assert stateless_session_id("alice\0x", None) != stateless_session_id("alice", "x")
+    assert stateless_session_id("alice", "shared") != stateless_session_id("bob", "shared")
+
+
 async def test_jwt_subjects_are_identities_with_sessions_of_their_own() -> None:
     server = AuthServer()
     port = free_port()
