@@ -88,7 +88,7 @@ async def test_the_same_workbench_session_value_is_two_sessions_for_two_identiti
 def test_no_header_value_can_spell_another_identitys_session() -> None:
     from servers.sessions import stateless_session_id
 
-    assert stateless_session_id("alice\0x", None) != stateless_session_id("alice", "x")
+    assert stateless_session_id("alice\0x", None) != stateless_session_id("alice", "x\0")
     assert stateless_session_id("alice", "shared") != stateless_session_id("bob", "shared")
 
 
