@@ -12,7 +12,8 @@ it (`deny_*`). A caller no rule applies to gets nothing: the policy allows, it n
 `PolicyWorkbench` enforces it as a catalog-shaping wrapper: what is not granted is missing
 from `tools/list`, `resources/list` and `prompts/list`; a `tools/call` of it gets an
 `is_error` result naming what is missing, before anything reaches the tool (so the answer is
-the same whether the tool exists or not); a read or get gets a protocol error.
+the same whether the tool exists or not); a read, get, completion or subscription gets a
+protocol error.
 `require_approval` globs make a granted tool ask the calling client first (`servers.approval`).
 
 Listings carry no `CallContext`, so the server binds the caller of every request
@@ -38,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from servers.approval import ask_approval
 from servers.audit import refusal
-from workbench.core import CallContext, ToolResult, ToolSpec, Workbench, logger
+from workbench.core import CallContext, CompletionRef, ToolResult, ToolSpec, Workbench, logger
 from workbench.shaped import Globs
 from workbench.wrapper import WorkbenchWrapper
 
@@ -259,21 +260,41 @@ class PolicyWorkbench(WorkbenchWrapper):
         grant = self._grant()
         return templates if grant is None else [t for t in templates if grant.resources.admits(t.uri_template)]
 
-    async def read_resource(self, uri: str) -> mt.ReadResourceResult:
-        grant = self._grant()
+    def _check_resource(self, uri: str, ctx: CallContext | None) -> None:
+        grant = self._grant(ctx)
         if grant is not None and not grant.resources.admits(uri):
-            raise MCPError(FORBIDDEN, f"permission denied: {_who(current_caller())} may not read {uri!r} "
+            raise MCPError(FORBIDDEN, f"permission denied: {_who(current_caller(ctx))} may not use resource {uri!r} "
                                       "(the server's policy grants it no access)")
-        return await self.inner.read_resource(uri)
+
+    def _check_prompt(self, name: str, ctx: CallContext | None) -> None:
+        grant = self._grant(ctx)
+        if grant is not None and not grant.prompts.admits(name):
+            raise MCPError(FORBIDDEN, f"permission denied: {_who(current_caller(ctx))} may not use prompt {name!r} "
+                                      "(the server's policy grants it no access)")
+
+    async def read_resource(self, uri: str, ctx: CallContext | None = None) -> mt.ReadResourceResult:
+        self._check_resource(uri, ctx)
+        return await self.inner.read_resource(uri, ctx)
+
+    async def subscribe_resource(self, uri: str, ctx: CallContext | None = None) -> None:
+        self._check_resource(uri, ctx)  # else its updates would tell what a hidden resource does
+        await self.inner.subscribe_resource(uri, ctx)
 
     async def list_prompts(self) -> list[mt.Prompt]:
         prompts = await self.inner.list_prompts()
         grant = self._grant()
         return prompts if grant is None else [p for p in prompts if grant.prompts.admits(p.name)]
 
-    async def get_prompt(self, name: str, arguments: dict[str, str] | None = None) -> mt.GetPromptResult:
-        grant = self._grant()
-        if grant is not None and not grant.prompts.admits(name):
-            raise MCPError(FORBIDDEN, f"permission denied: {_who(current_caller())} may not get prompt "
-                                      f"{name!r} (the server's policy grants it no access)")
-        return await self.inner.get_prompt(name, arguments)
+    async def get_prompt(self, name: str, arguments: dict[str, str] | None = None,
+                         ctx: CallContext | None = None) -> mt.GetPromptResult:
+        self._check_prompt(name, ctx)
+        return await self.inner.get_prompt(name, arguments, ctx)
+
+    async def complete(self, ref: CompletionRef, argument: mt.CompletionArgument,
+                       context: mt.CompletionContext | None = None, ctx: CallContext | None = None) -> mt.Completion:
+        # Suggestions for a hidden prompt's or template's arguments would show what it holds.
+        if isinstance(ref, mt.PromptReference):
+            self._check_prompt(ref.name, ctx)
+        else:
+            self._check_resource(ref.uri, ctx)
+        return await self.inner.complete(ref, argument, context, ctx)

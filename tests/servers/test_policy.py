@@ -141,13 +141,32 @@ async def test_resources_and_prompts_are_hidden_and_refused() -> None:
             assert len(await wb.list_resource_templates()) == templates
             assert len(await wb.list_prompts()) == prompts
             if caller is BOB:
-                with pytest.raises(MCPError, match="permission denied: 'bob' may not read 'demo://readme'"):
+                with pytest.raises(MCPError, match="permission denied: 'bob' may not use resource 'demo://readme'"):
                     await wb.read_resource("demo://readme")
-                with pytest.raises(MCPError, match="may not get prompt 'summarize'"):
+                with pytest.raises(MCPError, match="may not use prompt 'summarize'"):
                     await wb.get_prompt("summarize", {"text": "x"})
             else:
                 assert (await wb.read_resource("demo://readme")).contents[0].text == "read me"  # type: ignore[union-attr]
                 assert (await wb.get_prompt("summarize", {"text": "x"})).messages
+
+
+async def test_completion_and_subscription_meet_the_same_grants() -> None:
+    wb = PolicyWorkbench(ServeBench(), policy(
+        {"identities": ["alice"], "tools": ["*"], "resources": ["demo://*"], "prompts": ["*"]},
+        {"identities": ["bob"], "tools": ["echo"]},
+    ))
+    prompt = mt.PromptReference(type="ref/prompt", name="summarize")
+    template = mt.ResourceTemplateReference(type="ref/resource", uri="demo://notes/{id}")
+    argument = mt.CompletionArgument(name="text", value="x")
+    for ref in (prompt, template):
+        with calling_as(BOB), pytest.raises(MCPError, match="permission denied: 'bob' may not use"):
+            await wb.complete(ref, argument)
+        with calling_as(ALICE):
+            assert isinstance(await wb.complete(ref, argument), mt.Completion)
+    with calling_as(BOB), pytest.raises(MCPError, match="may not use resource 'demo://readme'"):
+        await wb.subscribe_resource("demo://readme")
+    with calling_as(ALICE):
+        await wb.subscribe_resource("demo://readme")
 
 
 async def test_without_a_policy_everything_passes() -> None:
@@ -241,10 +260,10 @@ async def test_served_policy_hides_and_refuses_per_identity(mode: str) -> None:
 
         assert [r.uri for r in (await alice.list_resources()).resources] == ["demo://readme"]
         assert (await bob.list_resources()).resources == []
-        with pytest.raises(MCPError, match="may not read"):
+        with pytest.raises(MCPError, match="may not use resource"):
             await bob.read_resource("demo://readme")
         assert (await bob.list_prompts()).prompts == []
-        with pytest.raises(MCPError, match="may not get prompt"):
+        with pytest.raises(MCPError, match="may not use prompt"):
             await bob.get_prompt("summarize", {"text": "x"})
 
 
