@@ -15,8 +15,9 @@ so enter it from yours:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
+import httpx2
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -24,9 +25,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from servers.auth import BearerAuth
+from servers.auth import Authenticate, FirstOf, StaticTokens, Verifier
 from servers.health import health_routes
 from servers.mcp_server import WorkbenchServer
+from servers.oauth_resource import oauth_verifiers
+from servers.rate_limit import RequestGate
 from servers.settings import ServeSettings
 from workbench.core import Workbench
 
@@ -44,10 +47,18 @@ def create_app(workbench: Workbench, settings: ServeSettings) -> Starlette:
         max_sessions=settings.max_sessions,
     )
     healthz, readyz = health_routes(server)
+    # The authorization server is reached with our own client: never the one serving clients, and
+    # never with a client's token (only the introspection credentials of this server).
+    oauth_http = httpx2.AsyncClient(timeout=settings.oauth.http_timeout, follow_redirects=False) \
+        if settings.oauth else None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with server.running(), manager.run():
+        async with AsyncExitStack() as stack:
+            if oauth_http is not None:
+                await stack.enter_async_context(oauth_http)
+            await stack.enter_async_context(server.running())
+            await stack.enter_async_context(manager.run())
             yield
 
     async def not_found(request: Request, exc: Exception) -> Response:
@@ -62,12 +73,32 @@ def create_app(workbench: Workbench, settings: ServeSettings) -> Starlette:
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            Route(settings.path, endpoint=server.legacy_cap.guard(StreamableHTTPASGIApp(manager)),
+            *(settings.oauth.metadata_routes(settings.server_name) if settings.oauth else []),
+            Route(settings.path, endpoint=RequestGate(server.legacy_cap.guard(StreamableHTTPASGIApp(manager)),
+                                                      settings.limits.requests_per_minute),
                   methods=["GET", "POST", "DELETE"]),
         ],
-        middleware=[Middleware(BearerAuth, token=settings.auth_token)] if settings.auth_token else [],
+        middleware=_authentication(settings, oauth_http),
         exception_handlers={404: not_found},
         lifespan=lifespan,
     )
     app.state.workbench_server = server
     return app
+
+
+def _authentication(settings: ServeSettings, oauth_http: httpx2.AsyncClient | None) -> list[Middleware]:
+    """One middleware for every kind of token the settings name; none when they name none."""
+    verifiers: list[Verifier] = []
+    if settings.auth_token:
+        verifiers.append(StaticTokens.single(settings.auth_token))
+    if settings.tokens:
+        verifiers.append(StaticTokens({name: t.token.get_secret_value() for name, t in settings.tokens.items()},
+                                      {name: t.scopes for name, t in settings.tokens.items()}))
+    if settings.oauth and oauth_http is not None:
+        verifiers.extend(oauth_verifiers(settings.oauth, oauth_http))
+    if not verifiers:
+        return []
+    oauth = settings.oauth
+    return [Middleware(Authenticate, verifier=FirstOf(verifiers),
+                       required_scopes=oauth.required_scopes if oauth else [],
+                       resource_metadata_url=oauth.metadata_url() if oauth else None)]
