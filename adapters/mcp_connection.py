@@ -29,6 +29,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
+from adapters.http_keepalive import KeepAliveClient
 from adapters.mcp_targets import StdioTarget, Target, describe, is_disconnect, session_expired
 from workbench.core import WorkbenchError, first_error
 from workbench.tasks import spawn_detached
@@ -385,7 +386,7 @@ class Connection:
                 yield _WatchedTransport(_WatchedReadStream(read, closed), write)
             return
         timeout = httpx2.Timeout(self.connect_timeout, read=300.0)
-        async with httpx2.AsyncClient(headers=headers, timeout=timeout, auth=target.auth) as http:
+        async with KeepAliveClient(headers=headers, timeout=timeout, auth=target.auth) as http:
             async with streamable_http_client(target.url, http_client=http) as (read, write):
                 yield _WatchedTransport(_WatchedReadStream(read, closed), write)
 

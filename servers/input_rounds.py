@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -60,6 +61,8 @@ class ParkedCall:
         self.scope = anyio.CancelScope()
         self.progress: ProgressCallback | None = None
         """The current round's progress sink: each retry is a new request with its own stream."""
+        self.can_ask = False
+        """Whether the client declared any capability a question needs (set by `attach`)."""
 
     def _poke(self) -> None:
         self.changed.set()
@@ -119,6 +122,7 @@ class ParkedCall:
         call.sampling = sampling if declared.sampling is not None else None
         call.elicitation = elicitation if declared.elicitation is not None else None
         call.list_roots = list_roots if declared.roots is not None else None
+        self.can_ask = any(c is not None for c in (call.sampling, call.elicitation, call.list_roots))
         if call.progress is not None:
             self.progress, call.progress = call.progress, progress
 
@@ -134,12 +138,15 @@ class InputRounds:
         self.answer_timeout = answer_timeout
         self.max_parked_per_identity = max_parked_per_identity
         self._parked: dict[str, ParkedCall] = {}
+        self._per_identity: Counter[str] = Counter()
+        """Parked calls (not tokens: a round's new token replaces the last) per identity, for the cap."""
+        self._next_sweep = 0.0
         self.task_group: anyio.abc.TaskGroup | None = None
         """Where parked calls run: the server's, for as long as it serves."""
 
     def park(self, call: CallContext, capabilities: mt.ClientCapabilities | None) -> ParkedCall:
         self._sweep()
-        if sum(p.identity == call.identity for p in self._parked.values()) >= self.max_parked_per_identity:
+        if self._per_identity[call.identity] >= self.max_parked_per_identity:
             raise MCPError(mt.INVALID_REQUEST, (
                 f"{self.max_parked_per_identity} of your calls are waiting for your input already; answer "
                 f"them, or wait for them to expire ({self.answer_timeout:g} s)"))
@@ -148,15 +155,34 @@ class InputRounds:
         return parked
 
     def _sweep(self) -> None:
-        """Forget calls whose result nobody came back for."""
+        """Forget calls whose result nobody came back for. It walks every parked call, so at most a few
+        times per `answer_timeout` rather than on every call (a result then waits up to 1.25 × it for pickup)."""
         now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self.answer_timeout / 4
         for token, parked in list(self._parked.items()):
             if parked.done and now - parked.finished_at > self.answer_timeout:
-                del self._parked[token]
+                self._forget(token)
+
+    def _keep(self, token: str, parked: ParkedCall) -> None:
+        self._parked[token] = parked
+        self._per_identity[parked.identity] += 1
+
+    def _forget(self, token: str) -> None:
+        parked = self._parked.pop(token, None)
+        if parked is not None:
+            self._per_identity[parked.identity] -= 1
+            if not self._per_identity[parked.identity]:
+                del self._per_identity[parked.identity]
 
     async def start(self, parked: ParkedCall, run: Callable[[], Awaitable[W]]) -> W | mt.InputRequiredResult:
         """Run the request (a tool call, a prompt, a resource read) in the background; answer with
         its result, or with its first questions."""
+        if not parked.can_ask:
+            # Nothing can be asked of this client (it declared no sampling, elicitation or roots), so the
+            # request cannot park: run it in the request's own task, as for a 2025 client.
+            return await run()
         if self.task_group is None:
             raise MCPError(mt.INTERNAL_ERROR, "the server is not running")
 
@@ -173,7 +199,7 @@ class InputRounds:
 
         self.task_group.start_soon(background)
         token = secrets.token_urlsafe(24)
-        self._parked[token] = parked
+        self._keep(token, parked)
         return await self._next_round(token, parked, first=True)  # type: ignore[return-value]
 
     async def resume(
@@ -193,7 +219,7 @@ class InputRounds:
         try:
             while True:
                 if parked.done:
-                    self._parked.pop(token, None)
+                    self._forget(token)
                     if parked.error is not None:
                         raise parked.error
                     assert parked.result is not None
@@ -205,14 +231,14 @@ class InputRounds:
                     unsent = {k: q for k, q in parked.questions.items() if not q.answered.is_set()}
                     asked_client = True
                     # Each round its own state: a client cannot replay an earlier round's.
-                    self._parked.pop(token, None)
+                    self._forget(token)
                     token = secrets.token_urlsafe(24)
-                    self._parked[token] = parked
+                    self._keep(token, parked)
                     return mt.InputRequiredResult(input_requests={k: q.request for k, q in unsent.items()},
                                                   request_state=token)
                 await parked.changed.wait()
         except anyio.get_cancelled_exc_class():
             if first and not asked_client:  # the client left before anything was asked of it: stop the call
                 parked.scope.cancel()
-                self._parked.pop(token, None)
+                self._forget(token)
             raise

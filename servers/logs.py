@@ -38,3 +38,7 @@ def configure_json_logging(level: int = logging.INFO) -> None:
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
     logging.getLogger("mcp").setLevel(logging.WARNING)  # per-request chatter from the SDK
+    # httpx2 logs every upstream request at INFO: one more line per relayed call, as long as the audit line
+    # itself. Still shown under --debug, where it helps.
+    for name in ("httpx2", "httpcore2"):
+        logging.getLogger(name).setLevel(logging.DEBUG if level <= logging.DEBUG else logging.WARNING)
