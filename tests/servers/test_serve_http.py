@@ -4,6 +4,9 @@ resources, prompts, trace context — and cancellation stops the work."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
+
 import anyio
 import mcp.types as mt
 import pytest
@@ -12,6 +15,7 @@ from serve_toolkit import PNG, ServeBench
 from serving import http_client, serving
 
 from servers import ServeSettings
+from servers.serve import _bind
 
 pytestmark = pytest.mark.anyio
 
@@ -283,3 +287,24 @@ async def test_a_wrong_path_answers_404_naming_the_mcp_path() -> None:
             assert r.status_code == 404, (path, r.status_code)
             assert "The MCP endpoint is /mcp" in r.text, r.text
         assert (await http.get(base + "/healthz")).status_code == 200  # real routes are untouched
+
+
+async def test_accepted_connections_send_without_waiting_for_acks() -> None:
+    """`workbench serve` binds its own socket and hands it to uvicorn, which accepts on it with
+    asyncio. Each response goes out in two sends (head, body); with Nagle on, the body waited
+    for the client's delayed ACK, ~40 ms on every call. The accepted socket must have TCP_NODELAY."""
+    accepted: list[socket.socket] = []
+
+    class Accept(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            accepted.append(transport.get_extra_info("socket"))
+
+    with _bind(ServeSettings(transport="http", host="127.0.0.1", port=0)) as sock:
+        server = await asyncio.get_running_loop().create_server(Accept, sock=sock)  # as uvicorn serves `sockets=`
+        async with server:
+            stream = await anyio.connect_tcp("127.0.0.1", sock.getsockname()[1])
+            async with stream:
+                with anyio.fail_after(5):
+                    while not accepted:
+                        await anyio.sleep(0.01)
+                assert accepted[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
