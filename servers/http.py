@@ -9,12 +9,15 @@ so enter it from yours:
     async def lifespan(app):
         async with wb_app.router.lifespan_context(wb_app):
             yield
+    middleware = [Middleware(BearerAuth, token=settings.auth_token)] if settings.auth_token else []
+    if studio is not None:  # outside the bearer check: a browser's page loads carry Studio's cookie, not a header
+        middleware.insert(0, Middleware(StudioGate, studio=studio(server)))
     app = Starlette(routes=[Mount("/tools", wb_app)], lifespan=lifespan)
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
@@ -23,17 +26,22 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from servers.auth import BearerAuth
 from servers.health import health_routes
 from servers.mcp_server import WorkbenchServer
 from servers.settings import ServeSettings
+from servers.studio.app import StudioGate
 from workbench.core import Workbench
 
 
-def create_app(workbench: Workbench, settings: ServeSettings) -> Starlette:
+def create_app(
+    workbench: Workbench, settings: ServeSettings, *, studio: Callable[[WorkbenchServer], ASGIApp] | None = None
+) -> Starlette:
     """The ASGI app; its lifespan runs the MCP session manager and the server's background work.
-    The workbench itself is started and stopped by the caller (`async with workbench`)."""
+    The workbench itself is started and stopped by the caller (`async with workbench`).
+    `studio` builds the `/ui` console for the server (`servers.studio`)."""
     settings.check()
     server = WorkbenchServer(workbench, settings)
     manager = StreamableHTTPSessionManager(
@@ -58,6 +66,9 @@ def create_app(workbench: Workbench, settings: ServeSettings) -> Starlette:
             status_code=404,
         )
 
+    middleware = [Middleware(BearerAuth, token=settings.auth_token)] if settings.auth_token else []
+    if studio is not None:  # outside the bearer check: a browser's page loads carry Studio's cookie, not a header
+        middleware.insert(0, Middleware(StudioGate, studio=studio(server)))
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
@@ -65,7 +76,7 @@ def create_app(workbench: Workbench, settings: ServeSettings) -> Starlette:
             Route(settings.path, endpoint=server.legacy_cap.guard(StreamableHTTPASGIApp(manager)),
                   methods=["GET", "POST", "DELETE"]),
         ],
-        middleware=[Middleware(BearerAuth, token=settings.auth_token)] if settings.auth_token else [],
+        middleware=middleware,
         exception_handlers={404: not_found},
         lifespan=lifespan,
     )

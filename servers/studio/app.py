@@ -1,0 +1,257 @@
+"""Studio's HTTP side: the pages' shell, the static assets, login, and the JSON API under `/ui/api`.
+
+Mounted on the `workbench serve --transport http` app (see `StudioGate`), in front of the
+bearer middleware: Studio authenticates by itself — the bearer header as on `/mcp`, or the
+login cookie (`servers.studio.login`) a browser needs — and applies the same Host/Origin checks.
+
+The frontend is plain ES modules and one stylesheet, shipped in the package (no build step, no
+CDN): every page URL gets the same shell and the client router renders by path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from servers.mcp_server import WorkbenchServer
+from servers.studio.login import StudioLogin
+from servers.studio.tools_api import tool_routes
+from servers.studio.web import api_error, session_of
+from workbench.core import logger
+
+STATIC = Path(__file__).parent / "static"
+PREFIX = "/ui"
+MAX_FORM_BYTES = 8 * 1024
+"""The login form holds one token; anything larger is not a login."""
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+       "media-src 'self' data: blob:; connect-src 'self'; object-src 'none'; frame-src 'none'; "
+       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+"""Tool results are untrusted (upstream servers, sandbox output): the page renders them as text,
+and the policy makes sure nothing in them could run or load from elsewhere even if it were not."""
+
+Checks = Callable[[], Awaitable[list[dict[str, Any]]]]
+ConfigReport = Callable[[], dict[str, Any]]
+
+
+@dataclass
+class StudioContext:
+    """What Studio's routes (S1's and S2's) work with; the application fills in what it has."""
+
+    server: WorkbenchServer
+    """The MCP server: its served workbench (what clients see), sessions, settings."""
+    checks: Checks | None = None
+    """`workbench doctor`'s checks, live: [{name, ok, detail, hint, required}]."""
+    config_report: ConfigReport | None = None
+    """The config as loaded (secrets masked) and the file's errors now: see `servers.studio.config_view`."""
+    runners: Mapping[str, Any] = field(default_factory=dict)
+    """Agents and teams by name, for the Playground."""
+    extra_routes: Sequence[BaseRoute] = ()
+    """More routes under `/ui/api` (runs, traces, playground)."""
+
+    login: StudioLogin = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.login = StudioLogin(self.server.settings)
+
+
+def _safe_next(value: str | None) -> str:
+    """Where to go after login: a Studio page of this site only (no open redirect)."""
+    if not value or not value.startswith(PREFIX + "/") or value.startswith("//") or "\\" in value:
+        return PREFIX + "/tools"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or parts.path.startswith((PREFIX + "/api/", PREFIX + "/login")):
+        return PREFIX + "/tools"
+    return value
+
+
+class _Guard:
+    """Every Studio request: Host/Origin checks, then a session (except login and the static
+    assets, which are the package's public code), then the CSRF token on unsafe methods."""
+
+    OPEN = (PREFIX + "/login", PREFIX + "/static/")
+
+    def __init__(self, app: ASGIApp, login: StudioLogin) -> None:
+        self.app = app
+        self.login = login
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        refused = await self.login.refusal(request)
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path == PREFIX + "/login" or path.startswith(PREFIX + "/static/"):
+            await self.app(scope, receive, send)
+            return
+        session = self.login.session(request)
+        if session is None:
+            if path.startswith(PREFIX + "/api/") or request.method != "GET":
+                why = "send 'Authorization: Bearer <token>', or log in at /ui/login"
+                response: Response = api_error(401, "unauthorized", f"authentication required: {why}")
+                response.headers["WWW-Authenticate"] = "Bearer"
+            else:
+                response = RedirectResponse(f"{PREFIX}/login?next={_quote(request.url.path)}", status_code=303)
+            await response(scope, receive, send)
+            return
+        # The logout form posts its token as a field; API calls send the header.
+        if not self.login.csrf_ok(request, session) and path != PREFIX + "/logout":
+            await api_error(403, "csrf", "missing or wrong X-Studio-CSRF header: reload the page")(scope, receive, send)
+            return
+        scope.setdefault("state", {})["studio_session"] = session
+        await self.app(scope, receive, send)
+
+
+def _quote(path: str) -> str:
+    from urllib.parse import quote
+
+    return quote(path, safe="/")
+
+
+class _Headers:
+    """Security headers on every Studio response; assets revalidate (ETag) so a new version of
+    the package is picked up at once, API answers are never cached."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = scope["path"].startswith(PREFIX + "/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Content-Security-Policy"] = CSP
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["Referrer-Policy"] = "no-referrer"
+                headers["X-Frame-Options"] = "DENY"
+                if "cache-control" not in headers:
+                    headers["Cache-Control"] = "no-cache" if static else "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _page(title: str, *body: str) -> str:
+    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            "<meta name=\"color-scheme\" content=\"light dark\">"
+            f"<title>{title} · Workbench Studio</title><link rel=\"stylesheet\" href=\"/ui/static/studio.css\">"
+            "</head><body><main>" + "".join(body) + "</main></body></html>")
+
+
+def _login_page(next_path: str, error: str = "") -> str:
+    from html import escape
+
+    alert = f'<p class="notice error" role="alert">{escape(error)}</p>' if error else ""
+    return _page(
+        "Log in",
+        '<form class="login panel" method="post" action="/ui/login">',
+        "<h1>Workbench Studio</h1>",
+        '<p class="muted">Enter the token this server was started with (<code>WORKBENCH_TOKEN</code>, '
+        "or the file named by <code>serve.auth_token_file</code>).</p>",
+        alert,
+        '<div class="field"><label for="token">Token</label>',
+        '<input id="token" name="token" type="password" autocomplete="current-password" required autofocus></div>',
+        f'<input type="hidden" name="next" value="{escape(next_path)}">',
+        '<button type="submit">Log in</button></form>',
+    )
+
+
+def studio_app(context: StudioContext) -> ASGIApp:
+    """The ASGI app serving everything under `/ui` (paths arrive unstripped)."""
+    login = context.login
+    shell_template = (STATIC / "index.html").read_text()
+
+    async def login_form(request: Request) -> Response:
+        next_path = _safe_next(request.query_params.get("next"))
+        if not login.required:  # no token configured (loopback only): nothing to ask for
+            response: Response = RedirectResponse(next_path, status_code=303)
+            login.set_cookie(response, request, login.new_cookie())
+            return response
+        return HTMLResponse(_login_page(next_path))
+
+    async def login_submit(request: Request) -> Response:
+        if int(request.headers.get("content-length") or MAX_FORM_BYTES + 1) > MAX_FORM_BYTES:
+            return HTMLResponse(_login_page(PREFIX + "/tools", "The form was too large."), status_code=413)
+        form = await request.form(max_files=0, max_fields=4)
+        token, next_path = form.get("token"), _safe_next(str(form.get("next") or ""))
+        if not isinstance(token, str) or not login.token_ok(token):
+            logger.warning("studio login failed", extra={"client": request.client.host if request.client else "?"})
+            return HTMLResponse(_login_page(next_path, "That token is not this server's token."), status_code=401)
+        response = RedirectResponse(next_path, status_code=303)
+        login.set_cookie(response, request, login.new_cookie())
+        return response
+
+    async def logout(request: Request) -> Response:
+        form = await request.form(max_files=0, max_fields=4)
+        csrf = form.get("csrf")
+        if not login.csrf_ok(request, session_of(request), csrf if isinstance(csrf, str) else None):
+            return api_error(403, "csrf", "missing or wrong CSRF token: reload the page")
+        response = RedirectResponse(PREFIX + "/login", status_code=303)
+        login.clear_cookie(response)
+        return response
+
+    async def shell(request: Request) -> Response:
+        from html import escape
+
+        return HTMLResponse(shell_template.replace("__CSRF__", escape(session_of(request).csrf)))
+
+    async def whoami(request: Request) -> Response:
+        session = session_of(request)
+        return JSONResponse({"identity": session.identity, "session": session.id, "auth": login.required})
+
+    async def api_not_found(request: Request) -> Response:
+        return api_error(404, "not_found", f"no Studio API at {request.url.path}")
+
+    api: list[BaseRoute] = [
+        Route("/session", whoami, methods=["GET"]),
+        *tool_routes(context),
+        *context.extra_routes,
+        Route("/{rest:path}", api_not_found),
+    ]
+    app = Starlette(routes=[
+        Mount(PREFIX, routes=[
+            Route("/login", login_form, methods=["GET"]),
+            Route("/login", login_submit, methods=["POST"]),
+            Route("/logout", logout, methods=["POST"]),
+            Mount("/static", app=StaticFiles(directory=STATIC)),
+            Mount("/api", routes=api),
+            Route("/", shell, methods=["GET"]),
+            Route("/{page:path}", shell, methods=["GET"]),
+        ]),
+    ])
+    return _Headers(_Guard(app, login))
+
+
+class StudioGate:
+    """ASGI middleware sending `/ui` and everything under it to Studio, the rest on down.
+    Installed outside the bearer middleware, since a browser's page loads carry a cookie,
+    not a header; Studio checks both itself."""
+
+    def __init__(self, app: ASGIApp, studio: ASGIApp) -> None:
+        self.app = app
+        self.studio = studio
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (scope["path"] == PREFIX or scope["path"].startswith(PREFIX + "/")):
+            await self.studio(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
