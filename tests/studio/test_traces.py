@@ -1,0 +1,123 @@
+"""SpanCollector: spans grouped by trace with their parents, bounded, next to any exporter."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from opentelemetry import propagate
+from opentelemetry.sdk.trace import TracerProvider
+
+from servers.studio.traces import MAX_ATTRIBUTE_CHARS, SpanCollector
+from tests.conftest import ROOT
+
+
+def provider_with(collector: SpanCollector) -> TracerProvider:
+    provider = TracerProvider()
+    provider.add_span_processor(collector)
+    return provider
+
+
+def test_spans_are_kept_by_trace_with_their_parents() -> None:
+    collector = SpanCollector()
+    tracer = provider_with(collector).get_tracer("t")
+    with tracer.start_as_current_span("tools/call agents__executor") as root:
+        with tracer.start_as_current_span("execute_tool sandbox__run_python"):
+            with tracer.start_as_current_span("sandbox.run python", attributes={"code": "x" * 5000}):
+                pass
+    trace_id = format(root.get_span_context().trace_id, "032x")
+    found = collector.trace(trace_id)
+    assert found is not None
+    spans = {s["name"]: s for s in found["spans"]}
+    assert spans["tools/call agents__executor"]["parent_id"] is None
+    assert spans["sandbox.run python"]["parent_id"] == spans["execute_tool sandbox__run_python"]["span_id"]
+    assert spans["execute_tool sandbox__run_python"]["parent_id"] == spans["tools/call agents__executor"]["span_id"]
+    assert len(spans["sandbox.run python"]["attributes"]["code"]) == MAX_ATTRIBUTE_CHARS + 1  # cut, marked
+    [summary] = collector.recent()
+    assert summary["trace_id"] == trace_id and summary["name"] == "tools/call agents__executor"
+    assert summary["spans"] == 3 and summary["errors"] == 0
+
+
+def test_a_callers_traceparent_makes_the_trace_id_and_a_remote_parent() -> None:
+    collector = SpanCollector()
+    tracer = provider_with(collector).get_tracer("t")
+    caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    parent = propagate.extract({"traceparent": f"00-{caller_trace}-00f067aa0ba902b7-01"})
+    with tracer.start_as_current_span("tools/call demo__add", context=parent):
+        pass
+    found = collector.trace(caller_trace)
+    assert found is not None
+    [span] = found["spans"]
+    assert span["parent_id"] == "00f067aa0ba902b7" and span["remote_parent"] is True
+    assert collector.recent()[0]["name"] == "tools/call demo__add"  # a remote parent still makes it the root
+
+
+def test_the_buffer_keeps_the_newest_traces_and_caps_spans_per_trace() -> None:
+    collector = SpanCollector(max_traces=3, max_spans_per_trace=2)
+    tracer = provider_with(collector).get_tracer("t")
+    ids = []
+    for i in range(5):
+        with tracer.start_as_current_span(f"root {i}") as root:
+            for j in range(4):
+                with tracer.start_as_current_span(f"child {j}"):
+                    pass
+        ids.append(format(root.get_span_context().trace_id, "032x"))
+    assert collector.trace(ids[0]) is None and collector.trace(ids[1]) is None
+    kept = collector.trace(ids[4])
+    assert kept is not None and len(kept["spans"]) == 2 and kept["dropped_spans"] == 3
+    assert len(collector.recent(100)) == 3
+
+
+def test_errors_are_counted() -> None:
+    collector = SpanCollector()
+    tracer = provider_with(collector).get_tracer("t")
+    try:
+        with tracer.start_as_current_span("boom"):
+            raise ValueError("no")
+    except ValueError:
+        pass
+    assert collector.recent()[0]["errors"] == 1
+    assert collector.trace(collector.recent()[0]["trace_id"])["spans"][0]["status"] == "error"  # type: ignore[index]
+
+
+def _run(code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+EXPORTER = """
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from servers.studio.traces import install_collector
+    from workbench.agents.telemetry import configure_tracing
+    exported = InMemorySpanExporter()
+"""
+
+
+def test_installed_after_an_exporter_export_goes_on() -> None:
+    out = _run(EXPORTER + """
+    configure_tracing(exported)
+    collector = install_collector()
+    with trace.get_tracer("t").start_as_current_span("s") as s:
+        pass
+    trace.get_tracer_provider().force_flush()
+    print(len(exported.get_finished_spans()), collector.trace(format(s.get_span_context().trace_id, "032x")) is not None)
+    """)
+    assert out == "1 True"
+
+
+def test_an_exporter_configured_after_the_collector_exports_too() -> None:
+    out = _run(EXPORTER + """
+    collector = install_collector()
+    assert install_collector() is collector  # once per process
+    configure_tracing(exported)
+    with trace.get_tracer("t").start_as_current_span("s") as s:
+        pass
+    trace.get_tracer_provider().force_flush()
+    print(len(exported.get_finished_spans()), collector.trace(format(s.get_span_context().trace_id, "032x")) is not None)
+    """)
+    assert out == "1 True"
