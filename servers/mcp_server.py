@@ -89,8 +89,11 @@ class WorkbenchServer:
         expose = Globs(tuple(settings.expose))
         self.jobs = JobsWorkbench(Shaped(workbench, tools=expose, prompts=expose), background=settings.background,
                                   max_running_per_session=settings.max_concurrent_calls_per_client)
-        self.served: Workbench = self.jobs
-        """The workbench as clients see it: the `expose` allowlist applied, background jobs added."""
+        from servers.studio.recording import RecordingWorkbench, RunStore  # here: servers.studio imports this module
+
+        self.recorder = RecordingWorkbench(self.jobs, RunStore.open(settings.runs_path))
+        self.served: Workbench = self.recorder
+        """The workbench as clients see it: the `expose` allowlist applied, background jobs added, calls recorded."""
         self.sessions = SessionRegistry(self.served, settings.session_idle_timeout, settings.max_sessions)
         self.legacy_cap = LegacySessionCap(
             settings.max_sessions_per_identity, authenticated=bool(settings.auth_token),
