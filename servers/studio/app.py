@@ -25,6 +25,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servers.mcp_server import WorkbenchServer
+from servers.studio.api_runs import routes as runs_routes
 from servers.studio.login import StudioLogin
 from servers.studio.tools_api import tool_routes
 from servers.studio.web import api_error, session_of
@@ -224,6 +225,7 @@ def studio_app(context: StudioContext) -> ASGIApp:
     api: list[BaseRoute] = [
         Route("/session", whoami, methods=["GET"]),
         *tool_routes(context),
+        *runs_routes(context),  # S2: runs, traces, playground (servers.studio.api_runs)
         *context.extra_routes,
         Route("/{rest:path}", api_not_found),
     ]

@@ -277,11 +277,13 @@ def serve(
 
     from workbench.cli.studio import open_when_listening, studio_factory
 
-    studio = studio_factory(cfg, _config_path(config)) if settings.transport == "http" else None
+    runners: dict[str, Any] = {}  # filled by build_workbench, before Studio is built
+    studio = studio_factory(cfg, _config_path(config), runners) if settings.transport == "http" else None
 
     async def main() -> None:
         # Served, the upstreams' sampling/elicitation requests go to the connected MCP client.
-        async with build_workbench(cfg, relay_client_requests=True) as wb, anyio.create_task_group() as tg:
+        async with build_workbench(cfg, relay_client_requests=True, runners=runners) as wb, \
+                anyio.create_task_group() as tg:
             _report_down_sources(wb)
             await _warn_unmatched_tools(cfg, wb)
             if open_browser and studio is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import time
 import webbrowser
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,10 @@ from workbench.cli.config import Config, load_config
 from workbench.core import logger
 
 
-def studio_factory(config: Config, path: Path) -> Callable[[WorkbenchServer], ASGIApp]:
-    """What `create_app(studio=...)` takes: Studio for the server, knowing this config."""
+def studio_factory(config: Config, path: Path,
+                   runners: Mapping[str, Any] | None = None) -> Callable[[WorkbenchServer], ASGIApp]:
+    """What `create_app(studio=...)` takes: Studio for the server, knowing this config (and its
+    agents and teams, for the Playground: `runners` may be filled until the server starts)."""
     from workbench.cli.doctor import doctor_checks
 
     loaded = config.model_dump(mode="json", exclude={"base_dir"})
@@ -34,7 +36,8 @@ def studio_factory(config: Config, path: Path) -> Callable[[WorkbenchServer], AS
         return config_report(path, loaded, lambda: load_config(path))
 
     def build(server: WorkbenchServer) -> ASGIApp:
-        return studio_app(StudioContext(server, checks=checks, config_report=report))
+        return studio_app(StudioContext(server, checks=checks, config_report=report,
+                                        runners=runners if runners is not None else {}))
 
     return build
 
