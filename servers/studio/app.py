@@ -141,7 +141,7 @@ class _Headers:
                 headers = MutableHeaders(scope=message)
                 headers["Content-Security-Policy"] = CSP
                 headers["X-Content-Type-Options"] = "nosniff"
-                headers["Referrer-Policy"] = "no-referrer"
+                headers["Referrer-Policy"] = "same-origin"  # no-referrer would make Chromium send "Origin: null" on form posts
                 headers["X-Frame-Options"] = "DENY"
                 if "cache-control" not in headers:
                     headers["Cache-Control"] = "no-cache" if static else "no-store"

@@ -1,5 +1,6 @@
 """`/ui/api/tools`: the tools clients see, grouped by source with each source's health, and
-`/ui/api/tools/<name>/call`: one call, streamed as Server-Sent Events.
+`/ui/api/tools/<name>/call`: one call, streamed as Server-Sent Events, and `/ui/api/resource`:
+a resource a result links to, read as a client would.
 
 A call from Studio is a call like any MCP client's: it goes to the served workbench (the
 `expose` allowlist applies), runs in the browser's own session (one sandbox per login, closed
@@ -24,12 +25,13 @@ from servers.sessions import SessionLimitError
 from servers.studio.events import Emit, EventStream
 from servers.studio.web import api_error, read_json_object, session_of
 from workbench.composite import CompositeWorkbench
-from workbench.core import CallContext, ToolNotFoundError, logger
+from workbench.core import CallContext, ResourceNotFoundError, ToolNotFoundError, logger
 
 if TYPE_CHECKING:
     from servers.studio.app import StudioContext
 
 MAX_NAME_CHARS = 256
+MAX_URI_CHARS = 4096
 SERVER_SOURCE = "server"
 """Tools the server adds itself (background jobs), not any configured source."""
 
@@ -110,7 +112,21 @@ def tool_routes(context: StudioContext) -> list[BaseRoute]:
 
         return EventStream(produce, on_close=release)
 
+    async def read_resource(request: Request) -> Response:
+        """A resource a result linked to, read as a client would (`resources/read`)."""
+        uri = request.query_params.get("uri", "")
+        if not uri or len(uri) > MAX_URI_CHARS:
+            return api_error(400, "bad_uri", f"pass ?uri= with a resource URI of at most {MAX_URI_CHARS} characters")
+        try:
+            read = await server.served.read_resource(uri)
+        except ResourceNotFoundError as e:
+            return api_error(404, "not_found", str(e))
+        except Exception as e:  # an upstream that fails to read: its message, not a traceback
+            return api_error(502, "upstream", f"cannot read {uri}: {type(e).__name__}: {e}")
+        return JSONResponse(read.model_dump(mode="json", by_alias=True, exclude_none=True))
+
     return [
+        Route("/resource", read_resource, methods=["GET"]),
         Route("/tools", list_tools, methods=["GET"]),
         Route("/tools/{name}/call", call_tool, methods=["POST"]),
     ]

@@ -33,6 +33,13 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/** Replace `el`'s children, with h()'s rules for children (arrays flattened, null skipped). */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
 function append(el, children) {
   for (const child of children) {
     if (child === null || child === undefined || child === false) continue;

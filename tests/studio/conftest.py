@@ -1,0 +1,139 @@
+"""Studio's test harness.
+
+- `studio_server`: a real `workbench serve --transport http` on examples/workbench.toml, as a
+  subprocess started from this checkout, with a bearer token (one per test session).
+- `browser` / `page`: Playwright driving Debian's Chromium (Playwright's own download is not
+  reachable here); `page` is logged in through the real login form.
+- `shot(page, name)`: a full-page screenshot under tests/studio/screenshots/ (gitignored).
+- API tests serve a workbench in-process with `studio_harness.studio_http`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from studio_harness import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+START_TIMEOUT = 90.0
+"""Seconds for `workbench serve` to listen: it starts the MCP servers and warms the sandbox pool."""
+
+
+@dataclass
+class StudioServer:
+    base: str
+    """http://127.0.0.1:PORT"""
+    token: str
+    log: Path
+
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture(scope="session")
+def studio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
+    """`workbench serve` on the example config, exactly as a user starts it (from this checkout)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    port, token = free_port(), secrets.token_urlsafe(24)
+    log = tmp_path_factory.mktemp("studio") / "serve.log"
+    env = {**os.environ, "WORKBENCH_TOKEN": token, "PYTHONPATH": str(ROOT)}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "workbench.cli", "serve", "-c", "examples/workbench.toml", "--transport", "http",
+             "--port", str(port)],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    server = StudioServer(f"http://127.0.0.1:{port}", token, log)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"workbench serve exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx2.get(f"{server.base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"workbench serve did not listen within {START_TIMEOUT:g} s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.25)
+        yield server
+    finally:
+        process.send_signal(signal.SIGTERM)  # drains, stops the sources, removes its sandbox containers
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        print(f"\nworkbench serve log: {log}")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    playwright_sync = pytest.importorskip("playwright.sync_api")
+    with playwright_sync.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+                                              timeout=30_000)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def log_in(page: Any, server: StudioServer, path: str = "/ui/tools") -> None:
+    """Through the real login form, as a person does."""
+    page.goto(f"{server.base}{path}")
+    page.get_by_label("Token").fill(server.token)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{server.base}{path}*")
+
+
+@pytest.fixture(params=["light"])
+def color_scheme(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def page(browser: Any, studio_server: StudioServer, color_scheme: str) -> Iterator[Any]:
+    """A logged-in page (its own browser context: cookies do not leak between tests)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, color_scheme=color_scheme)
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        log_in(page, studio_server)
+        yield page
+        assert not errors, f"JavaScript errors on the page: {errors}"
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def shot() -> Callable[[Any, str], Path]:
+    """`shot(page, "tools-add")`: save a full-page screenshot (look at them)."""
+
+    def save(page: Any, name: str) -> Path:
+        SCREENSHOTS.mkdir(exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        print(f"screenshot: {path}")
+        return path
+
+    return save
