@@ -206,3 +206,39 @@ async def test_bad_input_gets_a_clear_refusal(studio: StudioHttp) -> None:
     assert big.status_code == 413
     long_task = await collect(studio, {"agent": "executor", "task": "x" * 40_000})
     assert long_task == [("error", {"message": "the task is 40000 characters; the limit is 32000"})]
+
+
+# ---- in a real browser, against a real `workbench serve` on examples/workbench.toml -----------------
+
+def test_playground_continues_stops_saves_and_loads_in_the_browser(page, studio_server, shot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{studio_server.base}/ui/playground")
+    page.get_by_label("Agent or team").select_option("executor")
+    task = page.get_by_label("Task")
+    task.fill("```python\nx = 6 * 7\nprint('set')\n```")
+    task.press("Control+Enter")  # the keyboard runs it too
+    page.locator(".run-end").first.wait_for(timeout=90_000)
+    conversation = page.locator(".conversation-line").inner_text()
+    # the next task continues the conversation: same agent copy, same sandbox session, so x is still there
+    task.fill("```python\nprint(x)\n```")
+    page.get_by_role("button", name="Run").click()
+    page.locator(".run-end").nth(1).wait_for(timeout=90_000)
+    assert page.locator(".event.tool-results pre").nth(1).inner_text() == "42"
+    assert page.locator(".conversation-line").inner_text() == conversation
+    shot(page, "playground-continued")
+
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Save state").click()
+    saved = tmp_path / "conversation.json"
+    download.value.save_as(saved)
+    assert '"format": "mcp-workbench.playground/1"' in saved.read_text()
+    page.locator("#pg-load").set_input_files(str(saved))
+    page.get_by_text("Loaded: type a task to continue").wait_for()
+    assert page.locator(".conversation-line").inner_text() != conversation
+
+    task.fill("```python\nimport time\ntime.sleep(25)\n```")
+    page.get_by_role("button", name="Run").click()
+    page.locator(".event.tool-calls").last.wait_for()
+    page.get_by_role("button", name="Stop").click()
+    page.locator(".run-end .badge.warn").wait_for(timeout=30_000)
+    assert page.get_by_role("status").first.inner_text() == "Stopped."
+    shot(page, "playground-stopped")

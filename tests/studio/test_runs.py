@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from servers.studio.runs import RunStore, bounded_json, default_path
@@ -113,3 +115,49 @@ def test_bounded_json_marks_what_it_cut() -> None:
     assert bounded_json({"a": 1}, 100) == '{"a": 1}'
     cut = json.loads(bounded_json({"a": "x" * 500}, 200))
     assert cut["truncated"] is True and len(cut["preview"]) <= 200
+
+
+# ---- in a real browser, against a real `workbench serve` on examples/workbench.toml -----------------
+
+def _capture(failures: list[BaseException], fn: Callable[[], object]) -> None:
+    try:
+        fn()
+    except BaseException as e:  # handed to the test's thread, which asserts on it
+        failures.append(e)
+
+
+def test_a_call_from_an_mcp_client_shows_on_the_runs_page(page, studio_server, shot) -> None:  # type: ignore[no-untyped-def]
+    import anyio
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def call() -> None:
+        async with httpx2.AsyncClient(headers=studio_server.auth(), timeout=30) as http, \
+                Client(streamable_http_client(f"{studio_server.base}/mcp", http_client=http)) as client:
+            assert (await client.call_tool("demo__add", {"a": 2, "b": 40})).structured_content == {"total": 42}
+
+    # Playwright's sync API runs an event loop in this thread: the MCP client gets a thread of its own.
+    failures: list[BaseException] = []
+    worker = threading.Thread(target=lambda: _capture(failures, lambda: anyio.run(call)))
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive() and not failures, failures
+    page.goto(f"{studio_server.base}/ui/runs")
+    page.get_by_label("Kind of run").select_option("tool")
+    page.wait_for_url("**/ui/runs?kind=tool")
+    row = page.locator("table.runs tbody tr", has_text="demo__add").first
+    row.wait_for()
+    assert "ok" in row.inner_text() and "token-" in row.inner_text()
+    page.keyboard.press("/")  # "/" focuses the filter
+    page.keyboard.type("demo__add")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/ui/runs?q=demo__add&kind=tool")
+    page.locator("table.runs tbody tr", has_text="demo__add").first.wait_for()
+    assert page.locator("table.runs tbody tr", has_text="demo__echo").count() == 0
+    shot(page, "runs-list")
+    page.locator("table.runs tbody tr", has_text="demo__add").first.get_by_role("link").click()
+    page.locator("h1", has_text="demo__add").wait_for()
+    assert '"a": 2' in page.locator("pre").first.inner_text()
+    assert '"total": 42' in page.locator(".result").inner_text()
+    shot(page, "run-tool-call")

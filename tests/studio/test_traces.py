@@ -121,3 +121,46 @@ def test_an_exporter_configured_after_the_collector_exports_too() -> None:
     print(len(exported.get_finished_spans()), collector.trace(format(s.get_span_context().trace_id, "032x")) is not None)
     """)
     assert out == "1 True"
+
+
+# ---- in a real browser, against a real `workbench serve` on examples/workbench.toml -----------------
+
+EXECUTOR_TASK = "```python\nopen('hello.txt', 'w').write('written by the executor')\nprint(6 * 7)\n```"
+
+
+def run_executor(page, studio_server) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{studio_server.base}/ui/playground")
+    page.get_by_label("Agent or team").select_option("executor")
+    page.get_by_label("Task").fill(EXECUTOR_TASK)
+    page.get_by_role("button", name="Run").click()
+    page.locator(".run-end").wait_for(timeout=90_000)
+
+
+def test_the_executor_streams_in_the_playground_and_its_trace_nests_the_sandbox_run(page, studio_server, shot) -> None:  # type: ignore[no-untyped-def]
+    run_executor(page, studio_server)
+    transcript = page.locator(".transcript")
+    assert "done" in page.locator(".run-end").inner_text()
+    assert transcript.locator(".event.tool-calls .tool-name").first.inner_text() == "sandbox__run_python"
+    assert "42" in transcript.locator(".event.tool-results pre").first.inner_text()
+    assert transcript.locator(".event.from-user").count() == 1
+    shot(page, "playground-executor")
+
+    page.get_by_role("link", name="open run").click()
+    page.locator("ol.timeline").wait_for()
+    assert page.locator("h1").inner_text() == "executor"
+    assert page.locator("ol.timeline > li").count() == 4  # task, tool call, tool result, answer
+    shot(page, "run-detail")
+
+    page.get_by_role("link", name="Open trace").click()
+    rows = page.locator("button.span-row")
+    rows.first.wait_for()
+    names = rows.evaluate_all("rows => rows.map(r => [r.dataset.span, Number(r.dataset.depth)])")
+    tool = next(i for i, (n, _) in enumerate(names) if n == "execute_tool sandbox__run_python")
+    sandbox = next(i for i, (n, _) in enumerate(names) if n == "sandbox.run python")
+    assert names[0][0] == "studio.run executor"
+    # the sandbox span is under the tool span: after it, one level deeper, before the tool's next sibling
+    assert sandbox > tool and names[sandbox][1] > names[tool][1]
+    assert all(depth > names[tool][1] for _, depth in names[tool + 1:sandbox + 1])
+    rows.nth(sandbox).click()
+    assert "workbench.sandbox.language" in page.locator(".span-panel").inner_text()
+    shot(page, "trace-waterfall")

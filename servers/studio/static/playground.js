@@ -4,14 +4,14 @@
 // The transcript only grows at its end inside a fixed scroll box, and the status line has
 // its own reserved row, so nothing on the page jumps while a run streams.
 import { api, h, notice, registerPage, sse } from "/ui/static/studio.js";
-import { duration, renderEvent } from "/ui/static/runs.js";
+import { duration, renderEvent, show } from "/ui/static/runs.js";
 
 let agents = null;
 
 registerPage("/ui/playground", async (ctx) => {
   agents = agents || (await api("playground/agents", { signal: ctx.signal })).agents;
   if (!agents.length) {
-    ctx.root.append(h("h1", {}, "Playground"), notice(
+    show(ctx.root, h("h1", {}, "Playground"), notice(
       "No agents or teams are configured (or none can run: an agent whose model has no API key or base_url is off). " +
       "Add [agents.NAME] to the config.", "error"));
     return;
@@ -40,7 +40,7 @@ registerPage("/ui/playground", async (ctx) => {
     h("div", { class: "toolbar" }, runButton, stopButton),
     h("div", { class: "toolbar" }, newButton, saveButton, loadLabel, loadInput),
     conversationLine);
-  ctx.root.append(h("h1", {}, "Playground"),
+  show(ctx.root, h("h1", {}, "Playground"),
     h("div", { class: "split playground" }, form, h("section", { class: "run-view" }, status, transcript)));
 
   function describe() {

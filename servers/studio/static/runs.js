@@ -5,6 +5,11 @@ import { api, h, navigate, notice, registerPage } from "/ui/static/studio.js";
 
 const KINDS = [["", "All runs"], ["tool", "Tool calls"], ["agent", "Agent runs"], ["team", "Team runs"]];
 
+/** `root.append` without the "null" text nodes the DOM makes of absent (conditional) parts. */
+export function show(root, ...nodes) {
+  root.append(...nodes.flat().filter((n) => n !== null && n !== undefined && n !== false));
+}
+
 export function when(seconds) {
   return new Date(seconds * 1000).toLocaleString();
 }
@@ -114,7 +119,7 @@ async function drawList(ctx) {
   const body = h("tbody", {});
   const more = h("button", { type: "button", class: "quiet" }, "Older runs");
   const status = h("p", { class: "muted status-line", role: "status" });
-  ctx.root.append(h("h1", {}, "Runs"),
+  show(ctx.root, h("h1", {}, "Runs"),
     h("p", { class: "muted" }, "Every tool call this server answered (MCP clients and Studio) and every agent or team run from the Playground."),
     form,
     h("table", { class: "runs" }, h("thead", {}, h("tr", {}, ["Started", "Kind", "Name", "Status", "Duration", "Identity", "Session", "Events"]
@@ -159,7 +164,7 @@ async function drawRun(ctx, id) {
   const timeline = h("ol", { class: "timeline" }, run.events.map((event) => h("li", {},
     h("span", { class: "at muted mono" }, `+${duration((event.at - started) * 1000)}`),
     run.kind === "tool" ? renderToolEvent(event) : renderEvent(event.data))));
-  ctx.root.append(
+  show(ctx.root, 
     h("p", {}, h("a", { href: "/ui/runs" }, "← All runs")),
     h("div", { class: "toolbar" }, h("h1", {}, run.name), statusBadge(run.status),
       h("a", { class: "button quiet", href: `/ui/api/runs/${run.id}/export`, download: `run-${run.id}.json` }, "Export JSON"),

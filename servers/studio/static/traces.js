@@ -3,7 +3,7 @@
 // axis). Bars are positioned through the CSSOM (element.style), which the page's CSP allows;
 // inline style attributes it would refuse.
 import { api, h, notice, registerPage } from "/ui/static/studio.js";
-import { duration, statusBadge } from "/ui/static/runs.js";
+import { duration, show, statusBadge } from "/ui/static/runs.js";
 
 registerPage("/ui/traces", async (ctx) => {
   const [id] = ctx.rest;
@@ -13,7 +13,7 @@ registerPage("/ui/traces", async (ctx) => {
 
 async function drawList(ctx) {
   const { traces } = await api("traces?limit=200", { signal: ctx.signal });
-  ctx.root.append(h("h1", {}, "Traces"),
+  show(ctx.root, h("h1", {}, "Traces"),
     h("p", { class: "muted" }, "Spans collected in this server process (newest first; kept in memory, not across restarts). ",
       "Open a run to jump to its trace."),
     traces.length
@@ -90,7 +90,7 @@ async function drawTrace(ctx, id) {
     buttons.push(button);
     return h("li", {}, button);
   }));
-  ctx.root.append(
+  show(ctx.root, 
     h("p", {}, h("a", { href: "/ui/traces" }, "← All traces")),
     h("h1", {}, `Trace ${trace.trace_id}`),
     h("p", { class: "muted" }, `${trace.spans.length} spans over ${duration(total)}`,
