@@ -176,6 +176,10 @@ class SandboxWorkbench(StaticWorkbench):
             await self.close_session(victim)
         self._admitting[identity] += 1
 
+    def live_sessions(self) -> dict[str, tuple[str, DockerSandbox]]:
+        """Session id → (the identity holding it, its sandbox), for consoles listing them (Studio)."""
+        return {sid: (self._owners.get(sid, "default"), box) for sid, box in self._sessions.items()}
+
     async def close_session(self, session_id: str) -> None:
         box = self._sessions.pop(session_id, None)
         self._owners.pop(session_id, None)

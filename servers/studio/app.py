@@ -10,7 +10,7 @@ CDN): every page URL gets the same shell and the client router renders by path.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servers.mcp_server import WorkbenchServer
 from servers.studio.api_runs import routes as runs_routes
+from servers.studio.health_api import health_routes
 from servers.studio.login import StudioLogin
+from servers.studio.sandboxes_api import sandbox_routes
 from servers.studio.tools_api import tool_routes
 from servers.studio.web import api_error, session_of
 from workbench.core import logger
@@ -57,8 +59,6 @@ class StudioContext:
     """The config as loaded (secrets masked) and the file's errors now: see `servers.studio.config_view`."""
     runners: Mapping[str, Any] = field(default_factory=dict)
     """Agents and teams by name, for the Playground."""
-    extra_routes: Sequence[BaseRoute] = ()
-    """More routes under `/ui/api` (runs, traces, playground)."""
 
     login: StudioLogin = field(init=False, repr=False)
 
@@ -141,7 +141,8 @@ class _Headers:
                 headers = MutableHeaders(scope=message)
                 headers["Content-Security-Policy"] = CSP
                 headers["X-Content-Type-Options"] = "nosniff"
-                headers["Referrer-Policy"] = "same-origin"  # no-referrer would make Chromium send "Origin: null" on form posts
+                # Not no-referrer: with it Chromium sends "Origin: null" on form posts, which the Origin check refuses.
+                headers["Referrer-Policy"] = "same-origin"
                 headers["X-Frame-Options"] = "DENY"
                 if "cache-control" not in headers:
                     headers["Cache-Control"] = "no-cache" if static else "no-store"
@@ -225,8 +226,9 @@ def studio_app(context: StudioContext) -> ASGIApp:
     api: list[BaseRoute] = [
         Route("/session", whoami, methods=["GET"]),
         *tool_routes(context),
+        *health_routes(context),
+        *sandbox_routes(context),
         *runs_routes(context),  # S2: runs, traces, playground (servers.studio.api_runs)
-        *context.extra_routes,
         Route("/{rest:path}", api_not_found),
     ]
     app = Starlette(routes=[

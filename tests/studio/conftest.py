@@ -1,7 +1,7 @@
 """Studio's test harness.
 
-- `studio_server`: a real `workbench serve --transport http` on examples/workbench.toml, as a
-  subprocess started from this checkout, with a bearer token (one per test session).
+- `studio_server`: a real `workbench serve --transport http` on (a copy of) examples/workbench.toml,
+  as a subprocess started from this checkout, with a bearer token (one per test session).
 - `browser` / `page`: Playwright driving Debian's Chromium (Playwright's own download is not
   reachable here); `page` is logged in through the real login form.
 - `shot(page, name)`: a full-page screenshot under tests/studio/screenshots/ (gitignored).
@@ -40,6 +40,8 @@ class StudioServer:
     """http://127.0.0.1:PORT"""
     token: str
     log: Path
+    config: Path
+    """The config file it serves: a copy of examples/workbench.toml."""
 
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
@@ -51,15 +53,22 @@ def studio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioSe
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
     port, token = free_port(), secrets.token_urlsafe(24)
-    log = tmp_path_factory.mktemp("studio") / "serve.log"
+    folder = tmp_path_factory.mktemp("studio")
+    log = folder / "serve.log"
+    # A copy of the example config (its relative paths kept by links), so a test may break it.
+    (folder / "examples").mkdir()
+    (folder / "examples" / "servers").symlink_to(ROOT / "examples" / "servers")
+    (folder / "node_modules").symlink_to(ROOT / "node_modules")
+    config = folder / "examples" / "workbench.toml"
+    config.write_text((ROOT / "examples" / "workbench.toml").read_text())
     env = {**os.environ, "WORKBENCH_TOKEN": token, "PYTHONPATH": str(ROOT)}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "workbench.cli", "serve", "-c", "examples/workbench.toml", "--transport", "http",
+            [sys.executable, "-m", "workbench.cli", "serve", "-c", str(config), "--transport", "http",
              "--port", str(port)],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
-    server = StudioServer(f"http://127.0.0.1:{port}", token, log)
+    server = StudioServer(f"http://127.0.0.1:{port}", token, log, config)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
