@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -136,20 +137,21 @@ def run_executor(page, studio_server) -> None:  # type: ignore[no-untyped-def]
     page.locator(".run-end").wait_for(timeout=90_000)
 
 
-def test_the_executor_streams_in_the_playground_and_its_trace_nests_the_sandbox_run(page, studio_server, shot) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("color_scheme", ["light", "dark"], indirect=True)
+def test_the_executor_streams_in_the_playground_and_its_trace_nests_the_sandbox_run(page, studio_server, shot, color_scheme) -> None:  # type: ignore[no-untyped-def]
     run_executor(page, studio_server)
     transcript = page.locator(".transcript")
     assert "done" in page.locator(".run-end").inner_text()
     assert transcript.locator(".event.tool-calls .tool-name").first.inner_text() == "sandbox__run_python"
     assert "42" in transcript.locator(".event.tool-results pre").first.inner_text()
     assert transcript.locator(".event.from-user").count() == 1
-    shot(page, "playground-executor")
+    shot(page, f"playground-executor-{color_scheme}")
 
     page.get_by_role("link", name="open run").click()
     page.locator("ol.timeline").wait_for()
     assert page.locator("h1").inner_text() == "executor"
     assert page.locator("ol.timeline > li").count() == 4  # task, tool call, tool result, answer
-    shot(page, "run-detail")
+    shot(page, f"run-detail-{color_scheme}")
 
     page.get_by_role("link", name="Open trace").click()
     rows = page.locator("button.span-row")
@@ -163,4 +165,4 @@ def test_the_executor_streams_in_the_playground_and_its_trace_nests_the_sandbox_
     assert all(depth > names[tool][1] for _, depth in names[tool + 1:sandbox + 1])
     rows.nth(sandbox).click()
     assert "workbench.sandbox.language" in page.locator(".span-panel").inner_text()
-    shot(page, "trace-waterfall")
+    shot(page, f"trace-waterfall-{color_scheme}")
