@@ -166,3 +166,38 @@ def test_the_executor_streams_in_the_playground_and_its_trace_nests_the_sandbox_
     rows.nth(sandbox).click()
     assert "workbench.sandbox.language" in page.locator(".span-panel").inner_text()
     shot(page, f"trace-waterfall-{color_scheme}")
+
+
+def test_an_agent_called_over_mcp_is_one_trace_from_the_callers_span_to_the_sandbox(studio_server) -> None:  # type: ignore[no-untyped-def]
+    import anyio
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from opentelemetry import trace
+
+    from servers.studio.traces import install_collector
+
+    install_collector()  # an instrumented caller: its SDK client sends its span's context as _meta.traceparent
+
+    async def call() -> str:
+        async with httpx2.AsyncClient(headers=studio_server.auth(), timeout=90) as http, \
+                Client(streamable_http_client(f"{studio_server.base}/mcp", http_client=http)) as client:
+            with trace.get_tracer("caller").start_as_current_span("caller's work") as caller:
+                result = await client.call_tool("executor", {"task": "```python\nprint(6 * 7)\n```"})
+            assert "42" in result.content[0].text
+            return format(caller.get_span_context().trace_id, "032x")
+
+    trace_id = anyio.run(call)
+    with httpx2.Client(base_url=studio_server.base, headers=studio_server.auth(), timeout=30) as http:
+        found = http.get(f"/ui/api/traces/{trace_id}").json()
+        runs = http.get("/ui/api/runs", params={"q": "executor", "kind": "tool"}).json()["runs"]
+    spans = {s["name"]: s for s in found["spans"]}
+    request = spans["tools/call executor"]
+    assert request["kind"] == "server" and request["remote_parent"]  # the caller's span is the parent
+    agent = spans["invoke_agent executor"]
+    tool = spans["execute_tool sandbox__run_python"]
+    sandbox = spans["sandbox.run python"]
+    assert agent["parent_id"] == request["span_id"]
+    assert tool["parent_id"] == agent["span_id"]
+    assert sandbox["parent_id"] == tool["span_id"]
+    assert any(r["trace_id"] == trace_id for r in runs) and found["runs"][0]["name"] == "executor"
