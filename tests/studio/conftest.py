@@ -17,13 +17,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
-from studio_harness import free_port
+from studio_harness import StudioServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(__file__).parent / "screenshots"
@@ -32,19 +31,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 START_TIMEOUT = 90.0
 """Seconds for `workbench serve` to listen: it starts the MCP servers and warms the sandbox pool."""
-
-
-@dataclass
-class StudioServer:
-    base: str
-    """http://127.0.0.1:PORT"""
-    token: str
-    log: Path
-    config: Path
-    """The config file it serves: a copy of examples/workbench.toml."""
-
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -17,6 +18,19 @@ from servers import ServeSettings, WorkbenchServer, create_app
 from servers.listener import http_listener
 from servers.studio import StudioContext, studio_app
 from workbench import Workbench
+
+
+@dataclass
+class StudioServer:
+    base: str
+    """http://127.0.0.1:PORT"""
+    token: str
+    log: Path
+    config: Path
+    """The config file it serves: a copy of examples/workbench.toml."""
+
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
 
 
 def free_port() -> int:
