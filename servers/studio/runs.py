@@ -1,25 +1,30 @@
 """`RunStore`: every agent/team run and every served tool call, with its events, in one SQLite file.
 
-Why SQLite, and why synchronous: it ships with Python, one file is easy to find, copy and
-delete, and a write of one small row in WAL mode with `synchronous=NORMAL` (no fsync per
-commit) costs tens of microseconds — less than handing it to a thread would. A busy file
-(another process holding the write lock) waits at most `BUSY_TIMEOUT_MS`, then the write is
-dropped and logged: recording must never fail or stall the call it records.
+Why SQLite: it ships with Python, and one file is easy to find, copy and delete. Why batched:
+a served call must not wait for a disk write (a commit costs ~100 µs on a busy machine, several
+times a fast tool call), so writes are queued in memory and committed together, one transaction
+every `FLUSH_SECONDS` or `FLUSH_ROWS` rows, by a writer thread that exits when idle; every read
+flushes first, so the store always reads its own writes. A busy file (another process holding
+the write lock) waits at most `BUSY_TIMEOUT_MS`, then the batch is dropped and logged:
+recording must never fail or stall the call it records.
 
 Bounded three ways, because every value comes from a caller: an event's JSON is cut to
 `max_event_bytes`, a run keeps at most `max_events_per_run` events (then one `truncated`
 marker), and the file keeps the newest runs within `max_bytes` and `retention_days`
-(pruned every `PRUNE_EVERY` new runs and at open).
+(pruned every `PRUNE_EVERY` new runs and at open). The queue itself is bounded by flushing
+inline at `FLUSH_ROWS`.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
-import secrets
+import random
 import sqlite3
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +35,9 @@ RunStatus = Literal["running", "ok", "error", "cancelled"]
 STATE_DIR_ENV = "WORKBENCH_STATE_DIR"
 BUSY_TIMEOUT_MS = 200
 PRUNE_EVERY = 200
+FLUSH_SECONDS = 0.2
+FLUSH_ROWS = 256
+WRITER_IDLE_SECONDS = 5.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -79,7 +87,7 @@ def bounded_json(value: Any, limit: int) -> str:
 
 
 class RunStore:
-    """Open with `RunStore(path)`; safe to share between tasks and threads (one lock, one connection)."""
+    """Open with `RunStore(path)`; safe to share between tasks and threads. `close()` flushes."""
 
     def __init__(self, path: Path, *, max_bytes: int = 256 * 1024 * 1024, retention_days: float = 30,
                  max_events_per_run: int = 2000, max_event_bytes: int = 64 * 1024) -> None:
@@ -93,14 +101,22 @@ class RunStore:
                                    timeout=BUSY_TIMEOUT_MS / 1000)
         path.chmod(0o600)
         self._db.row_factory = sqlite3.Row
-        self._lock = threading.Lock()
+        self._db_lock = threading.Lock()  # the connection: one statement or batch at a time, in order
+        self._lock = threading.Lock()  # the queue and the live runs' event counts
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        self._events: dict[str, int] = {}
+        """Events so far of the runs started here and not finished: numbers the next one, bounds them."""
+        self._wake = threading.Event()
+        self._writer: threading.Thread | None = None
+        self._closed = False
         self._new_runs = 0
-        with self._lock:
+        with self._db_lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
         self.prune()
+        atexit.register(_flush_at_exit, weakref.ref(self))
 
     @classmethod
     def open(cls, path: str | None) -> RunStore | None:
@@ -116,24 +132,63 @@ class RunStore:
             return None
 
     def close(self) -> None:
-        with self._lock:
+        self.flush()
+        with self._db_lock:
+            self._closed = True
             self._db.close()
+        self._wake.set()
 
-    def _write(self, sql: str, params: tuple[Any, ...]) -> bool:
-        try:
+    # ---- the write queue ---------------------------------------------------------------
+    def _queue(self, sql: str, params: tuple[Any, ...]) -> None:
+        with self._lock:
+            self._pending.append((sql, params))
+            full = len(self._pending) >= FLUSH_ROWS
+            if self._writer is None and not full:
+                self._writer = threading.Thread(target=self._write_loop, name="run-store-writer", daemon=True)
+                self._writer.start()
+        if full:  # a burst: write now rather than let the queue grow
+            self.flush()
+
+    def _write_loop(self) -> None:
+        idle_since = time.monotonic()
+        while True:
+            self._wake.wait(FLUSH_SECONDS)
+            self._wake.clear()
+            if self.flush():
+                idle_since = time.monotonic()
             with self._lock:
-                self._db.execute(sql, params)
+                if self._closed or (not self._pending and time.monotonic() - idle_since > WRITER_IDLE_SECONDS):
+                    self._writer = None  # the next write starts another
+                    return
+
+    def flush(self) -> bool:
+        """Commit everything queued, in one transaction; False when there was nothing."""
+        with self._db_lock:
+            with self._lock:
+                batch, self._pending = self._pending, []
+            if not batch or self._closed:
+                return False
+            try:
+                self._db.execute("BEGIN")
+                try:
+                    for sql, params in batch:
+                        self._db.execute(sql, params)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as e:  # busy, full disk: lose this batch, keep serving
+                logger.warning("run store: %d writes dropped: %s", len(batch), e)
             return True
-        except sqlite3.Error as e:  # busy, full disk, closed: lose this record, keep serving
-            logger.warning("run store write failed: %s", e)
-            return False
 
     # ---- writing -----------------------------------------------------------------------
     def start_run(self, kind: RunKind, name: str, *, identity: str, session: str, input: Any,
                   trace_id: str | None = None) -> str:
-        run_id = secrets.token_hex(8)
+        run_id = f"{random.getrandbits(64):016x}"  # an id, not a secret: reading runs needs the console token
         data = bounded_json(input, self.max_event_bytes)
-        self._write(
+        with self._lock:
+            self._events[run_id] = 0
+        self._queue(
             "INSERT INTO runs (id, kind, name, identity, session, status, started, trace_id, input, bytes)"
             " VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
             (run_id, kind, name[:200], identity[:200], session[:200], time.time(), trace_id, data, len(data)),
@@ -144,33 +199,27 @@ class RunStore:
         return run_id
 
     def add_event(self, run_id: str, type: str, data: Any) -> None:
-        """Append one event; past `max_events_per_run`, one `truncated` marker and then nothing."""
-        text = bounded_json(data, self.max_event_bytes)
-        try:
-            with self._lock:
-                row = self._db.execute("SELECT events FROM runs WHERE id = ?", (run_id,)).fetchone()
-                if row is None or row["events"] > self.max_events_per_run:
-                    return
-                if row["events"] == self.max_events_per_run:
-                    type, text = "truncated", json.dumps({"reason": f"more than {self.max_events_per_run} events"})
-                self._db.execute("BEGIN")
-                try:
-                    self._db.execute("INSERT INTO events (run_id, seq, at, type, data) VALUES (?, ?, ?, ?, ?)",
-                                     (run_id, row["events"], time.time(), type[:64], text))
-                    self._db.execute("UPDATE runs SET events = events + 1, bytes = bytes + ? WHERE id = ?",
-                                     (len(text), run_id))
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-        except sqlite3.Error as e:
-            logger.warning("run store write failed: %s", e)
+        """Append one event to a running run; past `max_events_per_run`, one `truncated` marker and then nothing."""
+        with self._lock:
+            seq = self._events.get(run_id)
+            if seq is None or seq > self.max_events_per_run:
+                return
+            self._events[run_id] = seq + 1
+        if seq == self.max_events_per_run:
+            type, text = "truncated", json.dumps({"reason": f"more than {self.max_events_per_run} events"})
+        else:
+            text = bounded_json(data, self.max_event_bytes)
+        self._queue("INSERT INTO events (run_id, seq, at, type, data) VALUES (?, ?, ?, ?, ?)",
+                    (run_id, seq, time.time(), type[:64], text))
+        self._queue("UPDATE runs SET events = events + 1, bytes = bytes + ? WHERE id = ?", (len(text), run_id))
 
     def finish_run(self, run_id: str, status: RunStatus, *, output: Any = None, error: str | None = None,
                    duration_ms: float | None = None) -> None:
+        with self._lock:
+            self._events.pop(run_id, None)
         text = None if output is None else bounded_json(output, self.max_event_bytes)
         now = time.time()
-        self._write(
+        self._queue(
             "UPDATE runs SET status = ?, ended = ?, duration_ms = COALESCE(?, (? - started) * 1000), output = ?,"
             " error = ?, bytes = bytes + ? WHERE id = ?",
             (status, now, duration_ms, now, text, None if error is None else error[:4000],
@@ -180,12 +229,17 @@ class RunStore:
     def prune(self) -> None:
         """Drop runs older than the retention, then the oldest until the rest fit in `max_bytes`."""
         cutoff = time.time() - self.retention_days * 86400
-        self._write("DELETE FROM runs WHERE started < ?", (cutoff,))
-        self._write(
+        self._queue("DELETE FROM runs WHERE started < ?", (cutoff,))
+        self._queue(
             "DELETE FROM runs WHERE id IN (SELECT id FROM"
             " (SELECT id, SUM(bytes) OVER (ORDER BY started DESC, id) AS kept FROM runs) WHERE kept > ?)",
             (self.max_bytes,),
         )
+
+    def _read(self, sql: str, params: tuple[Any, ...] | list[Any]) -> list[sqlite3.Row]:
+        self.flush()
+        with self._db_lock:
+            return self._db.execute(sql, params).fetchall()
 
     # ---- reading -----------------------------------------------------------------------
     def list_runs(self, *, kind: str | None = None, query: str | None = None, before: float | None = None,
@@ -205,22 +259,19 @@ class RunStore:
             where.append("started < ?")
             params.append(before)
         params.append(max(1, min(limit, 500)))
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id, kind, name, identity, session, status, started, ended, duration_ms, trace_id, error,"
-                f" events FROM runs WHERE {' AND '.join(where)} ORDER BY started DESC LIMIT ?", params,
-            ).fetchall()
+        rows = self._read(
+            "SELECT id, kind, name, identity, session, status, started, ended, duration_ms, trace_id, error,"
+            f" events FROM runs WHERE {' AND '.join(where)} ORDER BY started DESC LIMIT ?", params,
+        )
         return [dict(r) for r in rows]
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         """The run with its input, output and every event in order, or None."""
-        with self._lock:
-            row = self._db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-            if row is None:
-                return None
-            events = self._db.execute(
-                "SELECT seq, at, type, data FROM events WHERE run_id = ? ORDER BY seq", (run_id,)).fetchall()
-        run = dict(row)
+        found = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
+        if not found:
+            return None
+        events = self._read("SELECT seq, at, type, data FROM events WHERE run_id = ? ORDER BY seq", (run_id,))
+        run = dict(found[0])
         run.pop("bytes")
         run["input"] = json.loads(run["input"])
         run["output"] = None if run["output"] is None else json.loads(run["output"])
@@ -229,7 +280,15 @@ class RunStore:
         return run
 
     def runs_of_trace(self, trace_id: str) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute("SELECT id, kind, name, status FROM runs WHERE trace_id = ? ORDER BY started",
-                                    (trace_id,)).fetchall()
+        rows = self._read("SELECT id, kind, name, status FROM runs WHERE trace_id = ? ORDER BY started", (trace_id,))
         return [dict(r) for r in rows]
+
+
+def _flush_at_exit(ref: weakref.ReferenceType[RunStore]) -> None:
+    """What the writer thread had not committed yet when the process exits."""
+    store = ref()
+    if store is not None:
+        try:
+            store.flush()
+        except sqlite3.Error:
+            pass

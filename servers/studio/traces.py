@@ -67,7 +67,7 @@ class SpanCollector(SpanProcessor):
     def __init__(self, *, max_traces: int = 500, max_spans_per_trace: int = 2000) -> None:
         self.max_traces = max_traces
         self.max_spans_per_trace = max_spans_per_trace
-        self._traces: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._traces: OrderedDict[str, list[ReadableSpan]] = OrderedDict()
         self._dropped: dict[str, int] = {}
         self._lock = threading.Lock()  # spans end in whatever thread ran them
 
@@ -75,10 +75,12 @@ class SpanCollector(SpanProcessor):
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
-        record = span_record(span)
-        if record is None:
+        # Kept as the SDK's finished span and turned into JSON only when a page asks: ending a span
+        # stays cheap on the call's path.
+        context = span.get_span_context()
+        if context is None or span.start_time is None:
             return
-        trace_id = record["trace_id"]
+        trace_id = format(context.trace_id, "032x")
         with self._lock:
             spans = self._traces.get(trace_id)
             if spans is None:
@@ -89,7 +91,7 @@ class SpanCollector(SpanProcessor):
             else:
                 self._traces.move_to_end(trace_id)
             if len(spans) < self.max_spans_per_trace:
-                spans.append(record)
+                spans.append(span)
             else:
                 self._dropped[trace_id] = self._dropped.get(trace_id, 0) + 1
 
@@ -105,16 +107,21 @@ class SpanCollector(SpanProcessor):
             spans = self._traces.get(trace_id.lower())
             if spans is None:
                 return None
-            ordered = sorted(spans, key=lambda s: s["start_ms"])
+            kept = list(spans)
             dropped = self._dropped.get(trace_id.lower(), 0)
-        return {"trace_id": trace_id.lower(), "spans": ordered, "dropped_spans": dropped}
+        records = [r for r in map(span_record, kept) if r is not None]
+        return {"trace_id": trace_id.lower(), "spans": sorted(records, key=lambda s: s["start_ms"]),
+                "dropped_spans": dropped}
 
     def recent(self, limit: int = 50) -> list[dict[str, Any]]:
         """The most recently touched traces first: each one's root span, span count and errors."""
         with self._lock:
-            newest = list(self._traces.items())[-max(1, min(limit, self.max_traces)):]
-            summaries = []
-            for trace_id, spans in reversed(newest):
+            items = list(self._traces.items())[-max(1, min(limit, self.max_traces)):]
+            newest = [(trace_id, list(spans)) for trace_id, spans in items]
+        summaries = []
+        for trace_id, kept in reversed(newest):
+            spans = [r for r in map(span_record, kept) if r is not None]
+            if spans:
                 ids = {s["span_id"] for s in spans}
                 roots = [s for s in spans if s["parent_id"] not in ids]
                 root = min(roots or spans, key=lambda s: s["start_ms"])

@@ -83,8 +83,7 @@ def test_old_and_oversized_runs_are_pruned_newest_kept(tmp_path: Path) -> None:
     kept = {r["id"] for r in store.list_runs(limit=100)}
     assert ids[-1] in kept and ids[0] not in kept and len(kept) < 30
     # events go with their run (no orphans left to grow the file)
-    with store._lock:
-        orphans = store._db.execute("SELECT COUNT(*) FROM events WHERE run_id NOT IN (SELECT id FROM runs)").fetchone()
+    [orphans] = store._read("SELECT COUNT(*) FROM events WHERE run_id NOT IN (SELECT id FROM runs)", ())
     assert orphans[0] == 0
 
     aged = RunStore(tmp_path / "aged.sqlite", retention_days=0)
