@@ -12,7 +12,9 @@ from urllib.parse import urlsplit, urlunsplit
 from workbench.core import ConfigError
 
 MASK = "••••••"
-_SECRET_KEY = re.compile(r"token|secret|passw|api[_-]?key|authorization|credential|private[_-]?key|cookie", re.I)
+_SECRET_KEY = re.compile(
+    r"token(?!s|izer)|secret|passw|api[_-]?key|authorization|credential|private[_-]?key|cookie", re.I)
+"""Keys whose values are secrets (`max_tokens` is a count, not a token)."""
 _NAMES_A_SECRET = re.compile(r"(_env|_file|_path)$", re.I)
 """`auth_token_env = "WORKBENCH_TOKEN"` says where a secret is, not what it is: shown."""
 _ALL_VALUES_SECRET = frozenset({"env", "headers"})

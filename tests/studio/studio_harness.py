@@ -5,7 +5,7 @@ into the server."""
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 import httpx2
+from starlette.types import ASGIApp
 
 from servers import ServeSettings, WorkbenchServer, create_app
 from servers.listener import http_listener
@@ -53,12 +54,14 @@ class StudioHttp:
 @asynccontextmanager
 async def studio_http(
     workbench: Workbench, *, token: str | None = "studio-test-token", context: dict[str, Any] | None = None,
-    **settings: Any,
+    studio: Callable[[WorkbenchServer], ASGIApp] | None = None, **settings: Any,
 ) -> AsyncIterator[StudioHttp]:
-    """`workbench` served over real HTTP on a free loopback port, Studio mounted at /ui."""
+    """`workbench` served over real HTTP on a free loopback port, Studio mounted at /ui (built by
+    `studio`, or from a `StudioContext` with the `context` fields)."""
     serve = ServeSettings(transport="http", host="127.0.0.1", port=free_port(), auth_token=token, log_json=False,
                           **settings)
-    app = create_app(workbench, serve, studio=lambda server: studio_app(StudioContext(server, **(context or {}))))
+    app = create_app(workbench, serve,
+                     studio=studio or (lambda server: studio_app(StudioContext(server, **(context or {})))))
     listener = http_listener(app, serve)
     async with workbench, anyio.create_task_group() as tg:
         tg.start_soon(listener.serve)
