@@ -63,11 +63,23 @@ def span_record(span: ReadableSpan) -> dict[str, Any] | None:
     }
 
 
+def _fits(span: ReadableSpan) -> bool:
+    """Whether the span is small enough to keep as it is (names and attributes can come from callers)."""
+    attributes = span.attributes or {}
+    return (len(span.name) <= MAX_ATTRIBUTE_CHARS and len(attributes) <= MAX_ATTRIBUTES
+            and len(span.events) <= MAX_SPAN_EVENTS
+            and all(not isinstance(v, str) or len(v) <= MAX_ATTRIBUTE_CHARS for v in attributes.values()))
+
+
+def _as_record(kept: ReadableSpan | dict[str, Any]) -> dict[str, Any] | None:
+    return kept if isinstance(kept, dict) else span_record(kept)
+
+
 class SpanCollector(SpanProcessor):
     def __init__(self, *, max_traces: int = 500, max_spans_per_trace: int = 2000) -> None:
         self.max_traces = max_traces
         self.max_spans_per_trace = max_spans_per_trace
-        self._traces: OrderedDict[str, list[ReadableSpan]] = OrderedDict()
+        self._traces: OrderedDict[str, list[ReadableSpan | dict[str, Any]]] = OrderedDict()
         self._dropped: dict[str, int] = {}
         self._lock = threading.Lock()  # spans end in whatever thread ran them
 
@@ -75,8 +87,8 @@ class SpanCollector(SpanProcessor):
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
-        # Kept as the SDK's finished span and turned into JSON only when a page asks: ending a span
-        # stays cheap on the call's path.
+        # Kept as the SDK's finished span and turned into JSON only when a page asks, so ending a span
+        # stays cheap on the call's path; an oversized one (a client's 4 MiB tool name) is cut now.
         context = span.get_span_context()
         if context is None or span.start_time is None:
             return
@@ -91,7 +103,7 @@ class SpanCollector(SpanProcessor):
             else:
                 self._traces.move_to_end(trace_id)
             if len(spans) < self.max_spans_per_trace:
-                spans.append(span)
+                spans.append(span if _fits(span) else (span_record(span) or {}))
             else:
                 self._dropped[trace_id] = self._dropped.get(trace_id, 0) + 1
 
@@ -109,7 +121,7 @@ class SpanCollector(SpanProcessor):
                 return None
             kept = list(spans)
             dropped = self._dropped.get(trace_id.lower(), 0)
-        records = [r for r in map(span_record, kept) if r is not None]
+        records = [r for r in map(_as_record, kept) if r]
         return {"trace_id": trace_id.lower(), "spans": sorted(records, key=lambda s: s["start_ms"]),
                 "dropped_spans": dropped}
 
@@ -120,7 +132,7 @@ class SpanCollector(SpanProcessor):
             newest = [(trace_id, list(spans)) for trace_id, spans in items]
         summaries = []
         for trace_id, kept in reversed(newest):
-            spans = [r for r in map(span_record, kept) if r is not None]
+            spans = [r for r in map(_as_record, kept) if r]
             if spans:
                 ids = {s["span_id"] for s in spans}
                 roots = [s for s in spans if s["parent_id"] not in ids]

@@ -70,6 +70,19 @@ def test_the_buffer_keeps_the_newest_traces_and_caps_spans_per_trace() -> None:
     assert len(collector.recent(100)) == 3
 
 
+def test_an_oversized_span_from_a_caller_is_cut_when_it_ends() -> None:
+    collector = SpanCollector()
+    tracer = provider_with(collector).get_tracer("t")
+    huge = "n" * 1_000_000  # what a client can put in a tool name
+    with tracer.start_as_current_span(f"tools/call {huge}", attributes={"gen_ai.tool.name": huge}) as s:
+        pass
+    trace_id = format(s.get_span_context().trace_id, "032x")
+    [kept] = collector._traces[trace_id]
+    assert isinstance(kept, dict)  # not the SDK span holding the megabyte
+    assert len(kept["name"]) <= MAX_ATTRIBUTE_CHARS + 1 and len(kept["attributes"]["gen_ai.tool.name"]) <= MAX_ATTRIBUTE_CHARS + 1
+    assert collector.trace(trace_id)["spans"][0]["name"].startswith("tools/call n")  # type: ignore[index]
+
+
 def test_errors_are_counted() -> None:
     collector = SpanCollector()
     tracer = provider_with(collector).get_tracer("t")
