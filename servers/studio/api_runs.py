@@ -68,7 +68,7 @@ def routes(context: StudioContext, *, store: RunStore | None = None, collector: 
         if kind is not None and kind not in KINDS:
             return api_error(400, "bad_kind", f"kind is one of {', '.join(KINDS)}")
         limit = int(_number(q.get("limit"), 100) or 100)
-        runs = store.list_runs(kind=kind, query=(q.get("q") or "")[:200] or None,
+        runs = store.list_runs(identity=session_of(request).identity, kind=kind, query=(q.get("q") or "")[:200] or None,
                                before=_number(q.get("before"), None), limit=limit)
         return JSONResponse({"runs": runs})
 
@@ -76,7 +76,7 @@ def routes(context: StudioContext, *, store: RunStore | None = None, collector: 
         if store is None:
             return no_store()
         run_id = request.path_params["run_id"]
-        run = store.get_run(run_id) if RUN_ID.match(run_id) else None
+        run = store.get_run(run_id, identity=session_of(request).identity) if RUN_ID.match(run_id) else None
         if run is None:
             return api_error(404, "not_found", "no such run (it may have been pruned: runs are kept within "
                                                "their size and age limits)")
@@ -94,17 +94,25 @@ def routes(context: StudioContext, *, store: RunStore | None = None, collector: 
         return JSONResponse({"run": run, "trace": spans},
                             headers={"Content-Disposition": f'attachment; filename="run-{run["id"]}.json"'})
 
+    # A trace is shown to the identity that has a run in it: spans carry other callers' tool names,
+    # arguments sizes and timings, and a trace id is whatever a caller sent in its traceparent.
     async def list_traces(request: Request) -> Response:
-        limit = int(_number(request.query_params.get("limit"), 50) or 50)
-        return JSONResponse({"traces": collector.recent(limit)})
+        if store is None:
+            return no_store()
+        limit = max(1, min(int(_number(request.query_params.get("limit"), 50) or 50), collector.max_traces))
+        mine = store.trace_ids(identity=session_of(request).identity, limit=limit)
+        return JSONResponse({"traces": collector.recent(limit, among=mine)})
 
     async def get_trace(request: Request) -> Response:
+        if store is None:
+            return no_store()
         trace_id = request.path_params["trace_id"].lower()
-        found = collector.trace(trace_id) if TRACE_ID.match(trace_id) else None
+        runs = store.runs_of_trace(trace_id, identity=session_of(request).identity) if TRACE_ID.match(trace_id) else []
+        found = collector.trace(trace_id) if runs else None
         if found is None:
-            return api_error(404, "not_found", "no such trace in memory: only the newest "
+            return api_error(404, "not_found", "no such trace of yours in memory: only the newest "
                                                f"{collector.max_traces} traces are kept, and none survive a restart")
-        found["runs"] = store.runs_of_trace(trace_id) if store is not None else []
+        found["runs"] = [{k: v for k, v in r.items() if k != "identity"} for r in runs]
         return JSONResponse(found)
 
     async def agents(request: Request) -> Response:

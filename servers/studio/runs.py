@@ -242,11 +242,15 @@ class RunStore:
             return self._db.execute(sql, params).fetchall()
 
     # ---- reading -----------------------------------------------------------------------
-    def list_runs(self, *, kind: str | None = None, query: str | None = None, before: float | None = None,
-                  limit: int = 50) -> list[dict[str, Any]]:
-        """Newest first; `query` matches the name, identity, session or status; `before` pages on `started`."""
+    def list_runs(self, *, identity: str | None = None, kind: str | None = None, query: str | None = None,
+                  before: float | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Newest first, of `identity` only when given; `query` matches the name, identity, session or
+        status; `before` pages on `started`."""
         where: list[str] = ["1 = 1"]
         params: list[Any] = []
+        if identity is not None:
+            where.append("identity = ?")
+            params.append(identity)
         if kind:
             where.append("kind = ?")
             params.append(kind)
@@ -265,10 +269,10 @@ class RunStore:
         )
         return [dict(r) for r in rows]
 
-    def get_run(self, run_id: str) -> dict[str, Any] | None:
-        """The run with its input, output and every event in order, or None."""
+    def get_run(self, run_id: str, *, identity: str | None = None) -> dict[str, Any] | None:
+        """The run with its input, output and every event in order, or None (also when it is not `identity`'s)."""
         found = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
-        if not found:
+        if not found or (identity is not None and found[0]["identity"] != identity):
             return None
         events = self._read("SELECT seq, at, type, data FROM events WHERE run_id = ? ORDER BY seq", (run_id,))
         run = dict(found[0])
@@ -279,9 +283,20 @@ class RunStore:
                          for e in events]
         return run
 
-    def runs_of_trace(self, trace_id: str) -> list[dict[str, Any]]:
-        rows = self._read("SELECT id, kind, name, status FROM runs WHERE trace_id = ? ORDER BY started", (trace_id,))
-        return [dict(r) for r in rows]
+    def runs_of_trace(self, trace_id: str, *, identity: str | None = None) -> list[dict[str, Any]]:
+        rows = self._read("SELECT id, kind, name, status, identity FROM runs WHERE trace_id = ? ORDER BY started",
+                          (trace_id,))
+        return [dict(r) for r in rows if identity is None or r["identity"] == identity]
+
+    def trace_ids(self, *, identity: str | None = None, limit: int = 200) -> list[str]:
+        """The trace ids of the newest runs (of `identity` only, when given), newest first, each once."""
+        rows = self._read(
+            "SELECT trace_id, MAX(started) AS latest FROM runs WHERE trace_id IS NOT NULL"
+            + (" AND identity = ?" if identity is not None else "")
+            + " GROUP BY trace_id ORDER BY latest DESC LIMIT ?",
+            (identity, limit) if identity is not None else (limit,),
+        )
+        return [r["trace_id"] for r in rows]
 
 
 def _flush_at_exit(ref: weakref.ReferenceType[RunStore]) -> None:

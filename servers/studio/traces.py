@@ -125,10 +125,14 @@ class SpanCollector(SpanProcessor):
         return {"trace_id": trace_id.lower(), "spans": sorted(records, key=lambda s: s["start_ms"]),
                 "dropped_spans": dropped}
 
-    def recent(self, limit: int = 50) -> list[dict[str, Any]]:
-        """The most recently touched traces first: each one's root span, span count and errors."""
+    def recent(self, limit: int = 50, *, among: list[str] | None = None) -> list[dict[str, Any]]:
+        """The most recently touched traces first (or those of `among` still kept, in its order): each
+        one's root span, span count and errors."""
         with self._lock:
-            items = list(self._traces.items())[-max(1, min(limit, self.max_traces)):]
+            if among is not None:
+                items = [(t, self._traces[t]) for t in reversed(among[:limit]) if t in self._traces]
+            else:
+                items = list(self._traces.items())[-max(1, min(limit, self.max_traces)):]
             newest = [(trace_id, list(spans)) for trace_id, spans in items]
         summaries = []
         for trace_id, kept in reversed(newest):
