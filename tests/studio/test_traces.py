@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 from opentelemetry import propagate
@@ -180,6 +181,10 @@ def test_the_executor_streams_in_the_playground_and_its_trace_nests_the_sandbox_
     assert "workbench.sandbox.language" in page.locator(".span-panel").inner_text()
     shot(page, f"trace-waterfall-{color_scheme}")
 
+    page.get_by_role("link", name="Traces", exact=True).click()  # the site navigation
+    page.locator("table tbody tr", has_text="studio.run executor").first.wait_for()
+    shot(page, f"traces-list-{color_scheme}")
+
 
 def test_an_agent_called_over_mcp_is_one_trace_from_the_callers_span_to_the_sandbox(studio_server) -> None:  # type: ignore[no-untyped-def]
     import anyio
@@ -200,7 +205,20 @@ def test_an_agent_called_over_mcp_is_one_trace_from_the_callers_span_to_the_sand
             assert "42" in result.content[0].text
             return format(caller.get_span_context().trace_id, "032x")
 
-    trace_id = anyio.run(call)
+    # Playwright's sync API may hold an event loop in this thread: the MCP client runs in its own.
+    done: list[str | BaseException] = []
+
+    def worker() -> None:
+        try:
+            done.append(anyio.run(call))
+        except BaseException as e:  # handed back to the test's thread
+            done.append(e)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join(timeout=120)
+    assert done and isinstance(done[0], str), done
+    trace_id = done[0]
     with httpx2.Client(base_url=studio_server.base, headers=studio_server.auth(), timeout=30) as http:
         found = http.get(f"/ui/api/traces/{trace_id}").json()
         runs = http.get("/ui/api/runs", params={"q": "executor", "kind": "tool"}).json()["runs"]

@@ -146,7 +146,7 @@ async function drawList(ctx) {
     }
     if (runs.length) before = runs[runs.length - 1].started;
     more.disabled = runs.length < 100;
-    status.textContent = body.children.length ? `${body.children.length} runs shown` : "No runs recorded yet.";
+    status.textContent = body.children.length ? `${body.children.length} run${body.children.length === 1 ? "" : "s"} shown` : "No runs recorded yet.";
   };
   more.addEventListener("click", () => load().catch((e) => status.replaceWith(notice(e, "error"))));
   await load();
