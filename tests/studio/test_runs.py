@@ -160,3 +160,15 @@ def test_a_call_from_an_mcp_client_shows_on_the_runs_page(page, studio_server, s
     assert '"a": 2' in page.locator("pre").first.inner_text()
     assert '"total": 42' in page.locator(".result").inner_text()
     shot(page, "run-tool-call")
+
+
+def test_identity_filters_runs_and_their_traces(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "r.sqlite")
+    mine = store.start_run("tool", "t", identity="me", session="s", input={}, trace_id="a" * 32)
+    theirs = store.start_run("tool", "t", identity="them", session="s", input={}, trace_id="b" * 32)
+    store.start_run("agent", "a", identity="me", session="s", input={}, trace_id="a" * 32)  # same trace, once
+    assert {r["id"] for r in store.list_runs(identity="me")} == {mine} | {r["id"] for r in store.list_runs(kind="agent")}
+    assert store.get_run(theirs, identity="me") is None and store.get_run(theirs, identity="them") is not None
+    assert store.trace_ids(identity="me") == ["a" * 32]
+    assert store.runs_of_trace("b" * 32, identity="me") == []
+    assert sorted(store.trace_ids()) == ["a" * 32, "b" * 32]

@@ -38,7 +38,7 @@ registerPage("/ui/playground", async (ctx) => {
     h("div", { class: "field" }, h("label", { for: "pg-agent" }, "Agent or team"), select, description),
     h("div", { class: "field" }, h("label", { for: "pg-task" }, "Task"), task),
     h("div", { class: "toolbar" }, runButton, stopButton),
-    h("div", { class: "toolbar" }, newButton, saveButton, loadLabel, loadInput),
+    h("div", { class: "toolbar" }, newButton, saveButton, loadInput, loadLabel),
     conversationLine);
   show(ctx.root, h("h1", {}, "Playground"),
     h("div", { class: "split playground" }, form, h("section", { class: "run-view" }, status, transcript)));
