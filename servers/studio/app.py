@@ -43,6 +43,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 """Tool results are untrusted (upstream servers, sandbox output): the page renders them as text,
 and the policy makes sure nothing in them could run or load from elsewhere even if it were not."""
 
+TOOLS_PRELOAD = '<link rel="preload" href="/ui/api/tools" as="fetch" crossorigin="anonymous">'
 Checks = Callable[[], Awaitable[list[dict[str, Any]]]]
 ConfigReport = Callable[[], dict[str, Any]]
 
@@ -214,7 +215,11 @@ def studio_app(context: StudioContext) -> ASGIApp:
     async def shell(request: Request) -> Response:
         from html import escape
 
-        return HTMLResponse(shell_template.replace("__CSRF__", escape(session_of(request).csrf)))
+        shell = shell_template.replace("__CSRF__", escape(session_of(request).csrf))
+        if request.url.path in (PREFIX, PREFIX + "/") or request.url.path.startswith(PREFIX + "/tools"):
+            # The landing page's data, fetched while its scripts load rather than after.
+            shell = shell.replace("<!--page-preload-->", TOOLS_PRELOAD)
+        return HTMLResponse(shell)
 
     async def whoami(request: Request) -> Response:
         session = session_of(request)

@@ -4,6 +4,17 @@
 // No framework and no build step: plain ES modules the package serves as they are.
 
 const pages = [];
+// Each page's module, loaded when one of its URLs is first shown (it calls registerPage): the
+// shell loads only this file, so a page costs nothing until it is visited.
+const PAGE_MODULES = {
+  "/ui/tools": "/ui/static/tools.js",
+  "/ui/playground": "/ui/static/playground.js",
+  "/ui/runs": "/ui/static/runs.js",
+  "/ui/traces": "/ui/static/traces.js",
+  "/ui/sandboxes": "/ui/static/sandboxes.js",
+  "/ui/health": "/ui/static/health.js",
+};
+const loading = new Map(); // module URL -> its import() promise
 let current = null; // {controller} of the page on screen: aborted when another page renders
 let started = false; // DOMContentLoaded fired: every page module in the shell has registered
 
@@ -140,6 +151,13 @@ export function route() {
   const path = location.pathname.replace(/\/+$/, "") || "/ui";
   const target = path === "/ui" ? "/ui/tools" : path;
   const page = pages.find((p) => target === p.prefix || target.startsWith(p.prefix + "/"));
+  const module = Object.entries(PAGE_MODULES).find(([prefix]) => target === prefix || target.startsWith(prefix + "/"));
+  if (!page && module && !loading.has(module[1])) {
+    const load = import(module[1]);
+    loading.set(module[1], load);
+    load.then(route, (e) => root.replaceChildren(notice(`Cannot load this page: ${e.message}`, "error")));
+    return;
+  }
   if (current) current.controller.abort();
   const controller = new AbortController();
   current = { controller };
