@@ -25,13 +25,13 @@ from starlette.routing import BaseRoute, Route
 
 from servers.sessions import SessionLimitError
 from servers.studio.events import Emit, EventStream
-from servers.studio.playground import Playground, PlaygroundError
 from servers.studio.runs import RunStore
 from servers.studio.traces import SpanCollector, install_collector
 from servers.studio.web import api_error, read_json_object, session_of
 
 if TYPE_CHECKING:
     from servers.studio.app import StudioContext
+    from servers.studio.playground import Playground
 
 RUN_ID = re.compile(r"^[0-9a-f]{16}$")
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -52,6 +52,10 @@ def routes(context: StudioContext, *, store: RunStore | None = None, collector: 
            playground: Playground | None = None) -> list[BaseRoute]:
     """The routes, relative to `/ui/api`. By default the store is the server's recorder's, the spans
     the process's collector (installed now), the playground made of `context.runners`."""
+    # Here, not at the top: the playground loads the agents package (and the model clients' SDKs),
+    # which `import servers` must not pay for when no Studio is mounted.
+    from servers.studio.playground import Playground, PlaygroundError
+
     server = context.server
     store = store if store is not None else server.recorder.store
     collector = collector or install_collector()
