@@ -97,3 +97,80 @@ def test_progress_streams_and_cancel_stops_the_call(page: Any, studio_server: An
     page.get_by_role("button", name="Cancel").click()
     expect(page.get_by_label("Result")).to_contain_text("cancelled")
     expect(page.get_by_role("button", name="Call")).to_be_enabled()
+
+
+SCHEMA = {
+    "type": "object",
+    "$defs": {"Point": {"type": "object", "properties": {"x": {"type": "integer"}, "y": {"type": "integer", "default": 0}},
+                        "required": ["x"]}},
+    "properties": {
+        "name": {"type": "string", "description": "Who", "default": "ada"},
+        "mode": {"enum": ["fast", "careful"], "default": "careful"},
+        "level": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": None},
+        "verbose": {"type": "boolean"},
+        "tags": {"type": "array", "items": {"type": "string"}, "default": ["a"]},
+        "colors": {"type": "array", "items": {"enum": ["red", "green", "blue"]}},
+        "origin": {"$ref": "#/$defs/Point"},
+        "path": {"type": "array", "items": {"$ref": "#/$defs/Point"}},
+        "extra": {"type": "object"},
+    },
+    "required": ["name", "origin"],
+}
+
+
+def test_forms_from_schemas_nested_objects_arrays_enums_defaults(page: Any, studio_server: Any, shot: Any) -> None:
+    """The form generator on a schema with every shape, in the page itself: filled as a person
+    does, it yields exactly the arguments a client would send (optional fields left out)."""
+    page.evaluate("""async (schema) => {
+        const { fieldFor } = await import('/ui/static/form.js');
+        const root = document.getElementById('page');
+        root.replaceChildren();
+        window.form = fieldFor(schema, { root: schema, top: true });
+        const form = document.createElement('form');
+        form.className = 'panel';
+        form.append(window.form.el);
+        root.append(form);
+    }""", SCHEMA)
+    # A required field left empty is named by its path; nothing is sent.
+    error = page.evaluate("() => { try { window.form.get(); return null; } catch (e) { return e.message; } }")
+    assert error == "origin.x: enter a number"
+    page.get_by_label(re.compile(r"^mode")).select_option("fast")
+    page.get_by_label(re.compile(r"^level")).fill("3")
+    page.get_by_label(re.compile(r"^verbose")).check()
+    page.get_by_role("button", name="Add to tags").click()
+    page.locator("#page .array").first.locator("input").nth(1).fill("b")
+    page.get_by_label("green").check()
+    page.get_by_role("group", name=re.compile("origin")).get_by_label(re.compile(r"^x")).fill("5")
+    page.get_by_role("button", name="Add to path").click()
+    path_point = page.locator("#page .array").nth(1).locator("fieldset").first
+    path_point.get_by_label(re.compile(r"^x")).fill("1")
+    path_point.get_by_label(re.compile(r"^y")).fill("2")
+    page.get_by_label(re.compile(r"^extra")).fill('{"deep": [1, {"k": null}]}')
+    shot(page, "tools-form-shapes")
+    assert page.evaluate("window.form.get()") == {
+        "name": "ada", "mode": "fast", "level": 3, "verbose": True, "tags": ["a", "b"], "colors": ["green"],
+        "origin": {"x": 5, "y": 0}, "path": [{"x": 1, "y": 2}], "extra": {"deep": [1, {"k": None}]},
+    }
+    # A wrong value is named by its path, not sent.
+    page.get_by_label(re.compile(r"^extra")).fill("{oops")
+    error = page.evaluate("() => { try { window.form.get(); return null; } catch (e) { return e.message; } }")
+    assert error.startswith("extra: not valid JSON")
+
+
+@pytest.mark.parametrize("color_scheme", ["dark"], indirect=True)
+def test_dark_mode_is_readable(page: Any, studio_server: Any, shot: Any) -> None:
+    open_tool(page, studio_server, "demo__add")
+    field(page, "a").fill("2")
+    field(page, "b").fill("40")
+    page.get_by_role("button", name="Call").click()
+    expect(page.get_by_label("Result")).to_contain_text("42")
+
+    def luminance(css: str) -> float:
+        r, g, b = (int(c) / 255 for c in re.findall(r"\d+", css)[:3])
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    background = luminance(page.evaluate("getComputedStyle(document.body).backgroundColor"))
+    text = luminance(page.evaluate("getComputedStyle(document.body).color"))
+    result_text = luminance(page.get_by_label("Result").locator("pre").first.evaluate("e => getComputedStyle(e).color"))
+    assert background < 0.15 and text > 0.7 and result_text > 0.7, "light text on a dark page"
+    shot(page, "tools-demo-add-dark")

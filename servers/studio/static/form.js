@@ -87,7 +87,7 @@ export function fieldFor(rawSchema, { name = "", root, required = false, top = f
     const body = children.map(([, f]) => f.el);
     const el = top
       ? h("div", { class: "fields" }, body.length ? body : h("p", { class: "muted" }, "This tool takes no arguments."))
-      : h("fieldset", {}, h("legend", {}, name, required ? h("span", { class: "required", "aria-hidden": "true" }, "*") : null),
+      : h("fieldset", {}, name ? h("legend", {}, name, required ? h("span", { class: "required", "aria-hidden": "true" }, "*") : null) : null,
         describe(s) ? h("p", { class: "hint" }, describe(s)) : null, body);
     return {
       el,
