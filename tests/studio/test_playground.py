@@ -208,6 +208,31 @@ async def test_bad_input_gets_a_clear_refusal(studio: StudioHttp) -> None:
     assert long_task == [("error", {"message": "the task is 40000 characters; the limit is 32000"})]
 
 
+async def test_another_identitys_runs_and_traces_stay_hidden(studio: StudioHttp) -> None:
+    from opentelemetry import trace
+
+    store = studio.server.recorder.store
+    assert store is not None
+    with trace.get_tracer("t").start_as_current_span("someone else's call") as span:
+        pass
+    theirs_trace = format(span.get_span_context().trace_id, "032x")
+    theirs = store.start_run("tool", "secret_tool", identity="token-someoneelse00", session="s", input={"x": 1},
+                             trace_id=theirs_trace)
+    store.finish_run(theirs, "ok")
+    mine = await collect(studio, {"agent": "executor", "task": "```python\n1\n```"})
+    auth = studio.auth()
+
+    listed = (await studio.http.get("/ui/api/runs", headers=auth)).json()["runs"]
+    assert [r["id"] for r in listed] == [mine[0][1]["run_id"]]
+    assert (await studio.http.get("/ui/api/runs?q=secret", headers=auth)).json()["runs"] == []
+    assert (await studio.http.get(f"/ui/api/runs/{theirs}", headers=auth)).status_code == 404
+    assert (await studio.http.get(f"/ui/api/runs/{theirs}/export", headers=auth)).status_code == 404
+    assert (await studio.http.get(f"/ui/api/traces/{theirs_trace}", headers=auth)).status_code == 404
+    traces = (await studio.http.get("/ui/api/traces", headers=auth)).json()["traces"]
+    assert [t["trace_id"] for t in traces] == [mine[0][1]["trace_id"]]
+    assert (await studio.http.get(f"/ui/api/traces/{mine[0][1]['trace_id']}", headers=auth)).status_code == 200
+
+
 # ---- in a real browser, against a real `workbench serve` on examples/workbench.toml -----------------
 
 def test_playground_continues_stops_saves_and_loads_in_the_browser(page, studio_server, shot, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -242,28 +267,3 @@ def test_playground_continues_stops_saves_and_loads_in_the_browser(page, studio_
     page.locator(".run-end .badge.warn").wait_for(timeout=30_000)
     assert page.get_by_role("status").first.inner_text() == "Stopped."
     shot(page, "playground-stopped")
-
-
-async def test_another_identitys_runs_and_traces_stay_hidden(studio: StudioHttp) -> None:
-    from opentelemetry import trace
-
-    store = studio.server.recorder.store
-    assert store is not None
-    with trace.get_tracer("t").start_as_current_span("someone else's call") as span:
-        pass
-    theirs_trace = format(span.get_span_context().trace_id, "032x")
-    theirs = store.start_run("tool", "secret_tool", identity="token-someoneelse00", session="s", input={"x": 1},
-                             trace_id=theirs_trace)
-    store.finish_run(theirs, "ok")
-    mine = await collect(studio, {"agent": "executor", "task": "```python\n1\n```"})
-    auth = studio.auth()
-
-    listed = (await studio.http.get("/ui/api/runs", headers=auth)).json()["runs"]
-    assert [r["id"] for r in listed] == [mine[0][1]["run_id"]]
-    assert (await studio.http.get("/ui/api/runs?q=secret", headers=auth)).json()["runs"] == []
-    assert (await studio.http.get(f"/ui/api/runs/{theirs}", headers=auth)).status_code == 404
-    assert (await studio.http.get(f"/ui/api/runs/{theirs}/export", headers=auth)).status_code == 404
-    assert (await studio.http.get(f"/ui/api/traces/{theirs_trace}", headers=auth)).status_code == 404
-    traces = (await studio.http.get("/ui/api/traces", headers=auth)).json()["traces"]
-    assert [t["trace_id"] for t in traces] == [mine[0][1]["trace_id"]]
-    assert (await studio.http.get(f"/ui/api/traces/{mine[0][1]['trace_id']}", headers=auth)).status_code == 200
