@@ -174,3 +174,23 @@ def test_dark_mode_is_readable(page: Any, studio_server: Any, shot: Any) -> None
     result_text = luminance(page.get_by_label("Result").locator("pre").first.evaluate("e => getComputedStyle(e).color"))
     assert background < 0.15 and text > 0.7 and result_text > 0.7, "light text on a dark page"
     shot(page, "tools-demo-add-dark")
+
+
+def test_resource_links_are_followed_and_embedded_resources_shown(page: Any, studio_server: Any, shot: Any) -> None:
+    open_tool(page, studio_server, "everything__get-resource-links")
+    page.get_by_role("button", name="Call").click()
+    result = page.get_by_label("Result")
+    # The kind label is upper-cased by CSS, hence the case-blind match.
+    links = result.locator(".block").filter(has=page.locator(".block-kind", has_text=re.compile("^resource link$", re.I)))
+    expect(links.first).to_be_visible()
+    first = links.first
+    uri = first.locator("code").first.inner_text()
+    first.get_by_role("link").first.click()  # read through Studio (resources/read), shown in place
+    expect(first.locator(".resource-target .block-kind")).to_contain_text(re.compile(f"resource {re.escape(uri)}", re.I))
+    expect(first.locator(".resource-target pre, .resource-target img, .resource-target a")).not_to_have_count(0)
+    shot(page, "tools-resource-links")
+
+    open_tool(page, studio_server, "everything__get-resource-reference")
+    page.get_by_role("button", name="Call").click()
+    embedded = page.get_by_label("Result").locator(".block-kind", has_text=re.compile(r"^resource ", re.I))
+    expect(embedded.first).to_be_visible()

@@ -34,6 +34,10 @@ function resourceContents(res) {
   if (typeof res.blob === "string") {
     if (/^image\//i.test(res.mimeType || "")) return kind(`resource ${res.uri}`, h("img", { src: dataUrl(res.mimeType, res.blob), alt: res.uri }));
     if (/^audio\//i.test(res.mimeType || "")) return kind(`resource ${res.uri}`, h("audio", { controls: true, src: dataUrl(res.mimeType, res.blob) }));
+    if (/^(text\/|application\/json)/i.test(res.mimeType || "")) { // text sent as bytes: shown as text, still downloadable
+      const text = new TextDecoder().decode(Uint8Array.from(atob(res.blob), (c) => c.charCodeAt(0)));
+      return kind(`resource ${res.uri} · ${res.mimeType}`, h("pre", {}, text), download(name, res.mimeType, res.blob));
+    }
     return kind(`resource ${res.uri}`, download(name, res.mimeType, res.blob));
   }
   return kind(`resource ${res.uri}`, json(res, { label: "contents" }));
