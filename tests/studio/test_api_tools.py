@@ -14,7 +14,7 @@ import pytest
 from studio_harness import StudioHttp, studio_http
 
 from workbench import CallContext, CompositeWorkbench, StaticWorkbench, ToolResult
-from workbench.core import ResourceNotFoundError
+from workbench.core import Health, ResourceNotFoundError
 
 pytestmark = pytest.mark.anyio
 
@@ -171,3 +171,22 @@ async def test_resources_are_read_for_resource_links() -> None:
         assert missing.status_code == 404
         long = await studio.http.get("/ui/api/resource", params={"uri": "x" * 5000}, headers=studio.auth())
         assert long.status_code == 400
+
+
+class Down(StaticWorkbench):
+    """A source that cannot list: its health says why."""
+
+    async def list_tools(self) -> list[mt.Tool]:
+        raise ConnectionError("upstream refused the connection")
+
+    def health(self) -> Health:
+        return Health("down", "upstream refused the connection")
+
+
+async def test_a_down_source_is_listed_with_why_and_the_others_still_serve() -> None:
+    up = StaticWorkbench([Probe().fail], name="up")
+    async with studio_http(CompositeWorkbench({"up": up, "broken": Down([], name="broken")})) as studio:
+        data = (await studio.http.get("/ui/api/tools", headers=studio.auth())).json()
+        assert data["sources"]["broken"] == {"state": "down", "detail": "upstream refused the connection"}
+        assert data["sources"]["up"]["state"] == "up"
+        assert [t["name"] for t in data["tools"]] == ["up__fail"]

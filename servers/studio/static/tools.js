@@ -5,6 +5,7 @@ import { fieldFor } from "/ui/static/form.js";
 import { renderResult } from "/ui/static/result.js";
 
 let catalog = null; // {tools, sources}, kept while moving between tools; reloaded on /ui/tools
+let filterText = ""; // the list's filter, kept while moving between tools
 
 registerPage("/ui/tools", async (ctx) => {
   const [name] = ctx.rest;
@@ -13,8 +14,8 @@ registerPage("/ui/tools", async (ctx) => {
   const detail = h("section", { class: "tool-detail", "aria-live": "polite" });
   const search = h("input", {
     type: "search", placeholder: "Filter tools  ( / )", "aria-label": "Filter tools", "data-search": true,
-    value: ctx.query.get("q") || "",
-    oninput: () => drawList(list, search.value, name),
+    value: ctx.query.get("q") ?? filterText,
+    oninput: () => { filterText = search.value; drawList(list, search.value, name); },
     onkeydown: (e) => {
       if (e.key === "Enter") list.querySelector("a")?.click();
     },
