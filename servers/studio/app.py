@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
@@ -107,7 +108,7 @@ class _Guard:
                 response: Response = api_error(401, "unauthorized", f"authentication required: {why}")
                 response.headers["WWW-Authenticate"] = "Bearer"
             else:
-                response = RedirectResponse(f"{PREFIX}/login?next={_quote(request.url.path)}", status_code=303)
+                response = RedirectResponse(f"{PREFIX}/login?next={quote(request.url.path, safe='/')}", status_code=303)
             await response(scope, receive, send)
             return
         # The logout form posts its token as a field; API calls send the header.
@@ -116,12 +117,6 @@ class _Guard:
             return
         scope.setdefault("state", {})["studio_session"] = session
         await self.app(scope, receive, send)
-
-
-def _quote(path: str) -> str:
-    from urllib.parse import quote
-
-    return quote(path, safe="/")
 
 
 class _Headers:
@@ -161,8 +156,6 @@ def _page(title: str, *body: str) -> str:
 
 
 def _login_page(next_path: str, error: str = "") -> str:
-    from html import escape
-
     alert = f'<p class="notice error" role="alert">{escape(error)}</p>' if error else ""
     return _page(
         "Log in",
@@ -213,8 +206,6 @@ def studio_app(context: StudioContext) -> ASGIApp:
         return response
 
     async def shell(request: Request) -> Response:
-        from html import escape
-
         shell = shell_template.replace("__CSRF__", escape(session_of(request).csrf))
         if request.url.path in (PREFIX, PREFIX + "/") or request.url.path.startswith(PREFIX + "/tools"):
             # The landing page's data, fetched while its scripts load rather than after.
