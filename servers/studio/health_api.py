@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from servers.studio.web import api_error
+from workbench.core import logger
 
 if TYPE_CHECKING:
     from servers.studio.app import StudioContext
@@ -47,7 +48,11 @@ def health_routes(context: StudioContext) -> list[BaseRoute]:
             fresh = last and time.monotonic() - last["at"] < CHECKS_FRESH and "again" not in request.query_params
             if not fresh:
                 with anyio.move_on_after(CHECKS_TIMEOUT):
-                    last.update(checks=await context.checks(), at=time.monotonic(), ran=time.time())
+                    try:
+                        last.update(checks=await context.checks(), at=time.monotonic(), ran=time.time())
+                    except Exception as e:  # a check that crashed: its words on the page, not a bare 500
+                        logger.exception("studio: the doctor's checks failed")
+                        return api_error(500, "checks_failed", f"the checks failed: {type(e).__name__}: {e}")
                     fresh = True
                 if not fresh:
                     return api_error(504, "timeout", f"the checks did not finish within {CHECKS_TIMEOUT:g} s")

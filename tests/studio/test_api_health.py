@@ -62,6 +62,16 @@ async def test_checks_run_once_for_a_burst_and_again_when_asked() -> None:
         assert runs == 2
 
 
+async def test_a_crashing_check_is_reported_not_a_bare_500() -> None:
+    async def checks() -> list[dict[str, Any]]:
+        raise RuntimeError("docker socket vanished")
+
+    async with studio_http(tools(), context={"checks": checks}) as studio:
+        response = await studio.http.get("/ui/api/health/checks", headers=studio.auth())
+        assert response.status_code == 500
+        assert response.json()["error_description"] == "the checks failed: RuntimeError: docker socket vanished"
+
+
 async def test_without_the_cli_checks_and_config_say_they_are_not_available() -> None:
     async with studio_http(tools()) as studio:
         assert (await studio.http.get("/ui/api/health/checks", headers=studio.auth())).json()["available"] is False
