@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import anyio
+import httpx2
 import mcp.types as mt
 from mcp import Client
 from mcp.client.session import ElicitationFnT, ListRootsFnT, SamplingFnT
@@ -134,11 +135,13 @@ class McpWorkbench(Workbench):
         *,
         headers: dict[str, str] | None = None,
         bearer_token: str | None = None,
+        auth: httpx2.Auth | None = None,
         name: str | None = None,
         **options: Any,
     ) -> McpWorkbench:
-        """A streamable HTTP server at `url` (e.g. http://127.0.0.1:8931/mcp)."""
-        return cls(HttpTarget(url, dict(headers or {}), bearer_token), name=name, **options)
+        """A streamable HTTP server at `url` (e.g. http://127.0.0.1:8931/mcp); `auth` is any
+        httpx2 auth, e.g. the SDK's `OAuthClientProvider` (see `adapters.oauth`)."""
+        return cls(HttpTarget(url, dict(headers or {}), bearer_token, auth=auth), name=name, **options)
 
     @classmethod
     def sse(
@@ -147,16 +150,18 @@ class McpWorkbench(Workbench):
         *,
         headers: dict[str, str] | None = None,
         bearer_token: str | None = None,
+        auth: httpx2.Auth | None = None,
         name: str | None = None,
         **options: Any,
     ) -> McpWorkbench:
         """A server on the legacy HTTP+SSE transport (its GET endpoint, e.g. …/sse)."""
-        return cls(HttpTarget(url, dict(headers or {}), bearer_token, sse=True), name=name, **options)
+        return cls(HttpTarget(url, dict(headers or {}), bearer_token, sse=True, auth=auth), name=name, **options)
 
     @classmethod
     def from_config(cls, name: str, cfg: ServerConfig, *, base_dir: Path | None = None, **extra: Any) -> McpWorkbench:
         """From a `[servers.NAME]` entry; a relative `cwd` resolves against `base_dir`; `extra`
-        takes the options no config file holds (callbacks, `relay_client_requests`)."""
+        takes the options no config file holds (callbacks, `relay_client_requests`, an `auth`
+        that replaces the one `[servers.NAME.oauth]` describes)."""
         options: dict[str, Any] = {"name": name, "mode": cfg.mode, "timeout": cfg.timeout,
                                    "connect_timeout": cfg.connect_timeout, **extra}
         if cfg.transport == "stdio":
@@ -167,7 +172,12 @@ class McpWorkbench(Workbench):
             return cls.stdio(cfg.command, cfg.args, env=cfg.env or None, cwd=cwd, **options)
         assert cfg.url is not None
         make = cls.sse if cfg.transport == "sse" else cls.http
-        return make(cfg.url, headers=cfg.headers, bearer_token=cfg.bearer_token, **options)
+        auth = options.pop("auth", None)
+        if auth is None and cfg.oauth is not None:
+            from adapters.oauth import oauth_auth
+
+            auth = oauth_auth(name, cfg.url, cfg.oauth, base_dir=base_dir)
+        return make(cfg.url, headers=cfg.headers, bearer_token=cfg.bearer_token, auth=auth, **options)
 
     def __repr__(self) -> str:
         state = self._conn.state.value

@@ -373,11 +373,12 @@ class Connection:
         if target.bearer_token:
             headers["Authorization"] = f"Bearer {target.bearer_token}"
         if target.sse:
-            async with sse_client(target.url, headers=headers, timeout=self.connect_timeout) as (read, write):
+            async with sse_client(target.url, headers=headers, timeout=self.connect_timeout,
+                                  auth=target.auth) as (read, write):
                 yield _WatchedTransport(_WatchedReadStream(read, closed), write)
             return
         timeout = httpx2.Timeout(self.connect_timeout, read=300.0)
-        async with httpx2.AsyncClient(headers=headers, timeout=timeout) as http:
+        async with httpx2.AsyncClient(headers=headers, timeout=timeout, auth=target.auth) as http:
             async with streamable_http_client(target.url, http_client=http) as (read, write):
                 yield _WatchedTransport(_WatchedReadStream(read, closed), write)
 

@@ -33,12 +33,14 @@ class HttpTarget:
     headers: dict[str, str] = field(default_factory=dict)
     bearer_token: str | None = None
     sse: bool = False
+    auth: httpx2.Auth | None = field(default=None, compare=False)
+    """Any httpx2 auth, e.g. the SDK's `OAuthClientProvider`; kept across reconnects."""
 
     def __repr__(self) -> str:
         parts = urlsplit(self.url)
         netloc = parts.hostname or "" if parts.port is None else f"{parts.hostname}:{parts.port}"
         url = urlunsplit(parts._replace(netloc=netloc))
-        auth = ", bearer token set" if self.bearer_token else ""
+        auth = ", bearer token set" if self.bearer_token else f", auth={self.auth!r}" if self.auth else ""
         headers = f", header keys={sorted(self.headers)}" if self.headers else ""
         return f"{'sse' if self.sse else 'http'}:{url}{headers}{auth}"
 

@@ -1,4 +1,4 @@
-"""The `workbench` command: tools, call, doctor, serve, run, sandbox.
+"""The `workbench` command: tools, call, doctor, login, logout, serve, run, sandbox.
 
 Exit codes: 0 success, 1 the tool (or a doctor check) reported an error, 2 usage or
 config error. Errors are one line on stderr; `--debug` adds the traceback.
@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from workbench.cli.config import Config, ConfigError, load_config
+from workbench.cli.config import Config, ConfigError, ServerConfig, load_config
 from workbench.core import ToolNotFoundError, ToolResult, Workbench, WorkbenchError, first_error
 
 T = TypeVar("T")
@@ -243,6 +243,52 @@ def doctor(config: ConfigOption = None) -> None:
     cfg = _load(config) if (config is not None or _config_path(None).exists()) else None
     ok = run_async(lambda: run_doctor(cfg, out))
     raise typer.Exit(0 if ok else 1)
+
+
+def _oauth_server(cfg: Config, name: str) -> ServerConfig:
+    """`[servers.NAME]`, which must have an `oauth` section (exit 2 otherwise)."""
+    server = cfg.servers.get(name)
+    if server is None:
+        _fail(f"no server {name!r} in the config (have: {', '.join(cfg.servers) or 'none'})", 2)
+    if server.oauth is None:
+        _fail(f"servers.{name} has no [servers.{name}.oauth] section: it needs no login", 2)
+    return server
+
+
+@app.command()
+def login(
+    server: Annotated[str, typer.Argument(help="The [servers.NAME] to log in to.")],
+    config: ConfigOption = None,
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="Only print the URL to open.")] = False,
+) -> None:
+    """Log in to an OAuth-protected MCP server: opens the browser, then stores the tokens (mode 0600)."""
+    from adapters.oauth_login import login as run_login
+    from adapters.oauth_login import open_in_browser
+
+    cfg = _load(config)
+    entry = _oauth_server(cfg, server)
+
+    def print_url(url: str) -> None:
+        print(f"Open this URL to log in:\n\n  {url}\n", flush=True)
+
+    outcome = run_async(lambda: run_login(server, entry, base_dir=cfg.base_dir,
+                                          open_browser=print_url if no_browser else open_in_browser))
+    out.print(f"logged in to {escape(server)} ({outcome.tools} tools); tokens saved in "
+              f"{escape(str(outcome.token_file))}", highlight=False)
+
+
+@app.command()
+def logout(
+    server: Annotated[str, typer.Argument(help="The [servers.NAME] to log out of.")],
+    config: ConfigOption = None,
+) -> None:
+    """Delete the stored OAuth tokens of a server (the next use needs `workbench login` again)."""
+    from adapters.oauth_login import logout as run_logout
+
+    cfg = _load(config)
+    removed = run_logout(server, _oauth_server(cfg, server), base_dir=cfg.base_dir)
+    message = f"deleted {removed}" if removed else "no tokens were stored"
+    out.print(f"logged out of {escape(server)}: {escape(message)}", highlight=False)
 
 
 @app.command()

@@ -125,7 +125,32 @@ async def _check_server(name: str, config: Config) -> Check:
         error = first_error(e)
         health = wb.health()
         detail = health.detail or f"{type(error).__name__}: {error}"
-        return Check(f"server {name}", False, detail, "check the command/URL; `workbench doctor --debug` shows more")
+        hint = "check the command/URL; `workbench doctor --debug` shows more"
+        if f"workbench login {name}" in detail:
+            hint = f"run `workbench login {name}`"
+        return Check(f"server {name}", False, detail, hint)
+
+
+async def _check_login(name: str, config: Config) -> Check:
+    """Whether a person must log in before this server can be used (no tokens, or expired ones
+    that cannot be refreshed); says the command that does it."""
+    from adapters.oauth import storage_for
+    from adapters.token_store import TokenFileError
+
+    server = config.servers[name]
+    assert server.oauth is not None and server.url is not None
+    login = f"run `workbench login {name}`"
+    storage = storage_for(name, server.url, server.oauth, config.base_dir)
+    try:
+        status = await storage.status()
+    except TokenFileError as e:
+        return Check(f"login {name}", False, str(e), login)
+    if status == "missing":
+        return Check(f"login {name}", False, "needs a login: no tokens stored", login)
+    if status == "expired":
+        return Check(f"login {name}", False, "needs a login: the token expired and cannot be refreshed", login)
+    detail = "logged in" if status == "valid" else "logged in; the expired token is refreshed on first use"
+    return Check(f"login {name}", True, f"{detail} (tokens in {storage.path})")
 
 
 async def _check_model(name: str, config: Config) -> Check:
@@ -206,6 +231,8 @@ async def doctor_checks(config: Config | None) -> list[Check]:
             for name, server in config.servers.items():
                 if server.enabled:
                     tg.start_soon(one, f"s:{name}", _check_server(name, config))
+                if server.enabled and server.oauth is not None and server.oauth.grant == "authorization_code":
+                    tg.start_soon(one, f"l:{name}", _check_login(name, config))
             for name in config.models:
                 tg.start_soon(one, f"m:{name}", _check_model(name, config))
             if any(agent.tools for agent in config.agents.values()):

@@ -1,0 +1,219 @@
+"""OAuth 2.1 for upstream MCP servers, built on the SDK's `OAuthClientProvider`.
+
+The SDK runs the MCP authorization flow itself: protected-resource discovery from a 401's
+`WWW-Authenticate` (with the well-known fallbacks), authorization-server metadata (RFC 8414
+and OpenID discovery), client registration (pre-registered, Client ID Metadata Document or
+RFC 7591), PKCE S256, resource indicators, scope selection and step-up, `iss` checks and
+refresh. This module only chooses the provider a `[servers.X.oauth]` section asks for and
+gives it what the SDK leaves to the application:
+
+- the tokens' store (`adapters.token_store`), with the expiry restored on start, so a
+  restarted workbench refreshes an expired token instead of sending it and starting over;
+- what happens when a person is needed: in `workbench login` a browser (`adapters.oauth_login`);
+  anywhere else (`serve`, `tools`, `doctor`) `LoginRequired`, which says which command to run,
+  instead of waiting for a person who is not there.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx2
+from mcp.client.auth import OAuthClientProvider
+from mcp.client.auth.extensions.client_credentials import (
+    ClientCredentialsOAuthProvider,
+    PrivateKeyJWTOAuthProvider,
+    SignedJWTParameters,
+)
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata
+from pydantic import AnyUrl
+
+from adapters.token_store import FileTokenStorage, token_path
+from workbench.core import WorkbenchError
+
+if TYPE_CHECKING:
+    from adapters.config import OAuthConfig
+
+REDIRECT_PATH = "/callback"
+
+RedirectHandler = Callable[[str], Awaitable[None]]
+CallbackHandler = Callable[[], Awaitable[AuthorizationCodeResult]]
+
+
+class LoginRequired(WorkbenchError):
+    """The server wants a person to authorize this client, and none is at hand."""
+
+
+class _OneLineFlowErrors(logging.Filter):
+    """The SDK logs every failed OAuth flow with its traceback (`logger.exception`) before raising.
+    The error reaches the caller anyway, with a message that says what to do; the log keeps one
+    line of it, and the traceback only when debugging."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None and not logging.getLogger().isEnabledFor(logging.DEBUG):
+            record.msg = f"{record.getMessage()}: {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+            record.args = None
+            record.exc_info = None
+        return True
+
+
+logging.getLogger("mcp.client.auth.oauth2").addFilter(_OneLineFlowErrors())
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """How the authorization-code flow reaches a person: `redirect` shows them the URL,
+    `callback` waits for the code to come back to `redirect_uri`."""
+
+    redirect_uri: str
+    redirect: RedirectHandler
+    callback: CallbackHandler
+
+
+def login_hint(name: str) -> str:
+    return f"MCP server {name!r} needs a login: run `workbench login {name}`"
+
+
+def storage_for(name: str, url: str, cfg: OAuthConfig, base_dir: Path | None = None) -> FileTokenStorage:
+    token_dir = None
+    if cfg.token_dir is not None:
+        token_dir = Path(cfg.token_dir).expanduser()
+        if not token_dir.is_absolute() and base_dir is not None:
+            token_dir = base_dir / token_dir
+    return FileTokenStorage(token_path(name, url, token_dir))
+
+
+def oauth_auth(
+    name: str,
+    url: str,
+    cfg: OAuthConfig,
+    *,
+    base_dir: Path | None = None,
+    storage: FileTokenStorage | None = None,
+    interaction: Interaction | None = None,
+) -> httpx2.Auth:
+    """The `httpx2.Auth` for `McpWorkbench.http(url, auth=…)` that `cfg` describes.
+
+    Without `interaction`, a flow that needs a person raises `LoginRequired`."""
+    storage = storage or storage_for(name, url, cfg, base_dir)
+    scope = " ".join(cfg.scopes) or None
+    if cfg.grant == "client_credentials":
+        assert cfg.client_id is not None  # OAuthConfig validates it
+        if cfg.auth_method == "private_key_jwt":
+            assert cfg.private_key_file is not None
+            signer = SignedJWTParameters(issuer=cfg.client_id, subject=cfg.client_id,
+                                         signing_key=_read_key(name, cfg.private_key_file, base_dir),
+                                         signing_algorithm=cfg.signing_algorithm)
+            return _PrivateKeyJwt(url, storage, cfg.client_id, signer.create_assertion_provider(), scope=scope,
+                                  issuer=cfg.issuer)
+        assert cfg.client_secret is not None and cfg.auth_method in ("client_secret_basic", "client_secret_post")
+        return _ClientCredentials(url, storage, cfg.client_id, cfg.client_secret.get_secret_value(),
+                                  cfg.auth_method, scope=scope, issuer=cfg.issuer)
+    if interaction is None:
+        interaction = _no_person(name, cfg)
+    metadata = OAuthClientMetadata(
+        client_name=cfg.client_name,
+        redirect_uris=[AnyUrl(interaction.redirect_uri)],
+        grant_types=["authorization_code", "refresh_token"],
+        response_types=["code"],
+        token_endpoint_auth_method=cfg.auth_method,
+        scope=scope,
+    )
+    fixed = None
+    if cfg.client_id and not cfg.metadata_url:  # pre-registered: never register, never store the secret
+        secret = cfg.client_secret.get_secret_value() if cfg.client_secret else None
+        fixed = OAuthClientInformationFull(client_id=cfg.client_id, client_secret=secret,
+                                           redirect_uris=[AnyUrl(interaction.redirect_uri)],
+                                           token_endpoint_auth_method=cfg.auth_method, scope=scope)
+    return _AuthorizationCode(url, metadata, storage, interaction.redirect, interaction.callback,
+                              client_metadata_url=cfg.metadata_url, fixed_client=fixed)
+
+
+def _read_key(name: str, path: str, base_dir: Path | None) -> str:
+    key = Path(path).expanduser()
+    if not key.is_absolute() and base_dir is not None:
+        key = base_dir / key
+    try:
+        return key.read_text(encoding="utf-8")
+    except OSError as e:
+        raise WorkbenchError(f"servers.{name}.oauth.private_key_file: cannot read {key}: {e.strerror}") from None
+
+
+def _no_person(name: str, cfg: OAuthConfig) -> Interaction:
+    async def refuse(_url: str) -> None:
+        raise LoginRequired(login_hint(name))
+
+    async def never() -> AuthorizationCodeResult:  # pragma: no cover - `refuse` raised first
+        raise LoginRequired(login_hint(name))
+
+    # A registration made here (before the flow finds no person) is reused by `workbench login`,
+    # which then listens on the port it names.
+    return Interaction(loopback_uri(cfg.redirect_port or _free_port()), refuse, never)
+
+
+def loopback_uri(port: int) -> str:
+    return f"http://127.0.0.1:{port}{REDIRECT_PATH}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+# The SDK keeps a token's expiry in memory only; these restore it from the file on start.
+
+
+class _AuthorizationCode(OAuthClientProvider):
+    def __init__(
+        self,
+        server_url: str,
+        metadata: OAuthClientMetadata,
+        storage: FileTokenStorage,
+        redirect: RedirectHandler,
+        callback: CallbackHandler,
+        *,
+        client_metadata_url: str | None,
+        fixed_client: OAuthClientInformationFull | None,
+    ) -> None:
+        super().__init__(server_url, metadata, storage, redirect, callback, client_metadata_url=client_metadata_url)
+        self._fixed_client = fixed_client
+
+    async def _initialize(self) -> None:
+        await super()._initialize()
+        if self._fixed_client is not None:
+            self.context.client_info = self._fixed_client
+        await _restore_expiry(self)
+
+    def __repr__(self) -> str:
+        return f"OAuth(authorization_code, {self.context.storage!r})"
+
+
+class _ClientCredentials(ClientCredentialsOAuthProvider):
+    async def _initialize(self) -> None:
+        await super()._initialize()
+        await _restore_expiry(self)
+
+    def __repr__(self) -> str:
+        return f"OAuth(client_credentials, {self.context.storage!r})"
+
+
+class _PrivateKeyJwt(PrivateKeyJWTOAuthProvider):
+    async def _initialize(self) -> None:
+        await super()._initialize()
+        await _restore_expiry(self)
+
+    def __repr__(self) -> str:
+        return f"OAuth(client_credentials with private_key_jwt, {self.context.storage!r})"
+
+
+async def _restore_expiry(provider: OAuthClientProvider) -> None:
+    storage = provider.context.storage
+    if isinstance(storage, FileTokenStorage) and provider.context.current_tokens is not None:
+        provider.context.token_expiry_time = await storage.expires_at()
