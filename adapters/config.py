@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 Mode = Literal["auto", "legacy", "2026-07-28"]
 """Protocol generation: negotiate, force the 2025-11-25 handshake, or pin 2026-07-28."""
+SessionMode = Literal["shared", "per_client"]
+"""One upstream session for every gateway client, or one each (see `adapters.mcp_client_sessions`)."""
 
 
 TokenEndpointAuth = Literal["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
@@ -104,6 +106,10 @@ class ServerConfig(BaseModel):
     """Default seconds per call."""
     connect_timeout: float = 30.0
     """Seconds to wait for the server to start and answer the handshake."""
+    session: SessionMode = "shared"
+    """Gateway: "per_client" opens one upstream session per client session (state kept apart)."""
+    max_client_sessions: int = Field(default=100, gt=0)
+    """Gateway, per_client: upstream sessions open at most; a client past it gets a clear error."""
     prefix: str | None = None
     """Tool name prefix; defaults to the server's key; "" serves names unprefixed."""
     include: list[str] = Field(default_factory=lambda: ["*"])

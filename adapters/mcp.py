@@ -13,6 +13,7 @@ by the next call (see `adapters.mcp_connection`).
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -26,14 +27,25 @@ from mcp.client.session import ElicitationFnT, ListRootsFnT, SamplingFnT
 from mcp.client.subscriptions import SubscriptionLost
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
+from mcp.shared.subscriptions import (
+    PromptsListChanged,
+    ResourcesListChanged,
+    ResourceUpdated,
+    ServerEvent,
+    ToolsListChanged,
+)
+from mcp_types import LOG_LEVEL_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from adapters.config import Mode
+from adapters.config import Mode, SessionMode
+from adapters.mcp_client_sessions import ClientSessions, ModernTwin
 from adapters.mcp_connection import Connection, ConnectionState, ServerUnavailable
 from adapters.mcp_routing import CallRouter
+from adapters.mcp_subscriptions import Subscriptions
 from adapters.mcp_targets import HttpTarget, StdioTarget, Target, describe, is_disconnect, session_expired
 from workbench.core import (
     CallContext,
+    CompletionRef,
     Health,
     LogCallback,
     PromptNotFoundError,
@@ -79,15 +91,24 @@ class McpWorkbench(Workbench):
         elicitation_callback: ElicitationFnT | None = None,
         list_roots_callback: ListRootsFnT | None = None,
         logging_callback: LogCallback | None = None,
-        relay_client_requests: bool = False,
+        relay_client_requests: bool | frozenset[str] = False,
         log_level: mt.LoggingLevel | None = "info",
         max_backoff: float = 30.0,
+        session: SessionMode = "shared",
+        max_client_sessions: int = 100,
     ) -> None:
         super().__init__()
+        if session not in ("shared", "per_client"):
+            raise ValueError(f"session must be 'shared' or 'per_client'; got {session!r}")
         if mode not in ("auto", "legacy") and mode not in MODERN_PROTOCOL_VERSIONS:
             raise ValueError(f"mode must be 'auto', 'legacy' or one of {list(MODERN_PROTOCOL_VERSIONS)}; got {mode!r}")
         self.name = name or _default_name(target)
         self.mode = mode
+        # A gateway relaying its clients' requests offers the 2025 handshake first: only a 2025-era
+        # session lets a server push sampling/elicitation/roots (2026 clients get them as input
+        # rounds from the gateway), logging/setLevel and resources/subscribe. A server that
+        # refuses it is negotiated with instead.
+        self._offered: Mode = "legacy" if mode == "auto" and relay_client_requests else mode
         self.timeout = timeout
         self._log_level = log_level
         self._router = CallRouter(
@@ -100,6 +121,31 @@ class McpWorkbench(Workbench):
         )
         self._tools: dict[str, ToolSpec] | None = None
         self._protocol_version: str | None = None
+        self._subscriptions = Subscriptions()
+        options: dict[str, Any] = dict(
+            timeout=timeout, connect_timeout=connect_timeout, sampling_callback=sampling_callback,
+            elicitation_callback=elicitation_callback, list_roots_callback=list_roots_callback,
+            logging_callback=logging_callback, relay_client_requests=relay_client_requests, log_level=log_level,
+            max_backoff=max_backoff)
+        self._clients: ClientSessions | None = None
+        if session == "per_client":
+            self._clients = ClientSessions(
+                self, lambda: McpWorkbench(target, name=self.name, mode=mode, **options), max_client_sessions)
+        # A 2026-07-28 caller's calls go over a 2026 connection (their input rounds pass through
+        # with their own keys, all at once), opened on first need, while the 2025 session serves
+        # 2025 callers; an upstream without the 2026 protocol serves both over its 2025 session.
+        # One per set of client capabilities its callers declare: a 2026 request carries its
+        # capabilities, and the upstream must see the caller's, not ours (it may refuse a call).
+        self._modern: dict[frozenset[str], ModernTwin] | None = {} \
+            if self._offered == "legacy" and mode == "auto" else None
+
+        def twin(declared: frozenset[str]) -> ModernTwin:
+            twin_options = {**options, "relay_client_requests": declared}
+            return ModernTwin(lambda: McpWorkbench(target, name=self.name, mode="2026-07-28", **twin_options))
+
+        self._make_twin = twin
+        self._relisten = anyio.Event()
+        """Set when the resource subscriptions change: a 2026 listen stream reopens with the new set."""
         self._conn = Connection(
             self.name,
             target,
@@ -109,6 +155,7 @@ class McpWorkbench(Workbench):
             connect_timeout=connect_timeout,
             backoff=(0.5, max_backoff),
             on_up_or_down=lambda: spawn_detached(self.notify_tools_changed),
+            on_refused=self._negotiate_instead,
         )
 
     # -- construction ---------------------------------------------------------------------------
@@ -163,7 +210,8 @@ class McpWorkbench(Workbench):
         takes the options no config file holds (callbacks, `relay_client_requests`, an `auth`
         that replaces the one `[servers.NAME.oauth]` describes)."""
         options: dict[str, Any] = {"name": name, "mode": cfg.mode, "timeout": cfg.timeout,
-                                   "connect_timeout": cfg.connect_timeout, **extra}
+                                   "connect_timeout": cfg.connect_timeout, "session": cfg.session,
+                                   "max_client_sessions": cfg.max_client_sessions, **extra}
         if cfg.transport == "stdio":
             assert cfg.command is not None  # ServerConfig validates exactly one of command/url
             cwd = cfg.cwd
@@ -183,10 +231,17 @@ class McpWorkbench(Workbench):
         state = self._conn.state.value
         return f"McpWorkbench(name={self.name!r}, {self._conn.target!r}, mode={self.mode!r}, state={state!r})"
 
+    def _negotiate_instead(self) -> bool:
+        if self._offered == self.mode:
+            return False
+        logger.info("MCP server %s refused the 2025 handshake; negotiating the protocol instead", self.name)
+        self._offered = self.mode
+        return True
+
     def _make_client(self, transport: Any) -> Client:
         return Client(
             transport,
-            mode=self.mode,
+            mode=self._offered,
             cache=None,  # the workbench keeps its own catalog; everything else is read live
             message_handler=self._on_message,
             log_level=self._log_level,
@@ -201,7 +256,21 @@ class McpWorkbench(Workbench):
         self._conn.reopen()
         await self._conn.client()
 
+    async def _twin_for(self, ctx: CallContext | None) -> Workbench | None:
+        if self._modern is None or self._offered != "legacy" or ctx is None \
+                or ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            return None
+        declared = frozenset(name for name, callback in (
+            ("sampling", ctx.sampling), ("elicitation", ctx.elicitation), ("roots", ctx.list_roots)) if callback)
+        if declared not in self._modern:
+            self._modern[declared] = self._make_twin(declared)
+        return await self._modern[declared].get()
+
     async def stop(self) -> None:
+        for twin in (self._modern or {}).values():
+            await twin.close()
+        if self._clients is not None:
+            await self._clients.close_all()
         await self._conn.close()
 
     def health(self) -> Health:
@@ -228,6 +297,14 @@ class McpWorkbench(Workbench):
     async def call_tool(
         self, name: str, arguments: dict[str, Any] | None = None, ctx: CallContext | None = None
     ) -> ToolResult:
+        if self._clients is not None and ctx is not None:  # per_client: the caller's own upstream session
+            try:
+                own = await self._clients.get(ctx)
+            except WorkbenchError as e:
+                return ToolResult.error(str(e))
+            return await own.call_tool(name, arguments, ctx)
+        if (twin := await self._twin_for(ctx)) is not None:
+            return await twin.call_tool(name, arguments, ctx)
         ctx = ctx or CallContext()
         try:
             client = await self._conn.client()
@@ -258,6 +335,10 @@ class McpWorkbench(Workbench):
                     except ServerUnavailable as unavailable:
                         return ToolResult.error(str(unavailable))
                     return await self._call_once(client, name, arguments, ctx)
+            except MCPError as e:
+                if ctx.protocol_version is not None and not is_disconnect(e):
+                    raise  # an MCP client behind a gateway gets the server's JSON-RPC error as it is
+                return await self._call_failed(name, e)
             except Exception as e:
                 return await self._call_failed(name, e)
 
@@ -270,8 +351,8 @@ class McpWorkbench(Workbench):
                 name,
                 arguments or {},
                 progress_callback=_progress_relay(ctx) if ctx.progress is not None else None,
-                # Continue the caller's trace (W3C traceparent/tracestate) on the server.
-                meta=_trace_meta(ctx),
+                # Continue the caller's trace (W3C traceparent/tracestate) on the server; its log level.
+                meta=_request_meta(ctx),
             )
             return ToolResult.from_mcp(result)
         return ToolResult.error(
@@ -295,7 +376,28 @@ class McpWorkbench(Workbench):
     async def _load_catalog(self, client: Client) -> None:
         # Kept here: the client's own property raises once its owner task has exited it.
         self._protocol_version = client.protocol_version
-        await self._refresh_catalog(client, notify=self._tools is not None)
+        reconnected = self._tools is not None
+        await self._refresh_catalog(client, notify=reconnected)
+        if reconnected:
+            await self._restore_subscriptions(client)
+
+    async def _restore_subscriptions(self, client: Client) -> None:
+        """A new connection knows nothing of what the old one was asked: subscribe again, set
+        the level again, and tell each subscriber its resource may have changed meanwhile."""
+        legacy = client.protocol_version not in MODERN_PROTOCOL_VERSIONS
+        uris = list(self._subscriptions.resources)
+        with warnings.catch_warnings():  # resources/subscribe and logging are the 2025 era's, used on it only
+            warnings.simplefilter("ignore")
+            try:
+                if legacy:
+                    for uri in uris:
+                        await client.subscribe_resource(uri)
+                    if (level := self._subscriptions.level) is not None:
+                        await client.set_logging_level(level)
+            except Exception as e:
+                logger.warning("MCP server %s: cannot restore subscriptions: %s", self.name, describe(e))
+        for uri in uris:
+            await self.publish(ResourceUpdated(uri))
 
     async def _refresh_catalog(self, client: Client, *, notify: bool) -> dict[str, ToolSpec]:
         with anyio.fail_after(self._conn.connect_timeout):
@@ -314,42 +416,65 @@ class McpWorkbench(Workbench):
             logger.warning("MCP server %s: cannot refresh tools after list_changed: %s", self.name, describe(e))
 
     async def _listen(self, client: Client, listening: anyio.Event) -> None:
-        """Runs in the connection's owner task: 2026 servers announce list changes on a
+        """Runs in the connection's owner task: 2026 servers announce changes on a
         `subscriptions/listen` stream (legacy ones through `_on_message`). A dropped stream
-        is reopened with backoff, and the catalog refetched as events may have been missed."""
+        is reopened with backoff, and the catalog refetched as events may have been missed;
+        a change of the resource subscriptions reopens it with the new set."""
         if client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
             listening.set()
             return
         delay = 1.0
         while True:
+            relisten = self._relisten = anyio.Event()
             try:
-                async with client.listen(tools_list_changed=True) as subscription:
+                async with client.listen(
+                    tools_list_changed=True, prompts_list_changed=True, resources_list_changed=True,
+                    resource_subscriptions=sorted(self._subscriptions.resources),
+                ) as subscription, anyio.create_task_group() as tg:
                     listening.set()
                     delay = 1.0
-                    async for _event in subscription:
-                        await self._on_tools_changed(client)
-                return  # the server closed the stream gracefully
+                    tg.start_soon(_cancel_when, relisten, tg.cancel_scope)
+                    async for event in subscription:
+                        await self._on_event(client, event)
+                    tg.cancel_scope.cancel()
+                if not relisten.is_set():
+                    return  # the server closed the stream gracefully
             except SubscriptionLost:
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 await self._on_tools_changed(client)
             except Exception as e:  # best effort: a server without the stream still serves tools
-                logger.info("MCP server %s: no tools/list_changed stream (%s)", self.name, describe(e))
+                logger.info("MCP server %s: no subscriptions/listen stream (%s)", self.name, describe(e))
                 listening.set()
                 return
 
+    async def _on_event(self, client: Client, event: ServerEvent) -> None:
+        if isinstance(event, ToolsListChanged):
+            await self._on_tools_changed(client)
+        else:
+            await self.publish(event)
+
     async def _on_message(self, message: Any) -> None:
+        """A legacy server's notifications on its standalone channel."""
         if isinstance(message, mt.ToolListChangedNotification):
             client = self._conn.live
             if client is not None:
                 await self._on_tools_changed(client)
+        elif isinstance(message, mt.ResourceUpdatedNotification):
+            if message.params.uri in self._subscriptions.resources:  # an update nobody asked for goes nowhere
+                await self.publish(ResourceUpdated(message.params.uri))
+        elif isinstance(message, mt.ResourceListChangedNotification):
+            await self.publish(ResourcesListChanged())
+        elif isinstance(message, mt.PromptListChangedNotification):
+            await self.publish(PromptsListChanged())
 
     # -- resources and prompts ------------------------------------------------------------------
 
-    async def _request(self, what: str, fn: Callable[[Client], Awaitable[_T]]) -> _T:
+    async def _request(self, what: str, fn: Callable[[Client], Awaitable[_T]], ctx: CallContext | None = None) -> _T:
+        """One request; questions the server asks meanwhile (2026 input rounds) go to `ctx`'s caller."""
         client = await self._conn.client()
         try:
-            with anyio.fail_after(self.timeout):
+            with anyio.fail_after(self.timeout), self._router.calling(ctx or CallContext()):
                 return await fn(client)
         except TimeoutError:
             raise WorkbenchError(f"MCP server {self.name!r} did not answer {what} within {self.timeout:g} s") from None
@@ -373,9 +498,13 @@ class McpWorkbench(Workbench):
             lambda c: _all_pages(lambda cursor: c.list_resource_templates(cursor=cursor), "resource_templates"),
         )
 
-    async def read_resource(self, uri: str) -> mt.ReadResourceResult:
+    async def read_resource(self, uri: str, ctx: CallContext | None = None) -> mt.ReadResourceResult:
+        if self._clients is not None and ctx is not None:
+            return await (await self._clients.get(ctx)).read_resource(uri, ctx)
+        if (twin := await self._twin_for(ctx)) is not None:
+            return await twin.read_resource(uri, ctx)
         try:
-            return await self._request(f"resources/read {uri}", lambda c: c.read_resource(uri))
+            return await self._request(f"resources/read {uri}", lambda c: c.read_resource(uri), ctx)
         except MCPError as e:
             raise ResourceNotFoundError(f"MCP server {self.name!r} cannot read {uri!r}: {e.message}") from None
         except ServerUnavailable as e:  # so a composite can still try its other sources
@@ -386,11 +515,95 @@ class McpWorkbench(Workbench):
             "prompts/list", lambda c: _all_pages(lambda cursor: c.list_prompts(cursor=cursor), "prompts")
         )
 
-    async def get_prompt(self, name: str, arguments: dict[str, str] | None = None) -> mt.GetPromptResult:
+    async def get_prompt(
+        self, name: str, arguments: dict[str, str] | None = None, ctx: CallContext | None = None
+    ) -> mt.GetPromptResult:
+        if self._clients is not None and ctx is not None:
+            return await (await self._clients.get(ctx)).get_prompt(name, arguments, ctx)
+        if (twin := await self._twin_for(ctx)) is not None:
+            return await twin.get_prompt(name, arguments, ctx)
         try:
-            return await self._request(f"prompts/get {name}", lambda c: c.get_prompt(name, arguments))
+            return await self._request(f"prompts/get {name}", lambda c: c.get_prompt(name, arguments), ctx)
         except MCPError as e:
             raise PromptNotFoundError(f"MCP server {self.name!r} cannot get prompt {name!r}: {e.message}") from None
+
+    async def complete(
+        self,
+        ref: CompletionRef,
+        argument: mt.CompletionArgument,
+        context: mt.CompletionContext | None = None,
+        ctx: CallContext | None = None,
+    ) -> mt.Completion:
+        if self._clients is not None and ctx is not None:
+            return await (await self._clients.get(ctx)).complete(ref, argument, context, ctx)
+        arguments = context.arguments if context is not None else None
+        asked = {"name": argument.name, "value": argument.value}
+        result = await self._request("completion/complete", lambda c: c.complete(ref, asked, arguments))
+        return result.completion
+
+    # -- what the gateway's clients asked of this server: subscriptions, log levels --------------
+
+    async def subscribe_resource(self, uri: str, ctx: CallContext | None = None) -> None:
+        if self._clients is not None and ctx is not None:
+            return await (await self._clients.get(ctx)).subscribe_resource(uri, ctx)
+        if self._subscriptions.add(uri, (ctx or CallContext()).session_id):
+            await self._subscription_changed(uri, subscribe=True)
+
+    async def unsubscribe_resource(self, uri: str, ctx: CallContext | None = None) -> None:
+        if self._clients is not None and ctx is not None:
+            return await (await self._clients.get(ctx)).unsubscribe_resource(uri, ctx)
+        if self._subscriptions.remove(uri, (ctx or CallContext()).session_id):
+            await self._subscription_changed(uri, subscribe=False)
+
+    async def _subscription_changed(self, uri: str, *, subscribe: bool) -> None:
+        client = self._conn.live
+        if client is None:  # restored on reconnect
+            return
+        if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            self._relisten.set()
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            what = "resources/subscribe" if subscribe else "resources/unsubscribe"
+            await self._request(
+                f"{what} {uri}", lambda c: c.subscribe_resource(uri) if subscribe else c.unsubscribe_resource(uri)
+            )
+
+    async def set_log_level(self, level: mt.LoggingLevel, ctx: CallContext | None = None) -> None:
+        if self._clients is not None and ctx is not None:
+            return await (await self._clients.get(ctx)).set_log_level(level, ctx)
+        if not self._subscriptions.set_level((ctx or CallContext()).session_id, level):
+            return
+        await self._send_level()
+
+    async def _send_level(self) -> None:
+        client, level = self._conn.live, self._subscriptions.level
+        if client is None or level is None or client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return  # 2026: each call carries its caller's level instead
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            await self._request("logging/setLevel", lambda c: c.set_logging_level(level))
+
+    async def close_session(self, session_id: str) -> None:
+        if self._clients is not None:
+            await self._clients.close(session_id)
+            return
+        unwanted, level_changed = self._subscriptions.drop_session(session_id)
+        for uri in unwanted:
+            try:
+                await self._subscription_changed(uri, subscribe=False)
+            except Exception as e:  # the session is gone either way
+                logger.info("MCP server %s: cannot unsubscribe %s: %s", self.name, uri, describe(e))
+        if level_changed:
+            try:
+                await self._send_level()
+            except Exception as e:
+                logger.info("MCP server %s: cannot reset the log level: %s", self.name, describe(e))
+
+
+async def _cancel_when(event: anyio.Event, scope: anyio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
 
 
 def _progress_relay(ctx: CallContext) -> ProgressFnT:
@@ -403,11 +616,17 @@ def _progress_relay(ctx: CallContext) -> ProgressFnT:
     return relay
 
 
-def _trace_meta(ctx: CallContext) -> mt.RequestParamsMeta | None:
+def _request_meta(ctx: CallContext) -> mt.RequestParamsMeta | None:
     """The caller's W3C trace context (traceparent/tracestate) as request `_meta`, so the
-    server continues the trace. `RequestParamsMeta` takes such extra keys (PEP 728's
+    server continues the trace, and the caller's log level (a 2026 server's per-request
+    opt-in; a legacy server ignores it). `RequestParamsMeta` takes such extra keys (PEP 728's
     `extra_items`), which mypy does not model yet: hence the cast."""
-    return cast(mt.RequestParamsMeta, dict(ctx.trace_context)) if ctx.trace_context else None
+    if not ctx.trace_context and ctx.log_level is None:
+        return None
+    meta: dict[str, str] = dict(ctx.trace_context)
+    if ctx.log_level is not None:
+        meta[LOG_LEVEL_META_KEY] = ctx.log_level
+    return cast(mt.RequestParamsMeta, meta)
 
 
 async def _all_pages(fetch: Callable[[str | None], Awaitable[Any]], attr: str) -> list[Any]:

@@ -27,9 +27,10 @@ from mcp import Client, StdioServerParameters
 from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 from adapters.mcp_targets import StdioTarget, Target, describe, is_disconnect, session_expired
-from workbench.core import WorkbenchError
+from workbench.core import WorkbenchError, first_error
 from workbench.tasks import spawn_detached
 
 logger = logging.getLogger("workbench.mcp")
@@ -179,8 +180,12 @@ class Connection:
         connect_timeout: float = 30.0,
         backoff: tuple[float, float] = (0.5, 30.0),
         on_up_or_down: Callable[[], object] | None = None,
+        on_refused: Callable[[], bool] | None = None,
     ) -> None:
         self.name = name
+        # The server answered the handshake with a protocol error; True: try again at once (the
+        # owner switched what it offers, e.g. from the 2025 handshake to negotiating).
+        self._on_refused = on_refused
         self.target = target
         self.connect_timeout = connect_timeout
         self._make_client = make_client
@@ -335,6 +340,8 @@ class Connection:
         if self._state is ConnectionState.CLOSED:  # closed while connecting: the owner is already winding down
             raise ServerUnavailable(f"MCP server {self.name!r} was stopped while connecting")
         outcome = owner.outcome or _Outcome()
+        if outcome.client is None and _refused(outcome.error) and self._on_refused is not None and self._on_refused():
+            return await self._connect()
         if outcome.client is None:
             return self._failed(describe(outcome.error) if outcome.error is not None else "connection ended at once")
         self._transition(ConnectionState.UP, client=outcome.client)
@@ -408,6 +415,11 @@ class _WatchedTransport:
 
     async def __aexit__(self, *exc: object) -> None:
         return None
+
+
+def _refused(error: BaseException | None) -> bool:
+    """The server answered, with a protocol error (not a transport failure)."""
+    return error is not None and isinstance(first_error(error), MCPError) and not is_disconnect(error)
 
 
 async def _set_when(source: anyio.Event, target: anyio.Event) -> None:

@@ -41,7 +41,7 @@ class CallRouter:
         elicitation: ElicitationFnT | None,
         list_roots: ListRootsFnT | None,
         logging_callback: LogCallback | None,
-        relay: bool,
+        relay: bool | frozenset[str],
     ) -> None:
         self.server = server
         self._sampling = sampling
@@ -56,10 +56,15 @@ class CallRouter:
         answered: a workbench-level callback, or relaying from the calls (`relay`)."""
         return {
             "logging_callback": self._on_log,
-            "sampling_callback": self._on_sampling if self._relay or self._sampling else None,
-            "elicitation_callback": self._on_elicitation if self._relay or self._elicitation else None,
-            "list_roots_callback": self._on_list_roots if self._relay or self._list_roots else None,
+            "sampling_callback": self._on_sampling if self._relays("sampling") or self._sampling else None,
+            "elicitation_callback": self._on_elicitation if self._relays("elicitation") or self._elicitation else None,
+            "list_roots_callback": self._on_list_roots if self._relays("roots") or self._list_roots else None,
         }
+
+    def _relays(self, what: str) -> bool:
+        """`relay` True relays everything; a set names what (a connection declaring exactly what its
+        callers declared: "sampling", "elicitation", "roots")."""
+        return self._relay is True or (isinstance(self._relay, frozenset) and what in self._relay)
 
     @contextmanager
     def calling(self, ctx: CallContext) -> Iterator[None]:

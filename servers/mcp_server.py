@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import anyio
@@ -23,11 +24,20 @@ from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
-from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
+from mcp.server.subscriptions import (
+    ListenHandler,
+    PromptsListChanged,
+    ResourcesListChanged,
+    ResourceUpdated,
+    ServerEvent,
+    ToolsListChanged,
+)
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
+from mcp_types import LOG_LEVEL_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from servers.input_rounds import InputRounds
 from servers.jobs import JobsWorkbench
 from servers.session_cap import LegacySessionCap
 from servers.sessions import (
@@ -53,8 +63,14 @@ from workbench.shaped import Globs, Shaped
 RESOURCE_NOT_FOUND = -32002
 """MCP's error code for an unknown resource URI."""
 _SESSION_KEY = "workbench.session_id"
+_LEVEL_KEY = "workbench.log_level"
+_SUBSCRIBED_KEY = "workbench.subscribed"
+_LEVELS: tuple[mt.LoggingLevel, ...] = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+_LISTENING_SESSION: ContextVar[str | None] = ContextVar("listening_session", default=None)
 _TRACE_KEYS = ("traceparent", "tracestate")
 R = TypeVar("R", bound=mt.Result)
+T = TypeVar("T")
+Answer = mt.CallToolResult | mt.InputRequiredResult
 Ctx = ServerRequestContext[Any, Any]
 """The lowlevel handlers' request context; the server keeps no lifespan state and takes any transport request."""
 
@@ -75,8 +91,28 @@ class _Server(Server[Any]):
         experimental_capabilities: dict[str, dict[str, Any]] | None = None,
         extensions: dict[str, dict[str, Any]] | None = None,
     ) -> InitializationOptions:
-        options = notification_options or NotificationOptions(tools_changed=True)
+        options = notification_options or NotificationOptions(
+            tools_changed=True, prompts_changed=True, resources_changed=True)
         return super().create_initialization_options(options, experimental_capabilities, extensions)
+
+
+class SessionBus:
+    """The SDK's subscription bus with one addition: an event may belong to one session (a
+    per-client upstream's), and then only that session's `subscriptions/listen` streams get it.
+    A stream's session is the one whose listen request subscribed it."""
+
+    def __init__(self) -> None:
+        self._listeners: list[tuple[str | None, Callable[[ServerEvent], None]]] = []
+
+    async def publish(self, event: ServerEvent, session_id: str | None = None) -> None:
+        for owner, listener in list(self._listeners):
+            if session_id is None or owner == session_id:
+                listener(event)
+
+    def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
+        entry = (_LISTENING_SESSION.get(), listener)
+        self._listeners.append(entry)
+        return lambda: self._listeners.remove(entry) if entry in self._listeners else None
 
 
 class WorkbenchServer:
@@ -99,7 +135,9 @@ class WorkbenchServer:
             settings.max_sessions_per_identity, authenticated=bool(settings.auth_token),
             idle_timeout=settings.session_idle_timeout,
         )
-        self.bus = InMemorySubscriptionBus()
+        self.bus = SessionBus()
+        self.rounds = InputRounds()
+        self._listen = ListenHandler(self.bus)
         self.stdio_session_id: str | None = None
         """Set while serving stdio: the one client of this process."""
         self.draining = False
@@ -119,27 +157,32 @@ class WorkbenchServer:
             on_read_resource=self._read_resource,
             on_list_prompts=self._list_prompts,
             on_get_prompt=self._get_prompt,
-            on_subscriptions_listen=ListenHandler(self.bus),
+            on_completion=self._complete,
+            on_subscribe_resource=self._subscribe,
+            on_unsubscribe_resource=self._unsubscribe,
+            on_subscriptions_listen=self._listen_stream,
         )
+        # Logging is deprecated at 2026-07-28 but is the 2025 era's: registered here, without the warning.
+        self.server.add_request_handler("logging/setLevel", mt.SetLevelRequestParams, self._set_level)
         self.server.middleware.append(self._track_legacy_connection)
 
     # ---- lifecycle -------------------------------------------------------------------
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """Background work for as long as the server serves: jobs, the idle reaper, change relay."""
-        unsubscribe = self.served.on_tools_changed(self.tools_changed)
+        unsubscribe = self.served.on_event(self._on_event)
         try:
             await self.listed_tools()  # learn the input schemas before the first call
         except Exception as e:  # a source that cannot list yet is retried on the clients' listings
             logger.warning("cannot list tools at start: %s", e)
         try:
             async with anyio.create_task_group() as tg:
-                self.jobs.manager.task_group = tg
+                self.jobs.manager.task_group = self.rounds.task_group = tg
                 tg.start_soon(self.sessions.reap_idle)
                 try:
                     yield
                 finally:
-                    self.jobs.manager.task_group = None
+                    self.jobs.manager.task_group = self.rounds.task_group = None
                     await self.sessions.close_all()
                     tg.cancel_scope.cancel()
         finally:
@@ -168,9 +211,23 @@ class WorkbenchServer:
 
     async def tools_changed(self) -> None:
         """The workbench's tool list changed: tell every client, in both eras."""
-        await self.bus.publish(ToolsListChanged())  # 2026-07-28: subscriptions/listen streams
-        for connection in list(self._legacy):  # 2025-11-25: the session's standalone channel
-            await connection.notify("notifications/tools/list_changed", None)  # best effort: never raises
+        await self._on_event(ToolsListChanged(), None)
+
+    async def _on_event(self, event: ServerEvent, session_id: str | None) -> None:
+        """A change in the workbench, to the clients it concerns, in both eras: 2026-07-28 clients
+        on their `subscriptions/listen` streams (which filter by kind and URI), 2025-era ones on
+        their session's standalone channel — a resource update only to those that subscribed."""
+        await self.bus.publish(event, session_id)
+        if isinstance(event, ResourceUpdated):
+            method, params = "notifications/resources/updated", {"uri": event.uri}
+        else:
+            method, params = _LIST_CHANGED[type(event)], None
+        for connection in list(self._legacy):
+            if session_id is not None and connection.state.get(_SESSION_KEY) != session_id:
+                continue
+            if isinstance(event, ResourceUpdated) and event.uri not in connection.state.get(_SUBSCRIBED_KEY, ()):
+                continue
+            await connection.notify(method, params)  # best effort: never raises
 
     # ---- who is calling --------------------------------------------------------------
     async def _track_legacy_connection(self, ctx: Ctx, call_next: CallNext) -> HandlerResult:
@@ -226,13 +283,13 @@ class WorkbenchServer:
     async def _run_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> ToolResult:
         try:
             return await self.served.call_tool(name, arguments, ctx)
-        except ToolNotFoundError:
+        except (ToolNotFoundError, MCPError):  # an unknown tool; an upstream's JSON-RPC error, passed on
             raise
         except Exception as e:  # the workbench promised is_error results; keep the server up if it slips
             logger.exception("tool %s raised", name)
             return ToolResult.error(f"{name} failed: {type(e).__name__}: {e}")
 
-    async def _call_tool(self, ctx: Ctx, params: mt.CallToolRequestParams) -> mt.CallToolResult:
+    async def _call_tool(self, ctx: Ctx, params: mt.CallToolRequestParams) -> Answer:
         name, arguments = params.name, params.arguments or {}
         if self.draining:
             return ToolResult.error("the server is shutting down; retry the call on a running server").to_mcp()
@@ -249,12 +306,17 @@ class WorkbenchServer:
         started = time.perf_counter()
         call_ctx = self._call_context(ctx, session_id)
         result: ToolResult | None = None
+        answer: Answer | None = None
         outcome = "cancelled"
         with anyio.CancelScope() as scope:
             self._inflight.add(scope)
             session.active_calls += 1
             try:
-                if ctx.request is not None and _connection(ctx).session_id is not None:
+                if not ctx.session.can_send_request:  # no back-channel (2026-07-28): questions become input rounds
+                    answer = await self._in_rounds(
+                        ctx, params, call_ctx,
+                        lambda: self._run_tool(params.name, params.arguments or {}, call_ctx), ToolResult.to_mcp)
+                elif ctx.request is not None and _connection(ctx).session_id is not None:
                     result = await self._until_disconnect(ctx.request, self._run_tool(name, arguments, call_ctx))
                 else:
                     result = await self._run_tool(name, arguments, call_ctx)
@@ -268,15 +330,36 @@ class WorkbenchServer:
                 session.last_seen = time.monotonic()
                 if result is not None:
                     outcome = "error" if result.is_error else "ok"
+                elif answer is not None:
+                    outcome = ("error" if answer.is_error else "ok") if isinstance(answer, mt.CallToolResult) \
+                        else "input required"
                 logger.info(
                     "tool call",
                     extra={"session": session_id, "identity": call_ctx.identity, "tool": name, "outcome": outcome,
                            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                            "traceparent": call_ctx.trace_context.get("traceparent")},
                 )
+        if answer is not None:
+            return answer
         if result is None:  # our own scope was cancelled: shutdown ran out of grace, or the client left
             result = ToolResult.error(f"{name} was cancelled: the server is shutting down")
         return result.to_mcp()
+
+    async def _in_rounds(
+        self, ctx: Ctx, params: mt.InputResponseRequestParams, call: CallContext,
+        run: Callable[[], Awaitable[T]], to_wire: Callable[[T], R],
+    ) -> R | mt.InputRequiredResult:
+        """A request from a client without a back-channel; see `servers.input_rounds`."""
+        if params.request_state is not None:  # a retry carrying answers: the first request's kind of result
+            resumed = await self.rounds.resume(call.identity, params.request_state, params.input_responses,
+                                               call.progress)
+            return resumed  # type: ignore[return-value]
+        parked = self.rounds.park(call, ctx.session.client_capabilities)
+
+        async def wire() -> R:
+            return to_wire(await run())
+
+        return await self.rounds.start(parked, wire)
 
     @staticmethod
     async def _until_disconnect(request: Any, call: Awaitable[ToolResult]) -> ToolResult | None:
@@ -286,7 +369,7 @@ class WorkbenchServer:
         client went away (it could resume the stream), so a vanished client's tool — an agent,
         a sandbox run — would run on. The modern era aborts on disconnect by itself."""
         result: ToolResult | None = None
-        not_found: ToolNotFoundError | None = None
+        not_found: ToolNotFoundError | MCPError | None = None
         async with anyio.create_task_group() as tg:
 
             async def watch() -> None:
@@ -297,7 +380,7 @@ class WorkbenchServer:
             tg.start_soon(watch)
             try:
                 result = await call
-            except ToolNotFoundError as e:  # raised past the task group, it would arrive wrapped in a group
+            except (ToolNotFoundError, MCPError) as e:  # raised past the task group, it would arrive wrapped
                 not_found = e
             tg.cancel_scope.cancel()
         if not_found is not None:
@@ -309,9 +392,16 @@ class WorkbenchServer:
         # `_meta` is an open map: the trace keys are extra items, which mypy's TypedDict cannot index.
         meta: Mapping[str, object] = ctx.meta or {}
         trace = {k: v for k in _TRACE_KEYS if isinstance(v := meta.get(k), str)}
-        related = ServerMessageMetadata(related_request_id=ctx.request_id)
+
+        connection = _connection(ctx)
+        level: mt.LoggingLevel | None = connection.state.get(_LEVEL_KEY)
+        if connection.protocol_version in MODERN_PROTOCOL_VERSIONS:  # per request; the SDK filters by it
+            asked = meta.get(LOG_LEVEL_META_KEY)
+            level = asked if isinstance(asked, str) and asked in _LEVELS else None
 
         async def log(params: mt.LoggingMessageNotificationParams) -> None:
+            if level is not None and _LEVELS.index(params.level) < _LEVELS.index(level):
+                return  # below what this client asked for
             with warnings.catch_warnings():  # logging is deprecated at 2026-07-28 but still relayed where asked for
                 warnings.simplefilter("ignore")
                 await session.send_log_message(params.level, params.data, params.logger,
@@ -320,8 +410,15 @@ class WorkbenchServer:
         # Progress only when the client asked for it (a token): an upstream is then not asked either.
         progress = session.report_progress if meta.get("progress_token") is not None else None
         call = CallContext(session_id=session_id, identity=self.identity(ctx), progress=progress, log=log,
-                           trace_context=trace)
-        if session.can_send_request:  # 2025-era: relay upstream servers' requests to our client
+                           trace_context=trace, log_level=level, protocol_version=connection.protocol_version)
+        return self._relaying(ctx, call)
+
+    def _relaying(self, ctx: Ctx, call: CallContext) -> CallContext:
+        """`call` with the client's sampling, elicitation and roots attached, as far as it declared them:
+        2025-era clients are asked directly (2026 ones in input rounds, `_in_rounds`)."""
+        session = ctx.session
+        related = ServerMessageMetadata(related_request_id=ctx.request_id)
+        if session.can_send_request:
 
             async def relay(request: mt.ServerRequest, result_type: type[R]) -> R | mt.ErrorData:
                 try:
@@ -360,17 +457,102 @@ class WorkbenchServer:
     ) -> mt.ListResourceTemplatesResult:
         return mt.ListResourceTemplatesResult(resource_templates=await self.served.list_resource_templates())
 
-    async def _read_resource(self, ctx: Ctx, params: mt.ReadResourceRequestParams) -> mt.ReadResourceResult:
+    async def _read_resource(
+        self, ctx: Ctx, params: mt.ReadResourceRequestParams
+    ) -> mt.ReadResourceResult | mt.InputRequiredResult:
+        call, uri = self._caller(ctx), str(params.uri)
         try:
-            return await self.served.read_resource(str(params.uri))
+            if not ctx.session.can_send_request:
+                return await self._in_rounds(ctx, params, call, lambda: self.served.read_resource(uri, call), _same)
+            return await self.served.read_resource(uri, self._relaying(ctx, call))
         except ResourceNotFoundError as e:
             raise MCPError(RESOURCE_NOT_FOUND, str(e), {"uri": str(params.uri)}) from None
 
     async def _list_prompts(self, ctx: Ctx, params: mt.PaginatedRequestParams | None) -> mt.ListPromptsResult:
         return mt.ListPromptsResult(prompts=await self.served.list_prompts())
 
-    async def _get_prompt(self, ctx: Ctx, params: mt.GetPromptRequestParams) -> mt.GetPromptResult:
+    async def _get_prompt(
+        self, ctx: Ctx, params: mt.GetPromptRequestParams
+    ) -> mt.GetPromptResult | mt.InputRequiredResult:
+        call, name, arguments = self._caller(ctx), params.name, params.arguments
         try:
-            return await self.served.get_prompt(params.name, params.arguments)
+            if not ctx.session.can_send_request:
+                return await self._in_rounds(ctx, params, call, lambda: self.served.get_prompt(name, arguments, call),
+                                             _same)
+            return await self.served.get_prompt(name, arguments, self._relaying(ctx, call))
         except PromptNotFoundError as e:
             raise MCPError(mt.INVALID_PARAMS, str(e)) from None
+
+    # ---- completion, subscriptions, log levels --------------------------------------------
+    def _caller(self, ctx: Ctx) -> CallContext:
+        session_id, _ = self.session_id(ctx)
+        return CallContext(session_id=session_id, identity=self.identity(ctx),
+                           protocol_version=_connection(ctx).protocol_version)
+
+    async def _complete(self, ctx: Ctx, params: mt.CompleteRequestParams) -> mt.CompleteResult:
+        try:
+            completion = await self.served.complete(params.ref, params.argument, params.context, self._caller(ctx))
+        except (PromptNotFoundError, ResourceNotFoundError) as e:
+            raise MCPError(mt.INVALID_PARAMS, str(e)) from None
+        return mt.CompleteResult(completion=completion)
+
+    async def _subscribe(self, ctx: Ctx, params: mt.SubscribeRequestParams) -> mt.EmptyResult:
+        subscribed: set[str] = _connection(ctx).state.setdefault(_SUBSCRIBED_KEY, set())
+        if params.uri not in subscribed:
+            try:
+                await self.served.subscribe_resource(params.uri, self._caller(ctx))
+            except ResourceNotFoundError as e:
+                raise MCPError(RESOURCE_NOT_FOUND, str(e), {"uri": params.uri}) from None
+            except ValueError as e:  # a cap on subscriptions
+                raise MCPError(mt.INVALID_REQUEST, str(e)) from None
+            subscribed.add(params.uri)
+        return mt.EmptyResult()
+
+    async def _unsubscribe(self, ctx: Ctx, params: mt.UnsubscribeRequestParams) -> mt.EmptyResult:
+        subscribed: set[str] = _connection(ctx).state.get(_SUBSCRIBED_KEY, set())
+        if params.uri in subscribed:
+            subscribed.discard(params.uri)
+            await self.served.unsubscribe_resource(params.uri, self._caller(ctx))
+        return mt.EmptyResult()
+
+    async def _set_level(self, ctx: Ctx, params: mt.SetLevelRequestParams) -> mt.EmptyResult:
+        _connection(ctx).state[_LEVEL_KEY] = params.level
+        await self.served.set_log_level(params.level, self._caller(ctx))
+        return mt.EmptyResult()
+
+    async def _listen_stream(
+        self, ctx: Ctx, params: mt.SubscriptionsListenRequestParams
+    ) -> mt.SubscriptionsListenResult:
+        """A 2026-07-28 `subscriptions/listen`: its resource URIs are subscribed upstream for as
+        long as the stream lasts, and it hears its own session's events plus everyone's."""
+        caller = self._caller(ctx)
+        uris = list(dict.fromkeys(params.notifications.resource_subscriptions or ()))
+        subscribed: list[str] = []
+        token = _LISTENING_SESSION.set(caller.session_id)
+        try:
+            for uri in uris:
+                try:
+                    await self.served.subscribe_resource(uri, caller)
+                    subscribed.append(uri)
+                except (ResourceNotFoundError, ValueError) as e:
+                    logger.info("listen: cannot subscribe %s: %s", uri, e)
+            return await self._listen(ctx, params)
+        finally:
+            _LISTENING_SESSION.reset(token)
+            with anyio.CancelScope(shield=True):
+                for uri in subscribed:
+                    try:
+                        await self.served.unsubscribe_resource(uri, caller)
+                    except Exception as e:  # the stream is over either way
+                        logger.info("listen: cannot unsubscribe %s: %s", uri, e)
+
+
+def _same(result: R) -> R:
+    return result
+
+
+_LIST_CHANGED: dict[type[ServerEvent], str] = {
+    ToolsListChanged: "notifications/tools/list_changed",
+    PromptsListChanged: "notifications/prompts/list_changed",
+    ResourcesListChanged: "notifications/resources/list_changed",
+}

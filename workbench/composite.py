@@ -13,9 +13,11 @@ from typing import Any
 
 import anyio
 import mcp.types as mt
+from mcp.shared.subscriptions import ServerEvent, ToolsListChanged
 
 from workbench.core import (
     CallContext,
+    CompletionRef,
     Health,
     PromptNotFoundError,
     ResourceNotFoundError,
@@ -74,6 +76,10 @@ class Catalog:
     stale: bool = True
     """List again before answering: a source changed, or one was unlisted."""
     prompts: Mapping[str, Route] = field(default_factory=dict)
+    resources: Mapping[str, str] = field(default_factory=dict)
+    """Exposed resource URI → the mount's key, from the last resource listing."""
+    templates: tuple[tuple[str, str], ...] = ()
+    """(a template's fixed head, the mount's key), from the last template listing."""
 
 
 class CompositeWorkbench(Workbench):
@@ -112,9 +118,9 @@ class CompositeWorkbench(Workbench):
     def _subscribe(self) -> None:
         """Listen to every source once this composite caches their catalog (it listed, or it
         started): a composite that only views sources someone else starts hears of changes too."""
-        for key, mount in self.mounts.items():
+        for key, shaped in self._shaped.items():
             if key not in self._unsubscribe:
-                self._unsubscribe[key] = mount.workbench.on_tools_changed(self._source_changed)
+                self._unsubscribe[key] = shaped.on_event(self._source_event)
 
     async def start(self) -> None:
         async def start_one(key: str, mount: Mount) -> None:
@@ -157,6 +163,12 @@ class CompositeWorkbench(Workbench):
     async def _source_changed(self) -> None:
         self.catalog = replace(self.catalog, stale=True)
         await self.notify_tools_changed()
+
+    async def _source_event(self, event: ServerEvent, session_id: str | None) -> None:
+        """A source's change, passed on (its shaping already rewrote what it names)."""
+        if isinstance(event, ToolsListChanged):
+            self.catalog = replace(self.catalog, stale=True)
+        await self.publish(event, session_id)
 
     def health_by_source(self) -> dict[str, Health]:
         out: dict[str, Health] = {}
@@ -280,33 +292,96 @@ class CompositeWorkbench(Workbench):
                 return down
         return None
 
-    # Resources keep their URIs (they are already globally unique by scheme); prompts are
-    # namespaced like tools.
+    # Resources: a prefixed source claims its URIs by their scheme (see `workbench.shaped`); an
+    # unprefixed one by its last listing, then by trying.
     async def list_resources(self) -> list[mt.Resource]:
         out: list[mt.Resource] = []
-        for key, mount in self.mounts.items():
+        owners: dict[str, str] = {}
+        for key, shaped in self._shaped.items():
             try:
-                out.extend(await mount.workbench.list_resources())
+                resources = await shaped.list_resources()
             except Exception as e:
                 logger.warning("source %s: cannot list resources: %s", key, e)
+                continue
+            for resource in resources:
+                owners.setdefault(resource.uri, key)
+            out.extend(resources)
+        self.catalog = replace(self.catalog, resources=owners)
         return out
 
     async def list_resource_templates(self) -> list[mt.ResourceTemplate]:
         out: list[mt.ResourceTemplate] = []
-        for key, mount in self.mounts.items():
+        heads: list[tuple[str, str]] = []
+        for key, shaped in self._shaped.items():
             try:
-                out.extend(await mount.workbench.list_resource_templates())
+                templates = await shaped.list_resource_templates()
             except Exception as e:
                 logger.warning("source %s: cannot list resource templates: %s", key, e)
+                continue
+            heads.extend((t.uri_template.split("{", 1)[0], key) for t in templates)
+            out.extend(templates)
+        self.catalog = replace(self.catalog, templates=tuple(heads))
         return out
 
-    async def read_resource(self, uri: str) -> mt.ReadResourceResult:
-        for mount in self.mounts.values():
+    def _uri_owners(self, uri: str) -> list[Shaped]:
+        """The sources that may serve `uri`, most likely first: the one whose prefix it bears,
+        else the one that listed it or a template it fits, then the other unprefixed ones."""
+        claimed = [k for k, s in self._shaped.items() if s.prefix and s.source_uri(uri) is not None]
+        if claimed:
+            return [self._shaped[claimed[0]]]
+        open_keys = [k for k, s in self._shaped.items() if not s.prefix]
+        likely = [self.catalog.resources[uri]] if uri in self.catalog.resources else []
+        likely += [k for head, k in self.catalog.templates if head and uri.startswith(head)]
+        ordered = [k for k in dict.fromkeys(likely + open_keys) if k in open_keys]
+        return [self._shaped[k] for k in ordered]
+
+    async def read_resource(self, uri: str, ctx: CallContext | None = None) -> mt.ReadResourceResult:
+        for shaped in self._uri_owners(uri):
             try:
-                return await mount.workbench.read_resource(uri)
+                return await shaped.read_resource(uri, ctx)
             except ResourceNotFoundError:
                 continue
         raise ResourceNotFoundError(f"no source has resource {uri!r}")
+
+    async def subscribe_resource(self, uri: str, ctx: CallContext | None = None) -> None:
+        owners = self._uri_owners(uri)
+        if not owners:
+            raise ResourceNotFoundError(f"no source has resource {uri!r}")
+        await owners[0].subscribe_resource(uri, ctx)
+
+    async def unsubscribe_resource(self, uri: str, ctx: CallContext | None = None) -> None:
+        owners = self._uri_owners(uri)
+        if owners:
+            await owners[0].unsubscribe_resource(uri, ctx)
+
+    async def complete(
+        self,
+        ref: CompletionRef,
+        argument: mt.CompletionArgument,
+        context: mt.CompletionContext | None = None,
+        ctx: CallContext | None = None,
+    ) -> mt.Completion:
+        if isinstance(ref, mt.PromptReference):
+            if ref.name not in self.catalog.prompts:
+                await self.list_prompts()
+            route = self.catalog.prompts.get(ref.name)
+            if route is None:
+                raise PromptNotFoundError(f"unknown prompt {ref.name!r}")
+            return await self._shaped[route.source].complete(ref.model_copy(update={"name": route.name}), argument,
+                                                             context, ctx)
+        if not self.catalog.templates:
+            await self.list_resource_templates()
+        owners = self._uri_owners(ref.uri)
+        if not owners:
+            raise ResourceNotFoundError(f"no source has resource template {ref.uri!r}")
+        return await owners[0].complete(ref, argument, context, ctx)
+
+    async def set_log_level(self, level: mt.LoggingLevel, ctx: CallContext | None = None) -> None:
+        for key, shaped in self._shaped.items():
+            try:
+                await shaped.set_log_level(level, ctx)
+            except Exception as e:  # one source's refusal must not stop the others hearing it
+                logger.warning("source %s: cannot set log level: %s", key, e)
 
     async def list_prompts(self) -> list[mt.Prompt]:
         out: list[mt.Prompt] = []
@@ -324,10 +399,12 @@ class CompositeWorkbench(Workbench):
         self.catalog = replace(self.catalog, prompts=routes)
         return out
 
-    async def get_prompt(self, name: str, arguments: dict[str, str] | None = None) -> mt.GetPromptResult:
+    async def get_prompt(
+        self, name: str, arguments: dict[str, str] | None = None, ctx: CallContext | None = None
+    ) -> mt.GetPromptResult:
         if name not in self.catalog.prompts:
             await self.list_prompts()
         route = self.catalog.prompts.get(name)
         if route is None:
             raise PromptNotFoundError(f"unknown prompt {name!r}")
-        return await self._shaped[route.source].get_prompt(route.name, arguments)
+        return await self._shaped[route.source].get_prompt(route.name, arguments, ctx)

@@ -19,6 +19,7 @@ from typing import Any, Literal, Self
 import mcp.types as mt
 import pydantic
 from mcp.client.session import ElicitationFnT, ListRootsFnT, SamplingFnT
+from mcp.shared.subscriptions import ServerEvent, ToolsListChanged
 
 logger = logging.getLogger("workbench")
 
@@ -35,6 +36,13 @@ LogCallback = Callable[[mt.LoggingMessageNotificationParams], Awaitable[None]]
 """Receives a tool's log messages (MCP `notifications/message` params)."""
 
 ToolsChangedCallback = Callable[[], Awaitable[None]]
+
+EventCallback = Callable[[ServerEvent, "str | None"], Awaitable[None]]
+"""Receives a workbench's change events — the SDK's own vocabulary (`ToolsListChanged`,
+`PromptsListChanged`, `ResourcesListChanged`, `ResourceUpdated`) — and the session they
+belong to (None: every session; a per-client upstream's events belong to one)."""
+
+CompletionRef = mt.PromptReference | mt.ResourceTemplateReference
 
 
 class WorkbenchError(Exception):
@@ -136,6 +144,12 @@ class CallContext:
     elicitation: ElicitationFnT | None = None
     list_roots: ListRootsFnT | None = None
     """Server→client requests relayed from whoever called us (a gateway passes its client's)."""
+    protocol_version: str | None = None
+    """The MCP protocol version the caller speaks, when it is an MCP client: a gateway reaches an
+    upstream in the caller's era where it can (2026 input rounds pass through as they are)."""
+    log_level: mt.LoggingLevel | None = None
+    """The least severe log level the caller wants (its `logging/setLevel`, or a 2026 request's
+    log-level `_meta`); None: the caller did not say."""
 
     async def report_progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
         if self.progress is not None:
@@ -178,7 +192,7 @@ class Workbench:
     name: str = "workbench"
 
     def __init__(self) -> None:
-        self._tools_changed_listeners: list[ToolsChangedCallback] = []
+        self._event_listeners: list[EventCallback] = []
 
     async def start(self) -> None:
         """Acquire resources. `start` and `stop` may run in different tasks (a composite starts
@@ -214,13 +228,15 @@ class Workbench:
     async def list_resource_templates(self) -> list[mt.ResourceTemplate]:
         return []
 
-    async def read_resource(self, uri: str) -> mt.ReadResourceResult:
+    async def read_resource(self, uri: str, ctx: CallContext | None = None) -> mt.ReadResourceResult:
         raise ResourceNotFoundError(f"unknown resource {uri!r}")
 
     async def list_prompts(self) -> list[mt.Prompt]:
         return []
 
-    async def get_prompt(self, name: str, arguments: dict[str, str] | None = None) -> mt.GetPromptResult:
+    async def get_prompt(
+        self, name: str, arguments: dict[str, str] | None = None, ctx: CallContext | None = None
+    ) -> mt.GetPromptResult:
         raise PromptNotFoundError(f"unknown prompt {name!r}")
 
     def health(self) -> Health:
@@ -241,18 +257,52 @@ class Workbench:
         release what was kept for it, e.g. its sandbox container."""
         return None
 
-    def on_tools_changed(self, callback: ToolsChangedCallback) -> Callable[[], None]:
-        """Call `callback` whenever this workbench's tool list changes; returns an unsubscribe function."""
-        self._tools_changed_listeners.append(callback)
-        listeners = self._tools_changed_listeners
+    async def complete(
+        self,
+        ref: CompletionRef,
+        argument: mt.CompletionArgument,
+        context: mt.CompletionContext | None = None,
+        ctx: CallContext | None = None,
+    ) -> mt.Completion:
+        """Suggestions for a prompt's or resource template's argument (`completion/complete`)."""
+        return mt.Completion(values=[])
+
+    async def subscribe_resource(self, uri: str, ctx: CallContext | None = None) -> None:
+        """`ctx`'s session wants `ResourceUpdated` events for `uri`. Nothing here ever changes,
+        so the default accepts and never fires."""
+        return None
+
+    async def unsubscribe_resource(self, uri: str, ctx: CallContext | None = None) -> None:
+        return None
+
+    async def set_log_level(self, level: mt.LoggingLevel, ctx: CallContext | None = None) -> None:
+        """`ctx`'s session wants log messages at `level` and above (`logging/setLevel`)."""
+        return None
+
+    def on_event(self, callback: EventCallback) -> Callable[[], None]:
+        """Call `callback(event, session_id)` on every change event; returns an unsubscribe function."""
+        self._event_listeners.append(callback)
+        listeners = self._event_listeners
         return lambda: listeners.remove(callback) if callback in listeners else None
 
-    async def notify_tools_changed(self) -> None:
-        for callback in list(self._tools_changed_listeners):
+    async def publish(self, event: ServerEvent, session_id: str | None = None) -> None:
+        for callback in list(self._event_listeners):
             try:
-                await callback()
+                await callback(event, session_id)
             except Exception:  # a broken listener must not break the source
-                logger.exception("tools-changed listener failed")
+                logger.exception("event listener failed")
+
+    def on_tools_changed(self, callback: ToolsChangedCallback) -> Callable[[], None]:
+        """Call `callback` whenever this workbench's tool list changes; returns an unsubscribe function."""
+
+        async def on_event(event: ServerEvent, session_id: str | None) -> None:
+            if isinstance(event, ToolsListChanged):
+                await callback()
+
+        return self.on_event(on_event)
+
+    async def notify_tools_changed(self) -> None:
+        await self.publish(ToolsListChanged())
 
 
 class Tool:

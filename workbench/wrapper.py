@@ -13,7 +13,7 @@ from typing import Any
 
 import mcp.types as mt
 
-from workbench.core import CallContext, Health, ToolResult, ToolsChangedCallback, ToolSpec, Workbench
+from workbench.core import CallContext, CompletionRef, EventCallback, Health, ToolResult, ToolSpec, Workbench
 
 
 class WorkbenchWrapper(Workbench):
@@ -36,14 +36,34 @@ class WorkbenchWrapper(Workbench):
     async def list_resource_templates(self) -> list[mt.ResourceTemplate]:
         return await self.inner.list_resource_templates()
 
-    async def read_resource(self, uri: str) -> mt.ReadResourceResult:
-        return await self.inner.read_resource(uri)
+    async def read_resource(self, uri: str, ctx: CallContext | None = None) -> mt.ReadResourceResult:
+        return await self.inner.read_resource(uri, ctx)
 
     async def list_prompts(self) -> list[mt.Prompt]:
         return await self.inner.list_prompts()
 
-    async def get_prompt(self, name: str, arguments: dict[str, str] | None = None) -> mt.GetPromptResult:
-        return await self.inner.get_prompt(name, arguments)
+    async def get_prompt(
+        self, name: str, arguments: dict[str, str] | None = None, ctx: CallContext | None = None
+    ) -> mt.GetPromptResult:
+        return await self.inner.get_prompt(name, arguments, ctx)
+
+    async def complete(
+        self,
+        ref: CompletionRef,
+        argument: mt.CompletionArgument,
+        context: mt.CompletionContext | None = None,
+        ctx: CallContext | None = None,
+    ) -> mt.Completion:
+        return await self.inner.complete(ref, argument, context, ctx)
+
+    async def subscribe_resource(self, uri: str, ctx: CallContext | None = None) -> None:
+        await self.inner.subscribe_resource(uri, ctx)
+
+    async def unsubscribe_resource(self, uri: str, ctx: CallContext | None = None) -> None:
+        await self.inner.unsubscribe_resource(uri, ctx)
+
+    async def set_log_level(self, level: mt.LoggingLevel, ctx: CallContext | None = None) -> None:
+        await self.inner.set_log_level(level, ctx)
 
     def health(self) -> Health:
         return self.inner.health()
@@ -57,5 +77,6 @@ class WorkbenchWrapper(Workbench):
     async def close_session(self, session_id: str) -> None:
         await self.inner.close_session(session_id)
 
-    def on_tools_changed(self, callback: ToolsChangedCallback) -> Callable[[], None]:
-        return self.inner.on_tools_changed(callback)
+    def on_event(self, callback: EventCallback) -> Callable[[], None]:
+        # Listeners hear the inner workbench itself: a view has no events of its own to keep.
+        return self.inner.on_event(callback)

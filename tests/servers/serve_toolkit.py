@@ -136,17 +136,19 @@ class ServeBench(StaticWorkbench):
     async def list_resource_templates(self) -> list[mt.ResourceTemplate]:
         return [mt.ResourceTemplate(uri_template="demo://notes/{id}", name="note")]
 
-    async def read_resource(self, uri: str) -> mt.ReadResourceResult:
+    async def read_resource(self, uri: str, ctx: CallContext | None = None) -> mt.ReadResourceResult:
         if uri != "demo://readme":
-            return await super().read_resource(uri)
+            return await super().read_resource(uri, ctx)
         return mt.ReadResourceResult(contents=[mt.TextResourceContents(uri=uri, text="read me", mime_type="text/plain")])
 
     async def list_prompts(self) -> list[mt.Prompt]:
         return [mt.Prompt(name="summarize", arguments=[mt.PromptArgument(name="text", required=True)])]
 
-    async def get_prompt(self, name: str, arguments: dict[str, str] | None = None) -> mt.GetPromptResult:
+    async def get_prompt(
+        self, name: str, arguments: dict[str, str] | None = None, ctx: CallContext | None = None
+    ) -> mt.GetPromptResult:
         if name != "summarize":
-            return await super().get_prompt(name, arguments)
+            return await super().get_prompt(name, arguments, ctx)
         text = (arguments or {}).get("text", "")
         return mt.GetPromptResult(
             messages=[mt.PromptMessage(role="user", content=mt.TextContent(type="text", text=f"Summarize: {text}"))]

@@ -41,8 +41,9 @@ async def test_upstream_server_is_served_through_faithfully(mode: str) -> None:
         assert not added.is_error and added.structured_content["total"] == 5  # structured output survives
         counted = await client.call_tool("demo__countdown", {"seconds": 2}, progress_callback=on_progress)
         assert not counted.is_error and len(progress) >= 2
-        assert "demo://readme" in {str(r.uri) for r in (await client.list_resources()).resources}
-        assert (await client.read_resource("demo://readme")).contents[0].text
+        # A prefixed source's URIs carry the prefix in their scheme (workbench.shaped).
+        assert "demo+demo://readme" in {str(r.uri) for r in (await client.list_resources()).resources}
+        assert (await client.read_resource("demo+demo://readme")).contents[0].text
         assert "demo__summarize" in {p.name for p in (await client.list_prompts()).prompts}
 
 

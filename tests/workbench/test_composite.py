@@ -139,7 +139,7 @@ async def test_prompts_and_resources_route_to_their_source() -> None:
         async def list_prompts(self):
             return [mt.Prompt(name="hello")]
 
-        async def get_prompt(self, name, arguments=None):
+        async def get_prompt(self, name, arguments=None, ctx=None):
             return mt.GetPromptResult(messages=[mt.PromptMessage(role="user", content=mt.TextContent(type="text", text=self.name))])
 
     wb = CompositeWorkbench({"x": WithPrompt(name="x"), "y": WithPrompt(name="y")})

@@ -101,3 +101,33 @@ async def test_a_rename_never_lets_an_excluded_tool_through() -> None:
     with pytest.raises(ToolNotFoundError):
         await shaped.call_tool("plus", {"a": 1, "b": 2})
     assert inner.calls == []
+
+
+async def test_a_prefix_rewrites_resource_uris_everywhere_a_client_meets_them() -> None:
+    from workbench.core import ResourceNotFoundError
+
+    embedded = mt.EmbeddedResource(type="resource", resource=mt.TextResourceContents(uri="test://x", text="t"))
+
+    class Source(StaticWorkbench):
+        async def list_resources(self) -> list[mt.Resource]:
+            return [mt.Resource(uri="test://x", name="x")]
+
+        async def read_resource(self, uri: str, ctx: object = None) -> mt.ReadResourceResult:
+            return mt.ReadResourceResult(contents=[mt.TextResourceContents(uri=uri, text=f"read {uri}")])
+
+        async def list_prompts(self) -> list[mt.Prompt]:
+            return [mt.Prompt(name="p")]
+
+        async def get_prompt(self, name: str, arguments: object = None, ctx: object = None) -> mt.GetPromptResult:
+            return mt.GetPromptResult(messages=[mt.PromptMessage(role="user", content=embedded)])
+
+    shaped = Shaped(Source(name="s"), prefix="Up_1")
+    assert [r.uri for r in await shaped.list_resources()] == ["up-1+test://x"]  # a valid scheme part
+    read = await shaped.read_resource("up-1+test://x")
+    assert read.contents[0].text == "read test://x" and read.contents[0].uri == "up-1+test://x"
+    with pytest.raises(ResourceNotFoundError):
+        await shaped.read_resource("test://x")  # not ours without the prefix
+    await shaped.list_prompts()
+    prompt = await shaped.get_prompt("Up_1__p")
+    assert isinstance(prompt.messages[0].content, mt.EmbeddedResource)
+    assert prompt.messages[0].content.resource.uri == "up-1+test://x"
