@@ -118,7 +118,8 @@ def tool_routes(context: StudioContext) -> list[BaseRoute]:
         if not uri or len(uri) > MAX_URI_CHARS:
             return api_error(400, "bad_uri", f"pass ?uri= with a resource URI of at most {MAX_URI_CHARS} characters")
         try:
-            read = await server.served.read_resource(uri)
+            session = session_of(request)  # read as this browser's session, like its calls
+            read = await server.served.read_resource(uri, CallContext(session_id=session.id, identity=session.identity))
         except ResourceNotFoundError as e:
             return api_error(404, "not_found", str(e))
         except Exception as e:  # an upstream that fails to read: its message, not a traceback

@@ -48,7 +48,7 @@ class Probe:
 
 
 class Resources(StaticWorkbench):
-    async def read_resource(self, uri: str) -> mt.ReadResourceResult:
+    async def read_resource(self, uri: str, ctx: CallContext | None = None) -> mt.ReadResourceResult:
         if uri != "demo://readme":
             raise ResourceNotFoundError(uri)
         return mt.ReadResourceResult(contents=[mt.TextResourceContents(uri=uri, text="read me", mime_type="text/plain")])
@@ -165,7 +165,8 @@ async def test_a_draining_server_takes_no_new_calls() -> None:
 
 async def test_resources_are_read_for_resource_links() -> None:
     async with studio_http(workbench(Probe())) as studio:
-        read = await studio.http.get("/ui/api/resource", params={"uri": "demo://readme"}, headers=studio.auth())
+        # Served under its source's prefix (as a resource link in a result names it), read back through it.
+        read = await studio.http.get("/ui/api/resource", params={"uri": "fn+demo://readme"}, headers=studio.auth())
         assert read.json()["contents"][0]["text"] == "read me"
         missing = await studio.http.get("/ui/api/resource", params={"uri": "demo://nope"}, headers=studio.auth())
         assert missing.status_code == 404
