@@ -16,9 +16,10 @@ gives it what the SDK leaves to the application:
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -167,10 +168,51 @@ def _free_port() -> int:
         return port
 
 
+class InsecureAuthorizationServer(WorkbenchError):
+    """The upstream sent the OAuth flow to an authorization server over plain http."""
+
+
+def _cleartext(url: httpx2.URL) -> bool:
+    """http:// to anything but this machine (OAuth 2.1 allows plain http for loopback only)."""
+    if url.scheme != "http":
+        return False
+    if url.host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(url.host).is_loopback
+    except ValueError:
+        return True
+
+
+class _HttpsOnly(OAuthClientProvider):
+    """The MCP server names the authorization server (its protected-resource metadata), and that
+    server's metadata names the token endpoint: an upstream could send codes, refresh tokens and
+    client secrets there in cleartext. The SDK checks no scheme, so every request of the flow
+    except the MCP request itself must be https (or loopback)."""
+
+    async def _auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        flow = super()._auth_flow(request)
+        try:
+            outgoing = await flow.__anext__()
+            while True:
+                if outgoing is not request and _cleartext(outgoing.url):
+                    where = outgoing.url.copy_with(query=None, fragment=None, userinfo=b"")
+                    raise InsecureAuthorizationServer(
+                        f"the OAuth flow of {self.context.server_url} leads to {where}, which is plain http: "
+                        "refused (codes, tokens and secrets would cross the network in cleartext); the "
+                        "authorization server must use https")
+                response = yield outgoing
+                outgoing = await flow.asend(response)
+        except StopAsyncIteration:
+            return
+        finally:
+            await flow.aclose()
+
+
 # The SDK keeps a token's expiry in memory only; these restore it from the file on start.
 
 
-class _AuthorizationCode(OAuthClientProvider):
+class _AuthorizationCode(_HttpsOnly):
     def __init__(
         self,
         server_url: str,
@@ -195,7 +237,7 @@ class _AuthorizationCode(OAuthClientProvider):
         return f"OAuth(authorization_code, {self.context.storage!r})"
 
 
-class _ClientCredentials(ClientCredentialsOAuthProvider):
+class _ClientCredentials(_HttpsOnly, ClientCredentialsOAuthProvider):
     async def _initialize(self) -> None:
         await super()._initialize()
         await _restore_expiry(self)
@@ -204,7 +246,7 @@ class _ClientCredentials(ClientCredentialsOAuthProvider):
         return f"OAuth(client_credentials, {self.context.storage!r})"
 
 
-class _PrivateKeyJwt(PrivateKeyJWTOAuthProvider):
+class _PrivateKeyJwt(_HttpsOnly, PrivateKeyJWTOAuthProvider):
     async def _initialize(self) -> None:
         await super()._initialize()
         await _restore_expiry(self)

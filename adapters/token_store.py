@@ -132,6 +132,20 @@ class FileTokenStorage:
     async def _read(self) -> dict[str, Any]:
         return await anyio.to_thread.run_sync(self._read_sync)
 
+    def _check_folder(self, folder: Path) -> None:
+        """The per-user folder may sit in a shared `token_dir`, where another user can create it
+        first (or a symlink by its name) to receive our tokens, or rename and swap files in it."""
+        info = os.lstat(folder)
+        if not stat.S_ISDIR(info.st_mode):
+            raise TokenFileError(f"{folder} is not a folder (a symlink?); tokens are not written there: "
+                                 "remove it, or set oauth.token_dir to a folder of your own")
+        if info.st_uid != os.getuid():
+            raise TokenFileError(f"{folder} belongs to another user; tokens are not written there: remove it, "
+                                 "or set oauth.token_dir to a folder of your own")
+        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise TokenFileError(f"{folder} is open to other users (mode {stat.filemode(info.st_mode)}); tokens "
+                                 f"are not written there: run `chmod 700 {folder}`")
+
     def _read_sync(self) -> dict[str, Any]:
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -168,18 +182,25 @@ class FileTokenStorage:
 
     def _write_sync(self, data: dict[str, Any]) -> None:
         folder = self.path.parent
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # mkstemp creates the file 0600 from the start; the rename makes it appear whole or not at all.
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{self.path.name}.", suffix=".tmp")
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._check_folder(folder)
+            # mkstemp creates the file 0600 from the start; the rename makes it appear whole or not at all.
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{self.path.name}.", suffix=".tmp")
+        except OSError as e:  # a read-only or full disk: say which file, not a traceback
+            raise TokenFileError(f"cannot write the token file {self.path}: {e.strerror or e}") from None
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(data, f)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
-        except BaseException:
+        except BaseException as e:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+            if isinstance(e, OSError):
+                raise TokenFileError(f"cannot write the token file {self.path}: {e.strerror or e}; the previous "
+                                     "tokens are unchanged") from None
             raise
         with contextlib.suppress(OSError):  # the rename is durable only once the folder entry is
             dir_fd = os.open(folder, os.O_RDONLY)

@@ -60,7 +60,7 @@ async def test_a_failed_write_leaves_the_old_tokens_whole(store: FileTokenStorag
         raise OSError("disk full")
 
     monkeypatch.setattr(token_store.json, "dump", half_then_crash)
-    with pytest.raises(OSError):
+    with pytest.raises(TokenFileError, match="disk full; the previous tokens are unchanged"):
         await store.set_tokens(OAuthToken(access_token="new"))
     assert store.path.read_bytes() == before
     assert [p.name for p in store.path.parent.iterdir()] == [store.path.name]  # no temporary file left
@@ -118,3 +118,39 @@ def test_one_file_per_server_url_and_user(tmp_path: Path, monkeypatch: pytest.Mo
 def test_the_default_folder_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(token_store.TOKEN_DIR_ENV, str(tmp_path))
     assert token_path("gh", "https://a.test/mcp").is_relative_to(tmp_path)
+
+
+async def test_a_full_or_read_only_disk_is_an_error_naming_the_file(store: FileTokenStorage,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_space(*_: object, **__: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(token_store.tempfile, "mkstemp", no_space)
+    with pytest.raises(TokenFileError, match="cannot write the token file .*No space left on device"):
+        await store.set_tokens(tokens())
+
+
+async def test_a_token_folder_someone_else_can_reach_is_not_written_to(tmp_path: Path) -> None:
+    # A shared token_dir: another user made our per-user folder first, loosened it, or put a
+    # symlink by its name pointing at a folder they read.
+    loose = FileTokenStorage(token_path("a", "https://example.test/mcp", tmp_path / "loose"))
+    loose.path.parent.mkdir(parents=True, mode=0o700)
+    loose.path.parent.chmod(0o777)
+    with pytest.raises(TokenFileError, match="open to other users"):
+        await loose.set_tokens(tokens())
+
+    trap = tmp_path / "attacker"
+    trap.mkdir(mode=0o700)
+    linked = FileTokenStorage(token_path("a", "https://example.test/mcp", tmp_path / "linked"))
+    linked.path.parent.parent.mkdir(parents=True)
+    linked.path.parent.symlink_to(trap)
+    with pytest.raises(TokenFileError, match="not a folder"):
+        await linked.set_tokens(tokens())
+    assert list(trap.iterdir()) == []
+
+    if os.getuid() == 0:  # only root can hand a folder to another user
+        owned = FileTokenStorage(token_path("a", "https://example.test/mcp", tmp_path / "owned"))
+        owned.path.parent.mkdir(parents=True, mode=0o700)
+        os.chown(owned.path.parent, 65534, 65534)
+        with pytest.raises(TokenFileError, match="belongs to another user"):
+            await owned.set_tokens(tokens())
