@@ -66,7 +66,8 @@ def serve(port: int, tools: int) -> None:
 
     async def main() -> None:
         async with workbench:
-            await serve_workbench(workbench, settings, studio=lambda server: studio_app(StudioContext(server)))
+            await serve_workbench(workbench, settings, studio=lambda server, verifier: studio_app(
+                StudioContext(server, verifier=verifier)))
 
     anyio.run(main)
 

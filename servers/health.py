@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from servers.auth import bearer_ok
+from servers.auth import scope_access
 from servers.mcp_server import WorkbenchServer
 from workbench.core import Health
 
@@ -30,8 +30,7 @@ def health_routes(server: WorkbenchServer) -> tuple[Endpoint, Endpoint]:
             "status": "ready" if ready else ("draining" if server.draining else "not ready"),
             "sources": {k: {"state": h.state, "detail": h.detail} for k, h in source_health(server).items()},
         }
-        token = server.settings.auth_token
-        if token and not bearer_ok(request.headers.get("authorization"), token):
+        if server.settings.authenticates and scope_access(request.scope) is None:
             # The probe is open; what is wrong inside (paths, upstream errors) is for the token holder.
             body["sources"] = {k: {"state": h.state} for k, h in source_health(server).items()}
         else:

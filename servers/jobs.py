@@ -44,6 +44,9 @@ class Job:
     identity: str
     """Who started it: the tool runs under the caller's identity (per-identity caps count it)."""
     tool: str
+    scopes: frozenset[str] = frozenset()
+    claims: dict[str, Any] = field(default_factory=dict)
+    """The starter's scopes and claims: the background run is judged (policy) as the call would be."""
     state: Literal["running", "completed", "failed", "cancelled"] = "running"
     progress: float | None = None
     total: float | None = None
@@ -165,7 +168,8 @@ class JobManager:
         if isinstance(ref, ToolResult):
             return ref
         job = self.jobs.get(ref.job_id)
-        if job is None or job.session_id != ctx.session_id:  # another session's job does not exist for you
+        # Another session's (or identity's) job does not exist for you: same answer as an unknown id.
+        if job is None or job.session_id != ctx.session_id or job.identity != ctx.identity:
             return ToolResult.error(f"no job {ref.job_id!r} in this session (jobs__start returns the id)")
         if name == STATUS:
             return _status_result(job, f"job {job.id} ({job.tool}): {job.state}")
@@ -202,7 +206,7 @@ class JobManager:
                 return ToolResult.error(f"jobs__start: this {where} already runs {count} jobs (limit {limit}); "
                                         "wait for one to finish or cancel one")
         self._forget_oldest_finished(ctx.identity)
-        job = Job(uuid.uuid4().hex[:16], session_id, ctx.identity, tool)
+        job = Job(uuid.uuid4().hex[:16], session_id, ctx.identity, tool, ctx.scopes, dict(ctx.claims))
         self.jobs[job.id] = job
         self.task_group.start_soon(self._execute, job, start.arguments)
         logger.info("job started", extra={"session": session_id, "identity": ctx.identity, "tool": tool, "job": job.id})
@@ -214,7 +218,8 @@ class JobManager:
 
         try:
             with job.scope:
-                ctx = CallContext(session_id=job.session_id, identity=job.identity, progress=progress)
+                ctx = CallContext(session_id=job.session_id, identity=job.identity, scopes=job.scopes,
+                                  claims=job.claims, progress=progress)
                 job.result = await self._run(job.tool, arguments, ctx)
                 job.state = "failed" if job.result.is_error else "completed"
             if job.result is None:

@@ -37,14 +37,17 @@ from mcp.shared.message import ServerMessageMetadata
 from mcp_types import LOG_LEVEL_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from servers.audit import Audited
+from servers.auth import scope_access, scope_identity
 from servers.input_rounds import InputRounds
 from servers.jobs import JobsWorkbench
+from servers.policy import PolicyWorkbench, bind_caller
+from servers.rate_limit import RateLimited
 from servers.session_cap import LegacySessionCap
 from servers.sessions import (
     STDIO_IDENTITY,
     SessionLimitError,
     SessionRegistry,
-    caller_identity,
     stateless_session_id,
 )
 from servers.settings import SESSION_HEADER, ServeSettings
@@ -123,18 +126,20 @@ class WorkbenchServer:
         """As given (its owner starts and stops it); clients reach it through `served`."""
         self.settings = settings
         expose = Globs(tuple(settings.expose))
-        self.jobs = JobsWorkbench(Shaped(workbench, tools=expose, prompts=expose), background=settings.background,
+        self.policy = PolicyWorkbench(Shaped(workbench, tools=expose, prompts=expose), settings.policy)
+        self.jobs = JobsWorkbench(self.policy, background=settings.background,
                                   max_running_per_session=settings.max_concurrent_calls_per_client)
         from servers.studio.recording import RecordingWorkbench, RunStore  # here: servers.studio imports this module
 
-        self.recorder = RecordingWorkbench(self.jobs, RunStore.open(settings.runs_path))
+        # The recorder outside the limits and the policy: a refused call (rate limit, policy) is a run too.
+        self.recorder = RecordingWorkbench(Audited(RateLimited(self.jobs, settings.limits), settings.audit),
+                                           RunStore.open(settings.runs_path))
         self.served: Workbench = self.recorder
-        """The workbench as clients see it: the `expose` allowlist applied, background jobs added, calls recorded."""
+        """The workbench as clients see it: the `expose` allowlist and the policy applied, background jobs
+        added, rate limited, audited, calls recorded."""
         self.sessions = SessionRegistry(self.served, settings.session_idle_timeout, settings.max_sessions)
-        self.legacy_cap = LegacySessionCap(
-            settings.max_sessions_per_identity, authenticated=bool(settings.auth_token),
-            idle_timeout=settings.session_idle_timeout,
-        )
+        self.legacy_cap = LegacySessionCap(settings.max_sessions_per_identity,
+                                           idle_timeout=settings.session_idle_timeout)
         self.bus = SessionBus()
         self.rounds = InputRounds()
         self._listen = ListenHandler(self.bus)
@@ -149,7 +154,7 @@ class WorkbenchServer:
             version=settings.server_version,
             # Without this the SDK runs the whole tools/list handler on every 2026-era tools/call
             # to validate Mcp-Param headers; the schemas of the last listing answer it instead.
-            get_tool_input_schema=self._input_schemas.get,
+            get_tool_input_schema=self.policy.input_schema,
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
             on_list_resources=self._list_resources,
@@ -165,6 +170,7 @@ class WorkbenchServer:
         # Logging is deprecated at 2026-07-28 but is the 2025 era's: registered here, without the warning.
         self.server.add_request_handler("logging/setLevel", mt.SetLevelRequestParams, self._set_level)
         self.server.middleware.append(self._track_legacy_connection)
+        self.server.middleware.append(bind_caller(lambda ctx: self._call_context(ctx, self.session_id(ctx)[0])))
 
     # ---- lifecycle -------------------------------------------------------------------
     @asynccontextmanager
@@ -260,14 +266,14 @@ class WorkbenchServer:
             return known, False
         if ctx.request is None:  # stdio, either era
             return self.stdio_session_id or "stdio", False
-        headers = ctx.request.headers
-        return stateless_session_id(headers.get("authorization"), headers.get(SESSION_HEADER)), True
+        return stateless_session_id(self.identity(ctx), ctx.request.headers.get(SESSION_HEADER)), True
 
     def identity(self, ctx: Ctx) -> str:
-        """Who is calling, apart from which session (one identity may hold several)."""
+        """Who is calling, apart from which session (one identity may hold several): the principal
+        servers.auth authenticated, never anything a client merely sends."""
         if ctx.request is None:
             return STDIO_IDENTITY
-        return caller_identity(ctx.request.headers.get("authorization"), authenticated=bool(self.settings.auth_token))
+        return scope_identity(ctx.request.scope)
 
     # ---- tools -----------------------------------------------------------------------
     async def listed_tools(self) -> list[ToolSpec]:
@@ -409,8 +415,11 @@ class WorkbenchServer:
 
         # Progress only when the client asked for it (a token): an upstream is then not asked either.
         progress = session.report_progress if meta.get("progress_token") is not None else None
+        access = scope_access(ctx.request.scope) if ctx.request is not None else None
         call = CallContext(session_id=session_id, identity=self.identity(ctx), progress=progress, log=log,
-                           trace_context=trace, log_level=level, protocol_version=connection.protocol_version)
+                           trace_context=trace, scopes=frozenset(access.scopes) if access else frozenset(),
+                           claims=access.claims or {} if access else {}, log_level=level,
+                           protocol_version=connection.protocol_version)
         return self._relaying(ctx, call)
 
     def _relaying(self, ctx: Ctx, call: CallContext) -> CallContext:

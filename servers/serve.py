@@ -16,9 +16,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio
-from starlette.types import ASGIApp
 
-from servers.http import create_app
+from servers.http import StudioFactory, create_app
 from servers.listener import http_listener
 from servers.logs import configure_json_logging
 from servers.mcp_server import WorkbenchServer
@@ -53,7 +52,7 @@ async def _on_signals(
 
 
 async def serve_workbench(
-    workbench: Workbench, settings: ServeSettings, *, studio: Callable[[WorkbenchServer], ASGIApp] | None = None
+    workbench: Workbench, settings: ServeSettings, *, studio: StudioFactory | None = None
 ) -> None:
     """Serve `workbench` (already started by the caller) over stdio or streamable HTTP until
     stdin closes or SIGTERM/SIGINT; returns after a graceful shutdown. Over HTTP, `studio`
@@ -99,7 +98,7 @@ def _bind(settings: ServeSettings) -> socket.socket:
 
 
 async def _serve_http(
-    workbench: Workbench, settings: ServeSettings, studio: Callable[[WorkbenchServer], ASGIApp] | None
+    workbench: Workbench, settings: ServeSettings, studio: StudioFactory | None
 ) -> None:
     with _bind(settings) as sock:
         app = create_app(workbench, settings, studio=studio)

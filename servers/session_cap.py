@@ -2,7 +2,7 @@
 
 The SDK's session manager caps sessions in total (`max_sessions`, 503) and expires idle ones,
 but one client could still take the whole total for itself. Each session holds server memory
-until DELETE or idle expiry, so one identity (one bearer token) may hold at most `limit`.
+until DELETE or idle expiry, so one identity (a token's name or subject) may hold at most `limit`.
 
 Counting is exact, including concurrent openings: a request that could open a session reserves
 a slot before it reaches the SDK (check and reserve run without an await in between, so two
@@ -21,7 +21,8 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from servers.sessions import caller_identity, client_address
+from servers.auth import scope_identity
+from servers.sessions import client_address
 from workbench.core import logger
 
 _OPENING = "workbench.opening_identity"
@@ -42,9 +43,8 @@ def opens_legacy_session(scope: Scope) -> bool:
 
 
 class LegacySessionCap:
-    def __init__(self, limit: int, *, authenticated: bool, idle_timeout: float) -> None:
+    def __init__(self, limit: int, *, idle_timeout: float) -> None:
         self.limit = limit
-        self.authenticated = authenticated
         self.idle_timeout = idle_timeout
         self.live: Counter[str] = Counter()
         """Per identity: sessions held plus openings in flight."""
@@ -55,7 +55,7 @@ class LegacySessionCap:
         return _Guarded(app, self)
 
     def identity_of(self, scope: Scope) -> str:
-        return caller_identity(_header(scope, b"authorization"), authenticated=self.authenticated)
+        return scope_identity(scope)  # as authenticated by servers.auth (its middleware runs first)
 
     def reserve(self, scope: Scope, identity: str) -> bool:
         """Reserve a slot for `identity` on this request; False at the cap."""

@@ -6,11 +6,13 @@ A session id becomes `CallContext.session_id`, so per-caller state in the workbe
 - stdio: the one connection this process serves (`stdio-<random>`).
 - 2025-11-25 HTTP: the transport's `Mcp-Session-Id` (`http-<id>`); the SDK ends the
   session on DELETE or after `session_idle_timeout`, and we close it then.
-- 2026-07-28 HTTP is stateless, so identity comes from the request: a hash of the
-  bearer token and of an optional `Workbench-Session` header (`client-<hash>`). A client
-  that wants its own sandbox on a shared token sends a unique header value; without
-  either, all such clients share one session. These sessions end after
-  `session_idle_timeout` without calls.
+- 2026-07-28 HTTP is stateless, so the session comes from the request: a hash of the
+  authenticated identity and of an optional `Workbench-Session` header (`client-<hash>`).
+  Namespaced by identity, a header value names a session of the caller's own, never
+  another's. Without the header, one identity's sessionless clients share one session
+  (a stateless request has no connection to tell them apart; the TCP connection would not
+  do: keep-alive drops it between calls); a client that wants a sandbox of its own sends
+  a unique value. These sessions end after `session_idle_timeout` without calls.
 """
 
 from __future__ import annotations
@@ -39,30 +41,19 @@ STDIO_IDENTITY = "stdio"
 ANONYMOUS_IDENTITY = "anonymous"
 
 
-def caller_identity(authorization: str | None, *, authenticated: bool) -> str:
-    """Who is calling over HTTP, for `CallContext.identity` and per-identity caps.
-
-    With auth on, every request that got this far carried the valid token, so the identity is a
-    hash of it (`token-<16 hex>`: stable, and never the token itself). With auth off, whatever
-    header a client sends is unverified; taking it as an identity would let one client dodge
-    per-identity caps by inventing tokens, so all such callers are one `anonymous`."""
-    if not authenticated:
-        return ANONYMOUS_IDENTITY
-    _, _, token = (authorization or "").partition(" ")
-    return "token-" + hashlib.sha256(token.strip().encode()).hexdigest()[:16]
-
-
 def client_address(scope: Scope) -> str:
     """`host:port` of an HTTP request's peer, for log lines about refused requests."""
     client = scope.get("client")
     return f"{client[0]}:{client[1]}" if client else "unknown"
 
 
-def stateless_session_id(authorization: str | None, header: str | None) -> str:
-    """A stable id for a sessionless HTTP client; the token itself never appears in it."""
-    if not authorization and not header:
+def stateless_session_id(identity: str, header: str | None) -> str:
+    """A stable id for a sessionless HTTP client, namespaced by its identity: two identities
+    sending the same `Workbench-Session` value get two sessions, never one."""
+    if identity == ANONYMOUS_IDENTITY and not header:
         return "client-anonymous"
-    digest = hashlib.sha256(f"{authorization or ''}\0{header or ''}".encode()).hexdigest()[:24]
+    # Length-prefixed, so no (identity, header) pair can spell another pair's input.
+    digest = hashlib.sha256(f"{len(identity)}:{identity}\0{header or ''}".encode()).hexdigest()[:24]
     return f"client-{digest}"
 
 

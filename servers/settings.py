@@ -9,8 +9,12 @@ from pathlib import Path
 from typing import Literal
 
 from mcp.server.transport_security import TransportSecuritySettings
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from servers.audit import AuditConfig
+from servers.oauth_resource import OAuthConfig
+from servers.policy import PolicyConfig
+from servers.rate_limit import LimitsConfig
 from workbench.core import ConfigError, logger
 
 SESSION_HEADER = "Workbench-Session"
@@ -24,6 +28,24 @@ class ServeError(ConfigError):
 ANY_HOST = "*"
 """`serve.allowed_hosts = ["*"]`: the deliberate opt-out of Host/Origin checks."""
 _ALL_INTERFACES = ("0.0.0.0", "::", "")
+
+
+class StaticToken(BaseModel):
+    """One named shared secret of `[serve.tokens]`: `alice = "${ALICE_TOKEN}"`, or a table with scopes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: SecretStr
+    scopes: list[str] = Field(default_factory=list)
+    """Scopes the policy sees for this identity (none unless configured)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: object) -> object:
+        return {"token": value} if isinstance(value, str) else value
+
+
+MIN_TOKEN_CHARS = 16
 
 
 def is_loopback(host: str) -> bool:
@@ -49,6 +71,10 @@ class ServeConfig(BaseModel):
     use the sources as their `[servers.X]` shapes them; resources are not filtered)."""
     auth_token_env: str | None = "WORKBENCH_TOKEN"
     auth_token_file: str | None = None
+    tokens: dict[str, StaticToken] = Field(default_factory=dict)
+    """`[serve.tokens]`: named static tokens for a small team (name = "${VAR}"); the name is the identity."""
+    oauth: OAuthConfig | None = None
+    """`[serve.oauth]`: accept OAuth 2.1 access tokens (JWT or introspected) from one authorization server."""
     allowed_hosts: list[str] = Field(default_factory=list)
     """Host names clients use (`tools.example.com`, `tools.example.com:*`). Required when bound to
     0.0.0.0 or ::, so the Host check against DNS rebinding stays on; `["*"]` turns it off deliberately."""
@@ -61,7 +87,7 @@ class ServeConfig(BaseModel):
     """Live 2025-era HTTP sessions in total (each holds server memory until DELETE or idle expiry);
     past it a new session gets 503."""
     max_sessions_per_identity: int = Field(default=32, ge=1)
-    """Live 2025-era HTTP sessions one identity (bearer token) may hold, so one client cannot take
+    """Live 2025-era HTTP sessions one identity (a token's name or subject) may hold, so one client cannot take
     the whole `max_sessions`; past it a new session gets 429."""
     header_timeout: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     """Seconds a client has to send a complete request head (request line and headers); a slower
@@ -76,10 +102,16 @@ class ServeConfig(BaseModel):
     """SQLite file where served tool calls and Studio's agent runs are recorded (default
     `$WORKBENCH_STATE_DIR/runs.sqlite`, else `~/.local/state/mcp-workbench/runs.sqlite`); "" records nothing."""
     max_sandboxes_per_identity: int | None = Field(default=8, ge=1)
-    """Sandboxes one identity (bearer token) may hold at once, so one client cannot take every
-    place under `[sandbox] max_sandboxes`; past it, that identity's new session is refused at once.
-    With one shared static token every client is the same identity, so this bounds them together
-    until each person has a token of their own (OAuth)."""
+    """Sandboxes one identity (a token's name or subject) may hold at once, so one client cannot take
+    every place under `[sandbox] max_sandboxes`; past it, that identity's new session is refused at
+    once. With one shared static token every client is the same identity, so this bounds them
+    together; named tokens or OAuth give each person their own."""
+    policy: PolicyConfig | None = None
+    """`[serve.policy]`: which tools, resources and prompts each caller may use (servers/policy.py)."""
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    """`[serve.limits]`: per-identity call rate, concurrency and HTTP request rate (servers/rate_limit.py)."""
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    """`[serve.audit]`: where the per-call audit lines go besides the server log (servers/audit.py)."""
 
 
 class ServeSettings(ServeConfig):
@@ -117,11 +149,13 @@ class ServeSettings(ServeConfig):
             raise ServeError(f"serve.port must be between 0 and 65535, got {self.port}")
         if self.max_concurrent_calls_per_client < 1:
             raise ServeError("serve.max_concurrent_calls_per_client must be at least 1")
-        if self.transport == "http" and not is_loopback(self.host) and not self.auth_token:
+        self._check_tokens()
+        if self.transport == "http" and not is_loopback(self.host) and not self.authenticates:
             raise ServeError(
                 f"refusing to serve on {self.host} without authentication: anyone who can reach the port could run "
                 "every exposed tool. Set a bearer token (export WORKBENCH_TOKEN=..., or serve.auth_token_env / "
-                "serve.auth_token_file in the config), or bind to 127.0.0.1."
+                "serve.auth_token_file in the config), named tokens ([serve.tokens]), an authorization server "
+                "([serve.oauth]), or bind to 127.0.0.1."
             )
         if self.transport == "http" and self.host in _ALL_INTERFACES and not self.allowed_hosts:
             # Host/Origin checks are defence in depth beside the token; turning them off must be a
@@ -132,6 +166,23 @@ class ServeSettings(ServeConfig):
                 '["tools.example.com", ...] in the config (["*"] turns the check off deliberately), '
                 "or bind to 127.0.0.1."
             )
+
+    @property
+    def authenticates(self) -> bool:
+        """Whether HTTP requests must carry a token (any of WORKBENCH_TOKEN, [serve.tokens], [serve.oauth])."""
+        return bool(self.auth_token or self.tokens or self.oauth)
+
+    def _check_tokens(self) -> None:
+        seen: dict[str, str] = {self.auth_token: "WORKBENCH_TOKEN"} if self.auth_token else {}
+        for name, secret in ((n, t.token.get_secret_value()) for n, t in self.tokens.items()):
+            if not name.strip():
+                raise ServeError("serve.tokens: a token name is empty; the name is who calls, give it one")
+            if len(secret.strip()) < MIN_TOKEN_CHARS:
+                raise ServeError(f"serve.tokens.{name}: the token is {'empty' if not secret.strip() else 'short'}; "
+                                 f"use at least {MIN_TOKEN_CHARS} random characters (e.g. `openssl rand -hex 32`)")
+            if secret in seen:  # one secret, two names: who is calling would be a guess
+                raise ServeError(f"serve.tokens.{name} and {seen[secret]} hold the same token; give each its own")
+            seen[secret] = name
 
     def transport_security(self) -> TransportSecuritySettings:
         """Host/Origin checks against DNS rebinding: loopback names always, plus the configured lists."""

@@ -25,10 +25,12 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from servers.auth import TokenRejected, Verifier
 from servers.mcp_server import WorkbenchServer
+from servers.policy import calling_as
 from servers.studio.api_runs import routes as runs_routes
 from servers.studio.health_api import health_routes
-from servers.studio.login import StudioLogin
+from servers.studio.login import LoginRefused, StudioLogin
 from servers.studio.sandboxes_api import sandbox_routes
 from servers.studio.tools_api import tool_routes
 from servers.studio.web import api_error, session_of
@@ -61,11 +63,13 @@ class StudioContext:
     """The config as loaded (secrets masked) and the file's errors now: see `servers.studio.config_view`."""
     runners: Mapping[str, Any] = field(default_factory=dict)
     """Agents and teams by name, for the Playground."""
+    verifier: Verifier | None = None
+    """The token verifiers `/mcp` uses (`create_app` passes them); None: no authentication configured."""
 
     login: StudioLogin = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.login = StudioLogin(self.server.settings)
+        self.login = StudioLogin(self.server.settings, self.verifier)
 
 
 def _safe_next(value: str | None) -> str:
@@ -101,7 +105,7 @@ class _Guard:
         if path == PREFIX + "/login" or path.startswith(PREFIX + "/static/"):
             await self.app(scope, receive, send)
             return
-        session = self.login.session(request)
+        session = await self.login.session(request)
         if session is None:
             if path.startswith(PREFIX + "/api/") or request.method != "GET":
                 why = "send 'Authorization: Bearer <token>', or log in at /ui/login"
@@ -116,7 +120,10 @@ class _Guard:
             await api_error(403, "csrf", "missing or wrong X-Studio-CSRF header: reload the page")(scope, receive, send)
             return
         scope.setdefault("state", {})["studio_session"] = session
-        await self.app(scope, receive, send)
+        # Everything this request does on the served workbench (listings, calls, reads — and the tasks
+        # it starts, which inherit this) is judged by the policy, limits and audit as this caller.
+        with calling_as(session.caller()):
+            await self.app(scope, receive, send)
 
 
 class _Headers:
@@ -161,8 +168,8 @@ def _login_page(next_path: str, error: str = "") -> str:
         "Log in",
         '<form class="login panel" method="post" action="/ui/login">',
         "<h1>Workbench Studio</h1>",
-        '<p class="muted">Enter the token this server was started with (<code>WORKBENCH_TOKEN</code>, '
-        "or the file named by <code>serve.auth_token_file</code>).</p>",
+        '<p class="muted">Enter a token this server accepts: <code>WORKBENCH_TOKEN</code>, one of '
+        "<code>[serve.tokens]</code>, or an OAuth access token for it.</p>",
         alert,
         '<div class="field"><label for="token">Token</label>',
         '<input id="token" name="token" type="password" autocomplete="current-password" required autofocus></div>',
@@ -180,7 +187,7 @@ def studio_app(context: StudioContext) -> ASGIApp:
         next_path = _safe_next(request.query_params.get("next"))
         if not login.required:  # no token configured (loopback only): nothing to ask for
             response: Response = RedirectResponse(next_path, status_code=303)
-            login.set_cookie(response, request, login.new_cookie())
+            login.set_cookie(response, request, *login.new_cookie(None))
             return response
         return HTMLResponse(_login_page(next_path))
 
@@ -189,11 +196,20 @@ def studio_app(context: StudioContext) -> ASGIApp:
             return HTMLResponse(_login_page(PREFIX + "/tools", "The form was too large."), status_code=413)
         form = await request.form(max_files=0, max_fields=4)
         token, next_path = form.get("token"), _safe_next(str(form.get("next") or ""))
-        if not isinstance(token, str) or not login.token_ok(token):
-            logger.warning("studio login failed", extra={"client": request.client.host if request.client else "?"})
-            return HTMLResponse(_login_page(next_path, "That token is not this server's token."), status_code=401)
+        try:
+            if not isinstance(token, str):
+                raise TokenRejected("missing")
+            cookie, max_age = login.new_cookie(await login.verify(token))
+        except TokenRejected as e:
+            logger.warning("studio login failed", extra={
+                "reason": e.reason, "client": request.client.host if request.client else "?"})
+            why = ("That token lacks the scopes this server requires." if e.status == 403
+                   else "This server does not accept that token.")
+            return HTMLResponse(_login_page(next_path, why), status_code=e.status)
+        except LoginRefused as e:
+            return HTMLResponse(_login_page(next_path, str(e)), status_code=401)
         response = RedirectResponse(next_path, status_code=303)
-        login.set_cookie(response, request, login.new_cookie())
+        login.set_cookie(response, request, cookie, max_age)
         return response
 
     async def logout(request: Request) -> Response:

@@ -25,7 +25,7 @@ from servers.sessions import SessionLimitError
 from servers.studio.events import Emit, EventStream
 from servers.studio.web import api_error, read_json_object, session_of
 from workbench.composite import CompositeWorkbench
-from workbench.core import CallContext, ResourceNotFoundError, ToolNotFoundError, logger
+from workbench.core import ResourceNotFoundError, ToolNotFoundError, logger
 
 if TYPE_CHECKING:
     from servers.studio.app import StudioContext
@@ -88,7 +88,7 @@ def tool_routes(context: StudioContext) -> list[BaseRoute]:
             async def log(params: mt.LoggingMessageNotificationParams) -> None:
                 await emit("log", params.model_dump(mode="json", exclude_none=True))
 
-            ctx = CallContext(session_id=session.id, identity=session.identity, progress=progress, log=log)
+            ctx = session.caller(progress=progress, log=log)
             started = time.perf_counter()
             outcome = "cancelled"
             try:
@@ -119,7 +119,7 @@ def tool_routes(context: StudioContext) -> list[BaseRoute]:
             return api_error(400, "bad_uri", f"pass ?uri= with a resource URI of at most {MAX_URI_CHARS} characters")
         try:
             session = session_of(request)  # read as this browser's session, like its calls
-            read = await server.served.read_resource(uri, CallContext(session_id=session.id, identity=session.identity))
+            read = await server.served.read_resource(uri, session.caller())
         except ResourceNotFoundError as e:
             return api_error(404, "not_found", str(e))
         except Exception as e:  # an upstream that fails to read: its message, not a traceback

@@ -270,7 +270,7 @@ def test_stateless_session_ids_separate_tokens_and_hide_them() -> None:
     bob_tab = stateless_session_id("Bearer bob-token", "tab-1")
     assert stateless_session_id("Bearer alice-token", "tab-1") not in (alice, bob_tab)
     assert "alice-token" not in alice and alice.startswith("client-")
-    assert stateless_session_id(None, None) == "client-anonymous"
+    assert stateless_session_id("anonymous", None) == "client-anonymous"
 
 
 async def test_a_wrong_path_answers_404_naming_the_mcp_path() -> None:

@@ -5,7 +5,7 @@ into the server."""
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +13,9 @@ from typing import Any
 
 import anyio
 import httpx2
-from starlette.types import ASGIApp
 
 from servers import ServeSettings, WorkbenchServer, create_app
+from servers.http import StudioFactory
 from servers.listener import http_listener
 from servers.studio import StudioContext, studio_app
 from workbench import Workbench
@@ -54,14 +54,15 @@ class StudioHttp:
 @asynccontextmanager
 async def studio_http(
     workbench: Workbench, *, token: str | None = "studio-test-token", context: dict[str, Any] | None = None,
-    studio: Callable[[WorkbenchServer], ASGIApp] | None = None, **settings: Any,
+    studio: StudioFactory | None = None, **settings: Any,
 ) -> AsyncIterator[StudioHttp]:
     """`workbench` served over real HTTP on a free loopback port, Studio mounted at /ui (built by
     `studio`, or from a `StudioContext` with the `context` fields)."""
     serve = ServeSettings(transport="http", host="127.0.0.1", port=free_port(), auth_token=token, log_json=False,
                           **settings)
     app = create_app(workbench, serve,
-                     studio=studio or (lambda server: studio_app(StudioContext(server, **(context or {})))))
+                     studio=studio or (lambda server, verifier: studio_app(
+                         StudioContext(server, verifier=verifier, **(context or {})))))
     listener = http_listener(app, serve)
     async with workbench, anyio.create_task_group() as tg:
         tg.start_soon(listener.serve)

@@ -5,12 +5,15 @@ the security headers. Each defence has a test that fails without it."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import time
 
 import pytest
 from studio_harness import StudioHttp, studio_http
 
+from servers.auth import StaticTokens
 from servers.settings import ServeSettings
 from servers.studio.login import COOKIE, SESSION_SECONDS, StudioLogin
 from workbench import CompositeWorkbench, StaticWorkbench
@@ -59,7 +62,7 @@ async def test_a_wrong_token_is_refused_and_gets_no_cookie() -> None:
         response = await studio.http.post("/ui/login", data={"token": "guess", "next": "/ui/tools"})
         assert response.status_code == 401
         assert COOKIE not in response.cookies
-        assert "That token is not this server" in response.text
+        assert "This server does not accept that token" in response.text
 
 
 async def test_the_login_cookie_opens_pages_and_api_and_is_httponly_strict() -> None:
@@ -83,9 +86,10 @@ async def test_the_login_cookie_opens_pages_and_api_and_is_httponly_strict() -> 
 async def test_a_tampered_or_foreign_cookie_is_refused() -> None:
     async with studio_http(tools()) as studio:
         cookie, _ = await log_in(studio)
-        issued, nonce, mac = cookie.split(".")
-        forged = [f"{issued}.{nonce}x.{mac}", f"{int(issued) + 1}.{nonce}.{mac}", f"{issued}.{nonce}.{'0' * len(mac)}",
-                  f"{issued}.{nonce}", "x" * 5000]
+        body, mac = cookie.split(".")
+        payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        as_alice = base64.urlsafe_b64encode(json.dumps({**payload, "id": "alice"}).encode()).decode().rstrip("=")
+        forged = [f"{body}x.{mac}", f"{as_alice}.{mac}", f"{body}.{'0' * len(mac)}", body, "x" * 5000]
         for value in forged:
             assert (await studio.http.get("/ui/api/tools", cookies={COOKIE: value})).status_code == 401, value
     # A cookie signed under another token (the token was rotated) opens nothing.
@@ -95,13 +99,13 @@ async def test_a_tampered_or_foreign_cookie_is_refused() -> None:
 
 async def test_a_cookie_expires(monkeypatch: pytest.MonkeyPatch) -> None:
     async with studio_http(tools()) as studio:
-        login = StudioLogin(ServeSettings(transport="http", auth_token=TOKEN))
+        login = StudioLogin(ServeSettings(transport="http", auth_token=TOKEN), StaticTokens.single(TOKEN))
         real = time.time()
         monkeypatch.setattr(time, "time", lambda: real - SESSION_SECONDS - 5)
-        old = login.new_cookie()
+        old, _ = login.new_cookie(await login.verify(TOKEN))
         monkeypatch.setattr(time, "time", lambda: real)
         assert (await studio.http.get("/ui/api/tools", cookies={COOKIE: old})).status_code == 401
-        fresh = login.new_cookie()  # the same key, today: accepted (so the refusal above was the age)
+        fresh, _ = login.new_cookie(await login.verify(TOKEN))  # the same key, today: accepted (so it was the age)
         assert (await studio.http.get("/ui/api/tools", cookies={COOKIE: fresh})).status_code == 200
 
 

@@ -213,6 +213,28 @@ async def _check_agent_tools(config: Config) -> Check:
     return Check("agent tools", True, "every agent's tools glob matches a tool")
 
 
+async def _check_serve_auth(config: Config) -> Check:
+    """Who `workbench serve` over HTTP would let in, and whether `[serve.oauth]`'s issuer hands out its keys."""
+    import httpx2
+
+    from servers.oauth_resource import Jwks
+
+    serve = config.serve
+    named = ", ".join(serve.tokens) or "none"
+    oauth = serve.oauth
+    if oauth is None:
+        return Check("serve auth", True, f"named tokens: {named}; no [serve.oauth]", required=False)
+    try:
+        with anyio.fail_after(oauth.http_timeout * 3):
+            async with httpx2.AsyncClient(timeout=oauth.http_timeout, follow_redirects=False) as http:
+                keys = await Jwks(oauth, http).fetch()
+    except Exception as e:  # a report, not a crash
+        return Check("serve auth", False, f"issuer {oauth.issuer}: cannot fetch its keys ({type(e).__name__}: {e})",
+                     "check serve.oauth.issuer (or set serve.oauth.jwks_uri); the issuer must be reachable from here")
+    return Check("serve auth", True, f"issuer {oauth.issuer}: {len(keys.keys)} signing key(s); audience "
+                 f"{oauth.resource}; named tokens: {named}")
+
+
 async def doctor_checks(config: Config | None) -> list[Check]:
     """Every check `workbench doctor` runs (Studio's Health page shows them live)."""
     checks = [_check_python()]
@@ -235,6 +257,8 @@ async def doctor_checks(config: Config | None) -> list[Check]:
                     tg.start_soon(one, f"l:{name}", _check_login(name, config))
             for name in config.models:
                 tg.start_soon(one, f"m:{name}", _check_model(name, config))
+            if config.serve.transport == "http" and (config.serve.oauth or config.serve.tokens):
+                tg.start_soon(one, "a:serve", _check_serve_auth(config))
             if any(agent.tools for agent in config.agents.values()):
                 tg.start_soon(one, "t:agents", _check_agent_tools(config))
         checks += [results[k] for k in sorted(results)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import time
 import webbrowser
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,8 @@ from typing import Any
 import anyio
 from starlette.types import ASGIApp
 
+from servers.auth import Verifier
+from servers.http import StudioFactory
 from servers.mcp_server import WorkbenchServer
 from servers.studio import StudioContext, studio_app
 from servers.studio.config_view import config_report
@@ -22,7 +24,7 @@ from workbench.core import logger
 
 
 def studio_factory(config: Config, path: Path,
-                   runners: Mapping[str, Any] | None = None) -> Callable[[WorkbenchServer], ASGIApp]:
+                   runners: Mapping[str, Any] | None = None) -> StudioFactory:
     """What `create_app(studio=...)` takes: Studio for the server, knowing this config (and its
     agents and teams, for the Playground: `runners` may be filled until the server starts)."""
     from workbench.cli.doctor import doctor_checks
@@ -35,8 +37,8 @@ def studio_factory(config: Config, path: Path,
     def report() -> dict[str, Any]:
         return config_report(path, loaded, lambda: load_config(path))
 
-    def build(server: WorkbenchServer) -> ASGIApp:
-        return studio_app(StudioContext(server, checks=checks, config_report=report,
+    def build(server: WorkbenchServer, verifier: Verifier | None) -> ASGIApp:
+        return studio_app(StudioContext(server, checks=checks, config_report=report, verifier=verifier,
                                         runners=runners if runners is not None else {}))
 
     return build
