@@ -58,8 +58,8 @@ async def studio_http(
 ) -> AsyncIterator[StudioHttp]:
     """`workbench` served over real HTTP on a free loopback port, Studio mounted at /ui (built by
     `studio`, or from a `StudioContext` with the `context` fields)."""
-    serve = ServeSettings(transport="http", host="127.0.0.1", port=free_port(), auth_token=token, log_json=False,
-                          **settings)
+    settings.setdefault("port", free_port())
+    serve = ServeSettings(transport="http", host="127.0.0.1", auth_token=token, log_json=False, **settings)
     app = create_app(workbench, serve,
                      studio=studio or (lambda server, verifier: studio_app(
                          StudioContext(server, verifier=verifier, **(context or {})))))
