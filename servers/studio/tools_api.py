@@ -6,7 +6,9 @@ A call from Studio is a call like any MCP client's: it goes to the served workbe
 `expose` allowlist applies), runs in the browser's own session (one sandbox per login, closed
 when it idles out like any stateless client's) under the caller's identity (per-identity caps
 count it), counts against the per-client concurrency limit, and is refused while the server
-drains. The stream carries `progress` and `log` events, then one `result` (the MCP
+drains. The stream carries `progress`, `log` and `question` events (a question the call asks the
+person — the policy's approval — answered at `/ui/api/questions/<id>`: `servers.studio.questions`),
+then one `result` (the MCP
 `CallToolResult`, exactly as a client would receive it) or one `error`. Closing the stream
 cancels the call.
 """
@@ -23,6 +25,7 @@ from starlette.routing import BaseRoute, Route
 
 from servers.sessions import SessionLimitError
 from servers.studio.events import Emit, EventStream
+from servers.studio.questions import Questions
 from servers.studio.web import api_error, read_json_object, session_of
 from workbench.composite import CompositeWorkbench
 from workbench.core import ResourceNotFoundError, ToolNotFoundError, logger
@@ -39,6 +42,7 @@ SERVER_SOURCE = "server"
 def tool_routes(context: StudioContext) -> list[BaseRoute]:
     server = context.server
     settings = server.settings
+    questions = Questions()
 
     def source_of(name: str) -> str:
         workbench = server.workbench
@@ -88,7 +92,7 @@ def tool_routes(context: StudioContext) -> list[BaseRoute]:
             async def log(params: mt.LoggingMessageNotificationParams) -> None:
                 await emit("log", params.model_dump(mode="json", exclude_none=True))
 
-            ctx = session.caller(progress=progress, log=log)
+            ctx = session.caller(progress=progress, log=log, elicitation=questions.asker(session.id, emit))
             started = time.perf_counter()
             outcome = "cancelled"
             try:
@@ -130,4 +134,5 @@ def tool_routes(context: StudioContext) -> list[BaseRoute]:
         Route("/resource", read_resource, methods=["GET"]),
         Route("/tools", list_tools, methods=["GET"]),
         Route("/tools/{name}/call", call_tool, methods=["POST"]),
+        *questions.routes(),
     ]

@@ -5,6 +5,7 @@ authorization server issuing real JWTs."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import Any
@@ -143,3 +144,46 @@ async def test_a_cookie_dies_with_the_token_it_was_issued_for() -> None:
         assert (await studio.http.get("/ui/api/session", headers=headers)).status_code == 200
         await anyio.sleep(3)  # past the token's exp (a real wait: the cookie's expiry is the token's own)
         assert (await studio.http.get("/ui/api/session", headers=headers)).status_code == 401
+
+
+APPROVAL: dict[str, Any] = {**NAMED, "policy": {"rules": [
+    {"identities": ["alice"], "tools": ["*"], "require_approval": ["fn__secret"]},
+    {"identities": ["bob"], "tools": ["fn__add"]},
+]}}
+
+
+async def approve_over_the_stream(studio: StudioHttp, asker: dict[str, str], answerer: dict[str, str],
+                                  answer: dict[str, Any]) -> tuple[int, str]:
+    """Call fn__secret as `asker`; on its question, post `answer` as `answerer`: (that status, the stream)."""
+    events: list[str] = []
+    status = 0
+    with anyio.fail_after(30):
+        async with studio.http.stream("POST", "/ui/api/tools/fn__secret/call", headers=asker,
+                                      json={"arguments": {}}) as stream:
+            async for line in stream.aiter_lines():
+                events.append(line)
+                if line.startswith("data:") and events[-2:-1] == ["event: question"]:
+                    asked = json.loads(line[5:])
+                    assert "needs your approval" in asked["message"]
+                    response = await studio.http.post(f"/ui/api/questions/{asked['id']}", headers=answerer, json=answer)
+                    status = response.status_code
+                    if status != 204:  # nobody else may answer: give up the call (closing cancels it)
+                        break
+    return status, "\n".join(events)
+
+
+async def test_the_console_answers_the_policys_approval_question() -> None:
+    async with studio_http(tools(), **APPROVAL) as studio:
+        alice = await console(studio, ALICE)
+        status, stream = await approve_over_the_stream(studio, alice, alice, {"action": "accept",
+                                                                              "content": {"approve": True}})
+        assert status == 204 and "the launch codes" in stream
+        status, stream = await approve_over_the_stream(studio, alice, alice, {"action": "decline"})
+        assert status == 204 and "was not approved" in stream and "launch codes" not in stream
+        # Another browser of the same person, or anyone else, cannot answer alice's question.
+        other = await console(studio, ALICE)
+        status, stream = await approve_over_the_stream(studio, alice, other, {"action": "accept",
+                                                                              "content": {"approve": True}})
+        assert status == 404 and "launch codes" not in stream
+        bad = await studio.http.post("/ui/api/questions/x", headers=alice, json={"action": "maybe"})
+        assert bad.status_code == 400

@@ -29,7 +29,7 @@ def test_the_console_refuses_a_browser_without_the_token(browser: Any, studio_se
 
         page.get_by_label("Token").fill("not-the-token")
         page.get_by_role("button", name="Log in").click()
-        expect(page.get_by_role("alert")).to_contain_text("not this server's token")
+        expect(page.get_by_role("alert")).to_contain_text("does not accept that token")
         shot(page, "login-refused")
 
         page.get_by_label("Token").fill(studio_server.token)

@@ -92,6 +92,37 @@ function annotationBadges(tool) {
   return out;
 }
 
+/** A question the call asks the person (the policy's approval, or a tool's own form elicitation):
+ * a yes/no question gets Approve and Deny; any other form is filled in, submitted or declined. */
+function question(q) {
+  const props = Object.entries(q.schema?.properties || {});
+  const yesNo = props.length === 1 && props[0][1].type === "boolean" ? props[0][0] : null;
+  const form = yesNo ? null : fieldFor(q.schema || { type: "object" }, { schema: q.schema, root: q.schema, top: true });
+  const said = h("p", { class: "muted", role: "status" });
+  const buttons = [];
+  const answer = async (action, content) => {
+    for (const b of buttons) b.disabled = true;
+    try {
+      await api(`questions/${encodeURIComponent(q.id)}`, { method: "POST", body: { action, content } });
+      said.textContent = action === "accept" ? (yesNo ? "Approved." : "Answered.") : "Declined.";
+    } catch (err) {
+      said.replaceChildren(notice(err, "error"));
+    }
+  };
+  const ok = yesNo
+    ? h("button", { type: "button", onclick: () => answer("accept", { [yesNo]: true }) }, "Approve")
+    : h("button", { type: "button", onclick: () => {
+      let content;
+      try { content = form.get() ?? {}; } catch (err) { said.replaceChildren(notice(err, "error")); return; }
+      answer("accept", content);
+    } }, "Submit");
+  const no = h("button", { type: "button", class: "danger", onclick: () => answer("decline") }, yesNo ? "Deny" : "Decline");
+  buttons.push(ok, no);
+  return h("div", { class: "question panel", role: "group", "aria-label": "Question from the call" },
+    h("p", { class: "result-title" }, "The call asks"), h("p", {}, q.message),
+    form ? form.el : null, h("div", { class: "toolbar" }, ok, no), said);
+}
+
 function drawTool(root, tool, pageSignal) {
   const schema = tool.inputSchema || { type: "object" };
   const form = fieldFor(schema, { name: "", schema, root: schema, top: true });
@@ -152,6 +183,8 @@ function drawTool(root, tool, pageSignal) {
           if (event === "progress") {
             if (data.total) { bar.max = data.total; bar.value = data.progress; } else bar.removeAttribute("value");
             words.textContent = `${data.progress}${data.total ? ` / ${data.total}` : ""}${data.message ? ` — ${data.message}` : ""}`;
+          } else if (event === "question") {
+            result.append(question(data));
           } else if (event === "log") {
             logs.append(h("div", { class: "mono muted" }, `[${data.level}] ${typeof data.data === "string" ? data.data : JSON.stringify(data.data)}`));
           } else if (event === "result") {
