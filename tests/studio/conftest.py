@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,37 +39,89 @@ def studio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioSe
     """`workbench serve` on the example config, exactly as a user starts it (from this checkout)."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    port, token = free_port(), secrets.token_urlsafe(24)
+    token = secrets.token_urlsafe(24)
     folder = tmp_path_factory.mktemp("studio")
-    log = folder / "serve.log"
-    # A copy of the example config (its relative paths kept by links), so a test may break it.
+    config = example_folder(folder) / "workbench.toml"
+    config.write_text((ROOT / "examples" / "workbench.toml").read_text())
+    with workbench_serve(config, {"WORKBENCH_TOKEN": token}) as (base, log):
+        yield StudioServer(base, token, log, config)
+
+
+POLICY_CONFIG = """
+[servers.demo]
+command = "${WORKBENCH_PYTHON}"
+args = ["servers/demo_server.py"]
+timeout = 30
+
+[serve]
+transport = "http"
+
+[serve.tokens.alice]
+token = "ALICE"
+
+[serve.tokens.bob]
+token = "BOB"
+
+[[serve.policy.rules]]
+identities = ["alice"]
+tools = ["demo__*"]
+require_approval = ["demo__add"]
+
+[[serve.policy.rules]]
+identities = ["bob"]
+tools = ["demo__*"]
+deny_tools = ["demo__add"]
+"""
+
+
+@pytest.fixture(scope="session")
+def policy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """`workbench serve` for two people with named tokens and a policy: alice may call demo__add after
+    approving it, bob may not call it at all. (Its base URL, each person's token.)"""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    tokens = {"alice": secrets.token_urlsafe(24), "bob": secrets.token_urlsafe(24)}
+    config = example_folder(tmp_path_factory.mktemp("policy")) / "workbench.toml"
+    config.write_text(POLICY_CONFIG.replace('"ALICE"', f'"{tokens["alice"]}"').replace('"BOB"', f'"{tokens["bob"]}"'))
+    with workbench_serve(config, {}) as (base, _):
+        yield base, tokens
+
+
+def example_folder(folder: Path) -> Path:
+    """A folder for a copy of an example config, its relative paths kept by links."""
     (folder / "examples").mkdir()
     (folder / "examples" / "servers").symlink_to(ROOT / "examples" / "servers")
     (folder / "node_modules").symlink_to(ROOT / "node_modules")
-    config = folder / "examples" / "workbench.toml"
-    config.write_text((ROOT / "examples" / "workbench.toml").read_text())
-    env = {**os.environ, "WORKBENCH_TOKEN": token, "PYTHONPATH": str(ROOT)}
+    return folder / "examples"
+
+
+@contextmanager
+def workbench_serve(config: Path, env: dict[str, str]) -> Iterator[tuple[str, Path]]:
+    """`workbench serve --transport http` on `config`, exactly as a user starts it (from this
+    checkout): (its base URL, its log file), stopped (SIGTERM: drained, sandboxes removed) after."""
+    port, log = free_port(), config.parent.parent / "serve.log"
+    environ = {k: v for k, v in os.environ.items() if k != "WORKBENCH_TOKEN"}
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "workbench.cli", "serve", "-c", str(config), "--transport", "http",
              "--port", str(port)],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=ROOT, env={**environ, **env, "PYTHONPATH": str(ROOT)}, stdout=out, stderr=subprocess.STDOUT,
         )
-    server = StudioServer(f"http://127.0.0.1:{port}", token, log, config)
+    base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if process.poll() is not None:
                 pytest.fail(f"workbench serve exited with {process.returncode}:\n{log.read_text()[-3000:]}")
             try:
-                if httpx2.get(f"{server.base}/healthz", timeout=2).status_code == 200:
+                if httpx2.get(f"{base}/healthz", timeout=2).status_code == 200:
                     break
             except httpx2.TransportError:
                 pass
             if time.monotonic() > deadline:
                 pytest.fail(f"workbench serve did not listen within {START_TIMEOUT:g} s:\n{log.read_text()[-3000:]}")
             time.sleep(0.25)
-        yield server
+        yield base, log
     finally:
         process.send_signal(signal.SIGTERM)  # drains, stops the sources, removes its sandbox containers
         try:
