@@ -23,11 +23,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from servers.policy import current_caller
 from servers.sessions import SessionLimitError
 from servers.studio.events import Emit, EventStream
 from servers.studio.runs import RunStore
 from servers.studio.traces import SpanCollector, install_collector
 from servers.studio.web import api_error, read_json_object, session_of
+from workbench.naming import safe_tool_name
 
 if TYPE_CHECKING:
     from servers.studio.app import StudioContext
@@ -119,8 +121,23 @@ def routes(context: StudioContext, *, store: RunStore | None = None, collector: 
         found["runs"] = [{k: v for k, v in r.items() if k != "identity"} for r in runs]
         return JSONResponse(found)
 
+    def may_run(agent: str) -> bool:
+        """Whether the caller (bound by Studio's guard) may run `agent` here: as over MCP, where the
+        agent is the tool of its name, the policy must grant that tool, without an approval (the
+        Playground asks nothing; such an agent runs from the Tools page, which asks)."""
+        policy = server.policy.policy
+        if policy is None:
+            return True
+        grant, tool = policy.grant(current_caller()), safe_tool_name(agent)
+        return grant.tools.admits(tool) and not grant.approval.admits(tool)
+
+    def denied(agent: str) -> str:
+        who = current_caller()
+        return (f"permission denied: the server's policy does not let {who.identity if who else 'this caller'!r} "
+                f"run {agent!r} from the Playground (it needs the tool {safe_tool_name(agent)!r}, without approval)")
+
     async def agents(request: Request) -> Response:
-        return JSONResponse({"agents": playground.catalog()})
+        return JSONResponse({"agents": [a for a in playground.catalog() if may_run(a["name"])]})
 
     def conversation_id(request: Request) -> str | None:
         value: str = request.path_params["conversation_id"]
@@ -140,9 +157,13 @@ def routes(context: StudioContext, *, store: RunStore | None = None, collector: 
             if isinstance(existing, str) and existing:
                 conversation = playground.conversation(existing, session.identity)
             elif isinstance(agent, str) and agent:
+                if not may_run(agent):  # before it holds one of the bounded conversation slots
+                    raise PlaygroundError(denied(agent), 403)
                 conversation = playground.new(agent, session.identity)
             else:
                 return api_error(400, "bad_request", "name an 'agent' to start a conversation, or a 'conversation'")
+            if not may_run(conversation.agent):  # the policy may have changed since (a restart)
+                raise PlaygroundError(denied(conversation.agent), 403)
             if conversation.running is not None:
                 raise PlaygroundError("this conversation is already running: stop it or wait for it", 409)
             server.sessions.touch(session.id, stateless=True)  # its sandbox idles out like any stateless client's

@@ -187,3 +187,27 @@ async def test_the_console_answers_the_policys_approval_question() -> None:
         assert status == 404 and "launch codes" not in stream
         bad = await studio.http.post("/ui/api/questions/x", headers=alice, json={"action": "maybe"})
         assert bad.status_code == 400
+
+
+async def run_python(code: str) -> str:
+    """Stands in for the sandbox."""
+    return f"ran {len(code)} chars"
+
+
+async def test_the_playground_runs_only_the_agents_the_policy_grants() -> None:
+    """Over MCP an agent is the tool of its name; the Playground must not be a way around that."""
+    from workbench.agents import CodeExecutorAgent
+    from workbench.static import FunctionTool
+
+    executor = CodeExecutorAgent("executor", StaticWorkbench([FunctionTool(run_python)]), description="Runs code.")
+    policy = {"rules": [{"identities": ["alice"], "tools": ["*"]}, {"identities": ["bob"], "tools": ["fn__add"]}]}
+    async with studio_http(tools(), **{**NAMED, "policy": policy}, context={"runners": {"executor": executor}}) as studio:
+        alice, bob = await console(studio, ALICE), await console(studio, BOB)
+        names = {who: [a["name"] for a in (await studio.http.get("/ui/api/playground/agents", headers=h)).json()["agents"]]
+                 for who, h in (("alice", alice), ("bob", bob))}
+        assert names == {"alice": ["executor"], "bob": []}
+        body = {"agent": "executor", "task": "```python\nprint(1)\n```"}
+        refused = await studio.http.post("/ui/api/playground/run", headers=bob, json=body)
+        assert refused.status_code == 403 and "'bob'" in refused.json()["error_description"]
+        ran = await studio.http.post("/ui/api/playground/run", headers=alice, json=body)
+        assert ran.status_code == 200 and "ran 9 chars" in ran.text
