@@ -1,8 +1,10 @@
 """Studio's HTTP side: the pages' shell, the static assets, login, and the JSON API under `/ui/api`.
 
 Mounted on the `workbench serve --transport http` app (see `StudioGate`), in front of the
-bearer middleware: Studio authenticates by itself — the bearer header as on `/mcp`, or the
-login cookie (`servers.studio.login`) a browser needs — and applies the same Host/Origin checks.
+`Authenticate` middleware: Studio authenticates by itself, with the same verifiers — the bearer
+header as on `/mcp`, or the login cookie (`servers.studio.login`) a browser needs — and applies
+the same Host/Origin checks. Each request then runs as its caller (`calling_as`), so the policy,
+rate limits and audit judge the console exactly as they judge MCP clients.
 
 The frontend is plain ES modules and one stylesheet, shipped in the package (no build step, no
 CDN): every page URL gets the same shell and the client router renders by path.
