@@ -19,10 +19,12 @@ import time
 from typing import TYPE_CHECKING
 
 import mcp.types as mt
+from mcp.shared.exceptions import MCPError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from servers.policy import FORBIDDEN
 from servers.sessions import SessionLimitError
 from servers.studio.events import Emit, EventStream
 from servers.studio.questions import Questions
@@ -126,6 +128,8 @@ def tool_routes(context: StudioContext) -> list[BaseRoute]:
             read = await server.served.read_resource(uri, session.caller())
         except ResourceNotFoundError as e:
             return api_error(404, "not_found", str(e))
+        except MCPError as e:  # the policy's refusal (or an upstream's JSON-RPC error): its message
+            return api_error(403 if e.error.code == FORBIDDEN else 502, "refused", e.error.message)
         except Exception as e:  # an upstream that fails to read: its message, not a traceback
             return api_error(502, "upstream", f"cannot read {uri}: {type(e).__name__}: {e}")
         return JSONResponse(read.model_dump(mode="json", by_alias=True, exclude_none=True))

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 import anyio
+import mcp.types as mt
 import pytest
 from authserver import AuthServer
 from studio_harness import StudioHttp, free_port, studio_http
@@ -18,6 +19,7 @@ from studio_harness import StudioHttp, free_port, studio_http
 from servers.oauth_resource import OAuthConfig
 from servers.studio.login import COOKIE
 from workbench import CompositeWorkbench, StaticWorkbench
+from workbench.core import CallContext
 
 pytestmark = pytest.mark.anyio
 ALICE, BOB = "alice-" + "a" * 26, "bob-" + "b" * 28
@@ -211,3 +213,20 @@ async def test_the_playground_runs_only_the_agents_the_policy_grants() -> None:
         assert refused.status_code == 403 and "'bob'" in refused.json()["error_description"]
         ran = await studio.http.post("/ui/api/playground/run", headers=alice, json=body)
         assert ran.status_code == 200 and "ran 9 chars" in ran.text
+
+
+class Readme(StaticWorkbench):
+    async def read_resource(self, uri: str, ctx: CallContext | None = None) -> mt.ReadResourceResult:
+        return mt.ReadResourceResult(contents=[mt.TextResourceContents(uri=uri, text="read me", mime_type="text/plain")])
+
+
+async def test_resource_reads_from_the_console_follow_the_policy() -> None:
+    policy = {"rules": [{"identities": ["alice"], "tools": ["*"], "resources": ["*"]},
+                        {"identities": ["bob"], "tools": ["*"], "deny_resources": ["*"]}]}
+    async with studio_http(CompositeWorkbench({"fn": Readme([add], name="fn")}), **{**NAMED, "policy": policy}) as studio:
+        uri = {"uri": "fn+demo://readme"}
+        read = await studio.http.get("/ui/api/resource", params=uri, headers=await console(studio, ALICE))
+        assert read.json()["contents"][0]["text"] == "read me"
+        refused = await studio.http.get("/ui/api/resource", params=uri, headers=await console(studio, BOB))
+        assert refused.status_code == 403 and "permission denied" in refused.json()["error_description"]
+        assert "read me" not in refused.text
