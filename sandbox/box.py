@@ -91,6 +91,8 @@ class DockerSandbox:
         self._container = container
         self._closed = False
         self.last_used = time.monotonic()
+        self.opened = time.monotonic()
+        """When this session began (an adopted container may be older: it waited in the pool)."""
         self.busy = 0
 
     @property

@@ -16,6 +16,8 @@ from typing import Annotated, Literal
 
 import anyio
 import mcp.types as mt
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 from pydantic import Field
 
 from sandbox.box import DockerSandbox, RunResult
@@ -30,6 +32,7 @@ from workbench.tasks import BackgroundTasks
 
 Timeout = Annotated[float, Field(ge=0, allow_inf_nan=False)] | None
 """A run's own timeout: a finite number of seconds, never NaN, infinite or negative."""
+_tracer = trace.get_tracer("workbench.sandbox")
 RECLAIMED_NOTE = ("your previous sandbox was reclaimed while idle (the server was at its sandbox cap): "
                   "this is a fresh one, earlier variables and files are gone")
 
@@ -173,6 +176,10 @@ class SandboxWorkbench(StaticWorkbench):
             await self.close_session(victim)
         self._admitting[identity] += 1
 
+    def live_sessions(self) -> dict[str, tuple[str, DockerSandbox]]:
+        """Session id → (the identity holding it, its sandbox), for consoles listing them (Studio)."""
+        return {sid: (self._owners.get(sid, "default"), box) for sid, box in self._sessions.items()}
+
     async def close_session(self, session_id: str) -> None:
         box = self._sessions.pop(session_id, None)
         self._owners.pop(session_id, None)
@@ -196,11 +203,17 @@ class SandboxWorkbench(StaticWorkbench):
                    ctx: CallContext) -> ToolResult:
         limit = self.settings.timeout if timeout is None else min(timeout, self.settings.timeout)
         seconds = ctx.timeout(limit)  # 0 once the caller's deadline has passed: the run times out at once
-        try:
-            box = await self._box(ctx)
-            result = await box.run(language, code, timeout=seconds)
-        except SandboxError as e:
-            return ToolResult.error(str(e))
+        # A span per run (under the caller's tool span), so a trace shows where the time went: here.
+        with _tracer.start_as_current_span(f"sandbox.run {language}", attributes={
+                "workbench.sandbox.language": language, "workbench.sandbox.code_chars": len(code)}) as span:
+            try:
+                box = await self._box(ctx)
+                result = await box.run(language, code, timeout=seconds)
+            except SandboxError as e:
+                span.set_status(StatusCode.ERROR, str(e)[:200])
+                return ToolResult.error(str(e))
+            span.set_attributes({"workbench.sandbox.exit_code": -1 if result.exit_code is None else result.exit_code,
+                                 "workbench.sandbox.timed_out": result.timed_out})
         if ctx.session_id in self._reclaimed:
             self._reclaimed.discard(ctx.session_id)
             result.notes.insert(0, RECLAIMED_NOTE)

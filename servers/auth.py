@@ -133,6 +133,19 @@ def scope_access(scope: Scope) -> AccessToken | None:
     return user.access_token if isinstance(user, AuthenticatedUser) else None
 
 
+async def verify_bearer(verifier: Verifier, authorization: str | None) -> AccessToken:
+    """The principal an `Authorization` header's bearer token stands for (also Studio's login)."""
+    if not authorization:
+        raise TokenRejected("missing")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer":
+        raise TokenRejected("wrong scheme")
+    if not token or len(token) > MAX_TOKEN_CHARS:
+        raise TokenRejected("invalid")
+    return await verifier.check(token)
+
+
 class Authenticate:
     """ASGI middleware: every request but the open paths carries a token `verifier` accepts.
     `required_scopes` are named in the challenge (the OAuth verifiers enforce them)."""
@@ -177,15 +190,7 @@ class Authenticate:
         scope["auth"] = AuthCredentials(access.scopes)
 
     async def _authenticate(self, authorization: str | None) -> AccessToken:
-        if not authorization:
-            raise TokenRejected("missing")
-        scheme, _, token = authorization.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer":
-            raise TokenRejected("wrong scheme")
-        if not token or len(token) > MAX_TOKEN_CHARS:
-            raise TokenRejected("invalid")
-        return await self.verifier.check(token)
+        return await verify_bearer(self.verifier, authorization)
 
     def _refusal(self, error: TokenRejected, *, presented: bool) -> JSONResponse:
         # RFC 6750 §3: no error code when no credentials were presented; RFC 9728 §5.1: name the metadata.

@@ -14,7 +14,7 @@ so enter it from yours:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx2
@@ -24,6 +24,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from servers.auth import Authenticate, FirstOf, StaticTokens, Verifier
 from servers.health import health_routes
@@ -31,12 +32,21 @@ from servers.mcp_server import WorkbenchServer
 from servers.oauth_resource import oauth_verifiers
 from servers.rate_limit import RequestGate
 from servers.settings import ServeSettings
+from servers.studio.app import StudioGate
 from workbench.core import Workbench
 
+StudioFactory = Callable[[WorkbenchServer, Verifier | None], ASGIApp]
+"""Builds the `/ui` console for a server, given the verifier `/mcp` uses (None: no authentication)."""
 
-def create_app(workbench: Workbench, settings: ServeSettings) -> Starlette:
+
+def create_app(
+    workbench: Workbench, settings: ServeSettings, *,
+    studio: StudioFactory | None = None,
+) -> Starlette:
     """The ASGI app; its lifespan runs the MCP session manager and the server's background work.
-    The workbench itself is started and stopped by the caller (`async with workbench`)."""
+    The workbench itself is started and stopped by the caller (`async with workbench`).
+    `studio` builds the `/ui` console for the server (`servers.studio`), given the token verifier
+    `/mcp` uses (None: no authentication configured), so the console lets in exactly whom `/mcp` does."""
     settings.check()
     server = WorkbenchServer(workbench, settings)
     manager = StreamableHTTPSessionManager(
@@ -69,6 +79,10 @@ def create_app(workbench: Workbench, settings: ServeSettings) -> Starlette:
             status_code=404,
         )
 
+    verifier = _verifier(settings, oauth_http)
+    middleware = _authentication(settings, verifier)
+    if studio is not None:  # outside Authenticate: a browser's page loads carry Studio's cookie, not a header
+        middleware.insert(0, Middleware(StudioGate, studio=studio(server, verifier)))
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
@@ -78,7 +92,7 @@ def create_app(workbench: Workbench, settings: ServeSettings) -> Starlette:
                                                       settings.limits.requests_per_minute),
                   methods=["GET", "POST", "DELETE"]),
         ],
-        middleware=_authentication(settings, oauth_http),
+        middleware=middleware,
         exception_handlers={404: not_found},
         lifespan=lifespan,
     )
@@ -86,8 +100,9 @@ def create_app(workbench: Workbench, settings: ServeSettings) -> Starlette:
     return app
 
 
-def _authentication(settings: ServeSettings, oauth_http: httpx2.AsyncClient | None) -> list[Middleware]:
-    """One middleware for every kind of token the settings name; none when they name none."""
+def _verifier(settings: ServeSettings, oauth_http: httpx2.AsyncClient | None) -> Verifier | None:
+    """Every kind of token the settings name, in one chain (`/mcp` and Studio's login both ask it);
+    None when they name none."""
     verifiers: list[Verifier] = []
     if settings.auth_token:
         verifiers.append(StaticTokens.single(settings.auth_token))
@@ -96,9 +111,14 @@ def _authentication(settings: ServeSettings, oauth_http: httpx2.AsyncClient | No
                                       {name: t.scopes for name, t in settings.tokens.items()}))
     if settings.oauth and oauth_http is not None:
         verifiers.extend(oauth_verifiers(settings.oauth, oauth_http))
-    if not verifiers:
+    return FirstOf(verifiers) if verifiers else None
+
+
+def _authentication(settings: ServeSettings, verifier: Verifier | None) -> list[Middleware]:
+    """One middleware for every kind of token the settings name; none when they name none."""
+    if verifier is None:
         return []
     oauth = settings.oauth
-    return [Middleware(Authenticate, verifier=FirstOf(verifiers),
+    return [Middleware(Authenticate, verifier=verifier,
                        required_scopes=oauth.required_scopes if oauth else [],
                        resource_metadata_url=oauth.metadata_url() if oauth else None)]

@@ -129,8 +129,14 @@ class WorkbenchServer:
         self.policy = PolicyWorkbench(Shaped(workbench, tools=expose, prompts=expose), settings.policy)
         self.jobs = JobsWorkbench(self.policy, background=settings.background,
                                   max_running_per_session=settings.max_concurrent_calls_per_client)
-        self.served: Workbench = Audited(RateLimited(self.jobs, settings.limits), settings.audit)
-        """The workbench as clients see it: the `expose` allowlist applied, background jobs added."""
+        from servers.studio.recording import RecordingWorkbench, RunStore  # here: servers.studio imports this module
+
+        # The recorder outside the limits and the policy: a refused call (rate limit, policy) is a run too.
+        self.recorder = RecordingWorkbench(Audited(RateLimited(self.jobs, settings.limits), settings.audit),
+                                           RunStore.open(settings.runs_path))
+        self.served: Workbench = self.recorder
+        """The workbench as clients see it: the `expose` allowlist and the policy applied, background jobs
+        added, rate limited, audited, calls recorded."""
         self.sessions = SessionRegistry(self.served, settings.session_idle_timeout, settings.max_sessions)
         self.legacy_cap = LegacySessionCap(settings.max_sessions_per_identity,
                                            idle_timeout=settings.session_idle_timeout)

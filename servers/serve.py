@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 
-from servers.http import create_app
+from servers.http import StudioFactory, create_app
 from servers.listener import http_listener
 from servers.logs import configure_json_logging
 from servers.mcp_server import WorkbenchServer
@@ -51,16 +51,19 @@ async def _on_signals(
         receiver.__exit__(None, None, None)
 
 
-async def serve_workbench(workbench: Workbench, settings: ServeSettings) -> None:
+async def serve_workbench(
+    workbench: Workbench, settings: ServeSettings, *, studio: StudioFactory | None = None
+) -> None:
     """Serve `workbench` (already started by the caller) over stdio or streamable HTTP until
-    stdin closes or SIGTERM/SIGINT; returns after a graceful shutdown."""
+    stdin closes or SIGTERM/SIGINT; returns after a graceful shutdown. Over HTTP, `studio`
+    builds the `/ui` console (`servers.studio`)."""
     settings.check()
     if settings.log_json:
         configure_json_logging()
     if settings.transport == "stdio":
         await _serve_stdio(WorkbenchServer(workbench, settings), settings)
     else:
-        await _serve_http(workbench, settings)
+        await _serve_http(workbench, settings, studio)
 
 
 async def _serve_stdio(server: WorkbenchServer, settings: ServeSettings) -> None:
@@ -99,9 +102,11 @@ def _bind(settings: ServeSettings) -> socket.socket:
     return sock
 
 
-async def _serve_http(workbench: Workbench, settings: ServeSettings) -> None:
+async def _serve_http(
+    workbench: Workbench, settings: ServeSettings, studio: StudioFactory | None
+) -> None:
     with _bind(settings) as sock:
-        app = create_app(workbench, settings)
+        app = create_app(workbench, settings, studio=studio)
         server: WorkbenchServer = app.state.workbench_server
         http = http_listener(app, settings)
 
@@ -115,6 +120,8 @@ async def _serve_http(workbench: Workbench, settings: ServeSettings) -> None:
 
         logger.info("serving", extra={"url": f"http://{settings.host}:{settings.port}{settings.path}",
                                       "auth": bool(settings.auth_token)})
+        if studio is not None:
+            logger.info("studio", extra={"url": f"http://{settings.host}:{settings.port}/ui"})
         started = True
         async with anyio.create_task_group() as tg:
             tg.start_soon(_on_signals, drain, force)

@@ -98,6 +98,9 @@ class ServeConfig(BaseModel):
     background: list[str] = Field(default_factory=list)
     """Globs over exposed tool names that clients may also run as background jobs (jobs__start /
     status / result / cancel); tools marked `execution.taskSupport` optional/required qualify too."""
+    runs_path: str | None = None
+    """SQLite file where served tool calls and Studio's agent runs are recorded (default
+    `$WORKBENCH_STATE_DIR/runs.sqlite`, else `~/.local/state/mcp-workbench/runs.sqlite`); "" records nothing."""
     max_sandboxes_per_identity: int | None = Field(default=8, ge=1)
     """Sandboxes one identity (a token's name or subject) may hold at once, so one client cannot take
     every place under `[sandbox] max_sandboxes`; past it, that identity's new session is refused at

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,14 @@ def _missing_prerequisites() -> list[str]:
     return missing
 
 
+_STATE_DIR = tempfile.TemporaryDirectory(prefix="workbench-test-state-")  # removed when the test process exits
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
+    # Servers record their calls in a SQLite file under the state dir: tests (and the servers they
+    # start as subprocesses) write into a throwaway one, never into the user's.
+    if "WORKBENCH_STATE_DIR" not in os.environ:
+        os.environ["WORKBENCH_STATE_DIR"] = _STATE_DIR.name
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         missing = _missing_prerequisites()
         if missing:

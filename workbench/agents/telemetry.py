@@ -44,6 +44,10 @@ def configure_tracing(exporter: Any, *, service_name: str = "mcp-workbench") -> 
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):  # one is installed already (Studio's span collector): export from it too
+        current.add_span_processor(BatchSpanProcessor(exporter))
+        return
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)

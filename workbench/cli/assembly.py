@@ -7,6 +7,7 @@ together); each import is lazy so a config that does not use a part never loads 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from workbench.cli.config import Config
 from workbench.composite import CompositeWorkbench, Mount
@@ -80,8 +81,10 @@ def with_usable_agents(config: Config) -> Config:
     return config.model_copy(update={"agents": agents, "teams": teams})
 
 
-def build_workbench(config: Config, *, relay_client_requests: bool = False) -> CompositeWorkbench:
+def build_workbench(config: Config, *, relay_client_requests: bool = False,
+                    runners: dict[str, Any] | None = None) -> CompositeWorkbench:
     """The whole workbench `workbench serve` exposes: tool sources plus agents and teams as tools.
+    `runners`, when given, receives the agents and teams by name (Studio's Playground runs them).
 
     One flat composite: the agents see the sources through `sources`, a view that is never
     started; the returned composite mounts the same sources (so each starts and stops once,
@@ -92,8 +95,10 @@ def build_workbench(config: Config, *, relay_client_requests: bool = False) -> C
         return sources
     from workbench.agents import AgentTool, build_agents
 
-    runners = build_agents(config, sources)
-    agents: Workbench = StaticWorkbench([AgentTool(runner) for runner in runners.values()], name="agents")
+    built = build_agents(config, sources)
+    if runners is not None:
+        runners.update(built)
+    agents: Workbench = StaticWorkbench([AgentTool(runner) for runner in built.values()], name="agents")
     # "agents" unless a server took that name (a key of their own, as when they were mounted apart).
     candidates = ("agents", *(f"agents-{i}" for i in range(1, len(sources.mounts) + 2)))
     key = next(k for k in candidates if k not in sources.mounts)

@@ -297,8 +297,9 @@ def serve(
     transport: Annotated[str | None, typer.Option(help="stdio (for IDEs) or http (streamable HTTP).")] = None,
     host: Annotated[str | None, typer.Option(help="Address to bind (http).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to bind (http).")] = None,
+    open_browser: Annotated[bool, typer.Option("--open", help="Open Studio (/ui) in a browser (http).")] = False,
 ) -> None:
-    """Serve every configured tool, agent and team over MCP (stdio or streamable HTTP)."""
+    """Serve every configured tool, agent and team over MCP (stdio or streamable HTTP, with Studio at /ui)."""
     from servers import ServeSettings, serve_workbench
     from servers.settings import ServeError
     from workbench.cli.assembly import build_workbench
@@ -320,14 +321,34 @@ def serve(
     configure_json_logging(logging.DEBUG if _debug else logging.INFO)
     logging.getLogger("workbench.sources").setLevel(logging.NOTSET)  # a server's log keeps every source event
 
+    from workbench.cli.studio import open_when_listening, studio_factory
+
+    runners: dict[str, Any] = {}  # filled by build_workbench, before Studio is built
+    studio = studio_factory(cfg, _config_path(config), runners) if settings.transport == "http" else None
+
     async def main() -> None:
         # Served, the upstreams' sampling/elicitation requests go to the connected MCP client.
-        async with build_workbench(cfg, relay_client_requests=True) as wb:
+        async with build_workbench(cfg, relay_client_requests=True, runners=runners) as wb, \
+                anyio.create_task_group() as tg:
             _report_down_sources(wb)
             await _warn_unmatched_tools(cfg, wb)
-            await serve_workbench(wb, settings)
+            if open_browser and studio is not None:
+                tg.start_soon(open_when_listening, settings.host, settings.port)
+            await serve_workbench(wb, settings, studio=studio)
+            tg.cancel_scope.cancel()
 
     run_async(main)
+
+
+@app.command()
+def studio(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind.")] = None,
+    open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open Studio in a browser.")] = True,
+) -> None:
+    """Serve over streamable HTTP and open Studio, the web console at /ui."""
+    serve(config=config, transport="http", host=host, port=port, open_browser=open_browser)
 
 
 @app.command()

@@ -235,7 +235,8 @@ async def _check_serve_auth(config: Config) -> Check:
                  f"{oauth.resource}; named tokens: {named}")
 
 
-async def run_doctor(config: Config | None, console: Console) -> bool:
+async def doctor_checks(config: Config | None) -> list[Check]:
+    """Every check `workbench doctor` runs (Studio's Health page shows them live)."""
     checks = [_check_python()]
     from sandbox.settings import DEFAULT_IMAGE
 
@@ -261,6 +262,11 @@ async def run_doctor(config: Config | None, console: Console) -> bool:
             if any(agent.tools for agent in config.agents.values()):
                 tg.start_soon(one, "t:agents", _check_agent_tools(config))
         checks += [results[k] for k in sorted(results)]
+    return checks
+
+
+async def run_doctor(config: Config | None, console: Console) -> bool:
+    checks = await doctor_checks(config)
     table = Table("", "check", "detail", "what to do", box=None, pad_edge=False)
     for c in checks:
         mark = "[green]✓[/]" if c.ok else "[red]✗[/]" if c.required else "[yellow]![/]"

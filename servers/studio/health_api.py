@@ -1,0 +1,71 @@
+"""`/ui/api/health` (the server and each source, live), `/ui/api/health/checks` (what
+`workbench doctor` checks, run on demand) and `/ui/api/config` (the loaded config, secrets
+masked, and the config file's errors now, with file, line and key)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from servers.studio.web import api_error
+from workbench.core import logger
+
+if TYPE_CHECKING:
+    from servers.studio.app import StudioContext
+
+CHECKS_TIMEOUT = 60.0
+"""Seconds for the doctor's checks (they start each configured MCP server once)."""
+CHECKS_FRESH = 15.0
+"""Seconds a run of the checks answers again: reloading the page must not start every server anew."""
+
+
+def health_routes(context: StudioContext) -> list[BaseRoute]:
+    server = context.server
+    lock = anyio.Lock()
+    last: dict[str, Any] = {}
+
+    async def health(request: Request) -> Response:
+        overall = server.workbench.health()
+        ready = overall.state == "up" and not server.draining
+        return JSONResponse({
+            "status": "draining" if server.draining else ("ready" if ready else "not ready"),
+            "detail": overall.detail,
+            "sessions": len(server.sessions.sessions),
+            "inflight_calls": server.inflight,
+            "sources": {k: {"state": h.state, "detail": h.detail}
+                        for k, h in server.workbench.health_by_source().items()},
+        })
+
+    async def checks(request: Request) -> Response:
+        if context.checks is None:
+            return JSONResponse({"checks": [], "available": False})
+        async with lock:  # one run at a time; a second request waits for it and shares its answer
+            fresh = last and time.monotonic() - last["at"] < CHECKS_FRESH and "again" not in request.query_params
+            if not fresh:
+                with anyio.move_on_after(CHECKS_TIMEOUT):
+                    try:
+                        last.update(checks=await context.checks(), at=time.monotonic(), ran=time.time())
+                    except Exception as e:  # a check that crashed: its words on the page, not a bare 500
+                        logger.exception("studio: the doctor's checks failed")
+                        return api_error(500, "checks_failed", f"the checks failed: {type(e).__name__}: {e}")
+                    fresh = True
+                if not fresh:
+                    return api_error(504, "timeout", f"the checks did not finish within {CHECKS_TIMEOUT:g} s")
+        return JSONResponse({"checks": last["checks"], "available": True, "ran_at": last["ran"]})
+
+    async def config(request: Request) -> Response:
+        if context.config_report is None:
+            return JSONResponse({"available": False})
+        report = await anyio.to_thread.run_sync(context.config_report)
+        return JSONResponse({"available": True, **report})
+
+    return [
+        Route("/health", health, methods=["GET"]),
+        Route("/health/checks", checks, methods=["GET"]),
+        Route("/config", config, methods=["GET"]),
+    ]

@@ -1,0 +1,309 @@
+"""`RunStore`: every agent/team run and every served tool call, with its events, in one SQLite file.
+
+Why SQLite: it ships with Python, and one file is easy to find, copy and delete. Why batched:
+a served call must not wait for a disk write (a commit costs ~100 µs on a busy machine, several
+times a fast tool call), so writes are queued in memory and committed together, one transaction
+every `FLUSH_SECONDS` or `FLUSH_ROWS` rows, by a writer thread that exits when idle; every read
+flushes first, so the store always reads its own writes. A busy file (another process holding
+the write lock) waits at most `BUSY_TIMEOUT_MS`, then the batch is dropped and logged:
+recording must never fail or stall the call it records.
+
+Bounded three ways, because every value comes from a caller: an event's JSON is cut to
+`max_event_bytes`, a run keeps at most `max_events_per_run` events (then one `truncated`
+marker), and the file keeps the newest runs within `max_bytes` and `retention_days`
+(pruned every `PRUNE_EVERY` new runs and at open). The queue itself is bounded by flushing
+inline at `FLUSH_ROWS`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import random
+import sqlite3
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any, Literal
+
+from workbench.core import logger
+
+RunKind = Literal["tool", "agent", "team"]
+RunStatus = Literal["running", "ok", "error", "cancelled"]
+STATE_DIR_ENV = "WORKBENCH_STATE_DIR"
+BUSY_TIMEOUT_MS = 200
+PRUNE_EVERY = 200
+FLUSH_SECONDS = 0.2
+FLUSH_ROWS = 256
+WRITER_IDLE_SECONDS = 5.0
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    session TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started REAL NOT NULL,
+    ended REAL,
+    duration_ms REAL,
+    trace_id TEXT,
+    input TEXT NOT NULL,
+    output TEXT,
+    error TEXT,
+    events INTEGER NOT NULL DEFAULT 0,
+    bytes INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_started ON runs (started);
+CREATE INDEX IF NOT EXISTS runs_trace ON runs (trace_id);
+CREATE TABLE IF NOT EXISTS events (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    at REAL NOT NULL,
+    type TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+"""
+
+
+def default_path() -> Path:
+    """`$WORKBENCH_STATE_DIR/runs.sqlite`, else under `$XDG_STATE_HOME` (`~/.local/state`)."""
+    state = os.environ.get(STATE_DIR_ENV)
+    if state:
+        return Path(state).expanduser() / "runs.sqlite"
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "mcp-workbench" / "runs.sqlite"
+
+
+def bounded_json(value: Any, limit: int) -> str:
+    """`value` as JSON of at most `limit` characters; a longer one becomes a marked preview."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    if len(text) <= limit:
+        return text
+    return json.dumps({"truncated": True, "bytes": len(text), "preview": text[: max(0, limit - 80)]})
+
+
+class RunStore:
+    """Open with `RunStore(path)`; safe to share between tasks and threads. `close()` flushes."""
+
+    def __init__(self, path: Path, *, max_bytes: int = 256 * 1024 * 1024, retention_days: float = 30,
+                 max_events_per_run: int = 2000, max_event_bytes: int = 64 * 1024) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.retention_days = retention_days
+        self.max_events_per_run = max_events_per_run
+        self.max_event_bytes = max_event_bytes
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # arguments and outputs are the user's data
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
+                                   timeout=BUSY_TIMEOUT_MS / 1000)
+        path.chmod(0o600)
+        self._db.row_factory = sqlite3.Row
+        self._db_lock = threading.Lock()  # the connection: one statement or batch at a time, in order
+        self._lock = threading.Lock()  # the queue and the live runs' event counts
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        self._events: dict[str, int] = {}
+        """Events so far of the runs started here and not finished: numbers the next one, bounds them."""
+        self._wake = threading.Event()
+        self._writer: threading.Thread | None = None
+        self._closed = False
+        self._new_runs = 0
+        with self._db_lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+        self.prune()
+        atexit.register(_flush_at_exit, weakref.ref(self))
+
+    @classmethod
+    def open(cls, path: str | None) -> RunStore | None:
+        """The store at `path` (None: `default_path()`; "" turns recording off). A file that cannot
+        be opened is logged and recording is off: serving does not depend on it."""
+        if path == "":
+            return None
+        where = default_path() if path is None else Path(path).expanduser()
+        try:
+            return cls(where)
+        except (OSError, sqlite3.Error) as e:
+            logger.warning("runs are not recorded: cannot open %s: %s", where, e)
+            return None
+
+    def close(self) -> None:
+        self.flush()
+        with self._db_lock:
+            self._closed = True
+            self._db.close()
+        self._wake.set()
+
+    # ---- the write queue ---------------------------------------------------------------
+    def _queue(self, sql: str, params: tuple[Any, ...]) -> None:
+        with self._lock:
+            self._pending.append((sql, params))
+            full = len(self._pending) >= FLUSH_ROWS
+            if self._writer is None and not full:
+                self._writer = threading.Thread(target=self._write_loop, name="run-store-writer", daemon=True)
+                self._writer.start()
+        if full:  # a burst: write now rather than let the queue grow
+            self.flush()
+
+    def _write_loop(self) -> None:
+        idle_since = time.monotonic()
+        while True:
+            self._wake.wait(FLUSH_SECONDS)
+            self._wake.clear()
+            if self.flush():
+                idle_since = time.monotonic()
+            with self._lock:
+                if self._closed or (not self._pending and time.monotonic() - idle_since > WRITER_IDLE_SECONDS):
+                    self._writer = None  # the next write starts another
+                    return
+
+    def flush(self) -> bool:
+        """Commit everything queued, in one transaction; False when there was nothing."""
+        with self._db_lock:
+            with self._lock:
+                batch, self._pending = self._pending, []
+            if not batch or self._closed:
+                return False
+            try:
+                self._db.execute("BEGIN")
+                try:
+                    for sql, params in batch:
+                        self._db.execute(sql, params)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as e:  # busy, full disk: lose this batch, keep serving
+                logger.warning("run store: %d writes dropped: %s", len(batch), e)
+            return True
+
+    # ---- writing -----------------------------------------------------------------------
+    def start_run(self, kind: RunKind, name: str, *, identity: str, session: str, input: Any,
+                  trace_id: str | None = None) -> str:
+        run_id = f"{random.getrandbits(64):016x}"  # an id, not a secret: reading runs needs the console token
+        data = bounded_json(input, self.max_event_bytes)
+        with self._lock:
+            self._events[run_id] = 0
+        self._queue(
+            "INSERT INTO runs (id, kind, name, identity, session, status, started, trace_id, input, bytes)"
+            " VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+            (run_id, kind, name[:200], identity[:200], session[:200], time.time(), trace_id, data, len(data)),
+        )
+        self._new_runs += 1
+        if self._new_runs % PRUNE_EVERY == 0:
+            self.prune()
+        return run_id
+
+    def add_event(self, run_id: str, type: str, data: Any) -> None:
+        """Append one event to a running run; past `max_events_per_run`, one `truncated` marker and then nothing."""
+        with self._lock:
+            seq = self._events.get(run_id)
+            if seq is None or seq > self.max_events_per_run:
+                return
+            self._events[run_id] = seq + 1
+        if seq == self.max_events_per_run:
+            type, text = "truncated", json.dumps({"reason": f"more than {self.max_events_per_run} events"})
+        else:
+            text = bounded_json(data, self.max_event_bytes)
+        self._queue("INSERT INTO events (run_id, seq, at, type, data) VALUES (?, ?, ?, ?, ?)",
+                    (run_id, seq, time.time(), type[:64], text))
+        self._queue("UPDATE runs SET events = events + 1, bytes = bytes + ? WHERE id = ?", (len(text), run_id))
+
+    def finish_run(self, run_id: str, status: RunStatus, *, output: Any = None, error: str | None = None,
+                   duration_ms: float | None = None) -> None:
+        with self._lock:
+            self._events.pop(run_id, None)
+        text = None if output is None else bounded_json(output, self.max_event_bytes)
+        now = time.time()
+        self._queue(
+            "UPDATE runs SET status = ?, ended = ?, duration_ms = COALESCE(?, (? - started) * 1000), output = ?,"
+            " error = ?, bytes = bytes + ? WHERE id = ?",
+            (status, now, duration_ms, now, text, None if error is None else error[:4000],
+             len(text or "") + len(error or ""), run_id),
+        )
+
+    def prune(self) -> None:
+        """Drop runs older than the retention, then the oldest until the rest fit in `max_bytes`."""
+        cutoff = time.time() - self.retention_days * 86400
+        self._queue("DELETE FROM runs WHERE started < ?", (cutoff,))
+        self._queue(
+            "DELETE FROM runs WHERE id IN (SELECT id FROM"
+            " (SELECT id, SUM(bytes) OVER (ORDER BY started DESC, id) AS kept FROM runs) WHERE kept > ?)",
+            (self.max_bytes,),
+        )
+
+    def _read(self, sql: str, params: tuple[Any, ...] | list[Any]) -> list[sqlite3.Row]:
+        self.flush()
+        with self._db_lock:
+            return self._db.execute(sql, params).fetchall()
+
+    # ---- reading -----------------------------------------------------------------------
+    def list_runs(self, *, identity: str | None = None, kind: str | None = None, query: str | None = None,
+                  before: float | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Newest first, of `identity` only when given; `query` matches the name, identity, session or
+        status; `before` pages on `started`."""
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        if identity is not None:
+            where.append("identity = ?")
+            params.append(identity)
+        if kind:
+            where.append("kind = ?")
+            params.append(kind)
+        if query:
+            where.append("(name LIKE ? ESCAPE '\\' OR identity LIKE ? ESCAPE '\\' OR session LIKE ? ESCAPE '\\'"
+                         " OR status = ?)")
+            like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            params += [like, like, like, query]
+        if before is not None:
+            where.append("started < ?")
+            params.append(before)
+        params.append(max(1, min(limit, 500)))
+        rows = self._read(
+            "SELECT id, kind, name, identity, session, status, started, ended, duration_ms, trace_id, error,"
+            f" events FROM runs WHERE {' AND '.join(where)} ORDER BY started DESC LIMIT ?", params,
+        )
+        return [dict(r) for r in rows]
+
+    def get_run(self, run_id: str, *, identity: str | None = None) -> dict[str, Any] | None:
+        """The run with its input, output and every event in order, or None (also when it is not `identity`'s)."""
+        found = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
+        if not found or (identity is not None and found[0]["identity"] != identity):
+            return None
+        events = self._read("SELECT seq, at, type, data FROM events WHERE run_id = ? ORDER BY seq", (run_id,))
+        run = dict(found[0])
+        run.pop("bytes")
+        run["input"] = json.loads(run["input"])
+        run["output"] = None if run["output"] is None else json.loads(run["output"])
+        run["events"] = [{"seq": e["seq"], "at": e["at"], "type": e["type"], "data": json.loads(e["data"])}
+                         for e in events]
+        return run
+
+    def runs_of_trace(self, trace_id: str, *, identity: str | None = None) -> list[dict[str, Any]]:
+        rows = self._read("SELECT id, kind, name, status, identity FROM runs WHERE trace_id = ? ORDER BY started",
+                          (trace_id,))
+        return [dict(r) for r in rows if identity is None or r["identity"] == identity]
+
+    def trace_ids(self, *, identity: str | None = None, limit: int = 200) -> list[str]:
+        """The trace ids of the newest runs (of `identity` only, when given), newest first, each once."""
+        rows = self._read(
+            "SELECT trace_id, MAX(started) AS latest FROM runs WHERE trace_id IS NOT NULL"
+            + (" AND identity = ?" if identity is not None else "")
+            + " GROUP BY trace_id ORDER BY latest DESC LIMIT ?",
+            (identity, limit) if identity is not None else (limit,),
+        )
+        return [r["trace_id"] for r in rows]
+
+
+def _flush_at_exit(ref: weakref.ReferenceType[RunStore]) -> None:
+    """What the writer thread had not committed yet when the process exits."""
+    store = ref()
+    if store is not None:
+        try:
+            store.flush()
+        except sqlite3.Error:
+            pass

@@ -1,0 +1,174 @@
+"""RunStore: runs and events round-trip through the SQLite file, and every bound holds."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from servers.studio.runs import RunStore, bounded_json, default_path
+
+
+def test_a_run_round_trips_with_its_events_in_order(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "runs.sqlite")
+    run = store.start_run("agent", "executor", identity="token-1", session="s1", input={"task": "hi"},
+                          trace_id="ab" * 16)
+    store.add_event(run, "text", {"source": "user", "content": "hi"})
+    store.add_event(run, "tool_calls", {"calls": [{"name": "sandbox__run_python"}]})
+    store.finish_run(run, "ok", output={"text": "done"})
+    got = store.get_run(run)
+    assert got is not None
+    assert (got["kind"], got["name"], got["status"], got["identity"], got["session"]) == (
+        "agent", "executor", "ok", "token-1", "s1")
+    assert got["input"] == {"task": "hi"} and got["output"] == {"text": "done"}
+    assert [e["type"] for e in got["events"]] == ["text", "tool_calls"]
+    assert got["duration_ms"] is not None and got["duration_ms"] >= 0
+    assert store.runs_of_trace("ab" * 16)[0]["id"] == run
+    # the file survives a reopen (another process, a restart)
+    store.close()
+    assert RunStore(tmp_path / "runs.sqlite").get_run(run) is not None
+
+
+def test_the_file_is_private(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "state" / "runs.sqlite")
+    assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(store.path.parent).st_mode) == 0o700
+
+
+def test_list_filters_pages_and_escapes_like(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "r.sqlite")
+    ids = [store.start_run("tool", name, identity="i", session="s", input={})
+           for name in ("demo__add", "demo__echo", "100%_tool")]
+    store.start_run("agent", "executor", identity="i", session="s", input={})
+    assert {r["name"] for r in store.list_runs(kind="tool")} == {"demo__add", "demo__echo", "100%_tool"}
+    assert [r["name"] for r in store.list_runs(query="add")] == ["demo__add"]
+    assert [r["name"] for r in store.list_runs(query="%")] == ["100%_tool"]  # % is a character, not a wildcard
+    assert store.list_runs(query="running") and len(store.list_runs(limit=2)) == 2
+    newest = store.list_runs()
+    older = store.list_runs(before=newest[1]["started"])
+    assert all(r["started"] < newest[1]["started"] for r in older)
+    assert ids[0] in {r["id"] for r in store.list_runs(limit=10)}
+
+
+def test_an_event_is_cut_to_the_byte_limit(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "r.sqlite", max_event_bytes=1000)
+    run = store.start_run("tool", "t", identity="i", session="s", input={"code": "x" * 50_000})
+    store.add_event(run, "progress", {"message": "y" * 50_000})
+    got = store.get_run(run)
+    assert got is not None
+    assert got["input"]["truncated"] is True and got["input"]["bytes"] > 50_000
+    assert len(json.dumps(got["events"][0]["data"])) < 1100
+
+
+def test_events_per_run_stop_at_the_limit_with_one_marker(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "r.sqlite", max_events_per_run=5)
+    run = store.start_run("agent", "a", identity="i", session="s", input={})
+    for i in range(50):
+        store.add_event(run, "text", {"i": i})
+    events = store.get_run(run)["events"]  # type: ignore[index]
+    assert len(events) == 6 and events[-1]["type"] == "truncated"
+
+
+def test_old_and_oversized_runs_are_pruned_newest_kept(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "r.sqlite", max_bytes=20_000)
+    ids = []
+    for i in range(30):
+        ids.append(store.start_run("tool", f"t{i}", identity="i", session="s", input={"pad": "z" * 2000}))
+        time.sleep(0.001)
+    store.prune()
+    kept = {r["id"] for r in store.list_runs(limit=100)}
+    assert ids[-1] in kept and ids[0] not in kept and len(kept) < 30
+    # events go with their run (no orphans left to grow the file)
+    [orphans] = store._read("SELECT COUNT(*) FROM events WHERE run_id NOT IN (SELECT id FROM runs)", ())
+    assert orphans[0] == 0
+
+    aged = RunStore(tmp_path / "aged.sqlite", retention_days=0)
+    aged.start_run("tool", "t", identity="i", session="s", input={})
+    aged.prune()
+    assert aged.list_runs() == []
+
+
+def test_a_busy_or_broken_file_never_raises_into_the_caller(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "r.sqlite")
+    store.close()
+    run = store.start_run("tool", "t", identity="i", session="s", input={})  # closed connection: logged, dropped
+    store.add_event(run, "x", {})
+    store.finish_run(run, "ok")
+
+
+def test_open_and_default_path(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("WORKBENCH_STATE_DIR", str(tmp_path / "state"))
+    assert default_path() == tmp_path / "state" / "runs.sqlite"
+    assert RunStore.open("") is None
+    opened = RunStore.open(None)
+    assert opened is not None and opened.path == tmp_path / "state" / "runs.sqlite"
+    (tmp_path / "file").write_text("")
+    assert RunStore.open(str(tmp_path / "file" / "runs.sqlite")) is None  # cannot open: recording off, no crash
+
+
+def test_bounded_json_marks_what_it_cut() -> None:
+    assert bounded_json({"a": 1}, 100) == '{"a": 1}'
+    cut = json.loads(bounded_json({"a": "x" * 500}, 200))
+    assert cut["truncated"] is True and len(cut["preview"]) <= 200
+
+
+# ---- in a real browser, against a real `workbench serve` on examples/workbench.toml -----------------
+
+def _capture(failures: list[BaseException], fn: Callable[[], object]) -> None:
+    try:
+        fn()
+    except BaseException as e:  # handed to the test's thread, which asserts on it
+        failures.append(e)
+
+
+def test_a_call_from_an_mcp_client_shows_on_the_runs_page(page, studio_server, shot) -> None:  # type: ignore[no-untyped-def]
+    import anyio
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def call() -> None:
+        async with httpx2.AsyncClient(headers=studio_server.auth(), timeout=30) as http, \
+                Client(streamable_http_client(f"{studio_server.base}/mcp", http_client=http)) as client:
+            assert (await client.call_tool("demo__add", {"a": 2, "b": 40})).structured_content == {"total": 42}
+
+    # Playwright's sync API runs an event loop in this thread: the MCP client gets a thread of its own.
+    failures: list[BaseException] = []
+    worker = threading.Thread(target=lambda: _capture(failures, lambda: anyio.run(call)))
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive() and not failures, failures
+    page.goto(f"{studio_server.base}/ui/runs")
+    page.get_by_label("Kind of run").select_option("tool")
+    page.wait_for_url("**/ui/runs?kind=tool")
+    row = page.locator("table.runs tbody tr", has_text="demo__add").first
+    row.wait_for()
+    assert "ok" in row.inner_text() and "token-" in row.inner_text()
+    page.keyboard.press("/")  # "/" focuses the filter
+    page.keyboard.type("demo__add")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/ui/runs?q=demo__add&kind=tool")
+    page.locator("table.runs tbody tr", has_text="demo__add").first.wait_for()
+    assert page.locator("table.runs tbody tr", has_text="demo__echo").count() == 0
+    shot(page, "runs-list")
+    page.locator("table.runs tbody tr", has_text="demo__add").first.get_by_role("link").click()
+    page.locator("h1", has_text="demo__add").wait_for()
+    assert '"a": 2' in page.locator("pre").first.inner_text()
+    assert '"total": 42' in page.locator(".result").inner_text()
+    shot(page, "run-tool-call")
+
+
+def test_identity_filters_runs_and_their_traces(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "r.sqlite")
+    mine = store.start_run("tool", "t", identity="me", session="s", input={}, trace_id="a" * 32)
+    theirs = store.start_run("tool", "t", identity="them", session="s", input={}, trace_id="b" * 32)
+    store.start_run("agent", "a", identity="me", session="s", input={}, trace_id="a" * 32)  # same trace, once
+    assert {r["id"] for r in store.list_runs(identity="me")} == {mine} | {r["id"] for r in store.list_runs(kind="agent")}
+    assert store.get_run(theirs, identity="me") is None and store.get_run(theirs, identity="them") is not None
+    assert store.trace_ids(identity="me") == ["a" * 32]
+    assert store.runs_of_trace("b" * 32, identity="me") == []
+    assert sorted(store.trace_ids()) == ["a" * 32, "b" * 32]
