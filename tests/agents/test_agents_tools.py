@@ -68,7 +68,7 @@ async def test_agent_tool_streams_progress_and_returns_structured(model_server: 
     assert chat.attributes["gen_ai.request.model"] == model_name and chat.attributes["gen_ai.usage.input_tokens"] > 0
 
     await tool.run({"task": "again"}, CallContext())
-    assert len(coder.toolset.workbenches[0]._tools_changed_listeners) == 1  # clones add no listeners
+    assert len(coder.toolset.workbenches[0]._event_listeners) == 1  # clones add no listeners
 
     bad = await tool.run({"task": ""}, CallContext())
     assert bad.is_error and "non-empty string 'task'" in bad.text
