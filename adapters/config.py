@@ -21,13 +21,16 @@ class OAuthConfig(BaseModel):
 
     `grant = "authorization_code"` (a person logs in once with `workbench login X`; tokens
     are refreshed after that) or `"client_credentials"` (a machine identity: a client id
-    with a secret, or with a private key that signs a `private_key_jwt` assertion).
+    with a secret, or with a private key that signs a `private_key_jwt` assertion) or
+    `"identity_assertion"` (SEP-990 enterprise-managed authorization: the user's ID token from
+    the enterprise IdP is exchanged there for an ID-JAG (RFC 8693), which the MCP server's
+    authorization server `issuer` takes in the jwt-bearer grant (RFC 7523)).
     `client_id` is a pre-registered client id, or an https URL of a Client ID Metadata
     Document; without it the client registers itself dynamically (RFC 7591)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    grant: Literal["authorization_code", "client_credentials"] = "authorization_code"
+    grant: Literal["authorization_code", "client_credentials", "identity_assertion"] = "authorization_code"
     client_id: str | None = None
     client_secret: SecretStr | None = None
     """Write it as "${VAR}" so it stays out of the file; it is never shown."""
@@ -48,6 +51,13 @@ class OAuthConfig(BaseModel):
     token_dir: str | None = None
     """Folder of the token files (default: $WORKBENCH_OAUTH_DIR, else the user's state folder)."""
     client_name: str = "mcp-workbench"
+    id_token: SecretStr | None = None
+    """identity_assertion: the user's OpenID ID token from the enterprise IdP; write "${VAR}"."""
+    idp_token_endpoint: str | None = None
+    """identity_assertion: the IdP's token endpoint, which exchanges the ID token for an ID-JAG."""
+    idp_client_id: str | None = None
+    """identity_assertion: this client's id at the IdP (the ID token's audience)."""
+    idp_client_secret: SecretStr | None = None
 
     @property
     def metadata_url(self) -> str | None:
@@ -72,6 +82,17 @@ class OAuthConfig(BaseModel):
                 raise ValueError("client_credentials needs the client_id the authorization server issued")
             if method == "none":
                 raise ValueError("client_credentials needs client_secret or private_key_file")
+        if self.grant == "identity_assertion":
+            missing = [f for f in ("client_id", "client_secret", "issuer", "id_token", "idp_token_endpoint",
+                                   "idp_client_id") if not getattr(self, f)]
+            if missing:
+                raise ValueError(f"identity_assertion needs {', '.join(missing)} (the secrets as \"${{VAR}}\")")
+            if method not in ("client_secret_basic", "client_secret_post"):
+                raise ValueError("identity_assertion authenticates with client_secret_basic or client_secret_post")
+            if not str(self.idp_token_endpoint).startswith(("http://", "https://")):
+                raise ValueError(f"idp_token_endpoint must be the IdP's http(s) URL, got {self.idp_token_endpoint!r}")
+        elif self.id_token or self.idp_token_endpoint or self.idp_client_id or self.idp_client_secret:
+            raise ValueError("id_token and idp_* belong to grant = 'identity_assertion'")
         if method == "private_key_jwt" and not self.private_key_file:
             raise ValueError("token_endpoint_auth_method 'private_key_jwt' needs private_key_file (a PEM key)")
         if method == "private_key_jwt" and self.grant != "client_credentials":

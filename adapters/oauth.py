@@ -17,6 +17,7 @@ gives it what the SDK leaves to the application:
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import socket
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -31,6 +32,7 @@ from mcp.client.auth.extensions.client_credentials import (
     PrivateKeyJWTOAuthProvider,
     SignedJWTParameters,
 )
+from mcp.client.auth.extensions.identity_assertion import IdentityAssertionOAuthProvider
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata
 from pydantic import AnyUrl
 
@@ -115,6 +117,12 @@ def oauth_auth(
         assert cfg.client_secret is not None and cfg.auth_method in ("client_secret_basic", "client_secret_post")
         return _ClientCredentials(url, storage, cfg.client_id, cfg.client_secret.get_secret_value(),
                                   cfg.auth_method, scope=scope, issuer=cfg.issuer)
+    if cfg.grant == "identity_assertion":
+        assert cfg.client_id and cfg.client_secret and cfg.issuer  # OAuthConfig validates them
+        assert cfg.auth_method in ("client_secret_basic", "client_secret_post")
+        return _IdentityAssertion(url, storage, cfg.client_id, cfg.client_secret.get_secret_value(), cfg.issuer,
+                                  _IdJagExchange(name, cfg), scope=scope,
+                                  token_endpoint_auth_method=cfg.auth_method)
     if interaction is None:
         interaction = _no_person(name, cfg)
     metadata = OAuthClientMetadata(
@@ -184,29 +192,39 @@ def _cleartext(url: httpx2.URL) -> bool:
         return True
 
 
+async def _https_only(
+    flow: AsyncGenerator[httpx2.Request, httpx2.Response], request: httpx2.Request, server_url: str,
+) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+    """`flow` (an SDK provider's `_auth_flow`), refusing every request of it except the MCP
+    request itself that would go to a non-loopback plain-http URL."""
+    try:
+        outgoing = await flow.__anext__()
+        while True:
+            if outgoing is not request and _cleartext(outgoing.url):
+                raise _insecure(server_url, outgoing.url)
+            response = yield outgoing
+            outgoing = await flow.asend(response)
+    except StopAsyncIteration:
+        return
+    finally:
+        await flow.aclose()
+
+
+def _insecure(server_url: str, url: httpx2.URL) -> InsecureAuthorizationServer:
+    where = url.copy_with(query=None, fragment=None, userinfo=b"")
+    return InsecureAuthorizationServer(
+        f"the OAuth flow of {server_url} leads to {where}, which is plain http: refused (codes, tokens and "
+        "secrets would cross the network in cleartext); the authorization server must use https")
+
+
 class _HttpsOnly(OAuthClientProvider):
     """The MCP server names the authorization server (its protected-resource metadata), and that
     server's metadata names the token endpoint: an upstream could send codes, refresh tokens and
     client secrets there in cleartext. The SDK checks no scheme, so every request of the flow
     except the MCP request itself must be https (or loopback)."""
 
-    async def _auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
-        flow = super()._auth_flow(request)
-        try:
-            outgoing = await flow.__anext__()
-            while True:
-                if outgoing is not request and _cleartext(outgoing.url):
-                    where = outgoing.url.copy_with(query=None, fragment=None, userinfo=b"")
-                    raise InsecureAuthorizationServer(
-                        f"the OAuth flow of {self.context.server_url} leads to {where}, which is plain http: "
-                        "refused (codes, tokens and secrets would cross the network in cleartext); the "
-                        "authorization server must use https")
-                response = yield outgoing
-                outgoing = await flow.asend(response)
-        except StopAsyncIteration:
-            return
-        finally:
-            await flow.aclose()
+    def _auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        return _https_only(super()._auth_flow(request), request, self.context.server_url)
 
 
 # The SDK keeps a token's expiry in memory only; these restore it from the file on start.
@@ -253,6 +271,77 @@ class _PrivateKeyJwt(_HttpsOnly, PrivateKeyJWTOAuthProvider):
 
     def __repr__(self) -> str:
         return f"OAuth(client_credentials with private_key_jwt, {self.context.storage!r})"
+
+
+class _IdentityAssertion(IdentityAssertionOAuthProvider):
+    """The SDK's SEP-990 provider sends the ID-JAG and the client secret only to the configured
+    issuer; the configured issuer may still be plain http, which this refuses."""
+
+    def _auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        return _https_only(super()._auth_flow(request), request, str(request.url))
+
+    def __repr__(self) -> str:
+        return f"OAuth(identity_assertion, {self._storage!r})"
+
+
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
+ID_JAG_TYPE = "urn:ietf:params:oauth:token-type:id-jag"
+_MAX_IDP_RESPONSE = 64 * 1024  # an ID-JAG is a JWT of a few kilobytes
+IDP_TIMEOUT = 15.0
+
+
+class _IdJagExchange:
+    """SEP-990 leg 1, which the SDK leaves to the application: the user's ID token, exchanged at
+    the enterprise IdP (RFC 8693) for an ID-JAG naming the MCP authorization server (`audience`)
+    and the MCP server (`resource`). The IdP's answer is untrusted: size-bounded, and its shape
+    checked before the ID-JAG goes anywhere."""
+
+    def __init__(self, name: str, cfg: OAuthConfig) -> None:
+        assert cfg.id_token and cfg.idp_token_endpoint and cfg.idp_client_id
+        self._where = f"servers.{name}.oauth.idp_token_endpoint"
+        self._endpoint = httpx2.URL(cfg.idp_token_endpoint)
+        self._id_token = cfg.id_token
+        self._client_id = cfg.idp_client_id
+        self._client_secret = cfg.idp_client_secret
+
+    async def __call__(self, audience: str, resource: str) -> str:
+        if _cleartext(self._endpoint):
+            raise _insecure(resource, self._endpoint)
+        data = {"grant_type": TOKEN_EXCHANGE, "subject_token": self._id_token.get_secret_value(),
+                "subject_token_type": ID_TOKEN_TYPE, "requested_token_type": ID_JAG_TYPE,
+                "audience": audience, "resource": resource, "client_id": self._client_id}
+        if self._client_secret is not None:
+            data["client_secret"] = self._client_secret.get_secret_value()
+        try:
+            async with httpx2.AsyncClient(timeout=IDP_TIMEOUT, follow_redirects=False) as http:
+                async with http.stream("POST", self._endpoint, data=data,
+                                       headers={"Accept": "application/json"}) as response:
+                    body = await _read_bounded(response, self._where)
+        except httpx2.HTTPError as e:
+            raise WorkbenchError(f"{self._where}: the ID-JAG exchange failed: {type(e).__name__}: {e}") from None
+        if response.status_code != 200:
+            raise WorkbenchError(f"{self._where}: the IdP refused the ID token ({response.status_code}: "
+                                 f"{body[:300].decode(errors='replace')}); get a fresh ID token and retry")
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict) or answer.get("issued_token_type") != ID_JAG_TYPE \
+                or not isinstance(answer.get("access_token"), str) or not answer["access_token"]:
+            raise WorkbenchError(f"{self._where}: the IdP's answer is not an ID-JAG (RFC 8693 response with "
+                                 f"issued_token_type {ID_JAG_TYPE})")
+        jag: str = answer["access_token"]
+        return jag
+
+
+async def _read_bounded(response: httpx2.Response, where: str) -> bytes:
+    body = b""
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > _MAX_IDP_RESPONSE:
+            raise WorkbenchError(f"{where}: the IdP's answer exceeds {_MAX_IDP_RESPONSE} bytes: refused")
+    return body
 
 
 async def _restore_expiry(provider: OAuthClientProvider) -> None:

@@ -86,8 +86,22 @@ async def stub_roots(_ctx: ClientRequestContext) -> mt.ListRootsResult:
     return mt.ListRootsResult(roots=[])
 
 
-def _oauth_section(scenario: str, context: dict[str, Any], folder: Path) -> dict[str, Any]:
+async def _authorization_server(url: str) -> str:
+    """What a user looks up once for SEP-990's fixed issuer: the server's protected-resource metadata."""
+    parts = httpx2.URL(url)
+    prm = parts.copy_with(path="/.well-known/oauth-protected-resource" + parts.path, query=None)
+    async with httpx2.AsyncClient(timeout=10) as http:
+        issuer: str = (await http.get(prm)).json()["authorization_servers"][0]
+        return issuer
+
+
+async def _oauth_section(scenario: str, context: dict[str, Any], folder: Path, url: str) -> dict[str, Any]:
     """The `[servers.X.oauth]` a user would write for this scenario's server."""
+    if scenario == "auth/enterprise-managed-authorization":
+        return {"grant": "identity_assertion", "client_id": context["client_id"],
+                "client_secret": context["client_secret"], "issuer": await _authorization_server(url),
+                "id_token": context["idp_id_token"], "idp_token_endpoint": context["idp_token_endpoint"],
+                "idp_client_id": context["idp_client_id"]}
     if scenario == "auth/client-credentials-basic":
         return {"grant": "client_credentials", "client_id": context["client_id"],
                 "client_secret": context["client_secret"], "token_endpoint_auth_method": "client_secret_basic"}
@@ -115,10 +129,10 @@ async def connected(url: str, scenario: str) -> AsyncIterator[McpWorkbench]:
             yield wb
         return
     with tempfile.TemporaryDirectory() as folder:
-        oauth = _oauth_section(scenario, _context(), Path(folder))
+        oauth = await _oauth_section(scenario, _context(), Path(folder), url)
         server = ServerConfig(url=url, oauth={**oauth, "token_dir": folder, "login_timeout": 15.0})
         assert server.oauth is not None
-        if server.oauth.grant == "client_credentials":
+        if server.oauth.grant in ("client_credentials", "identity_assertion"):
             auth = oauth_auth("conformance", url, server.oauth)
             async with McpWorkbench.http(url, name="conformance", auth=auth, **options) as wb:
                 yield wb

@@ -8,12 +8,10 @@ A scenario that fails is run once more, alone, before it counts as failed (as th
 
 What must pass, and why (`EXPECTED`): every scenario the SDK's own conformance client passes
 in the SDK's CI (its baseline lists only DPoP and the workload-identity jwt-bearer grant as
-failing), except:
+failing) — including `auth/enterprise-managed-authorization` (SEP-990: the IdP's ID token
+exchanged there for an ID-JAG, which the authorization server takes in the jwt-bearer grant;
+`grant = "identity_assertion"`) — except:
 
-- `auth/enterprise-managed-authorization` (SEP-990: an enterprise IdP's ID-JAG exchanged
-  through the jwt-bearer grant). `[servers.X.oauth]` has no such grant yet, so the
-  workbench does not claim it; the SDK's `IdentityAssertionOAuthProvider` can be passed as
-  `McpWorkbench.http(url, auth=…)` by code that needs it.
 - `auth/dpop`, `auth/dpop-nonce`, `auth/wif-jwt-bearer`: the SDK's expected failures — the
   workbench builds on the SDK's provider and inherits them.
 - `sep-2640-*` (the skills extension): the harness emits no checks for them yet.
@@ -54,10 +52,10 @@ AUTH = [
     "auth/offline-access-not-supported", "auth/authorization-server-migration", "auth/iss-supported",
     "auth/iss-not-advertised", "auth/iss-supported-missing", "auth/iss-wrong-issuer", "auth/iss-unexpected",
     "auth/iss-normalized", "auth/metadata-issuer-mismatch", "auth/client-credentials-jwt",
-    "auth/client-credentials-basic",
+    "auth/client-credentials-basic", "auth/enterprise-managed-authorization",
 ]
 EXPECTED = CORE + AUTH
-NOT_CLAIMED = ["auth/enterprise-managed-authorization", "auth/dpop", "auth/dpop-nonce", "auth/wif-jwt-bearer"]
+NOT_CLAIMED = ["auth/dpop", "auth/dpop-nonce", "auth/wif-jwt-bearer"]
 
 PARALLEL = 4  # scenarios at once: each is a node harness plus a Python client
 SCENARIO_TIMEOUT_MS = 120_000  # the harness's deadline for one client: generous, for a loaded machine
