@@ -320,8 +320,10 @@ class McpWorkbench(Workbench):
                 tools = await self._refresh_catalog(client, notify=True)
             except Exception as e:
                 return await self._call_failed(name, e)
-            if name not in tools:
+            if name not in tools and ctx.protocol_version is None:
                 raise ToolNotFoundError(name, list(tools))
+            # An MCP client behind a gateway gets the server's own answer to a name it does not
+            # list, as it is: a JSON-RPC error from one server, an `isError` result from another.
         with self._router.calling(ctx):
             try:
                 try:
