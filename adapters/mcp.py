@@ -315,15 +315,16 @@ class McpWorkbench(Workbench):
                 raise ToolNotFoundError(name, list(self._tools)) from None
             return ToolResult.error(str(e))
         tools = self._tools or {}
-        if name not in tools:
+        # An MCP client behind a gateway gets the server's own answer to a name it does not list,
+        # as it is (a JSON-RPC error from one server, an `isError` result from another), without
+        # a relisting first: the answer is the server's either way, and a list_changed refreshes.
+        if name not in tools and ctx.protocol_version is None:
             try:  # the server may have grown it without telling
                 tools = await self._refresh_catalog(client, notify=True)
             except Exception as e:
                 return await self._call_failed(name, e)
-            if name not in tools and ctx.protocol_version is None:
+            if name not in tools:
                 raise ToolNotFoundError(name, list(tools))
-            # An MCP client behind a gateway gets the server's own answer to a name it does not
-            # list, as it is: a JSON-RPC error from one server, an `isError` result from another.
         with self._router.calling(ctx):
             try:
                 try:
