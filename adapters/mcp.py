@@ -142,10 +142,19 @@ class McpWorkbench(Workbench):
             if self._offered == "legacy" and mode == "auto" else None
 
         def twin(declared: frozenset[str]) -> ModernTwin:
-            twin_options = {**options, "relay_client_requests": declared}
-            return ModernTwin(lambda: McpWorkbench(target, name=self.name, mode="auto", **twin_options))
+            def make() -> McpWorkbench:
+                made = McpWorkbench(target, name=self.name, mode="auto",
+                                    **{**options, "relay_client_requests": declared})
+                # No listen stream: the shared connection hears the server's changes for everyone
+                # (nobody listens to a twin), and a twin serves MCP callers only, whose names it
+                # passes on even when its catalog is stale. One round trip less on its first call.
+                made._listens = False
+                return made
+
+            return ModernTwin(make)
 
         self._make_twin = twin
+        self._listens = True
         self._relisten = anyio.Event()
         """Set when the resource subscriptions change: a 2026 listen stream reopens with the new set."""
         self._conn = Connection(
@@ -425,7 +434,7 @@ class McpWorkbench(Workbench):
         `subscriptions/listen` stream (legacy ones through `_on_message`). A dropped stream
         is reopened with backoff, and the catalog refetched as events may have been missed;
         a change of the resource subscriptions reopens it with the new set."""
-        if client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+        if client.protocol_version not in MODERN_PROTOCOL_VERSIONS or not self._listens:
             listening.set()
             return
         delay = 1.0
