@@ -108,7 +108,8 @@ class McpWorkbench(Workbench):
         # session lets a server push sampling/elicitation/roots (2026 clients get them as input
         # rounds from the gateway), logging/setLevel and resources/subscribe. A server that
         # refuses it is negotiated with instead.
-        self._offered: Mode = "legacy" if mode == "auto" and relay_client_requests else mode
+        # A connection that relays only a caller's declared set (a twin, below) negotiates instead.
+        self._offered: Mode = "legacy" if mode == "auto" and relay_client_requests is True else mode
         self.timeout = timeout
         self._log_level = log_level
         self._router = CallRouter(
@@ -131,19 +132,29 @@ class McpWorkbench(Workbench):
         if session == "per_client":
             self._clients = ClientSessions(
                 self, lambda: McpWorkbench(target, name=self.name, mode=mode, **options), max_client_sessions)
-        # A 2026-07-28 caller's calls go over a 2026 connection (their input rounds pass through
-        # with their own keys, all at once), opened on first need, while the 2025 session serves
-        # 2025 callers; an upstream without the 2026 protocol serves both over its 2025 session.
-        # One per set of client capabilities its callers declare: a 2026 request carries its
-        # capabilities, and the upstream must see the caller's, not ours (it may refuse a call).
+        # A 2026-07-28 caller's calls go over a connection of their own, opened on first need, while
+        # the 2025 session serves 2025 callers: one per set of client capabilities its callers
+        # declare, because the upstream must see the caller's capabilities, not ours (it may refuse
+        # a call, or ask only what the caller can answer). It negotiates: 2026 where the upstream
+        # speaks it (input rounds pass through with their own keys, all at once, and each request
+        # carries the set), else a 2025 session whose initialize declares that set.
         self._modern: dict[frozenset[str], ModernTwin] | None = {} \
             if self._offered == "legacy" and mode == "auto" else None
 
         def twin(declared: frozenset[str]) -> ModernTwin:
-            twin_options = {**options, "relay_client_requests": declared}
-            return ModernTwin(lambda: McpWorkbench(target, name=self.name, mode="2026-07-28", **twin_options))
+            def make() -> McpWorkbench:
+                made = McpWorkbench(target, name=self.name, mode="auto",
+                                    **{**options, "relay_client_requests": declared})
+                # No listen stream: the shared connection hears the server's changes for everyone
+                # (nobody listens to a twin), and a twin serves MCP callers only, whose names it
+                # passes on even when its catalog is stale. One round trip less on its first call.
+                made._listens = False
+                return made
+
+            return ModernTwin(make)
 
         self._make_twin = twin
+        self._listens = True
         self._relisten = anyio.Event()
         """Set when the resource subscriptions change: a 2026 listen stream reopens with the new set."""
         self._conn = Connection(
@@ -257,7 +268,7 @@ class McpWorkbench(Workbench):
         await self._conn.client()
 
     async def _twin_for(self, ctx: CallContext | None) -> Workbench | None:
-        if self._modern is None or self._offered != "legacy" or ctx is None \
+        if self._modern is None or ctx is None \
                 or ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
             return None
         declared = frozenset(name for name, callback in (
@@ -313,7 +324,10 @@ class McpWorkbench(Workbench):
                 raise ToolNotFoundError(name, list(self._tools)) from None
             return ToolResult.error(str(e))
         tools = self._tools or {}
-        if name not in tools:
+        # An MCP client behind a gateway gets the server's own answer to a name it does not list,
+        # as it is (a JSON-RPC error from one server, an `isError` result from another), without
+        # a relisting first: the answer is the server's either way, and a list_changed refreshes.
+        if name not in tools and ctx.protocol_version is None:
             try:  # the server may have grown it without telling
                 tools = await self._refresh_catalog(client, notify=True)
             except Exception as e:
@@ -420,7 +434,7 @@ class McpWorkbench(Workbench):
         `subscriptions/listen` stream (legacy ones through `_on_message`). A dropped stream
         is reopened with backoff, and the catalog refetched as events may have been missed;
         a change of the resource subscriptions reopens it with the new set."""
-        if client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+        if client.protocol_version not in MODERN_PROTOCOL_VERSIONS or not self._listens:
             listening.set()
             return
         delay = 1.0

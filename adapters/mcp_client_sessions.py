@@ -92,8 +92,9 @@ class ClientSessions:
 
 
 class ModernTwin:
-    """A second connection to the same server at 2026-07-28, opened on first use. A server that
-    cannot be reached that way is not asked again for a while: its 2025 session serves meanwhile."""
+    """A second connection to the same server for 2026-07-28 callers declaring one set of client
+    capabilities, opened on first use. A server that cannot be reached that way is not asked
+    again for a while: the shared session serves meanwhile."""
 
     RETRY_AFTER = 60.0
 
@@ -114,7 +115,7 @@ class ModernTwin:
                 try:
                     await workbench.start()
                 except WorkbenchError as e:
-                    logger.info("no 2026-07-28 connection to %s (%s); its 2025 session serves every caller",
+                    logger.info("no second connection to %s (%s); the shared session serves every caller",
                                 workbench.name, e)
                     self._failed_at = time.monotonic()
                     await workbench.stop()

@@ -257,7 +257,14 @@ class CompositeWorkbench(Workbench):
             catalog = await self._relist()
             route = catalog.routes.get(name)
         if route is None:
-            raise ToolNotFoundError(name, list(catalog.routes))
+            # A name no source lists, which exactly one source could own: that source answers it as
+            # it would straight (an MCP server behind a gateway may answer with an `isError` result,
+            # a local workbench raises `ToolNotFoundError`). Two possible owners: nobody is asked.
+            owners = [shaped for key, shaped in self._shaped.items()  # a source that is down: see down_source
+                      if key not in catalog.unlisted and shaped._unlisted_tool(name) is not None]
+            if len(owners) != 1:
+                raise ToolNotFoundError(name, list(catalog.routes))
+            return owners[0], name
         return self._shaped[route.source], route.name
 
     async def call_tool(
