@@ -148,7 +148,6 @@ class WorkbenchServer:
         self.draining = False
         self._inflight: set[anyio.CancelScope] = set()
         self._legacy: set[Connection] = set()
-        self._input_schemas: dict[str, dict[str, Any]] = {}
         self.server = _Server(
             settings.server_name,
             version=settings.server_version,
@@ -277,11 +276,8 @@ class WorkbenchServer:
 
     # ---- tools -----------------------------------------------------------------------
     async def listed_tools(self) -> list[ToolSpec]:
-        """The tools clients see; their input schemas answer the SDK's per-call lookups."""
-        specs = await self.served.list_tools()
-        self._input_schemas.clear()
-        self._input_schemas.update((s.name, s.input_schema) for s in specs)
-        return specs
+        """The tools clients see (the SDK's per-call schema lookups are answered by the policy)."""
+        return await self.served.list_tools()
 
     async def _list_tools(self, ctx: Ctx, params: mt.PaginatedRequestParams | None) -> mt.ListToolsResult:
         return mt.ListToolsResult(tools=await self.listed_tools())
