@@ -102,12 +102,14 @@ class RecordingWorkbench(WorkbenchWrapper):
     async def call_tool(self, name: str, arguments: dict[str, Any] | None = None,
                         ctx: CallContext | None = None) -> ToolResult:
         ctx = ctx or CallContext()
-        with self._request_span(name, ctx) as span:
+        # Without a tracer provider a span records nothing: none is made, and the caller's context is the run's.
+        tracing = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+        with self._request_span(name, ctx, tracing) as span:
             span.set_attributes({"mcp.session.id": ctx.session_id, "enduser.id": ctx.identity})
             span_context = span.get_span_context()
             trace_id = format(span_context.trace_id, "032x") if span_context.is_valid else None
             carrier: dict[str, str] = {}
-            if span.is_recording():  # else the caller's own context is the one to pass on
+            if tracing:
                 propagate.inject(carrier)
             run_id = self._start(name, arguments, ctx, trace_id)
             call_ctx = ctx
@@ -133,7 +135,7 @@ class RecordingWorkbench(WorkbenchWrapper):
             return result
 
     @staticmethod
-    def _request_span(name: str, ctx: CallContext) -> AbstractContextManager[Span]:
+    def _request_span(name: str, ctx: CallContext, tracing: bool) -> AbstractContextManager[Span]:
         """The MCP request's span: the SDK's own (its server middleware makes one per request, parented
         on the caller's `_meta.traceparent`) when there is one; else, for calls that did not come over
         MCP (Studio's), one of the same shape, parented on the call context's trace context."""
@@ -141,8 +143,7 @@ class RecordingWorkbench(WorkbenchWrapper):
         if current.is_recording():
             return nullcontext(current)
         parent = propagate.extract(ctx.trace_context) if ctx.trace_context else None
-        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
-            # No tracer installed: a span would record nothing (its trace id is the caller's context's).
+        if not tracing:
             return nullcontext(current if parent is None else trace.get_current_span(parent))
         return _tracer.start_as_current_span(f"tools/call {name}", context=parent, kind=SpanKind.SERVER, attributes={
             "mcp.method.name": "tools/call", "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name})
