@@ -19,6 +19,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.subscriptions import ListenHandler, ServerEvent
 from mcp.shared.exceptions import MCPError
 
+from servers.auth import scope_access
 from workbench.core import CallContext, PromptNotFoundError, ResourceNotFoundError, Workbench, logger
 
 RESOURCE_NOT_FOUND = -32002
@@ -117,8 +118,13 @@ class SurfaceHandlers:
 
     # ---- completion, subscriptions, log levels --------------------------------------------
     def _caller(self, ctx: Ctx) -> CallContext:
+        """Who asks: session, identity, and what their token grants (scopes, verified claims), as a
+        tool call's context carries them, so what serves a read or a completion can judge by them too."""
         session_id, _ = self.session_id(ctx)
+        access = scope_access(ctx.request.scope) if ctx.request is not None else None
         return CallContext(session_id=session_id, identity=self.identity(ctx),
+                           scopes=frozenset(access.scopes) if access else frozenset(),
+                           claims=access.claims or {} if access else {},
                            protocol_version=_connection(ctx).protocol_version)
 
     async def _complete(self, ctx: Ctx, params: mt.CompleteRequestParams) -> mt.CompleteResult:
