@@ -61,7 +61,6 @@ class McpSurface(Workbench):
     _subscriptions: Subscriptions
     _listens: bool
     _relisten: anyio.Event
-    """Set when the resource subscriptions change: a 2026 listen stream reopens with the new set."""
 
     async def _twin_for(self, ctx: CallContext | None) -> Workbench | None:
         """The connection a 2026-07-28 caller's requests take instead of the shared one, if any."""
@@ -202,6 +201,24 @@ class McpSurface(Workbench):
             except Exception as e:
                 logger.info("MCP server %s: cannot reset the log level: %s", self.name, describe(e))
 
+    async def _restore_subscriptions(self, client: Client) -> None:
+        """A new connection knows nothing of what the old one was asked: subscribe again, set
+        the level again, and tell each subscriber its resource may have changed meanwhile."""
+        legacy = client.protocol_version not in MODERN_PROTOCOL_VERSIONS
+        uris = list(self._subscriptions.resources)
+        with warnings.catch_warnings():  # resources/subscribe and logging are the 2025 era's, used on it only
+            warnings.simplefilter("ignore")
+            try:
+                if legacy:
+                    for uri in uris:
+                        await client.subscribe_resource(uri)
+                    if (level := self._subscriptions.level) is not None:
+                        await client.set_logging_level(level)
+            except Exception as e:
+                logger.warning("MCP server %s: cannot restore subscriptions: %s", self.name, describe(e))
+        for uri in uris:
+            await self.publish(ResourceUpdated(uri))
+
     # -- what the server announces ------------------------------------------------------------
 
     async def _listen(self, client: Client, listening: anyio.Event) -> None:
@@ -256,24 +273,6 @@ class McpSurface(Workbench):
             await self.publish(ResourcesListChanged())
         elif isinstance(message, mt.PromptListChangedNotification):
             await self.publish(PromptsListChanged())
-
-    async def _restore_subscriptions(self, client: Client) -> None:
-        """A new connection knows nothing of what the old one was asked: subscribe again, set
-        the level again, and tell each subscriber its resource may have changed meanwhile."""
-        legacy = client.protocol_version not in MODERN_PROTOCOL_VERSIONS
-        uris = list(self._subscriptions.resources)
-        with warnings.catch_warnings():  # resources/subscribe and logging are the 2025 era's, used on it only
-            warnings.simplefilter("ignore")
-            try:
-                if legacy:
-                    for uri in uris:
-                        await client.subscribe_resource(uri)
-                    if (level := self._subscriptions.level) is not None:
-                        await client.set_logging_level(level)
-            except Exception as e:
-                logger.warning("MCP server %s: cannot restore subscriptions: %s", self.name, describe(e))
-        for uri in uris:
-            await self.publish(ResourceUpdated(uri))
 
 
 async def _cancel_when(event: anyio.Event, scope: anyio.CancelScope) -> None:
