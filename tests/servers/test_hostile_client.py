@@ -277,6 +277,14 @@ async def test_a_request_head_too_large_is_refused_whole_or_in_pieces() -> None:
                             + b"a" * (MAX_HEAD_BYTES - 200) + b"\r\n\r\n")
             assert (await answer_and_close(fits)).startswith(b"HTTP/1.1 200 ")
 
+        # A large body, in the same write as its head, is the body's business (the SDK bounds it), not the head's.
+        async with await anyio.connect_tcp("127.0.0.1", port) as body:
+            payload = json.dumps({**INIT, "params": {**INIT["params"], "padding": "p" * 4 * MAX_HEAD_BYTES}}).encode()
+            await body.send(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                            b"Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n"
+                            b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
+            assert (await answer_and_close(body)).startswith(b"HTTP/1.1 200 ")
+
         await still_serves(served)
 
 
