@@ -277,6 +277,11 @@ async def test_a_request_head_too_large_is_refused_whole_or_in_pieces() -> None:
                             + b"a" * (MAX_HEAD_BYTES - 200) + b"\r\n\r\n")
             assert (await answer_and_close(fits)).startswith(b"HTTP/1.1 200 ")
 
+        # Not HTTP at all: uvicorn's 400, not mistaken for a head too large.
+        async with await anyio.connect_tcp("127.0.0.1", port) as garbage:
+            await garbage.send(b"\x16\x03\x01 not http at all\r\n\r\n")
+            assert (await answer_and_close(garbage)).startswith(b"HTTP/1.1 400 ")
+
         # A large body, in the same write as its head, is the body's business (the SDK bounds it), not the head's.
         async with await anyio.connect_tcp("127.0.0.1", port) as body:
             payload = json.dumps({**INIT, "params": {**INIT["params"], "padding": "p" * 4 * MAX_HEAD_BYTES}}).encode()
