@@ -73,7 +73,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         except httptools.HttpParserUpgrade:
             self._unsupported_upgrade_warning()  # we serve no websockets (`ws="none"`)
             return
-        if self._head_received is not None:  # a head is still incomplete: all of it arrived in these reads
+        if self._head_received is not None:  # a head still incomplete: this read counts whole (it began here or before)
             self._head_received += len(data)
             if self._head_received > MAX_HEAD_BYTES:
                 self._refuse_head()
