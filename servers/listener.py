@@ -91,7 +91,10 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._count_head(len(name) + len(value) + 4)  # ": " and CRLF
-        super().on_header(name, value)
+        # llhttp hands a value over with its trailing whitespace; RFC 9110 §5.5 leaves the optional
+        # whitespace around a field value out of the value (h11 strips it). Kept, `Mcp-Name: add ` no
+        # longer matched the body's tool name, and the SDK refused the request (-32020).
+        super().on_header(name, value.strip(b" \t"))
 
     def on_headers_complete(self) -> None:
         self._head_received = None

@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 
 import anyio
 import mcp.types as mt
+import uvicorn
 from everything_asks import add_input_required_tools, add_push_era_tools
 from mcp.server import ServerRequestContext
 from mcp.server.context import CallNext, HandlerResult
@@ -330,8 +331,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("http needs a PORT")
     else:
         # retry_interval: the SSE-polling scenario expects the client told to come back soon.
-        server.run("streamable-http", host="127.0.0.1", port=args.port, event_store=BoundedEventStore(),
-                   retry_interval=100)
+        app = server.streamable_http_app(event_store=BoundedEventStore(), retry_interval=100, host="127.0.0.1")
+        # h11, not uvicorn's default httptools (installed for `workbench serve`): llhttp keeps a header
+        # value's trailing whitespace, and the suite's header-validation scenario sends one.
+        uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", http="h11")
 
 
 if __name__ == "__main__":

@@ -293,6 +293,26 @@ async def test_a_request_head_too_large_is_refused_whole_or_in_pieces() -> None:
         await still_serves(served)
 
 
+async def test_whitespace_around_a_header_value_is_not_part_of_it() -> None:
+    """RFC 9110 §5.5: the optional whitespace around a field value is not the value. llhttp keeps a
+    trailing one; kept, `Mcp-Name: add ` no longer matched the body's tool and the call was refused."""
+    settings = ServeSettings(transport="http")
+    async with serving(ServeBench(), settings):
+        body = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+            "name": "add", "arguments": {"a": 40, "b": 2}, "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+                "io.modelcontextprotocol/clientCapabilities": {}}}}).encode()
+        async with await anyio.connect_tcp("127.0.0.1", settings.port) as raw:
+            await raw.send(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                           b"Accept: application/json, text/event-stream \t\r\nContent-Type: application/json\r\n"
+                           b"MCP-Protocol-Version: 2026-07-28  \r\nMcp-Method: tools/call\t\r\nMcp-Name:  add  \r\n"
+                           b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            answer = await answer_and_close(raw)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+        assert b'"total":42' in answer.replace(b" ", b""), answer[-400:]
+
+
 def test_the_listener_serves_on_the_guarded_httptools_protocol() -> None:
     """The head tests above run on the protocol `workbench serve` uses."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
