@@ -1,0 +1,453 @@
+"""The upstream lane: an ordinary `tools/call` to a streamable-HTTP MCP server, sent without the
+SDK's client stack.
+
+The SDK's client path costs a gateway ~6 ms of CPU per call (ClientSession, the JSON-RPC
+dispatcher, the streamable-HTTP transport's task hand-offs, httpx2/httpcore2/h11, result
+validation against the negotiated revision); the same POST over one long-lived aiohttp session
+costs well under a millisecond. The rule that keeps it faithful:
+
+    **A lane serves only requests it can prove ordinary; anything else takes the SDK's path
+    unchanged.**
+
+`McpWorkbench` decides what is ordinary (no progress token, no OAuth, a live connection, nothing
+the upstream could ask that would not be declined, asyncio); the lane builds the request from the
+SDK's own pieces (the live session's stamp for `_meta`/headers of the negotiated era, its trace
+span and W3C context injection, `mcp.types` models to serialise and parse) and reads the answer
+as `application/json` or an SSE stream, parsed incrementally within `MAX_RESPONSE_BYTES` and the
+SDK's own per-event bound. What arrives on the stream besides the answer is handled as the SDK
+handles it: notifications go to the same callbacks (logging, `message_handler`), a server→client
+request is answered through the session's own callback table (`dispatch_input_request`), an
+`InputRequiredResult` goes through the SDK's own round driver. A response the lane cannot use
+without having run the call twice is refused with a clear message; one that proves the upstream
+did not run it (a redirect, a 2026 header mismatch) is handed back (`LaneDeclined`) for the SDK
+path to send.
+
+Cancellation (the caller's timeout, or a cancelled caller) aborts the POST; on a 2025 session it
+also sends `notifications/cancelled`, as the SDK does (on the 2026 wire closing the request is
+the signal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import urllib.request
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit
+
+import aiohttp
+import anyio
+import httpx2
+import mcp.types as mt
+from mcp.client.session import ClientRequestContext, _later_revision_fields
+from mcp.client.streamable_http import DEFAULT_MAX_SSE_EVENT_SIZE, MCP_SESSION_ID
+from mcp.shared._otel import inject_trace_context, otel_span
+from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
+from mcp_types import HEADER_MISMATCH
+from mcp_types import methods as wire
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from opentelemetry.trace import SpanKind, StatusCode
+from pydantic import TypeAdapter, ValidationError
+
+from adapters.http_keepalive import DRAIN_BYTES, DRAIN_SECONDS
+from adapters.mcp_targets import HttpTarget, Target
+from workbench.core import WorkbenchError
+
+if TYPE_CHECKING:
+    from mcp import Client
+
+logger = logging.getLogger("workbench.mcp")
+
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+"""Everything one call may read from the upstream: the JSON answer, or the whole SSE stream
+(notifications included). A tool result larger than this is not an ordinary one."""
+MAX_EVENT_BYTES = DEFAULT_MAX_SSE_EVENT_SIZE
+"""One SSE event: the SDK's own bound (1 MiB), so the lane refuses no event the SDK would take."""
+MAX_CONNECTIONS = 100
+"""Open connections to one upstream; more concurrent calls wait for a free one."""
+KEEPALIVE_SECONDS = 4.0
+"""Below uvicorn's 5 s idle close, so a pooled connection is not reused as the server drops it."""
+READ_TIMEOUT = 300.0
+"""Seconds without a byte from the upstream (the SDK path's httpx2 read timeout)."""
+_CANCEL_WRITE_TIMEOUT = 5.0  # the SDK's bound on its courtesy cancel (jsonrpc_dispatcher._ABANDON_WRITE_TIMEOUT)
+_ACCEPT = "application/json, text/event-stream"
+_ANSWER = TypeAdapter[mt.CallToolResult | mt.InputRequiredResult](mt.CallToolResult | mt.InputRequiredResult)
+
+Notify = Callable[[Any], Awaitable[None]]
+
+
+class LaneDeclined(Exception):  # noqa: N818 - a signal, not a failure: the SDK path takes the call
+    """The upstream provably did not run the call (a redirect, a 2026 header mismatch): send it
+    the SDK's way instead."""
+
+
+class UpstreamProtocolError(WorkbenchError):
+    """The upstream answered with something no MCP server may send (malformed, oversized, another
+    request's id); the call failed, the message says how."""
+
+
+class UpstreamLane:
+    """Sends ordinary `tools/call` requests to one streamable-HTTP upstream over a long-lived
+    aiohttp session: keep-alive, a bounded pool, TCP_NODELAY (aiohttp's default), no redirects,
+    the SDK path's TLS trust (`httpx2.create_ssl_context`) and timeouts."""
+
+    def __init__(self, url: str, headers: Mapping[str, str], *, connect_timeout: float) -> None:
+        self.url = url
+        self._headers = dict(headers)
+        self._connect_timeout = connect_timeout
+        self._http: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # an aiohttp session serves the loop that made it
+        self._ids = itertools.count(1)
+        self.calls = 0
+        """Calls this lane answered (tests and benchmarks read it to prove the lane was taken)."""
+
+    @classmethod
+    def for_target(cls, target: Target, *, connect_timeout: float) -> UpstreamLane | None:
+        """A lane to `target` when it can have one: streamable HTTP (not stdio, not the old SSE
+        transport), no httpx2 `auth` (an OAuth provider refreshes and retries inside httpx2), and no
+        proxy from the environment (httpx2 honours one; the lane would go around it)."""
+        if not isinstance(target, HttpTarget) or target.sse or target.auth is not None:
+            return None
+        parts = urlsplit(target.url)
+        if parts.scheme not in ("http", "https") or _proxied(parts.scheme, parts.hostname or ""):
+            return None
+        headers = dict(target.headers)
+        if target.bearer_token:
+            headers["Authorization"] = f"Bearer {target.bearer_token}"
+        return cls(target.url, headers, connect_timeout=connect_timeout)
+
+    async def _session(self) -> aiohttp.ClientSession:
+        http, loop = self._http, asyncio.get_running_loop()
+        if http is not None and not http.closed and self._loop is loop:
+            return http
+        self._loop = loop
+        connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS,
+                                         ssl=httpx2.create_ssl_context(), enable_cleanup_closed=False)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout, sock_read=READ_TIMEOUT)
+        self._http = aiohttp.ClientSession(connector=connector, timeout=timeout, headers=self._headers,
+                                           auto_decompress=True, trust_env=False, cookie_jar=aiohttp.DummyCookieJar())
+        return self._http
+
+    async def aclose(self) -> None:
+        http, self._http = self._http, None
+        if http is not None and not http.closed and self._loop is asyncio.get_running_loop():
+            await http.close()
+
+    async def call_tool(
+        self,
+        client: Client,
+        name: str,
+        arguments: dict[str, Any],
+        meta: mt.RequestParamsMeta | None,
+        *,
+        session_id: str | None,
+        on_notification: Notify,
+    ) -> mt.CallToolResult:
+        """One `tools/call` (and, for an `InputRequiredResult`, its further rounds through the
+        SDK's own driver). Raises `MCPError` for the upstream's JSON-RPC error, `LaneDeclined`,
+        `UpstreamProtocolError`, or a `ConnectionError` when the connection failed."""
+
+        async def send(responses: mt.InputResponses | None, state: str | None) -> Any:
+            params = mt.CallToolRequestParams(name=name, arguments=arguments, input_responses=responses,
+                                              request_state=state, _meta=meta)
+            return await self._send(client, params, session_id, on_notification)
+
+        first = await send(None, None)
+        if isinstance(first, mt.InputRequiredResult):
+            # Rounds go through the very driver (and callback table) `Client.call_tool` uses.
+            first = await client._drive_input_required(first, send)
+        self.calls += 1
+        return cast(mt.CallToolResult, first)
+
+    async def _send(
+        self, client: Client, params: mt.CallToolRequestParams, session_id: str | None, on_notification: Notify
+    ) -> mt.CallToolResult | mt.InputRequiredResult:
+        session = client.session
+        version = client.protocol_version
+        data = mt.CallToolRequest(params=params).model_dump(by_alias=True, mode="json", exclude_none=True)
+        headers: dict[str, Any] = {}
+        opts: dict[str, Any] = {"headers": headers}
+        # The session's own stamp: the negotiated era's `_meta` keys (2026: protocol version, client
+        # info and capabilities, the log-level default) and headers (MCP-Protocol-Version, Mcp-Method,
+        # Mcp-Name, Mcp-Param-*), exactly as `ClientSession.send_request` applies it.
+        session._stamp(data, cast(Any, opts))
+        headers["Accept"] = _ACCEPT
+        headers["Content-Type"] = "application/json"
+        if session_id is not None:
+            headers[MCP_SESSION_ID] = session_id
+        request_id = f"wb-{next(self._ids)}"  # a string: never one of the SDK dispatcher's integer ids
+        out: dict[str, Any] = data["params"]
+        out_meta = dict(out.get("_meta") or {})
+        with otel_span(f"MCP send tools/call {params.name}", kind=SpanKind.CLIENT,
+                       attributes={"mcp.method.name": "tools/call", "jsonrpc.request.id": request_id}) as span:
+            inject_trace_context(out_meta)  # the SDK dispatcher's SEP-414 injection, inside the span
+            if out_meta:
+                out["_meta"] = out_meta
+            else:
+                out.pop("_meta", None)
+            body = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": out},
+                              separators=(",", ":")).encode()
+            sent = False
+            try:
+                http = await self._session()
+                try:
+                    async with http.post(self.url, data=body, headers=headers, allow_redirects=False) as response:
+                        sent = True
+                        raw = await self._answer(response, request_id, client, session_id, on_notification)
+                except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
+                    # A connection error (OSError) is what `is_disconnect` knows as a gone connection.
+                    raise ConnectionError(f"MCP request failed: {type(e).__name__}: {e}".rstrip(": ")) from e
+            except anyio.get_cancelled_exc_class():
+                if sent and version not in MODERN_PROTOCOL_VERSIONS:
+                    await self._cancel(request_id, headers, "caller cancelled")
+                raise
+            except MCPError as e:
+                span.set_attributes({"error.type": str(e.code), "rpc.response.status_code": str(e.code)})
+                span.set_status(StatusCode.ERROR, e.message)
+                if e.code == HEADER_MISMATCH and version in MODERN_PROTOCOL_VERSIONS:
+                    raise LaneDeclined("header mismatch: the SDK path re-lists the tool and resends") from e
+                raise
+        if version is not None and not (foreign := _later_revision_fields("tools/call", version)).isdisjoint(raw):
+            raw = {key: value for key, value in raw.items() if key not in foreign}  # as the SDK drops them
+        try:
+            return _ANSWER.validate_python(raw, by_name=False)
+        except ValidationError as e:
+            raise UpstreamProtocolError(
+                f"answered tools/call with a result that is not a CallToolResult: {_first_error(e)}") from None
+
+    async def _answer(
+        self, response: aiohttp.ClientResponse, request_id: str, client: Client, session_id: str | None,
+        on_notification: Notify,
+    ) -> dict[str, Any]:
+        """The JSON-RPC result of `request_id`, read from `response`; raises for anything else."""
+        status = response.status
+        content_type = response.headers.get("Content-Type", "").lower()
+        if 300 <= status < 400:
+            raise LaneDeclined(f"redirected ({status}): the SDK path decides whether to follow")
+        if status == 202:
+            raise MCPError(mt.INVALID_REQUEST, "server answered a request with 202 Accepted")
+        if status >= 400:
+            if content_type.startswith("application/json"):
+                message = _json(await _read_all(response), "error body")
+                error = message.get("error") if isinstance(message, dict) else None
+                if isinstance(error, dict):
+                    raise _mcp_error(error)
+            if status == 404:  # the SDK transport's spellings, which `session_expired` recognises
+                if session_id is not None:
+                    raise MCPError(mt.INVALID_REQUEST, "Session terminated")
+                raise MCPError(mt.METHOD_NOT_FOUND, "Not Found")
+            raise MCPError(mt.INTERNAL_ERROR, f"Server returned an error response (HTTP {status})")
+        if content_type.startswith("application/json"):
+            return _result_of(_json(await _read_all(response), "answer"), request_id)
+        if content_type.startswith("text/event-stream"):
+            async for event in _sse_messages(response):
+                message = _json(event, "SSE event")
+                if not isinstance(message, dict):
+                    raise UpstreamProtocolError(f"sent an SSE event that is not a JSON-RPC message: {_clip(event)}")
+                method = message.get("method")
+                if method is None:
+                    result = _result_of(message, request_id)
+                    await _drain(response)
+                    return result
+                if "id" in message:
+                    await self._answer_request(client, message, session_id)
+                else:
+                    await _deliver(client, method, message.get("params"), on_notification)
+            raise MCPError(mt.CONNECTION_CLOSED, "SSE stream ended without a response")
+        raise UpstreamProtocolError(f"answered with content type {content_type or 'none'!r}; "
+                                    "an MCP server answers application/json or text/event-stream")
+
+    async def _answer_request(self, client: Client, message: dict[str, Any], session_id: str | None) -> None:
+        """A server→client request on the call's stream: answered through the session's callback
+        table as `ClientSession._on_request` answers it (ping: an empty result; sampling,
+        elicitation, roots: the callbacks, which for a lane call can only decline)."""
+        request_id, method, params = message["id"], message["method"], message.get("params")
+        version = client.protocol_version or "2025-11-25"
+        reply: dict[str, Any]
+        try:
+            request = wire.parse_server_request(method, version, params)
+            if isinstance(request, mt.PingRequest):
+                reply = {"result": {}}
+            else:
+                context = ClientRequestContext(session=client.session, request_id=request_id,
+                                               meta=request.params.meta if request.params else None)
+                answer = await client.session.dispatch_input_request(context, cast(mt.InputRequest, request))
+                dumped = answer.model_dump(by_alias=True, mode="json", exclude_none=True)
+                reply = {"error": dumped} if isinstance(answer, mt.ErrorData) else {"result": dumped}
+        except KeyError:
+            reply = {"error": {"code": mt.METHOD_NOT_FOUND, "message": "Method not found", "data": method}}
+        except (ValidationError, ValueError) as e:
+            reply = {"error": {"code": mt.INVALID_PARAMS, "message": f"invalid {method} request: {_first_error(e)}"}}
+        headers = {"Accept": _ACCEPT, "Content-Type": "application/json"}
+        if client.protocol_version is not None:
+            headers[MCP_PROTOCOL_VERSION_HEADER] = client.protocol_version
+        if session_id is not None:
+            headers[MCP_SESSION_ID] = session_id
+        await self._post_quietly({"jsonrpc": "2.0", "id": request_id, **reply}, headers)
+
+    async def _cancel(self, request_id: str, request_headers: Mapping[str, str], reason: str) -> None:
+        """The SDK's courtesy `notifications/cancelled` for an abandoned 2025-era request, shielded
+        and bounded as the SDK's is."""
+        headers = {k: v for k, v in request_headers.items()
+                   if k.lower() in ("accept", "content-type", MCP_SESSION_ID, MCP_PROTOCOL_VERSION_HEADER.lower())}
+        message = {"jsonrpc": "2.0", "method": "notifications/cancelled",
+                   "params": {"requestId": request_id, "reason": reason}}
+        with anyio.move_on_after(_CANCEL_WRITE_TIMEOUT, shield=True):
+            await self._post_quietly(message, headers)
+
+    async def _post_quietly(self, message: dict[str, Any], headers: Mapping[str, str]) -> None:
+        try:
+            http = await self._session()
+            async with http.post(self.url, data=json.dumps(message, separators=(",", ":")).encode(),
+                                 headers=headers, allow_redirects=False) as response:
+                await _read_all(response)
+        except (TimeoutError, aiohttp.ClientError, UpstreamProtocolError) as e:
+            logger.debug("posting %s to %s failed: %s", message.get("method", "a response"), self.url, e)
+
+
+def on_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # trio: the SDK path serves
+        return False
+    return True
+
+
+def _proxied(scheme: str, host: str) -> bool:
+    proxies = urllib.request.getproxies()
+    return (scheme in proxies or "all" in proxies) and not urllib.request.proxy_bypass(host)
+
+
+async def _deliver(client: Client, method: Any, params: Any, on_notification: Notify) -> None:
+    """A notification on the call's stream, validated for the negotiated era as the SDK's
+    `ClientSession._on_notify` does; progress (the lane never asks for it) and cancellations of
+    ours are dropped as the SDK's dispatcher drops them."""
+    if method in ("notifications/progress", "notifications/cancelled") or not isinstance(method, str):
+        return
+    try:
+        notification = wire.parse_server_notification(method, client.protocol_version or "2025-11-25", params)
+    except KeyError:
+        logger.debug("dropped %r: not defined at %s", method, client.protocol_version)
+        return
+    except (ValidationError, ValueError):
+        logger.warning("Failed to validate notification: %s", method, exc_info=True)
+        return
+    try:
+        await on_notification(notification)
+    except Exception:  # a raising callback costs only that delivery, as in the SDK
+        logger.exception("notification callback for %r raised", method)
+
+
+async def _drain(response: aiohttp.ClientResponse) -> None:
+    """Read what is left of an answered SSE stream (normally just its end) within small bounds,
+    so its connection goes back to the pool instead of being closed (see `adapters.http_keepalive`)."""
+    left = DRAIN_BYTES
+    with anyio.move_on_after(DRAIN_SECONDS):
+        while left > 0 and (chunk := await response.content.readany()):
+            left -= len(chunk)
+
+
+async def _read_all(response: aiohttp.ClientResponse) -> bytes:
+    """The whole body, refused past `MAX_RESPONSE_BYTES` before it is all buffered."""
+    length = response.content_length
+    if length is not None and length > MAX_RESPONSE_BYTES:
+        raise UpstreamProtocolError(f"announced a {length}-byte answer; the limit is {MAX_RESPONSE_BYTES} bytes")
+    body = bytearray()
+    async for chunk in response.content.iter_any():
+        body += chunk
+        if len(body) > MAX_RESPONSE_BYTES:
+            raise UpstreamProtocolError(f"sent more than {MAX_RESPONSE_BYTES} bytes; the answer was cut off there")
+    return bytes(body)
+
+
+async def _sse_messages(response: aiohttp.ClientResponse) -> Any:
+    """The `data` of each `message` event, parsed incrementally (WHATWG event-stream rules: fields
+    per line, `data` lines joined, a blank line ends an event, `:` lines are comments), within
+    `MAX_EVENT_BYTES` per event and `MAX_RESPONSE_BYTES` in all."""
+    buffer = bytearray()
+    total = 0
+    event, data = "message", bytearray()
+    async for chunk in response.content.iter_any():
+        total += len(chunk)
+        if total > MAX_RESPONSE_BYTES:
+            raise UpstreamProtocolError(f"sent more than {MAX_RESPONSE_BYTES} bytes on the SSE stream "
+                                        "without answering the call")
+        buffer += chunk
+        while True:
+            end = _line_end(buffer)
+            if end is None:
+                if len(buffer) + len(data) > MAX_EVENT_BYTES:
+                    raise UpstreamProtocolError(f"sent an SSE event larger than {MAX_EVENT_BYTES} bytes")
+                break
+            line, skip = bytes(buffer[:end]), 2 if buffer[end:end + 2] == b"\r\n" else 1
+            del buffer[:end + skip]
+            if not line:
+                if data and event == "message":
+                    yield bytes(data[:-1])  # the last data line's newline
+                event, data = "message", bytearray()
+                continue
+            field, _, value = line.partition(b":")
+            value = value[1:] if value.startswith(b" ") else value
+            if field == b"data":
+                data += value + b"\n"
+                if len(data) > MAX_EVENT_BYTES:
+                    raise UpstreamProtocolError(f"sent an SSE event larger than {MAX_EVENT_BYTES} bytes")
+            elif field == b"event":
+                event = value.decode("utf-8", "replace")
+
+
+def _line_end(buffer: bytearray) -> int | None:
+    """Where the first line of `buffer` ends (`\\n`, `\\r\\n` or `\\r`), or None if it does not yet;
+    a trailing `\\r` waits for the next byte, which may be its `\\n`."""
+    lf, cr = buffer.find(b"\n"), buffer.find(b"\r")
+    if cr == -1 or (lf != -1 and lf < cr):
+        return None if lf == -1 else lf
+    return cr if cr + 1 < len(buffer) else None
+
+
+def _json(raw: bytes, what: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise UpstreamProtocolError(f"sent a malformed JSON {what}: {_clip(raw)}") from None
+
+
+def _result_of(message: Any, request_id: str) -> dict[str, Any]:
+    """The result of the JSON-RPC response `message` to `request_id`; its error as `MCPError`."""
+    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+        raise UpstreamProtocolError(f"answered with something that is not a JSON-RPC 2.0 message: {_clip(message)}")
+    if message.get("id") != request_id:
+        error = message.get("error")
+        if message.get("id") is None and isinstance(error, dict):
+            raise _mcp_error(error)  # rejected before its id was read: still this request's answer
+        raise UpstreamProtocolError(
+            f"answered request {request_id!r} with the response to {message.get('id')!r}")
+    if isinstance(error := message.get("error"), dict):
+        raise _mcp_error(error)
+    result = message.get("result")
+    if not isinstance(result, dict):
+        raise UpstreamProtocolError(f"answered tools/call without a result object: {_clip(message)}")
+    return result
+
+
+def _mcp_error(error: dict[str, Any]) -> MCPError:
+    try:
+        return MCPError.from_error_data(mt.ErrorData.model_validate(error))
+    except ValidationError:
+        return MCPError(mt.INTERNAL_ERROR, f"the server sent a malformed JSON-RPC error: {_clip(error)}")
+
+
+def _first_error(error: Exception) -> str:
+    if isinstance(error, ValidationError) and error.errors():
+        first = error.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc']) or 'result'}: {first['msg']}"
+    return str(error)
+
+
+def _clip(value: Any, limit: int = 200) -> str:
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes | bytearray) else repr(value)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
