@@ -34,7 +34,7 @@ import itertools
 import json
 import logging
 import urllib.request
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
@@ -43,7 +43,12 @@ import anyio
 import httpx2
 import mcp.types as mt
 from mcp.client.session import ClientRequestContext, _later_revision_fields
-from mcp.client.streamable_http import DEFAULT_MAX_SSE_EVENT_SIZE, MCP_SESSION_ID
+from mcp.client.streamable_http import (
+    DEFAULT_MAX_SSE_EVENT_SIZE,
+    DEFAULT_RECONNECTION_DELAY_MS,
+    MAX_RECONNECTION_ATTEMPTS,
+    MCP_SESSION_ID,
+)
 from mcp.shared._otel import inject_trace_context, otel_span
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
@@ -73,6 +78,10 @@ KEEPALIVE_SECONDS = 4.0
 """Below uvicorn's 5 s idle close, so a pooled connection is not reused as the server drops it."""
 READ_TIMEOUT = 300.0
 """Seconds without a byte from the upstream (the SDK path's httpx2 read timeout)."""
+MAX_RESUMPTIONS = 8
+"""Times one call's stream may be resumed (the SDK allows 2 failed attempts in a row, unbounded successes)."""
+MAX_RETRY_MS = 30_000
+"""The longest wait between resumptions an upstream's `retry:` field can ask for."""
 _CANCEL_WRITE_TIMEOUT = 5.0  # the SDK's bound on its courtesy cancel (jsonrpc_dispatcher._ABANDON_WRITE_TIMEOUT)
 _ACCEPT = "application/json, text/event-stream"
 _ANSWER = TypeAdapter[mt.CallToolResult | mt.InputRequiredResult](mt.CallToolResult | mt.InputRequiredResult)
@@ -88,6 +97,9 @@ class LaneDeclined(Exception):  # noqa: N818 - a signal, not a failure: the SDK 
 class UpstreamProtocolError(WorkbenchError):
     """The upstream answered with something no MCP server may send (malformed, oversized, another
     request's id); the call failed, the message says how."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"the server {what}")
 
 
 class UpstreamLane:
@@ -244,22 +256,62 @@ class UpstreamLane:
         if content_type.startswith("application/json"):
             return _result_of(_json(await _read_all(response), "answer"), request_id)
         if content_type.startswith("text/event-stream"):
-            async for event in _sse_messages(response):
-                message = _json(event, "SSE event")
-                if not isinstance(message, dict):
-                    raise UpstreamProtocolError(f"sent an SSE event that is not a JSON-RPC message: {_clip(event)}")
-                method = message.get("method")
-                if method is None:
-                    result = _result_of(message, request_id)
-                    await _drain(response)
-                    return result
-                if "id" in message:
-                    await self._answer_request(client, message, session_id)
-                else:
-                    await _deliver(client, method, message.get("params"), on_notification)
-            raise MCPError(mt.CONNECTION_CLOSED, "SSE stream ended without a response")
+            return await self._stream_answer(response, request_id, client, session_id, on_notification)
         raise UpstreamProtocolError(f"answered with content type {content_type or 'none'!r}; "
                                     "an MCP server answers application/json or text/event-stream")
+
+    async def _stream_answer(
+        self, response: aiohttp.ClientResponse, request_id: str, client: Client, session_id: str | None,
+        on_notification: Notify,
+    ) -> dict[str, Any]:
+        """The answer on an SSE stream; a stream that ends before it, having named its events, is
+        resumed with a GET and `Last-Event-ID` as the SDK transport resumes it (SEP-1699)."""
+        stream = _SseStream()
+        try:
+            return await self._resumed(stream, response, request_id, client, session_id, on_notification)
+        finally:
+            if stream.response is not None:
+                stream.response.release()  # the last one read: its connection goes back to the pool, or closes
+
+    async def _resumed(
+        self, stream: _SseStream, response: aiohttp.ClientResponse, request_id: str, client: Client,
+        session_id: str | None, on_notification: Notify,
+    ) -> dict[str, Any]:
+        failures = resumptions = 0
+        while True:
+            stream.response = response
+            if response.status == 200 and response.headers.get("Content-Type", "").lower().startswith(
+                    "text/event-stream"):
+                async for event in stream.messages(response):
+                    message = _json(event, "SSE event")
+                    if not isinstance(message, dict):
+                        raise UpstreamProtocolError(f"sent an SSE event that is not a JSON-RPC message: {_clip(event)}")
+                    method = message.get("method")
+                    if method is None:
+                        result = _result_of(message, request_id)
+                        await _drain(response)
+                        return result
+                    if "id" in message:
+                        await self._answer_request(client, message, session_id)
+                    else:
+                        await _deliver(client, method, message.get("params"), on_notification)
+                failures = 0
+            else:
+                failures += 1
+            response.release()
+            if stream.last_event_id is None:
+                raise MCPError(mt.CONNECTION_CLOSED, "SSE stream ended without a response")
+            resumptions += 1
+            if failures >= MAX_RECONNECTION_ATTEMPTS or resumptions > MAX_RESUMPTIONS:
+                raise MCPError(mt.CONNECTION_CLOSED, "SSE stream ended and reconnection attempts were exhausted")
+            delay_ms = stream.retry_ms if stream.retry_ms is not None else DEFAULT_RECONNECTION_DELAY_MS
+            await anyio.sleep(delay_ms / 1000)
+            headers = {"Accept": _ACCEPT, "Content-Type": "application/json", "Last-Event-ID": stream.last_event_id}
+            if client.protocol_version is not None:
+                headers[MCP_PROTOCOL_VERSION_HEADER] = client.protocol_version
+            if session_id is not None:
+                headers[MCP_SESSION_ID] = session_id
+            response = await (await self._session()).get(self.url, headers=headers, allow_redirects=False)
 
     async def _answer_request(self, client: Client, message: dict[str, Any], session_id: str | None) -> None:
         """A server→client request on the call's stream: answered through the session's callback
@@ -364,40 +416,50 @@ async def _read_all(response: aiohttp.ClientResponse) -> bytes:
     return bytes(body)
 
 
-async def _sse_messages(response: aiohttp.ClientResponse) -> Any:
-    """The `data` of each `message` event, parsed incrementally (WHATWG event-stream rules: fields
-    per line, `data` lines joined, a blank line ends an event, `:` lines are comments), within
+class _SseStream:
+    """One call's event stream, across resumptions: the last event id and retry delay it named,
+    and the bytes read so far. Parsed incrementally by WHATWG event-stream rules (a field per
+    line, `data` lines joined, a blank line ends an event, `:` starts a comment) within
     `MAX_EVENT_BYTES` per event and `MAX_RESPONSE_BYTES` in all."""
-    buffer = bytearray()
-    total = 0
-    event, data = "message", bytearray()
-    async for chunk in response.content.iter_any():
-        total += len(chunk)
-        if total > MAX_RESPONSE_BYTES:
-            raise UpstreamProtocolError(f"sent more than {MAX_RESPONSE_BYTES} bytes on the SSE stream "
-                                        "without answering the call")
-        buffer += chunk
-        while True:
-            end = _line_end(buffer)
-            if end is None:
-                if len(buffer) + len(data) > MAX_EVENT_BYTES:
-                    raise UpstreamProtocolError(f"sent an SSE event larger than {MAX_EVENT_BYTES} bytes")
-                break
-            line, skip = bytes(buffer[:end]), 2 if buffer[end:end + 2] == b"\r\n" else 1
-            del buffer[:end + skip]
-            if not line:
-                if data and event == "message":
-                    yield bytes(data[:-1])  # the last data line's newline
-                event, data = "message", bytearray()
-                continue
-            field, _, value = line.partition(b":")
-            value = value[1:] if value.startswith(b" ") else value
-            if field == b"data":
-                data += value + b"\n"
+
+    def __init__(self) -> None:
+        self.last_event_id: str | None = None
+        self.retry_ms: int | None = None
+        self.response: aiohttp.ClientResponse | None = None
+        self._read = 0
+
+    async def messages(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        """The `data` of each `message` event of `response`."""
+        buffer = bytearray()
+        event, data = "message", bytearray()
+        async for chunk in response.content.iter_any():
+            self._read += len(chunk)
+            if self._read > MAX_RESPONSE_BYTES:
+                raise UpstreamProtocolError(f"sent more than {MAX_RESPONSE_BYTES} bytes on the SSE stream "
+                                            "without answering the call")
+            buffer += chunk
+            while (end := _line_end(buffer)) is not None:
+                line, skip = bytes(buffer[:end]), 2 if buffer[end:end + 2] == b"\r\n" else 1
+                del buffer[:end + skip]
+                if not line:
+                    if len(data) > 1 and event == "message":  # an empty one primes resumption only
+                        yield bytes(data[:-1])  # without the last data line's newline
+                    event, data = "message", bytearray()
+                    continue
+                name, _, value = line.partition(b":")
+                value = value[1:] if value.startswith(b" ") else value
+                if name == b"data":
+                    data += value + b"\n"
+                elif name == b"event":
+                    event = value.decode("utf-8", "replace")
+                elif name == b"id" and b"\0" not in value:
+                    self.last_event_id = value.decode("utf-8", "replace")
+                elif name == b"retry" and value.isdigit():
+                    self.retry_ms = min(int(value), MAX_RETRY_MS)
                 if len(data) > MAX_EVENT_BYTES:
                     raise UpstreamProtocolError(f"sent an SSE event larger than {MAX_EVENT_BYTES} bytes")
-            elif field == b"event":
-                event = value.decode("utf-8", "replace")
+            if len(buffer) + len(data) > MAX_EVENT_BYTES:
+                raise UpstreamProtocolError(f"sent an SSE event larger than {MAX_EVENT_BYTES} bytes")
 
 
 def _line_end(buffer: bytearray) -> int | None:
