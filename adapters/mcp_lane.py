@@ -456,9 +456,7 @@ class _SseStream:
                     self.last_event_id = value.decode("utf-8", "replace")
                 elif name == b"retry" and value.isdigit():
                     self.retry_ms = min(int(value), MAX_RETRY_MS)
-                if len(data) > MAX_EVENT_BYTES:
-                    raise UpstreamProtocolError(f"sent an SSE event larger than {MAX_EVENT_BYTES} bytes")
-            if len(buffer) + len(data) > MAX_EVENT_BYTES:
+            if len(buffer) + len(data) > MAX_EVENT_BYTES:  # an event's lines so far, or one endless line
                 raise UpstreamProtocolError(f"sent an SSE event larger than {MAX_EVENT_BYTES} bytes")
 
 

@@ -333,6 +333,17 @@ async def huge_event(h: Hostile, request: dict[str, Any], send: Send) -> None:
 
 
 @behaviour
+async def many_line_event(h: Hostile, request: dict[str, Any], send: Send) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"event: message\r\n"
+        while True:  # short data lines, never the blank line that ends the event
+            h.sent += 1024
+            yield b"data: " + b"z" * 1016 + b"\r\n"
+
+    await _stream(send, chunks())
+
+
+@behaviour
 async def malformed(h: Hostile, request: dict[str, Any], send: Send) -> None:
     await _respond(send, 200, b'{"jsonrpc": "2.0", "id": ', "application/json")
 
@@ -489,6 +500,7 @@ REFUSALS = {
     "oversized_chunked": "sent more than 262144 bytes",
     "endless": "sent more than 262144 bytes on the SSE stream without answering the call",
     "huge_event": "sent an SSE event larger than 32768 bytes",
+    "many_line_event": "sent an SSE event larger than 32768 bytes",
     "malformed": "sent a malformed JSON answer",
     "wrong_id": "with the response to 'someone-else'",
     "plain_text": "answered with content type 'text/plain'",
