@@ -1,10 +1,10 @@
-"""The upstream lane: an ordinary `tools/call` to a streamable-HTTP MCP server, sent without the
-SDK's client stack.
+"""The upstream lane: an ordinary `tools/call` to a streamable-HTTP MCP server, sent without the SDK's
+client stack.
 
 The SDK's client path costs a gateway ~6 ms of CPU per call (ClientSession, the JSON-RPC
-dispatcher, the streamable-HTTP transport's task hand-offs, httpx2/httpcore2/h11, result
-validation against the negotiated revision); the same POST over one long-lived aiohttp session
-costs well under a millisecond. The rule that keeps it faithful:
+dispatcher, the streamable-HTTP transport's task hand-offs, httpx2/httpcore2/h11, result validation
+against the negotiated revision); the same POST over one long-lived aiohttp session costs well
+under a millisecond. The rule that keeps it faithful:
 
     **A lane serves only requests it can prove ordinary; anything else takes the SDK's path
     unchanged.**
@@ -12,19 +12,19 @@ costs well under a millisecond. The rule that keeps it faithful:
 `McpWorkbench` decides what is ordinary (no progress token, no OAuth, a live connection, nothing
 the upstream could ask that would not be declined, asyncio); the lane builds the request from the
 SDK's own pieces (the live session's stamp for `_meta`/headers of the negotiated era, its trace
-span and W3C context injection, `mcp.types` models to serialise and parse) and reads the answer
-as `application/json` or an SSE stream, parsed incrementally within `MAX_RESPONSE_BYTES` and the
-SDK's own per-event bound. What arrives on the stream besides the answer is handled as the SDK
-handles it: notifications go to the same callbacks (logging, `message_handler`), a server→client
-request is answered through the session's own callback table (`dispatch_input_request`), an
-`InputRequiredResult` goes through the SDK's own round driver. A response the lane cannot use
-without having run the call twice is refused with a clear message; one that proves the upstream
-did not run it (a redirect, a 2026 header mismatch) is handed back (`LaneDeclined`) for the SDK
-path to send.
+span and W3C context injection, `mcp.types` models to serialise and parse) and reads the answer as
+`application/json` or an SSE stream, parsed incrementally within the bounds of
+`adapters.mcp_lane_read` (a total, and the SDK's own per-event bound). What arrives on the stream
+besides the answer is handled as the SDK handles it: notifications go to the same callbacks
+(logging, `message_handler`), a server→client request is answered through the session's own
+callback table (`dispatch_input_request`), an `InputRequiredResult` goes through the SDK's own
+round driver. A response the lane cannot use without having run the call twice is refused with a
+clear message; one that proves the upstream did not run it (a redirect, a 2026 header mismatch) is
+handed back (`LaneDeclined`) for the SDK path to send.
 
 Cancellation (the caller's timeout, or a cancelled caller) aborts the POST; on a 2025 session it
-also sends `notifications/cancelled`, as the SDK does (on the 2026 wire closing the request is
-the signal).
+also sends `notifications/cancelled`, as the SDK does (on the 2026 wire closing the request is the
+signal).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import itertools
 import json
 import logging
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
@@ -44,7 +44,6 @@ import httpx2
 import mcp.types as mt
 from mcp.client.session import ClientRequestContext, _later_revision_fields
 from mcp.client.streamable_http import (
-    DEFAULT_MAX_SSE_EVENT_SIZE,
     DEFAULT_RECONNECTION_DELAY_MS,
     MAX_RECONNECTION_ATTEMPTS,
     MCP_SESSION_ID,
@@ -58,20 +57,21 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from opentelemetry.trace import SpanKind, StatusCode
 from pydantic import TypeAdapter, ValidationError
 
-from adapters.http_keepalive import DRAIN_BYTES, DRAIN_SECONDS
+from adapters.mcp_lane_read import (
+    SseStream,
+    UpstreamProtocolError,
+    clip,
+    drain,
+    json_of,
+    read_all,
+)
 from adapters.mcp_targets import HttpTarget, Target
-from workbench.core import WorkbenchError
 
 if TYPE_CHECKING:
     from mcp import Client
 
 logger = logging.getLogger("workbench.mcp")
 
-MAX_RESPONSE_BYTES = 32 * 1024 * 1024
-"""Everything one call may read from the upstream: the JSON answer, or the whole SSE stream
-(notifications included). A tool result larger than this is not an ordinary one."""
-MAX_EVENT_BYTES = DEFAULT_MAX_SSE_EVENT_SIZE
-"""One SSE event: the SDK's own bound (1 MiB), so the lane refuses no event the SDK would take."""
 MAX_CONNECTIONS = 100
 """Open connections to one upstream; more concurrent calls wait for a free one."""
 KEEPALIVE_SECONDS = 4.0
@@ -80,8 +80,7 @@ READ_TIMEOUT = 300.0
 """Seconds without a byte from the upstream (the SDK path's httpx2 read timeout)."""
 MAX_RESUMPTIONS = 8
 """Times one call's stream may be resumed (the SDK allows 2 failed attempts in a row, unbounded successes)."""
-MAX_RETRY_MS = 30_000
-"""The longest wait between resumptions an upstream's `retry:` field can ask for."""
+_STALE_RETRIES = 2  # pooled connections found closed by the server, one after another
 _CANCEL_WRITE_TIMEOUT = 5.0  # the SDK's bound on its courtesy cancel (jsonrpc_dispatcher._ABANDON_WRITE_TIMEOUT)
 _ACCEPT = "application/json, text/event-stream"
 _ANSWER = TypeAdapter[mt.CallToolResult | mt.InputRequiredResult](mt.CallToolResult | mt.InputRequiredResult)
@@ -92,14 +91,6 @@ Notify = Callable[[Any], Awaitable[None]]
 class LaneDeclined(Exception):  # noqa: N818 - a signal, not a failure: the SDK path takes the call
     """The upstream provably did not run the call (a redirect, a 2026 header mismatch): send it
     the SDK's way instead."""
-
-
-class UpstreamProtocolError(WorkbenchError):
-    """The upstream answered with something no MCP server may send (malformed, oversized, another
-    request's id); the call failed, the message says how."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(f"the server {what}")
 
 
 class UpstreamLane:
@@ -140,8 +131,11 @@ class UpstreamLane:
         connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS,
                                          ssl=httpx2.create_ssl_context(), enable_cleanup_closed=False)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout, sock_read=READ_TIMEOUT)
+        reuse = aiohttp.TraceConfig()
+        reuse.on_connection_reuseconn.append(_note_reuse)
         self._http = aiohttp.ClientSession(connector=connector, timeout=timeout, headers=self._headers,
-                                           auto_decompress=True, trust_env=False, cookie_jar=aiohttp.DummyCookieJar())
+                                           auto_decompress=True, trust_env=False, cookie_jar=aiohttp.DummyCookieJar(),
+                                           trace_configs=[reuse])
         return self._http
 
     async def aclose(self) -> None:
@@ -206,9 +200,9 @@ class UpstreamLane:
             sent = False
             try:
                 http = await self._session()
+                sent = True  # as the SDK's dispatcher: a started write counts as issued (cancel it)
                 try:
-                    async with http.post(self.url, data=body, headers=headers, allow_redirects=False) as response:
-                        sent = True
+                    async with await self._post(http, body, headers) as response:
                         raw = await self._answer(response, request_id, client, session_id, on_notification)
                 except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
                     # A connection error (OSError) is what `is_disconnect` knows as a gone connection.
@@ -231,6 +225,24 @@ class UpstreamLane:
             raise UpstreamProtocolError(
                 f"answered tools/call with a result that is not a CallToolResult: {_first_error(e)}") from None
 
+    async def _post(
+        self, http: aiohttp.ClientSession, body: bytes, headers: Mapping[str, str]
+    ) -> aiohttp.ClientResponse:
+        """POST `body`, up to its response's headers. A pooled keep-alive connection the server
+        closed just before (an idle timeout, a restart) fails before any answer: it is sent again on
+        another connection, as httpcore (the SDK path) avoids sending on a connection whose socket
+        already shows the server's close. A fresh connection's failure is not retried."""
+        for attempt in range(_STALE_RETRIES + 1):
+            reuse = _Reuse()
+            try:
+                return await http.post(self.url, data=body, headers=headers, allow_redirects=False,
+                                       trace_request_ctx=reuse)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                if not reuse.reused or attempt == _STALE_RETRIES:
+                    raise
+                logger.debug("MCP server at %s closed a pooled connection; sending on another", self.url)
+        raise AssertionError("unreachable")
+
     async def _answer(
         self, response: aiohttp.ClientResponse, request_id: str, client: Client, session_id: str | None,
         on_notification: Notify,
@@ -244,7 +256,7 @@ class UpstreamLane:
             raise MCPError(mt.INVALID_REQUEST, "server answered a request with 202 Accepted")
         if status >= 400:
             if content_type.startswith("application/json"):
-                message = _json(await _read_all(response), "error body")
+                message = json_of(await read_all(response), "error body")
                 error = message.get("error") if isinstance(message, dict) else None
                 if isinstance(error, dict):
                     raise _mcp_error(error)
@@ -254,7 +266,7 @@ class UpstreamLane:
                 raise MCPError(mt.METHOD_NOT_FOUND, "Not Found")
             raise MCPError(mt.INTERNAL_ERROR, f"Server returned an error response (HTTP {status})")
         if content_type.startswith("application/json"):
-            return _result_of(_json(await _read_all(response), "answer"), request_id)
+            return _result_of(json_of(await read_all(response), "answer"), request_id)
         if content_type.startswith("text/event-stream"):
             return await self._stream_answer(response, request_id, client, session_id, on_notification)
         raise UpstreamProtocolError(f"answered with content type {content_type or 'none'!r}; "
@@ -266,7 +278,7 @@ class UpstreamLane:
     ) -> dict[str, Any]:
         """The answer on an SSE stream; a stream that ends before it, having named its events, is
         resumed with a GET and `Last-Event-ID` as the SDK transport resumes it (SEP-1699)."""
-        stream = _SseStream()
+        stream = SseStream()
         try:
             return await self._resumed(stream, response, request_id, client, session_id, on_notification)
         finally:
@@ -274,7 +286,7 @@ class UpstreamLane:
                 stream.response.release()  # the last one read: its connection goes back to the pool, or closes
 
     async def _resumed(
-        self, stream: _SseStream, response: aiohttp.ClientResponse, request_id: str, client: Client,
+        self, stream: SseStream, response: aiohttp.ClientResponse, request_id: str, client: Client,
         session_id: str | None, on_notification: Notify,
     ) -> dict[str, Any]:
         failures = resumptions = 0
@@ -283,13 +295,13 @@ class UpstreamLane:
             if response.status == 200 and response.headers.get("Content-Type", "").lower().startswith(
                     "text/event-stream"):
                 async for event in stream.messages(response):
-                    message = _json(event, "SSE event")
+                    message = json_of(event, "SSE event")
                     if not isinstance(message, dict):
-                        raise UpstreamProtocolError(f"sent an SSE event that is not a JSON-RPC message: {_clip(event)}")
+                        raise UpstreamProtocolError(f"sent an SSE event that is not a JSON-RPC message: {clip(event)}")
                     method = message.get("method")
                     if method is None:
                         result = _result_of(message, request_id)
-                        await _drain(response)
+                        await drain(response)
                         return result
                     if "id" in message:
                         await self._answer_request(client, message, session_id)
@@ -356,9 +368,20 @@ class UpstreamLane:
             http = await self._session()
             async with http.post(self.url, data=json.dumps(message, separators=(",", ":")).encode(),
                                  headers=headers, allow_redirects=False) as response:
-                await _read_all(response)
+                await read_all(response)
         except (TimeoutError, aiohttp.ClientError, UpstreamProtocolError) as e:
             logger.debug("posting %s to %s failed: %s", message.get("method", "a response"), self.url, e)
+
+
+class _Reuse:
+    """Whether one POST went out on a pooled connection (set by aiohttp's trace hook)."""
+
+    reused = False
+
+
+async def _note_reuse(session: aiohttp.ClientSession, context: Any, params: object) -> None:
+    if isinstance(context.trace_request_ctx, _Reuse):
+        context.trace_request_ctx.reused = True
 
 
 def on_asyncio() -> bool:
@@ -394,92 +417,10 @@ async def _deliver(client: Client, method: Any, params: Any, on_notification: No
         logger.exception("notification callback for %r raised", method)
 
 
-async def _drain(response: aiohttp.ClientResponse) -> None:
-    """Read what is left of an answered SSE stream (normally just its end) within small bounds,
-    so its connection goes back to the pool instead of being closed (see `adapters.http_keepalive`)."""
-    left = DRAIN_BYTES
-    with anyio.move_on_after(DRAIN_SECONDS):
-        while left > 0 and (chunk := await response.content.readany()):
-            left -= len(chunk)
-
-
-async def _read_all(response: aiohttp.ClientResponse) -> bytes:
-    """The whole body, refused past `MAX_RESPONSE_BYTES` before it is all buffered."""
-    length = response.content_length
-    if length is not None and length > MAX_RESPONSE_BYTES:
-        raise UpstreamProtocolError(f"announced a {length}-byte answer; the limit is {MAX_RESPONSE_BYTES} bytes")
-    body = bytearray()
-    async for chunk in response.content.iter_any():
-        body += chunk
-        if len(body) > MAX_RESPONSE_BYTES:
-            raise UpstreamProtocolError(f"sent more than {MAX_RESPONSE_BYTES} bytes; the answer was cut off there")
-    return bytes(body)
-
-
-class _SseStream:
-    """One call's event stream, across resumptions: the last event id and retry delay it named,
-    and the bytes read so far. Parsed incrementally by WHATWG event-stream rules (a field per
-    line, `data` lines joined, a blank line ends an event, `:` starts a comment) within
-    `MAX_EVENT_BYTES` per event and `MAX_RESPONSE_BYTES` in all."""
-
-    def __init__(self) -> None:
-        self.last_event_id: str | None = None
-        self.retry_ms: int | None = None
-        self.response: aiohttp.ClientResponse | None = None
-        self._read = 0
-
-    async def messages(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-        """The `data` of each `message` event of `response`."""
-        buffer = bytearray()
-        event, data = "message", bytearray()
-        async for chunk in response.content.iter_any():
-            self._read += len(chunk)
-            if self._read > MAX_RESPONSE_BYTES:
-                raise UpstreamProtocolError(f"sent more than {MAX_RESPONSE_BYTES} bytes on the SSE stream "
-                                            "without answering the call")
-            buffer += chunk
-            while (end := _line_end(buffer)) is not None:
-                line, skip = bytes(buffer[:end]), 2 if buffer[end:end + 2] == b"\r\n" else 1
-                del buffer[:end + skip]
-                if not line:
-                    if len(data) > 1 and event == "message":  # an empty one primes resumption only
-                        yield bytes(data[:-1])  # without the last data line's newline
-                    event, data = "message", bytearray()
-                    continue
-                name, _, value = line.partition(b":")
-                value = value[1:] if value.startswith(b" ") else value
-                if name == b"data":
-                    data += value + b"\n"
-                elif name == b"event":
-                    event = value.decode("utf-8", "replace")
-                elif name == b"id" and b"\0" not in value:
-                    self.last_event_id = value.decode("utf-8", "replace")
-                elif name == b"retry" and value.isdigit():
-                    self.retry_ms = min(int(value), MAX_RETRY_MS)
-            if len(buffer) + len(data) > MAX_EVENT_BYTES:  # an event's lines so far, or one endless line
-                raise UpstreamProtocolError(f"sent an SSE event larger than {MAX_EVENT_BYTES} bytes")
-
-
-def _line_end(buffer: bytearray) -> int | None:
-    """Where the first line of `buffer` ends (`\\n`, `\\r\\n` or `\\r`), or None if it does not yet;
-    a trailing `\\r` waits for the next byte, which may be its `\\n`."""
-    lf, cr = buffer.find(b"\n"), buffer.find(b"\r")
-    if cr == -1 or (lf != -1 and lf < cr):
-        return None if lf == -1 else lf
-    return cr if cr + 1 < len(buffer) else None
-
-
-def _json(raw: bytes, what: str) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise UpstreamProtocolError(f"sent a malformed JSON {what}: {_clip(raw)}") from None
-
-
 def _result_of(message: Any, request_id: str) -> dict[str, Any]:
     """The result of the JSON-RPC response `message` to `request_id`; its error as `MCPError`."""
     if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
-        raise UpstreamProtocolError(f"answered with something that is not a JSON-RPC 2.0 message: {_clip(message)}")
+        raise UpstreamProtocolError(f"answered with something that is not a JSON-RPC 2.0 message: {clip(message)}")
     if message.get("id") != request_id:
         error = message.get("error")
         if message.get("id") is None and isinstance(error, dict):
@@ -490,7 +431,7 @@ def _result_of(message: Any, request_id: str) -> dict[str, Any]:
         raise _mcp_error(error)
     result = message.get("result")
     if not isinstance(result, dict):
-        raise UpstreamProtocolError(f"answered tools/call without a result object: {_clip(message)}")
+        raise UpstreamProtocolError(f"answered tools/call without a result object: {clip(message)}")
     return result
 
 
@@ -498,7 +439,7 @@ def _mcp_error(error: dict[str, Any]) -> MCPError:
     try:
         return MCPError.from_error_data(mt.ErrorData.model_validate(error))
     except ValidationError:
-        return MCPError(mt.INTERNAL_ERROR, f"the server sent a malformed JSON-RPC error: {_clip(error)}")
+        return MCPError(mt.INTERNAL_ERROR, f"the server sent a malformed JSON-RPC error: {clip(error)}")
 
 
 def _first_error(error: Exception) -> str:
@@ -506,8 +447,3 @@ def _first_error(error: Exception) -> str:
         first = error.errors()[0]
         return f"{'.'.join(str(p) for p in first['loc']) or 'result'}: {first['msg']}"
     return str(error)
-
-
-def _clip(value: Any, limit: int = 200) -> str:
-    text = value.decode("utf-8", "replace") if isinstance(value, bytes | bytearray) else repr(value)
-    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"

@@ -29,7 +29,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp_peers import free_port, start_toolbox, stop, wait_for_port
 
-import adapters.mcp_lane as lane_module
+import adapters.mcp_lane_read as read_module
 from adapters.mcp import McpWorkbench
 from workbench.core import CallContext, ToolResult
 
@@ -184,7 +184,7 @@ async def test_an_upstream_restart_is_recovered(mode: str) -> None:
             # 2025: the new process answers 404 to the old session; the call retries on a new one.
             after = await wb.call_tool("pid", {})
             if after.is_error:  # 2026: at most one call sees the dropped connection
-                assert mode == MODERN and "will reconnect on the next call" in after.text
+                assert mode == MODERN and "will reconnect on the next call" in after.text, after.text
                 after = await wb.call_tool("pid", {})
             assert after.structured["result"] not in (None, first)
             if mode == "legacy":
@@ -294,7 +294,7 @@ def _answer(request: dict[str, Any], text: str) -> dict[str, Any]:
 
 @behaviour
 async def oversized(h: Hostile, request: dict[str, Any], send: Send) -> None:
-    body = json.dumps(_answer(request, "x" * (lane_module.MAX_RESPONSE_BYTES + 10))).encode()
+    body = json.dumps(_answer(request, "x" * (read_module.MAX_RESPONSE_BYTES + 10))).encode()
     await _respond(send, 200, body, "application/json")
 
 
@@ -491,8 +491,8 @@ def hostile() -> Iterator[tuple[Hostile, str]]:
 
 @pytest.fixture
 def small_limits(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lane_module, "MAX_RESPONSE_BYTES", 256 * 1024)
-    monkeypatch.setattr(lane_module, "MAX_EVENT_BYTES", 32 * 1024)
+    monkeypatch.setattr(read_module, "MAX_RESPONSE_BYTES", 256 * 1024)
+    monkeypatch.setattr(read_module, "MAX_EVENT_BYTES", 32 * 1024)
 
 
 REFUSALS = {
