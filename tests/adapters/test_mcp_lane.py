@@ -414,6 +414,16 @@ BEHAVIOURS["asks_nonsense"] = _asks("bogus/method", {})
 
 
 @behaviour
+async def header_mismatch(h: Hostile, request: dict[str, Any], send: Send) -> None:
+    error = {"code": -32020, "message": "Mcp-Name does not match the body"}
+    await _respond(send, 400, json.dumps({"jsonrpc": "2.0", "id": request["id"], "error": error}).encode(),
+                   "application/json")
+
+
+LANE_ONLY = {"header_mismatch"}  # the SDK path's request of these reaches the real server
+
+
+@behaviour
 async def redirect(h: Hostile, request: dict[str, Any], send: Send) -> None:
     await _respond(send, 307, b"", None, [(b"location", b"/mcp?redirected=1")])
 
@@ -440,12 +450,14 @@ class Hostile:
             body, more = body + message.get("body", b""), message.get("more_body", False)
         request = json.loads(body)
         if isinstance(request.get("id"), str) and request["id"].startswith("wb-"):
-            self.lane_posts += 1
+            self.lane_posts += 1  # the lane's ids are strings, the SDK dispatcher's integers
         name = (request.get("params") or {}).get("name")
         if "method" not in request and "id" in request:  # the client answering one of our questions
             self.replies[request["id"]] = request.get("result", request.get("error"))
             return await _respond(send, 202, b"", None)
-        if request.get("method") == "tools/call" and name in BEHAVIOURS and b"redirected" not in scope["query_string"]:
+        from_lane = isinstance(request.get("id"), str) and request["id"].startswith("wb-")
+        if request.get("method") == "tools/call" and name in BEHAVIOURS and b"redirected" not in scope["query_string"] \
+                and (from_lane or name not in LANE_ONLY):
             async with anyio.create_task_group() as tg:
 
                 async def hang_up_with_the_client() -> None:
@@ -588,3 +600,21 @@ async def test_a_redirect_is_left_to_the_sdk_path(hostile: tuple[Hostile, str], 
         assert result.text == "redirect ran on the server"  # the SDK followed the same-origin 307
         assert app.lane_posts == posts + 1 and sdk_calls.count == 1
         assert wb._lane is not None and wb._lane.calls == 0
+
+
+async def test_a_2026_header_mismatch_is_left_to_the_sdk_path(hostile: tuple[Hostile, str], sdk_calls: SdkCalls) -> None:
+    app, url = hostile
+    async with McpWorkbench.http(url, name="hostile", mode=MODERN) as wb:
+        posts = app.lane_posts
+        result = await wb.call_tool("header_mismatch", {})
+        assert result.text == "header_mismatch ran on the server"  # the SDK path re-listed and resent it
+        assert app.lane_posts == posts + 1 and sdk_calls.count == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_the_callers_trace_context_reaches_the_upstream(http_toolbox: str, mode: str, sdk_calls: SdkCalls) -> None:
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    async with McpWorkbench.http(http_toolbox, name="web", mode=mode) as wb:
+        ctx = CallContext(trace_context={"traceparent": traceparent, "tracestate": "k=v"})
+        assert (await wb.call_tool("traceparent", {}, ctx)).text == traceparent
+        assert sdk_calls.count == 0
