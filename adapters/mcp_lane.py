@@ -128,8 +128,10 @@ class UpstreamLane:
         if http is not None and not http.closed and self._loop is loop:
             return http
         self._loop = loop
-        connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS,
-                                         ssl=httpx2.create_ssl_context(), enable_cleanup_closed=False)
+        # The SDK path's TLS trust, for https only: loading the CA store costs ~100 ms.
+        tls = httpx2.create_ssl_context() if self.url.lower().startswith("https:") else True
+        connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS, ssl=tls,
+                                         enable_cleanup_closed=False)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout, sock_read=READ_TIMEOUT)
         reuse = aiohttp.TraceConfig()
         reuse.on_connection_reuseconn.append(_note_reuse)
