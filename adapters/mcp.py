@@ -370,7 +370,7 @@ class McpWorkbench(Workbench):
     ) -> ToolResult:
         timeout = ctx.timeout(self.timeout)
         with anyio.move_on_after(timeout):
-            if (lane := self._lane_for(ctx)) is not None:
+            if (lane := self._lane_for(ctx, client)) is not None:
                 try:
                     return ToolResult.from_mcp(await lane.call_tool(
                         client, name, arguments or {}, _request_meta(ctx), on_notification=self._on_lane_notification,
@@ -391,12 +391,15 @@ class McpWorkbench(Workbench):
             "on the server; retry with a longer timeout if it needs more time"
         )
 
-    def _lane_for(self, ctx: CallContext) -> UpstreamLane | None:
-        """The upstream lane when this call is provably ordinary: no progress asked for, and nothing
-        the upstream may ask during it (sampling, elicitation, roots) that the SDK path would answer
-        otherwise than by declining, which the lane does through the same session's callbacks."""
+    def _lane_for(self, ctx: CallContext, client: Client) -> UpstreamLane | None:
+        """The upstream lane when this call is provably ordinary: a negotiated version, no progress
+        asked for, and nothing the upstream may ask during it (sampling, elicitation, roots) that the
+        SDK path would answer otherwise than by declining, which the lane does through the same
+        session's callbacks. Everything else takes the SDK path unchanged."""
         if self._lane is None or ctx.progress is not None or ctx.sampling is not None \
                 or ctx.elicitation is not None or ctx.list_roots is not None:
+            return None
+        if client.protocol_version is None:
             return None
         return self._lane if on_asyncio() else None  # aiohttp runs on asyncio only
 
