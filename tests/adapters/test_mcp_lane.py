@@ -618,3 +618,26 @@ async def test_the_callers_trace_context_reaches_the_upstream(http_toolbox: str,
         ctx = CallContext(trace_context={"traceparent": traceparent, "tracestate": "k=v"})
         assert (await wb.call_tool("traceparent", {}, ctx)).text == traceparent
         assert sdk_calls.count == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_lane_call_is_a_client_span_whose_context_the_upstream_continues(
+    http_toolbox: str, mode: str, monkeypatch: pytest.MonkeyPatch, sdk_calls: SdkCalls
+) -> None:
+    import mcp.shared._otel as sdk_otel
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(sdk_otel, "_tracer", provider.get_tracer("test"))  # the SDK's own spans, as on its path
+    async with McpWorkbench.http(http_toolbox, name="web", mode=mode) as wb:
+        exporter.clear()
+        seen = (await wb.call_tool("traceparent", {})).text
+    (span,) = [s for s in exporter.get_finished_spans() if s.name == "MCP send tools/call traceparent"]
+    assert span.kind is SpanKind.CLIENT and span.attributes is not None
+    assert span.attributes["mcp.method.name"] == "tools/call" and sdk_calls.count == 0
+    assert seen.split("-")[1:3] == [f"{span.context.trace_id:032x}", f"{span.context.span_id:016x}"]
