@@ -301,6 +301,8 @@ class UpstreamLane:
                     if not isinstance(message, dict):
                         raise UpstreamProtocolError(f"sent an SSE event that is not a JSON-RPC message: {clip(event)}")
                     method = message.get("method")
+                    if method is not None and not isinstance(method, str):
+                        raise UpstreamProtocolError(f"sent a message whose method is not a string: {clip(event)}")
                     if method is None:
                         result = _result_of(message, request_id)
                         await drain(response)
@@ -399,11 +401,11 @@ def _proxied(scheme: str, host: str) -> bool:
     return (scheme in proxies or "all" in proxies) and not urllib.request.proxy_bypass(host)
 
 
-async def _deliver(client: Client, method: Any, params: Any, on_notification: Notify) -> None:
+async def _deliver(client: Client, method: str, params: Any, on_notification: Notify) -> None:
     """A notification on the call's stream, validated for the negotiated era as the SDK's
     `ClientSession._on_notify` does; progress (the lane never asks for it) and cancellations of
     ours are dropped as the SDK's dispatcher drops them."""
-    if method in ("notifications/progress", "notifications/cancelled") or not isinstance(method, str):
+    if method in ("notifications/progress", "notifications/cancelled"):
         return
     try:
         notification = wire.parse_server_notification(method, client.protocol_version or "2025-11-25", params)

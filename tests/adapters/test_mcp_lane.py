@@ -354,6 +354,14 @@ async def wrong_id(h: Hostile, request: dict[str, Any], send: Send) -> None:
 
 
 @behaviour
+async def odd_method(h: Hostile, request: dict[str, Any], send: Send) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield _event({"jsonrpc": "2.0", "id": 7, "method": {"not": "a string"}})
+
+    await _stream(send, chunks())
+
+
+@behaviour
 async def plain_text(h: Hostile, request: dict[str, Any], send: Send) -> None:
     await _respond(send, 200, b"hello", "text/plain")
 
@@ -516,6 +524,7 @@ REFUSALS = {
     "malformed": "sent a malformed JSON answer",
     "wrong_id": "with the response to 'someone-else'",
     "plain_text": "answered with content type 'text/plain'",
+    "odd_method": "sent a message whose method is not a string",
     "not_a_result": "the server answered tools/call with a result that is not a CallToolResult: CallToolResult.content",
     "http_500": "Server returned an error response (HTTP 500)",
 }
