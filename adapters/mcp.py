@@ -31,6 +31,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from adapters.config import Mode, SessionMode
 from adapters.mcp_client_sessions import ClientSessions, ModernTwin
 from adapters.mcp_connection import Connection, ConnectionState, ServerUnavailable
+from adapters.mcp_lane import LaneDeclined, UpstreamLane, on_asyncio
 from adapters.mcp_routing import CallRouter
 from adapters.mcp_subscriptions import Subscriptions
 from adapters.mcp_surface import McpSurface, _all_pages
@@ -140,6 +141,12 @@ class McpWorkbench(McpSurface):
             return ModernTwin(make)
 
         self._make_twin = twin
+        # The lean path for ordinary calls (adapters.mcp_lane): a streamable-HTTP upstream without
+        # OAuth (its provider refreshes and retries on 401 inside httpx2) or a proxy, and no
+        # workbench-level callback that could answer what the upstream asks during a call.
+        self._lane = UpstreamLane.for_target(target, connect_timeout=connect_timeout) \
+            if sampling_callback is None and elicitation_callback is None and list_roots_callback is None else None
+        self._log_to_router = self._router.client_callbacks()["logging_callback"]
         self._listens = True
         self._relisten = anyio.Event()
         """Set when the resource subscriptions change: a 2026 listen stream reopens with the new set."""
@@ -269,6 +276,8 @@ class McpWorkbench(McpSurface):
         if self._clients is not None:
             await self._clients.close_all()
         await self._conn.close()
+        if self._lane is not None:
+            await self._lane.aclose()
 
     def health(self) -> Health:
         conn = self._conn
@@ -347,6 +356,14 @@ class McpWorkbench(McpSurface):
     ) -> ToolResult:
         timeout = ctx.timeout(self.timeout)
         with anyio.move_on_after(timeout):
+            if (lane := self._lane_for(ctx, client)) is not None:
+                try:
+                    return ToolResult.from_mcp(await lane.call_tool(
+                        client, name, arguments or {}, _request_meta(ctx), on_notification=self._on_lane_notification,
+                        session_id=None if client.protocol_version in MODERN_PROTOCOL_VERSIONS
+                        else self._conn.http_session_id))
+                except LaneDeclined as e:
+                    logger.debug("MCP server %s: %s", self.name, e)
             result = await client.call_tool(
                 name,
                 arguments or {},
@@ -359,6 +376,24 @@ class McpWorkbench(McpSurface):
             f"tool {name!r} on MCP server {self.name!r} timed out after {round(timeout or 0, 2):g} s and was cancelled "
             "on the server; retry with a longer timeout if it needs more time"
         )
+
+    def _lane_for(self, ctx: CallContext, client: Client) -> UpstreamLane | None:
+        """The upstream lane when this call is provably ordinary: a negotiated version, no progress
+        asked for, and nothing the upstream may ask during it (sampling, elicitation, roots) that the
+        SDK path would answer otherwise than by declining, which the lane does through the same
+        session's callbacks. Everything else takes the SDK path unchanged."""
+        if self._lane is None or ctx.progress is not None or ctx.sampling is not None \
+                or ctx.elicitation is not None or ctx.list_roots is not None:
+            return None
+        if client.protocol_version is None:
+            return None
+        return self._lane if on_asyncio() else None  # aiohttp runs on asyncio only
+
+    async def _on_lane_notification(self, notification: mt.ServerNotification) -> None:
+        """A notification on a lane call's stream, delivered as `ClientSession` delivers it."""
+        if isinstance(notification, mt.LoggingMessageNotification):
+            await self._log_to_router(notification.params)
+        await self._on_message(notification)
 
     async def _call_failed(self, name: str, error: Exception) -> ToolResult:
         if is_disconnect(error):

@@ -26,7 +26,7 @@ import httpx2
 from mcp import Client, StdioServerParameters
 from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
-from mcp.client.streamable_http import streamable_http_client
+from mcp.client.streamable_http import MCP_SESSION_ID, streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from adapters.http_keepalive import KeepAliveClient
@@ -203,6 +203,9 @@ class Connection:
         self._lock = anyio.Lock()
         self._owner: _Owner | None = None
         self._stderr: IO[str] | None = None
+        self.http_session_id: str | None = None
+        """The `Mcp-Session-Id` the live streamable-HTTP connection sends (a 2025-era session), as the
+        SDK's transport last sent it: the upstream lane (`adapters.mcp_lane`) sends the same."""
 
     # -- public -----------------------------------------------------------------------------
 
@@ -386,7 +389,18 @@ class Connection:
                 yield _WatchedTransport(_WatchedReadStream(read, closed), write)
             return
         timeout = httpx2.Timeout(self.connect_timeout, read=300.0)
-        async with KeepAliveClient(headers=headers, timeout=timeout, auth=target.auth) as http:
+        self.http_session_id = None
+        noted = False
+
+        async def note_session(request: httpx2.Request) -> None:
+            # Once per transport (the SDK takes the id from the initialize answer and keeps it): a
+            # closing transport's DELETE must not overwrite the id of the connection that replaced it.
+            nonlocal noted
+            if not noted and (session_id := request.headers.get(MCP_SESSION_ID)) is not None:
+                self.http_session_id, noted = session_id, True
+
+        async with KeepAliveClient(headers=headers, timeout=timeout, auth=target.auth,
+                                   event_hooks={"request": [note_session]}) as http:
             async with streamable_http_client(target.url, http_client=http) as (read, write):
                 yield _WatchedTransport(_WatchedReadStream(read, closed), write)
 

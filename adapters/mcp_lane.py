@@ -1,0 +1,453 @@
+"""The upstream lane: an ordinary `tools/call` to a streamable-HTTP MCP server, sent without the SDK's
+client stack.
+
+The SDK's client path costs a gateway ~6 ms of CPU per call (ClientSession, the JSON-RPC
+dispatcher, the streamable-HTTP transport's task hand-offs, httpx2/httpcore2/h11, result validation
+against the negotiated revision); the same POST over one long-lived aiohttp session costs well
+under a millisecond. The rule that keeps it faithful:
+
+    **A lane serves only requests it can prove ordinary; anything else takes the SDK's path
+    unchanged.**
+
+`McpWorkbench` decides what is ordinary (no progress token, no OAuth, a live connection, nothing
+the upstream could ask that would not be declined, asyncio); the lane builds the request from the
+SDK's own pieces (the live session's stamp for `_meta`/headers of the negotiated era, its trace
+span and W3C context injection, `mcp.types` models to serialise and parse) and reads the answer as
+`application/json` or an SSE stream, parsed incrementally within the bounds of
+`adapters.mcp_lane_read` (a total, and the SDK's own per-event bound). What arrives on the stream
+besides the answer is handled as the SDK handles it: notifications go to the same callbacks
+(logging, `message_handler`), a server→client request is answered through the session's own
+callback table (`dispatch_input_request`), an `InputRequiredResult` goes through the SDK's own
+round driver. A response the lane cannot use without having run the call twice is refused with a
+clear message; one that proves the upstream did not run it (a redirect, a 2026 header mismatch) is
+handed back (`LaneDeclined`) for the SDK path to send.
+
+Cancellation (the caller's timeout, or a cancelled caller) aborts the POST; on a 2025 session it
+also sends `notifications/cancelled`, as the SDK does (on the 2026 wire closing the request is the
+signal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import urllib.request
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit
+
+import aiohttp
+import anyio
+import httpx2
+import mcp.types as mt
+from mcp.client.session import ClientRequestContext, _later_revision_fields
+from mcp.client.streamable_http import (
+    DEFAULT_RECONNECTION_DELAY_MS,
+    MAX_RECONNECTION_ATTEMPTS,
+    MCP_SESSION_ID,
+)
+from mcp.shared._otel import inject_trace_context, otel_span
+from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
+from mcp_types import HEADER_MISMATCH
+from mcp_types import methods as wire
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from opentelemetry.trace import SpanKind, StatusCode
+from pydantic import TypeAdapter, ValidationError
+
+from adapters.mcp_lane_read import (
+    SseStream,
+    UpstreamProtocolError,
+    clip,
+    drain,
+    json_of,
+    read_all,
+)
+from adapters.mcp_targets import HttpTarget, Target
+
+if TYPE_CHECKING:
+    from mcp import Client
+
+logger = logging.getLogger("workbench.mcp")
+
+MAX_CONNECTIONS = 100
+"""Open connections to one upstream; more concurrent calls wait for a free one."""
+KEEPALIVE_SECONDS = 4.0
+"""Below uvicorn's 5 s idle close, so a pooled connection is not reused as the server drops it."""
+READ_TIMEOUT = 300.0
+"""Seconds without a byte from the upstream (the SDK path's httpx2 read timeout)."""
+MAX_RESUMPTIONS = 8
+"""Times one call's stream may be resumed (the SDK allows 2 failed attempts in a row, unbounded successes)."""
+_STALE_RETRIES = 2  # pooled connections found closed by the server, one after another
+_CANCEL_WRITE_TIMEOUT = 5.0  # the SDK's bound on its courtesy cancel (jsonrpc_dispatcher._ABANDON_WRITE_TIMEOUT)
+_ACCEPT = "application/json, text/event-stream"
+_ANSWER = TypeAdapter[mt.CallToolResult | mt.InputRequiredResult](mt.CallToolResult | mt.InputRequiredResult)
+
+Notify = Callable[[Any], Awaitable[None]]
+
+
+class LaneDeclined(Exception):  # noqa: N818 - a signal, not a failure: the SDK path takes the call
+    """The upstream provably did not run the call (a redirect, a 2026 header mismatch): send it
+    the SDK's way instead."""
+
+
+class UpstreamLane:
+    """Sends ordinary `tools/call` requests to one streamable-HTTP upstream over a long-lived
+    aiohttp session: keep-alive, a bounded pool, TCP_NODELAY (aiohttp's default), no redirects,
+    the SDK path's TLS trust (`httpx2.create_ssl_context`) and timeouts."""
+
+    def __init__(self, url: str, headers: Mapping[str, str], *, connect_timeout: float) -> None:
+        self.url = url
+        self._headers = dict(headers)
+        self._connect_timeout = connect_timeout
+        self._http: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # an aiohttp session serves the loop that made it
+        self._ids = itertools.count(1)
+        self.calls = 0
+        """Calls this lane answered (tests and benchmarks read it to prove the lane was taken)."""
+
+    @classmethod
+    def for_target(cls, target: Target, *, connect_timeout: float) -> UpstreamLane | None:
+        """A lane to `target` when it can have one: streamable HTTP (not stdio, not the old SSE
+        transport), no httpx2 `auth` (an OAuth provider refreshes and retries inside httpx2), and no
+        proxy from the environment (httpx2 honours one; the lane would go around it)."""
+        if not isinstance(target, HttpTarget) or target.sse or target.auth is not None:
+            return None
+        parts = urlsplit(target.url)
+        if parts.scheme not in ("http", "https") or _proxied(parts.scheme, parts.hostname or ""):
+            return None
+        headers = dict(target.headers)
+        if target.bearer_token:
+            headers["Authorization"] = f"Bearer {target.bearer_token}"
+        return cls(target.url, headers, connect_timeout=connect_timeout)
+
+    async def _session(self) -> aiohttp.ClientSession:
+        http, loop = self._http, asyncio.get_running_loop()
+        if http is not None and not http.closed and self._loop is loop:
+            return http
+        self._loop = loop
+        # The SDK path's TLS trust, for https only: loading the CA store costs ~100 ms.
+        tls = httpx2.create_ssl_context() if self.url.lower().startswith("https:") else True
+        connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS, ssl=tls,
+                                         enable_cleanup_closed=False)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout, sock_read=READ_TIMEOUT)
+        reuse = aiohttp.TraceConfig()
+        reuse.on_connection_reuseconn.append(_note_reuse)
+        self._http = aiohttp.ClientSession(connector=connector, timeout=timeout, headers=self._headers,
+                                           auto_decompress=True, trust_env=False, cookie_jar=aiohttp.DummyCookieJar(),
+                                           trace_configs=[reuse])
+        return self._http
+
+    async def aclose(self) -> None:
+        http, self._http = self._http, None
+        if http is not None and not http.closed and self._loop is asyncio.get_running_loop():
+            await http.close()
+
+    async def call_tool(
+        self,
+        client: Client,
+        name: str,
+        arguments: dict[str, Any],
+        meta: mt.RequestParamsMeta | None,
+        *,
+        session_id: str | None,
+        on_notification: Notify,
+    ) -> mt.CallToolResult:
+        """One `tools/call` (and, for an `InputRequiredResult`, its further rounds through the
+        SDK's own driver). Raises `MCPError` for the upstream's JSON-RPC error, `LaneDeclined`,
+        `UpstreamProtocolError`, or a `ConnectionError` when the connection failed."""
+
+        async def send(responses: mt.InputResponses | None, state: str | None) -> Any:
+            params = mt.CallToolRequestParams(name=name, arguments=arguments, input_responses=responses,
+                                              request_state=state, _meta=meta)
+            return await self._send(client, params, session_id, on_notification)
+
+        first = await send(None, None)
+        if isinstance(first, mt.InputRequiredResult):
+            # Rounds go through the very driver (and callback table) `Client.call_tool` uses.
+            first = await client._drive_input_required(first, send)
+        self.calls += 1
+        return cast(mt.CallToolResult, first)
+
+    async def _send(
+        self, client: Client, params: mt.CallToolRequestParams, session_id: str | None, on_notification: Notify
+    ) -> mt.CallToolResult | mt.InputRequiredResult:
+        session = client.session
+        version = client.protocol_version
+        data = mt.CallToolRequest(params=params).model_dump(by_alias=True, mode="json", exclude_none=True)
+        headers: dict[str, Any] = {}
+        opts: dict[str, Any] = {"headers": headers}
+        # The session's own stamp: the negotiated era's `_meta` keys (2026: protocol version, client
+        # info and capabilities, the log-level default) and headers (MCP-Protocol-Version, Mcp-Method,
+        # Mcp-Name, Mcp-Param-*), exactly as `ClientSession.send_request` applies it.
+        session._stamp(data, cast(Any, opts))
+        headers["Accept"] = _ACCEPT
+        headers["Content-Type"] = "application/json"
+        if session_id is not None:
+            headers[MCP_SESSION_ID] = session_id
+        request_id = f"wb-{next(self._ids)}"  # a string: never one of the SDK dispatcher's integer ids
+        out: dict[str, Any] = data["params"]
+        out_meta = dict(out.get("_meta") or {})
+        with otel_span(f"MCP send tools/call {params.name}", kind=SpanKind.CLIENT,
+                       attributes={"mcp.method.name": "tools/call", "jsonrpc.request.id": request_id}) as span:
+            inject_trace_context(out_meta)  # the SDK dispatcher's SEP-414 injection, inside the span
+            if out_meta:
+                out["_meta"] = out_meta
+            else:
+                out.pop("_meta", None)
+            body = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": out},
+                              separators=(",", ":")).encode()
+            sent = False
+            try:
+                http = await self._session()
+                sent = True  # as the SDK's dispatcher: a started write counts as issued (cancel it)
+                try:
+                    async with await self._post(http, body, headers) as response:
+                        raw = await self._answer(response, request_id, client, session_id, on_notification)
+                except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
+                    # A connection error (OSError) is what `is_disconnect` knows as a gone connection.
+                    raise ConnectionError(f"MCP request failed: {type(e).__name__}: {e}".rstrip(": ")) from e
+            except anyio.get_cancelled_exc_class():
+                if sent and version not in MODERN_PROTOCOL_VERSIONS:
+                    await self._cancel(request_id, headers, "caller cancelled")
+                raise
+            except MCPError as e:
+                span.set_attributes({"error.type": str(e.code), "rpc.response.status_code": str(e.code)})
+                span.set_status(StatusCode.ERROR, e.message)
+                if e.code == HEADER_MISMATCH and version in MODERN_PROTOCOL_VERSIONS:
+                    raise LaneDeclined("header mismatch: the SDK path re-lists the tool and resends") from e
+                raise
+        if version is not None and not (foreign := _later_revision_fields("tools/call", version)).isdisjoint(raw):
+            raw = {key: value for key, value in raw.items() if key not in foreign}  # as the SDK drops them
+        try:
+            return _ANSWER.validate_python(raw, by_name=False)
+        except ValidationError as e:
+            raise UpstreamProtocolError(
+                f"answered tools/call with a result that is not a CallToolResult: {_first_error(e)}") from None
+
+    async def _post(
+        self, http: aiohttp.ClientSession, body: bytes, headers: Mapping[str, str]
+    ) -> aiohttp.ClientResponse:
+        """POST `body`, up to its response's headers. A pooled keep-alive connection the server
+        closed just before (an idle timeout, a restart) fails before any answer: it is sent again on
+        another connection, as httpcore (the SDK path) avoids sending on a connection whose socket
+        already shows the server's close. A fresh connection's failure is not retried."""
+        for attempt in range(_STALE_RETRIES + 1):
+            reuse = _Reuse()
+            try:
+                return await http.post(self.url, data=body, headers=headers, allow_redirects=False,
+                                       trace_request_ctx=reuse)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                if not reuse.reused or attempt == _STALE_RETRIES:
+                    raise
+                logger.debug("MCP server at %s closed a pooled connection; sending on another", self.url)
+        raise AssertionError("unreachable")
+
+    async def _answer(
+        self, response: aiohttp.ClientResponse, request_id: str, client: Client, session_id: str | None,
+        on_notification: Notify,
+    ) -> dict[str, Any]:
+        """The JSON-RPC result of `request_id`, read from `response`; raises for anything else."""
+        status = response.status
+        content_type = response.headers.get("Content-Type", "").lower()
+        if 300 <= status < 400:
+            raise LaneDeclined(f"redirected ({status}): the SDK path decides whether to follow")
+        if status == 202:
+            raise MCPError(mt.INVALID_REQUEST, "server answered a request with 202 Accepted")
+        if status >= 400:
+            if content_type.startswith("application/json"):
+                message = json_of(await read_all(response), "error body")
+                error = message.get("error") if isinstance(message, dict) else None
+                if isinstance(error, dict):
+                    raise _mcp_error(error)
+            if status == 404:  # the SDK transport's spellings, which `session_expired` recognises
+                if session_id is not None:
+                    raise MCPError(mt.INVALID_REQUEST, "Session terminated")
+                raise MCPError(mt.METHOD_NOT_FOUND, "Not Found")
+            raise MCPError(mt.INTERNAL_ERROR, f"Server returned an error response (HTTP {status})")
+        if content_type.startswith("application/json"):
+            return _result_of(json_of(await read_all(response), "answer"), request_id)
+        if content_type.startswith("text/event-stream"):
+            return await self._stream_answer(response, request_id, client, session_id, on_notification)
+        raise UpstreamProtocolError(f"answered with content type {content_type or 'none'!r}; "
+                                    "an MCP server answers application/json or text/event-stream")
+
+    async def _stream_answer(
+        self, response: aiohttp.ClientResponse, request_id: str, client: Client, session_id: str | None,
+        on_notification: Notify,
+    ) -> dict[str, Any]:
+        """The answer on an SSE stream; a stream that ends before it, having named its events, is
+        resumed with a GET and `Last-Event-ID` as the SDK transport resumes it (SEP-1699)."""
+        stream = SseStream()
+        try:
+            return await self._resumed(stream, response, request_id, client, session_id, on_notification)
+        finally:
+            if stream.response is not None:
+                stream.response.release()  # the last one read: its connection goes back to the pool, or closes
+
+    async def _resumed(
+        self, stream: SseStream, response: aiohttp.ClientResponse, request_id: str, client: Client,
+        session_id: str | None, on_notification: Notify,
+    ) -> dict[str, Any]:
+        failures = resumptions = 0
+        while True:
+            stream.response = response
+            if response.status == 200 and response.headers.get("Content-Type", "").lower().startswith(
+                    "text/event-stream"):
+                async for event in stream.messages(response):
+                    message = json_of(event, "SSE event")
+                    if not isinstance(message, dict):
+                        raise UpstreamProtocolError(f"sent an SSE event that is not a JSON-RPC message: {clip(event)}")
+                    method = message.get("method")
+                    if method is not None and not isinstance(method, str):
+                        raise UpstreamProtocolError(f"sent a message whose method is not a string: {clip(event)}")
+                    if method is None:
+                        result = _result_of(message, request_id)
+                        await drain(response)
+                        return result
+                    if "id" in message:
+                        await self._answer_request(client, message, session_id)
+                    else:
+                        await _deliver(client, method, message.get("params"), on_notification)
+                failures = 0
+            else:
+                failures += 1
+            response.release()
+            if stream.last_event_id is None:
+                raise MCPError(mt.CONNECTION_CLOSED, "SSE stream ended without a response")
+            resumptions += 1
+            if failures >= MAX_RECONNECTION_ATTEMPTS or resumptions > MAX_RESUMPTIONS:
+                raise MCPError(mt.CONNECTION_CLOSED, "SSE stream ended and reconnection attempts were exhausted")
+            delay_ms = stream.retry_ms if stream.retry_ms is not None else DEFAULT_RECONNECTION_DELAY_MS
+            await anyio.sleep(delay_ms / 1000)
+            headers = {"Accept": _ACCEPT, "Content-Type": "application/json", "Last-Event-ID": stream.last_event_id}
+            if client.protocol_version is not None:
+                headers[MCP_PROTOCOL_VERSION_HEADER] = client.protocol_version
+            if session_id is not None:
+                headers[MCP_SESSION_ID] = session_id
+            response = await (await self._session()).get(self.url, headers=headers, allow_redirects=False)
+
+    async def _answer_request(self, client: Client, message: dict[str, Any], session_id: str | None) -> None:
+        """A server→client request on the call's stream: answered through the session's callback
+        table as `ClientSession._on_request` answers it (ping: an empty result; sampling,
+        elicitation, roots: the callbacks, which for a lane call can only decline)."""
+        request_id, method, params = message["id"], message["method"], message.get("params")
+        version = client.protocol_version or "2025-11-25"
+        reply: dict[str, Any]
+        try:
+            request = wire.parse_server_request(method, version, params)
+            if isinstance(request, mt.PingRequest):
+                reply = {"result": {}}
+            else:
+                context = ClientRequestContext(session=client.session, request_id=request_id,
+                                               meta=request.params.meta if request.params else None)
+                answer = await client.session.dispatch_input_request(context, cast(mt.InputRequest, request))
+                dumped = answer.model_dump(by_alias=True, mode="json", exclude_none=True)
+                reply = {"error": dumped} if isinstance(answer, mt.ErrorData) else {"result": dumped}
+        except KeyError:
+            reply = {"error": {"code": mt.METHOD_NOT_FOUND, "message": "Method not found", "data": method}}
+        except (ValidationError, ValueError) as e:
+            reply = {"error": {"code": mt.INVALID_PARAMS, "message": f"invalid {method} request: {_first_error(e)}"}}
+        headers = {"Accept": _ACCEPT, "Content-Type": "application/json"}
+        if client.protocol_version is not None:
+            headers[MCP_PROTOCOL_VERSION_HEADER] = client.protocol_version
+        if session_id is not None:
+            headers[MCP_SESSION_ID] = session_id
+        await self._post_quietly({"jsonrpc": "2.0", "id": request_id, **reply}, headers)
+
+    async def _cancel(self, request_id: str, request_headers: Mapping[str, str], reason: str) -> None:
+        """The SDK's courtesy `notifications/cancelled` for an abandoned 2025-era request, shielded
+        and bounded as the SDK's is."""
+        headers = {k: v for k, v in request_headers.items()
+                   if k.lower() in ("accept", "content-type", MCP_SESSION_ID, MCP_PROTOCOL_VERSION_HEADER.lower())}
+        message = {"jsonrpc": "2.0", "method": "notifications/cancelled",
+                   "params": {"requestId": request_id, "reason": reason}}
+        with anyio.move_on_after(_CANCEL_WRITE_TIMEOUT, shield=True):
+            await self._post_quietly(message, headers)
+
+    async def _post_quietly(self, message: dict[str, Any], headers: Mapping[str, str]) -> None:
+        try:
+            http = await self._session()
+            async with http.post(self.url, data=json.dumps(message, separators=(",", ":")).encode(),
+                                 headers=headers, allow_redirects=False) as response:
+                await read_all(response)
+        except (TimeoutError, aiohttp.ClientError, UpstreamProtocolError) as e:
+            logger.debug("posting %s to %s failed: %s", message.get("method", "a response"), self.url, e)
+
+
+class _Reuse:
+    """Whether one POST went out on a pooled connection (set by aiohttp's trace hook)."""
+
+    reused = False
+
+
+async def _note_reuse(session: aiohttp.ClientSession, context: Any, params: object) -> None:
+    if isinstance(context.trace_request_ctx, _Reuse):
+        context.trace_request_ctx.reused = True
+
+
+def on_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # trio: the SDK path serves
+        return False
+    return True
+
+
+def _proxied(scheme: str, host: str) -> bool:
+    proxies = urllib.request.getproxies()
+    return (scheme in proxies or "all" in proxies) and not urllib.request.proxy_bypass(host)
+
+
+async def _deliver(client: Client, method: str, params: Any, on_notification: Notify) -> None:
+    """A notification on the call's stream, validated for the negotiated era as the SDK's
+    `ClientSession._on_notify` does; progress (the lane never asks for it) and cancellations of
+    ours are dropped as the SDK's dispatcher drops them."""
+    if method in ("notifications/progress", "notifications/cancelled"):
+        return
+    try:
+        notification = wire.parse_server_notification(method, client.protocol_version or "2025-11-25", params)
+    except KeyError:
+        logger.debug("dropped %r: not defined at %s", method, client.protocol_version)
+        return
+    except (ValidationError, ValueError):
+        logger.warning("Failed to validate notification: %s", method, exc_info=True)
+        return
+    try:
+        await on_notification(notification)
+    except Exception:  # a raising callback costs only that delivery, as in the SDK
+        logger.exception("notification callback for %r raised", method)
+
+
+def _result_of(message: Any, request_id: str) -> dict[str, Any]:
+    """The result of the JSON-RPC response `message` to `request_id`; its error as `MCPError`."""
+    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+        raise UpstreamProtocolError(f"answered with something that is not a JSON-RPC 2.0 message: {clip(message)}")
+    if message.get("id") != request_id:
+        error = message.get("error")
+        if message.get("id") is None and isinstance(error, dict):
+            raise _mcp_error(error)  # rejected before its id was read: still this request's answer
+        raise UpstreamProtocolError(
+            f"answered request {request_id!r} with the response to {message.get('id')!r}")
+    if isinstance(error := message.get("error"), dict):
+        raise _mcp_error(error)
+    result = message.get("result")
+    if not isinstance(result, dict):
+        raise UpstreamProtocolError(f"answered tools/call without a result object: {clip(message)}")
+    return result
+
+
+def _mcp_error(error: dict[str, Any]) -> MCPError:
+    try:
+        return MCPError.from_error_data(mt.ErrorData.model_validate(error))
+    except ValidationError:
+        return MCPError(mt.INTERNAL_ERROR, f"the server sent a malformed JSON-RPC error: {clip(error)}")
+
+
+def _first_error(error: Exception) -> str:
+    if isinstance(error, ValidationError) and error.errors():
+        first = error.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc']) or 'result'}: {first['msg']}"
+    return str(error)

@@ -1,0 +1,118 @@
+"""Reading an untrusted upstream's HTTP answer within bounds: a whole body (`read_all`), or an
+SSE stream event by event (`SseStream`), each refused with `UpstreamProtocolError` past its limit
+before the excess is buffered. Used by the upstream lane (`adapters.mcp_lane`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import anyio
+from mcp.client.streamable_http import DEFAULT_MAX_SSE_EVENT_SIZE
+
+from adapters.http_keepalive import DRAIN_BYTES, DRAIN_SECONDS
+from workbench.core import WorkbenchError
+
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+"""Everything one call may read from the upstream: the JSON answer, or the whole SSE stream
+(notifications included). A tool result larger than this is not an ordinary one."""
+MAX_EVENT_BYTES = DEFAULT_MAX_SSE_EVENT_SIZE
+"""One SSE event: the SDK's own bound (1 MiB), so the lane refuses no event the SDK would take."""
+MAX_RETRY_MS = 30_000
+"""The longest wait between resumptions an upstream's `retry:` field can ask for."""
+
+class UpstreamProtocolError(WorkbenchError):
+    """The upstream answered with something no MCP server may send (malformed, oversized, another
+    request's id); the call failed, the message says how."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"the server {what}")
+
+
+async def drain(response: aiohttp.ClientResponse) -> None:
+    """Read what is left of an answered SSE stream (normally just its end) within small bounds,
+    so its connection goes back to the pool instead of being closed (see `adapters.http_keepalive`)."""
+    left = DRAIN_BYTES
+    with anyio.move_on_after(DRAIN_SECONDS):
+        while left > 0 and (chunk := await response.content.readany()):
+            left -= len(chunk)
+
+
+async def read_all(response: aiohttp.ClientResponse) -> bytes:
+    """The whole body, refused past `MAX_RESPONSE_BYTES` before it is all buffered."""
+    length = response.content_length
+    if length is not None and length > MAX_RESPONSE_BYTES:
+        raise UpstreamProtocolError(f"announced a {length}-byte answer; the limit is {MAX_RESPONSE_BYTES} bytes")
+    body = bytearray()
+    async for chunk in response.content.iter_any():
+        body += chunk
+        if len(body) > MAX_RESPONSE_BYTES:
+            raise UpstreamProtocolError(f"sent more than {MAX_RESPONSE_BYTES} bytes; the answer was cut off there")
+    return bytes(body)
+
+
+class SseStream:
+    """One call's event stream, across resumptions: the last event id and retry delay it named,
+    and the bytes read so far. Parsed incrementally by WHATWG event-stream rules (a field per
+    line, `data` lines joined, a blank line ends an event, `:` starts a comment) within
+    `MAX_EVENT_BYTES` per event and `MAX_RESPONSE_BYTES` in all."""
+
+    def __init__(self) -> None:
+        self.last_event_id: str | None = None
+        self.retry_ms: int | None = None
+        self.response: aiohttp.ClientResponse | None = None
+        self._read = 0
+
+    async def messages(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        """The `data` of each `message` event of `response`."""
+        buffer = bytearray()
+        event, data = "message", bytearray()
+        async for chunk in response.content.iter_any():
+            self._read += len(chunk)
+            if self._read > MAX_RESPONSE_BYTES:
+                raise UpstreamProtocolError(f"sent more than {MAX_RESPONSE_BYTES} bytes on the SSE stream "
+                                            "without answering the call")
+            buffer += chunk
+            while (end := _line_end(buffer)) is not None:
+                line, skip = bytes(buffer[:end]), 2 if buffer[end:end + 2] == b"\r\n" else 1
+                del buffer[:end + skip]
+                if not line:
+                    if len(data) > 1 and event == "message":  # an empty one primes resumption only
+                        yield bytes(data[:-1])  # without the last data line's newline
+                    event, data = "message", bytearray()
+                    continue
+                name, _, value = line.partition(b":")
+                value = value[1:] if value.startswith(b" ") else value
+                if name == b"data":
+                    data += value + b"\n"
+                elif name == b"event":
+                    event = value.decode("utf-8", "replace")
+                elif name == b"id" and b"\0" not in value:
+                    self.last_event_id = value.decode("utf-8", "replace")
+                elif name == b"retry" and value.isdigit():
+                    self.retry_ms = min(int(value), MAX_RETRY_MS)
+            if len(buffer) + len(data) > MAX_EVENT_BYTES:  # an event's lines so far, or one endless line
+                raise UpstreamProtocolError(f"sent an SSE event larger than {MAX_EVENT_BYTES} bytes")
+
+
+def _line_end(buffer: bytearray) -> int | None:
+    """Where the first line of `buffer` ends (`\\n`, `\\r\\n` or `\\r`), or None if it does not yet;
+    a trailing `\\r` waits for the next byte, which may be its `\\n`."""
+    lf, cr = buffer.find(b"\n"), buffer.find(b"\r")
+    if cr == -1 or (lf != -1 and lf < cr):
+        return None if lf == -1 else lf
+    return cr if cr + 1 < len(buffer) else None
+
+
+def json_of(raw: bytes, what: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise UpstreamProtocolError(f"sent a malformed JSON {what}: {clip(raw)}") from None
+
+
+def clip(value: Any, limit: int = 200) -> str:
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes | bytearray) else repr(value)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
