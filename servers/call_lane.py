@@ -52,6 +52,7 @@ from mcp.shared.inbound import (
     InboundModernRoute,
     classify_inbound_request,
     validate_mcp_param_headers,
+    x_mcp_header_map,
 )
 from mcp_types import LOG_LEVEL_META_KEY, JSONRPCError, JSONRPCResponse, RequestId
 from mcp_types import methods as wire_methods
@@ -108,6 +109,9 @@ class ToolCallLane:
         self.max_request_bytes = max_request_bytes
         self.security = TransportSecurityMiddleware(security)
         self._shaper: ServerRunner[Any] | None = None
+        self._declares_param_headers: dict[str, tuple[Any, bool]] = {}
+        self._middleware_checked: tuple[int, int] | None = None
+        self._otel: OpenTelemetryMiddleware | None = None
         server.lane = self
         self.answered = 0
         """Requests this lane answered itself (the rest went to the SDK): for tests and metrics."""
@@ -156,9 +160,16 @@ class ToolCallLane:
 
     def _own_middleware_only(self) -> bool:
         """The lane stands in for the SDK's handler chain as this server builds it; middleware
-        added by anyone else would be skipped, so its presence sends every request to the SDK."""
+        added by anyone else would be skipped, so its presence sends every request to the SDK.
+        (Checked again whenever the list changes: middleware is added, not swapped.)"""
+        middleware = self.server.server.middleware
+        if self._middleware_checked == (id(middleware), len(middleware)):
+            return True
         own = self.server.own_middleware
-        return all(isinstance(m, OpenTelemetryMiddleware) or m in own for m in self.server.server.middleware)
+        if not all(isinstance(m, OpenTelemetryMiddleware) or m in own for m in middleware):
+            return False
+        self._middleware_checked = (id(middleware), len(middleware))
+        return True
 
     async def _ordinary(self, scope: Scope, body: bytes) -> _Ordinary | None:
         """The request, when every check the SDK would make passes and nothing in it needs more
@@ -210,7 +221,15 @@ class ToolCallLane:
             schema = lookup(params.name)
         except Exception:  # the SDK fails open here; the lane leaves the request to it
             return False
-        return schema is None or validate_mcp_param_headers(schema, arguments, headers) is None
+        if schema is None:
+            return True
+        # Walking the schema for `x-mcp-header` costs more than the rest of the checks together; a schema
+        # that declares none can reject nothing, so that is worked out once per schema (held, so the
+        # identity test cannot be fooled by a new schema at a reused address).
+        known = self._declares_param_headers.get(params.name)
+        if known is None or known[0] is not schema:
+            known = self._declares_param_headers[params.name] = (schema, bool(x_mcp_header_map(schema)))
+        return not known[1] or validate_mcp_param_headers(schema, arguments, headers) is None
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send, request: _Ordinary) -> None:
         """Run the call; answer JSON, or SSE with keepalive pings once the SDK's window has passed
@@ -282,10 +301,11 @@ class ToolCallLane:
 
     def _tracing(self) -> OpenTelemetryMiddleware | None:
         """The SDK's span middleware, when the server has it and a tracer provider is installed
-        (without one its spans are no-ops)."""
-        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
-            return None
-        return next((m for m in self.server.server.middleware if isinstance(m, OpenTelemetryMiddleware)), None)
+        (without one its spans are no-ops; once installed, a provider stays)."""
+        if self._otel is None and not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            self._otel = next((m for m in self.server.server.middleware if isinstance(m, OpenTelemetryMiddleware)),
+                              None)
+        return self._otel
 
 
 def _replaying(body: bytes, complete: bool, trailing: Message | None, receive: Receive) -> Receive:

@@ -389,3 +389,23 @@ async def test_a_long_silent_call_commits_to_sse_with_keepalive_pings(monkeypatc
     assert response.text.count(": ping") >= 2
     final = json.loads(response.text.split("data: ")[-1])
     assert final["id"] == 1 and final["result"]["content"][0]["text"] == "slept 0.7"
+
+
+async def test_the_request_span_is_the_sdk_s_parented_on_the_caller_s_traceparent() -> None:
+    """Studio's trace waterfall: with a tracer installed, the lane opens the SDK's `tools/call` span,
+    parented on `_meta.traceparent`, and the Studio run carries that trace id."""
+    from servers.studio.traces import install_collector
+
+    collector = install_collector()
+    caller_trace, caller_span = "5" * 32, "6" * 16
+    traceparent = f"00-{caller_trace}-{caller_span}-01"
+    async with serving(Bench()) as served, raw(served) as http:
+        response = await post(http, served, call_body("whoami", {}, meta={"traceparent": traceparent}),
+                              call_headers("whoami"))
+        assert lane_of(served).answered == 1
+    assert response.json()["result"]["structuredContent"]["trace"]["traceparent"].split("-")[1] == caller_trace
+    found = collector.trace(caller_trace)
+    assert found is not None
+    [span] = [s for s in found["spans"] if s["name"] == "tools/call whoami"]
+    assert span["kind"] == "server" and span["parent_id"] == caller_span and span["remote_parent"]
+    assert span["attributes"]["gen_ai.tool.name"] == "whoami" and span["attributes"]["mcp.protocol.version"] == VERSION
