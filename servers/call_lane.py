@@ -23,7 +23,12 @@ the SDK's OpenTelemetry middleware opens its span when a tracer is installed. A 
 hangs up cancels the call; a call silent for the SDK's keepalive window commits to an SSE
 response with pings, as the SDK does, so a proxy's idle timeout cannot cut it.
 
-2025-era session POSTs always take the SDK's path (see `servers/README.md`).
+2025-era session POSTs (an `Mcp-Session-Id`) always take the SDK's path. Answering them here
+would hide them from the SDK's session: its transport counts a session idle while no request of
+its own is in flight and expires it after `session_idle_timeout` (so a client that only calls
+tools would lose its session mid-use), its owner check compares the SDK's own authorization
+context, and its dispatcher is where `notifications/cancelled` for a request id lands. Keeping
+those in step from outside means reaching into the session manager's private state.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from mcp.server._streamable_http_modern import (
     _write,
 )
 from mcp.server.connection import Connection
+from mcp.server.context import ServerMiddleware
 from mcp.server.runner import ServerRunner
 from mcp.server.streamable_http import check_accept_headers
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
@@ -110,7 +116,7 @@ class ToolCallLane:
         self.security = TransportSecurityMiddleware(security)
         self._shaper: ServerRunner[Any] | None = None
         self._declares_param_headers: dict[str, tuple[Any, bool]] = {}
-        self._middleware_checked: tuple[int, int] | None = None
+        self._middleware_passed: list[ServerMiddleware[Any]] = []
         self._otel: OpenTelemetryMiddleware | None = None
         server.lane = self
         self.answered = 0
@@ -161,14 +167,14 @@ class ToolCallLane:
     def _own_middleware_only(self) -> bool:
         """The lane stands in for the SDK's handler chain as this server builds it; middleware
         added by anyone else would be skipped, so its presence sends every request to the SDK.
-        (Checked again whenever the list changes: middleware is added, not swapped.)"""
+        (Checked in full only when the list differs from the last one passed, element by element.)"""
         middleware = self.server.server.middleware
-        if self._middleware_checked == (id(middleware), len(middleware)):
+        if middleware == self._middleware_passed:
             return True
         own = self.server.own_middleware
         if not all(isinstance(m, OpenTelemetryMiddleware) or m in own for m in middleware):
             return False
-        self._middleware_checked = (id(middleware), len(middleware))
+        self._middleware_passed = list(middleware)
         return True
 
     async def _ordinary(self, scope: Scope, body: bytes) -> _Ordinary | None:
