@@ -69,7 +69,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servers.auth import scope_access, scope_identity
-from servers.mcp_server import Ctx, WorkbenchServer
+from servers.mcp_server import WorkbenchServer
+from servers.mcp_surface import Ctx
 from servers.policy import calling_as
 from servers.sessions import stateless_session_id
 from servers.settings import SESSION_HEADER
