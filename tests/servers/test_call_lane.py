@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,7 +25,7 @@ import mcp.types as mt
 import pytest
 from mcp.shared.exceptions import MCPError
 from serve_toolkit import ServeBench
-from serving import Served, http_client, serving
+from serving import HERE, Served, http_client, script_env, serving
 
 from servers import ServeSettings
 from servers.audit import AuditConfig
@@ -392,21 +394,38 @@ async def test_a_long_silent_call_commits_to_sse_with_keepalive_pings(monkeypatc
     assert final["id"] == 1 and final["result"]["content"][0]["text"] == "slept 0.7"
 
 
-async def test_the_request_span_is_the_sdk_s_parented_on_the_caller_s_traceparent() -> None:
-    """Studio's trace waterfall: with a tracer installed, the lane opens the SDK's `tools/call` span,
-    parented on `_meta.traceparent`, and the Studio run carries that trace id."""
-    from servers.studio.traces import install_collector
+SPAN_CHECK = """
+import json, anyio, httpx2
+from servers.studio.traces import install_collector
+from serving import serving
+from test_call_lane import Bench, call_body, call_headers, post, raw
 
+async def main():
     collector = install_collector()
-    caller_trace, caller_span = "5" * 32, "6" * 16
-    traceparent = f"00-{caller_trace}-{caller_span}-01"
+    traceparent = "00-" + "5" * 32 + "-" + "6" * 16 + "-01"
     async with serving(Bench()) as served, raw(served) as http:
         response = await post(http, served, call_body("whoami", {}, meta={"traceparent": traceparent}),
                               call_headers("whoami"))
-        assert lane_of(served).answered == 1
-    assert response.json()["result"]["structuredContent"]["trace"]["traceparent"].split("-")[1] == caller_trace
-    found = collector.trace(caller_trace)
-    assert found is not None
-    [span] = [s for s in found["spans"] if s["name"] == "tools/call whoami"]
-    assert span["kind"] == "server" and span["parent_id"] == caller_span and span["remote_parent"]
+        answered = served.server.lane.answered
+    found = collector.trace("5" * 32)
+    print(json.dumps({"answered": answered, "result": response.json()["result"],
+                      "spans": found["spans"] if found else []}))
+
+anyio.run(main)
+"""
+
+
+def test_the_request_span_is_the_sdk_s_parented_on_the_caller_s_traceparent() -> None:
+    """Studio's trace waterfall: with a tracer installed, the lane opens the SDK's `tools/call` span,
+    parented on `_meta.traceparent`, and the tool's trace context continues from it. In a process of
+    its own: a tracer provider, once installed, stays for the life of the process."""
+    done = subprocess.run([sys.executable, "-c", SPAN_CHECK], env=script_env(), capture_output=True, text=True,
+                          timeout=60, cwd=HERE)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["answered"] == 1
+    [span] = [s for s in seen["spans"] if s["name"] == "tools/call whoami"]
+    assert span["kind"] == "server" and span["parent_id"] == "6" * 16 and span["remote_parent"]
     assert span["attributes"]["gen_ai.tool.name"] == "whoami" and span["attributes"]["mcp.protocol.version"] == VERSION
+    # the tool's trace context continues the caller's trace
+    assert seen["result"]["structuredContent"]["trace"]["traceparent"].split("-")[1] == "5" * 32
