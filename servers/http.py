@@ -27,6 +27,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from servers.auth import Authenticate, FirstOf, StaticTokens, Verifier
+from servers.call_lane import ToolCallLane
 from servers.health import health_routes
 from servers.mcp_server import WorkbenchServer
 from servers.oauth_resource import oauth_verifiers
@@ -56,6 +57,9 @@ def create_app(
         session_idle_timeout=settings.session_idle_timeout,
         max_sessions=settings.max_sessions,
     )
+    # Ordinary tool calls skip the SDK's server stack; everything else reaches it untouched.
+    lane = ToolCallLane(server, StreamableHTTPASGIApp(manager), max_request_bytes=settings.max_request_bytes,
+                        security=settings.transport_security())
     healthz, readyz = health_routes(server)
     # The authorization server is reached with our own client: never the one serving clients, and
     # never with a client's token (only the introspection credentials of this server).
@@ -88,15 +92,15 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             *(settings.oauth.metadata_routes(settings.server_name) if settings.oauth else []),
-            Route(settings.path, endpoint=RequestGate(server.legacy_cap.guard(StreamableHTTPASGIApp(manager)),
-                                                      settings.limits.requests_per_minute),
-                  methods=["GET", "POST", "DELETE"]),
+            Route(settings.path, methods=["GET", "POST", "DELETE"],
+                  endpoint=RequestGate(server.legacy_cap.guard(lane), settings.limits.requests_per_minute)),
         ],
         middleware=middleware,
         exception_handlers={404: not_found},
         lifespan=lifespan,
     )
     app.state.workbench_server = server
+    app.state.call_lane = lane
     return app
 
 

@@ -20,7 +20,7 @@ import anyio
 import mcp.types as mt
 from mcp.client.session import ClientRequestContext
 from mcp.server.connection import Connection
-from mcp.server.context import CallNext, HandlerResult
+from mcp.server.context import CallNext, HandlerResult, ServerMiddleware
 from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.server.subscriptions import (
@@ -35,6 +35,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
 from mcp_types import LOG_LEVEL_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from starlette.types import ASGIApp
 
 from servers.audit import Audited
 from servers.auth import scope_access, scope_identity
@@ -120,6 +121,8 @@ class WorkbenchServer(SurfaceHandlers):
         self.draining = False
         self._inflight: set[anyio.CancelScope] = set()
         self._legacy: set[Connection] = set()
+        self.lane: ASGIApp | None = None
+        """The HTTP app's tool-call lane (`servers.call_lane`), once mounted: it registers itself."""
         self.server = _Server(
             settings.server_name,
             version=settings.server_version,
@@ -140,8 +143,12 @@ class WorkbenchServer(SurfaceHandlers):
         )
         # Logging is deprecated at 2026-07-28 but is the 2025 era's: registered here, without the warning.
         self.server.add_request_handler("logging/setLevel", mt.SetLevelRequestParams, self._set_level)
-        self.server.middleware.append(self._track_legacy_connection)
-        self.server.middleware.append(bind_caller(lambda ctx: self._call_context(ctx, self.session_id(ctx)[0])))
+        self.own_middleware: tuple[ServerMiddleware[Any], ...] = (
+            self._track_legacy_connection,
+            bind_caller(lambda ctx: self._call_context(ctx, self.session_id(ctx)[0])),
+        )
+        """What this server adds to the SDK's middleware: `servers.call_lane` does their part itself."""
+        self.server.middleware.extend(self.own_middleware)
 
     # ---- lifecycle -------------------------------------------------------------------
     @asynccontextmanager
@@ -264,10 +271,34 @@ class WorkbenchServer(SurfaceHandlers):
             return ToolResult.error(f"{name} failed: {type(e).__name__}: {e}")
 
     async def _call_tool(self, ctx: Ctx, params: mt.CallToolRequestParams) -> Answer:
+        """The SDK's `tools/call` handler: this transport's way of running the call, around `serve_call`."""
         name, arguments = params.name, params.arguments or {}
+        session_id, stateless = self.session_id(ctx)
+
+        async def run(call: CallContext) -> Answer | None:
+            if not ctx.session.can_send_request:  # no back-channel (2026-07-28): questions become input rounds
+                return await self._in_rounds(ctx, params, call, lambda: self._run_tool(name, arguments, call),
+                                             ToolResult.to_mcp)
+            if ctx.request is not None and _connection(ctx).session_id is not None:
+                result = await self._until_disconnect(ctx.request, self._run_tool(name, arguments, call))
+                return None if result is None else result.to_mcp()
+            return (await self._run_tool(name, arguments, call)).to_mcp()
+
+        return await self.serve_call(name, arguments, session_id, stateless,
+                                     lambda: self._call_context(ctx, session_id), run)
+
+    async def serve_call(
+        self, name: str, arguments: dict[str, Any], session_id: str, stateless: bool,
+        context: Callable[[], CallContext], run: Callable[[CallContext], Awaitable[Answer | None]] | None = None,
+    ) -> Answer:
+        """One tool call, whichever transport brought it (the SDK's handler, `servers.call_lane`):
+        refused while draining, over the session caps or the per-client concurrency cap; else
+        run through the served chain with the caller's context — by `run` where the transport
+        adds to that (input rounds, a disconnect watch; None: its scope was cancelled) — tracked
+        in flight so drain and shutdown can cancel it. An unknown tool is a JSON-RPC -32602
+        naming the tools this caller may see."""
         if self.draining:
             return ToolResult.error("the server is shutting down; retry the call on a running server").to_mcp()
-        session_id, stateless = self.session_id(ctx)
         try:
             session = self.sessions.touch(session_id, stateless=stateless)
         except SessionLimitError as e:
@@ -277,47 +308,27 @@ class WorkbenchServer(SurfaceHandlers):
                 f"too many concurrent calls from this client (limit {self.settings.max_concurrent_calls_per_client}); "
                 "wait for one to finish and retry"
             ).to_mcp()
-        started = time.perf_counter()
-        call_ctx = self._call_context(ctx, session_id)
-        result: ToolResult | None = None
+        call = context()
         answer: Answer | None = None
-        outcome = "cancelled"
         with anyio.CancelScope() as scope:
             self._inflight.add(scope)
             session.active_calls += 1
             try:
-                if not ctx.session.can_send_request:  # no back-channel (2026-07-28): questions become input rounds
-                    answer = await self._in_rounds(
-                        ctx, params, call_ctx,
-                        lambda: self._run_tool(params.name, params.arguments or {}, call_ctx), ToolResult.to_mcp)
-                elif ctx.request is not None and _connection(ctx).session_id is not None:
-                    result = await self._until_disconnect(ctx.request, self._run_tool(name, arguments, call_ctx))
+                if run is not None:
+                    answer = await run(call)
                 else:
-                    result = await self._run_tool(name, arguments, call_ctx)
+                    answer = (await self._run_tool(name, arguments, call)).to_mcp()
             except ToolNotFoundError:
-                outcome = "unknown tool"
                 specs = await self.listed_tools()  # suggest only names this client may see
                 raise MCPError(mt.INVALID_PARAMS, str(ToolNotFoundError(name, [s.name for s in specs]))) from None
             finally:
                 self._inflight.discard(scope)
                 session.active_calls -= 1
                 session.last_seen = time.monotonic()
-                if result is not None:
-                    outcome = "error" if result.is_error else "ok"
-                elif answer is not None:
-                    outcome = ("error" if answer.is_error else "ok") if isinstance(answer, mt.CallToolResult) \
-                        else "input required"
-                logger.info(
-                    "tool call",
-                    extra={"session": session_id, "identity": call_ctx.identity, "tool": name, "outcome": outcome,
-                           "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                           "traceparent": call_ctx.trace_context.get("traceparent")},
-                )
-        if answer is not None:
-            return answer
-        if result is None:  # our own scope was cancelled: shutdown ran out of grace, or the client left
-            result = ToolResult.error(f"{name} was cancelled: the server is shutting down")
-        return result.to_mcp()
+        # No per-call info line: the audit line (servers.audit) is the record of every call.
+        if answer is None:  # our own scope was cancelled: shutdown ran out of grace, or the client left
+            return ToolResult.error(f"{name} was cancelled: the server is shutting down").to_mcp()
+        return answer
 
     async def _in_rounds(
         self, ctx: Ctx, params: mt.InputResponseRequestParams, call: CallContext,

@@ -1,0 +1,328 @@
+"""The tool-call lane: ordinary 2026-07-28 `tools/call` POSTs answered without the SDK's server stack.
+
+**The lane serves only requests it can prove ordinary; anything else takes the SDK's path
+unchanged.** It sits in front of the SDK's `StreamableHTTPASGIApp`, inside authentication,
+`RequestGate` and the legacy-session guard, so those apply to every request alike. Fidelity is
+kept by construction: each check below is the SDK's own (`TransportSecurityMiddleware`,
+`check_accept_headers`, `classify_inbound_request`, the per-version surface validation, the
+`Mcp-Param-*` validation) or stricter, and a request any of them would not pass untouched goes
+to the SDK with its body replayed, so the SDK answers it exactly as it would have.
+
+Ordinary means: a POST with no `Mcp-Session-Id`, an `MCP-Protocol-Version` the SDK serves in the
+modern era, no header sent twice, JSON content, an Accept naming both JSON and SSE (the SDK
+refuses less with 406), a declared body length within `max_request_bytes`; one JSON-RPC request
+(`jsonrpc` "2.0", an int or string id) for `tools/call` whose envelope, headers and params pass
+the SDK's checks; no progress token, no log level, no `requestState`/`inputResponses`, no task,
+and client capabilities that let nothing be asked (no sampling, elicitation or roots). Then no
+notification and no input round can arise, and the answer is the one JSON-RPC response the SDK
+would send, with its HTTP status mapping. The call itself runs through the same core as the SDK
+handler (`WorkbenchServer.serve_call`: drain, session caps, per-client concurrency, in-flight
+tracking, unknown-tool suggestions) and the same served chain (policy, rate limits, audit,
+Studio recording, jobs); the caller is bound for the policy as the SDK middleware binds it, and
+the SDK's OpenTelemetry middleware opens its span when a tracer is installed. A client that
+hangs up cancels the call; a call silent for the SDK's keepalive window commits to an SSE
+response with pings, as the SDK does, so a proxy's idle timeout cannot cut it.
+
+2025-era session POSTs (an `Mcp-Session-Id`) always take the SDK's path. Answering them here
+would hide them from the SDK's session: its transport counts a session idle while no request of
+its own is in flight and expires it after `session_idle_timeout` (so a client that only calls
+tools would lose its session mid-use), its owner check compares the SDK's own authorization
+context, and its dispatcher is where `notifications/cancelled` for a request id lands. Keeping
+those in step from outside means reaching into the session manager's private state.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import anyio
+import mcp.types as mt
+from mcp.server._otel import OpenTelemetryMiddleware
+from mcp.server._streamable_http_modern import (
+    _SSE_HEADERS,
+    _SSE_PING_INTERVAL,
+    _sse_event,
+    _to_jsonrpc_response,
+    _write,
+)
+from mcp.server.connection import Connection
+from mcp.server.context import ServerMiddleware
+from mcp.server.runner import ServerRunner
+from mcp.server.streamable_http import check_accept_headers
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from mcp.shared.inbound import (
+    MCP_PARAM_HEADER_PREFIX,
+    InboundModernRoute,
+    classify_inbound_request,
+    validate_mcp_param_headers,
+    x_mcp_header_map,
+)
+from mcp_types import LOG_LEVEL_META_KEY, JSONRPCError, JSONRPCResponse, RequestId
+from mcp_types import methods as wire_methods
+from mcp_types.version import LATEST_MODERN_VERSION, MODERN_PROTOCOL_VERSIONS
+from opentelemetry import trace
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from servers.auth import scope_access, scope_identity
+from servers.mcp_server import WorkbenchServer
+from servers.mcp_surface import Ctx
+from servers.policy import calling_as
+from servers.sessions import stateless_session_id
+from servers.settings import SESSION_HEADER
+from workbench.core import CallContext
+
+_METHOD = "tools/call"
+_SESSION = SESSION_HEADER.lower()
+_PARAM_PREFIX = MCP_PARAM_HEADER_PREFIX.lower()
+_TRACE_KEYS = ("traceparent", "tracestate")
+_ASKING_CAPABILITIES = ("sampling", "elicitation", "roots")
+
+
+@dataclass(frozen=True)
+class _Ordinary:
+    """What the lane learned from a request it will answer."""
+
+    request_id: RequestId
+    version: str
+    params: mt.CallToolRequestParams
+    raw_params: dict[str, Any]
+    meta: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class _SpanSubject:
+    """The request as the SDK's OpenTelemetry middleware reads it (`method`, `params`,
+    `protocol_version`, `request_id`, `meta`): handing it this runs the SDK's span code as is."""
+
+    method: str
+    params: dict[str, Any]
+    protocol_version: str
+    request_id: RequestId
+    meta: Mapping[str, Any]
+
+
+class ToolCallLane:
+    """ASGI app: ordinary `tools/call` POSTs answered here, every other request passed to `sdk_app`."""
+
+    def __init__(self, server: WorkbenchServer, sdk_app: ASGIApp, *, max_request_bytes: int,
+                 security: TransportSecuritySettings | None) -> None:
+        self.server = server
+        self.sdk_app = sdk_app
+        self.max_request_bytes = max_request_bytes
+        self.security = TransportSecurityMiddleware(security)
+        self._shaper: ServerRunner[Any] | None = None
+        self._declares_param_headers: dict[str, tuple[Any, bool]] = {}
+        self._middleware_passed: list[ServerMiddleware[Any]] = []
+        self._otel: OpenTelemetryMiddleware | None = None
+        server.lane = self
+        self.answered = 0
+        """Requests this lane answered itself (the rest went to the SDK): for tests and metrics."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._may_be_ordinary(scope):
+            await self.sdk_app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        limit = self.max_request_bytes
+        size, complete, trailing = 0, False, None
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                trailing = message  # the client left before its body was in: the SDK's to answer
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            chunks.append(chunk)
+            if size > limit:  # longer than declared would be the server's bug; never buffer past the limit
+                break
+            if not message.get("more_body", False):
+                complete = True
+                break
+        body = b"".join(chunks)
+        request = await self._ordinary(scope, body) if complete else None
+        if request is None:
+            await self.sdk_app(scope, _replaying(body, complete, trailing, receive), send)
+            return
+        self.answered += 1
+        await self._answer(scope, receive, send, request)
+
+    def _may_be_ordinary(self, scope: Scope) -> bool:
+        """The checks that need no body: when one fails the request reaches the SDK untouched."""
+        if scope["type"] != "http" or scope["method"] != "POST" or not self._own_middleware_only():
+            return False
+        raw = scope["headers"]
+        headers = {k: v for k, v in raw}
+        if len(headers) != len(raw):  # a header sent twice: first- and last-copy readers could disagree
+            return False
+        if b"mcp-session-id" in headers or headers.get(b"mcp-protocol-version", b"").decode(
+                "latin-1") not in MODERN_PROTOCOL_VERSIONS:
+            return False
+        length = headers.get(b"content-length", b"")
+        return length.isdigit() and 0 < int(length) <= self.max_request_bytes
+
+    def _own_middleware_only(self) -> bool:
+        """The lane stands in for the SDK's handler chain as this server builds it; middleware
+        added by anyone else would be skipped, so its presence sends every request to the SDK.
+        (Checked in full only when the list differs from the last one passed, element by element.)"""
+        middleware = self.server.server.middleware
+        if middleware == self._middleware_passed:
+            return True
+        own = self.server.own_middleware
+        if not all(isinstance(m, OpenTelemetryMiddleware) or m in own for m in middleware):
+            return False
+        self._middleware_passed = list(middleware)
+        return True
+
+    async def _ordinary(self, scope: Scope, body: bytes) -> _Ordinary | None:
+        """The request, when every check the SDK would make passes and nothing in it needs more
+        than one JSON answer; None otherwise."""
+        request = Request(scope)
+        if await self.security.validate_request(request, is_post=True) is not None:
+            return None
+        has_json, has_sse = check_accept_headers(request)
+        if not (has_json and has_sse):
+            return None
+        try:
+            decoded = json.loads(body)
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(decoded, dict) or decoded.get("jsonrpc") != "2.0" or decoded.get("method") != _METHOD:
+            return None
+        request_id, raw_params = decoded.get("id"), decoded.get("params")
+        if not (type(request_id) is int or type(request_id) is str) or not isinstance(raw_params, dict):
+            return None
+        headers = dict(request.headers)
+        verdict = classify_inbound_request(decoded, headers=headers)
+        if not isinstance(verdict, InboundModernRoute):
+            return None
+        try:  # the SDK's two checks of params: the version's wire surface, then the handler's model
+            wire_methods.validate_client_request(_METHOD, verdict.protocol_version, raw_params)
+            params = mt.CallToolRequestParams.model_validate(raw_params, by_name=False)
+        except (ValidationError, ValueError, KeyError):
+            return None
+        meta: Mapping[str, Any] = raw_params["_meta"]  # classify_inbound_request proved it a mapping
+        capabilities = verdict.client_capabilities
+        if (params.task is not None or params.request_state is not None or params.input_responses is not None
+                or meta.get("progressToken") is not None or LOG_LEVEL_META_KEY in meta
+                or not isinstance(capabilities, dict)
+                or any(capabilities.get(c) is not None for c in _ASKING_CAPABILITIES)):
+            return None
+        if not self._param_headers_agree(params, headers):
+            return None
+        return _Ordinary(request_id, verdict.protocol_version, params, raw_params, meta)
+
+    def _param_headers_agree(self, params: mt.CallToolRequestParams, headers: Mapping[str, str]) -> bool:
+        """The SDK's `Mcp-Param-*` check against the tool's schema, where it would run."""
+        arguments = params.arguments or {}
+        if not arguments and not any(h.startswith(_PARAM_PREFIX) for h in headers):
+            return True
+        lookup = self.server.server.get_tool_input_schema
+        if lookup is None:  # the SDK would list the tools to find the schema: its path, not ours
+            return False
+        try:
+            schema = lookup(params.name)
+        except Exception:  # the SDK fails open here; the lane leaves the request to it
+            return False
+        if schema is None:
+            return True
+        # Walking the schema for `x-mcp-header` costs more than the rest of the checks together; a schema
+        # that declares none can reject nothing, so that is worked out once per schema (held, so the
+        # identity test cannot be fooled by a new schema at a reused address).
+        known = self._declares_param_headers.get(params.name)
+        if known is None or known[0] is not schema:
+            known = self._declares_param_headers[params.name] = (schema, bool(x_mcp_header_map(schema)))
+        return not known[1] or validate_mcp_param_headers(schema, arguments, headers) is None
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send, request: _Ordinary) -> None:
+        """Run the call; answer JSON, or SSE with keepalive pings once the SDK's window has passed
+        in silence. The client hanging up cancels the call, and nothing is written then."""
+        reply: list[JSONRPCResponse | JSONRPCError] = []
+        committed = False
+
+        async def watch(cancel: anyio.CancelScope) -> None:
+            nonlocal committed
+            while True:
+                with anyio.move_on_after(_SSE_PING_INTERVAL):
+                    if (await receive())["type"] == "http.disconnect":
+                        cancel.cancel()
+                        return
+                    continue
+                with anyio.CancelScope(shield=True):  # never cut a write in half
+                    if not committed:
+                        committed = True
+                        await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+                    await send({"type": "http.response.body", "body": b": ping\r\n\r\n", "more_body": True})
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch, tg.cancel_scope)
+            reply.append(await _to_jsonrpc_response(request.request_id, self._result(scope, request)))
+            tg.cancel_scope.cancel()
+        if not reply:
+            return  # the client left
+        if committed:
+            await send({"type": "http.response.body", "body": _sse_event(reply[0]), "more_body": False})
+        else:
+            await _write(reply[0], scope, receive, send)
+
+    async def _result(self, scope: Scope, request: _Ordinary) -> dict[str, Any]:
+        call = self._call_context(scope, request)
+        with calling_as(call):  # the policy's caller, as the SDK middleware `bind_caller` binds it
+            otel = self._tracing()
+            if otel is None:
+                return await self._serve(request, call)
+
+            async def inner(_: Ctx) -> dict[str, Any]:
+                return await self._serve(request, call)
+
+            subject = _SpanSubject(_METHOD, request.raw_params, request.version, request.request_id, request.meta)
+            return cast(dict[str, Any], await otel(cast(Ctx, subject), inner))
+
+    async def _serve(self, request: _Ordinary, call: CallContext) -> dict[str, Any]:
+        params = request.params
+        answer = await self.server.serve_call(params.name, params.arguments or {}, call.session_id, True, lambda: call)
+        if self._shaper is None:
+            # The SDK's own result shaping (cache hints, the per-version sieve, `resultType`, the
+            # `serverInfo` stamp): private, but the one place it lives, and it reads only the server.
+            # (Built on first use: a connection needs a running event loop.)
+            connection = Connection.from_envelope(LATEST_MODERN_VERSION, None, None)
+            self._shaper = ServerRunner(self.server.server, connection, None)
+        return self._shaper._serialize(_METHOD, request.version, answer)
+
+    def _call_context(self, scope: Scope, request: _Ordinary) -> CallContext:
+        """The caller as the SDK handler's `_call_context` sees a 2026-07-28 request that asked for
+        no progress and no logs and can be asked nothing."""
+        identity = scope_identity(scope)
+        session_header = next((v.decode("latin-1") for k, v in scope["headers"] if k == _SESSION.encode()), None)
+        access = scope_access(scope)
+        meta = request.meta
+        return CallContext(
+            session_id=stateless_session_id(identity, session_header), identity=identity,
+            trace_context={k: v for k in _TRACE_KEYS if isinstance(v := meta.get(k), str)},
+            scopes=frozenset(access.scopes) if access else frozenset(),
+            claims=access.claims or {} if access else {}, protocol_version=request.version)
+
+    def _tracing(self) -> OpenTelemetryMiddleware | None:
+        """The SDK's span middleware, when the server has it and a tracer provider is installed
+        (without one its spans are no-ops; once installed, a provider stays)."""
+        if self._otel is None and not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            self._otel = next((m for m in self.server.server.middleware if isinstance(m, OpenTelemetryMiddleware)),
+                              None)
+        return self._otel
+
+
+def _replaying(body: bytes, complete: bool, trailing: Message | None, receive: Receive) -> Receive:
+    """`receive` as if nothing had been read: what the lane read comes first, then the rest."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": not complete}]
+    if trailing is not None:
+        pending.append(trailing)
+
+    async def replay() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
+
