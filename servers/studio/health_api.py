@@ -12,8 +12,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from servers.health import sources_seen
 from servers.studio.web import api_error
-from workbench.core import logger
+from workbench.core import ToolSpec, logger
 
 if TYPE_CHECKING:
     from servers.studio.app import StudioContext
@@ -32,13 +33,17 @@ def health_routes(context: StudioContext) -> list[BaseRoute]:
     async def health(request: Request) -> Response:
         overall = server.workbench.health()
         ready = overall.state == "up" and not server.draining
+        try:  # as this caller (Studio's guard bound it): a source's tool count is of what they may see
+            listed: list[ToolSpec] | None = await server.listed_tools()
+        except Exception as e:  # the page still shows each source's state; the counts are left out
+            logger.warning("studio: cannot list tools for the health page: %s", e)
+            listed = None
         return JSONResponse({
             "status": "draining" if server.draining else ("ready" if ready else "not ready"),
             "detail": overall.detail,
             "sessions": len(server.sessions.sessions),
             "inflight_calls": server.inflight,
-            "sources": {k: {"state": h.state, "detail": h.detail}
-                        for k, h in server.workbench.health_by_source().items()},
+            "sources": sources_seen(server, listed),
         })
 
     async def checks(request: Request) -> Response:
