@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -27,26 +27,22 @@ SourceHealth = dict[str, dict[str, str]]
 """Source name → {"state", "detail"}, as the API answers carry it."""
 
 _TOOL_COUNT = re.compile(r"^\d+ tools?(?:, |$)")
-"""The count a source's detail begins with (`adapters.mcp.McpWorkbench.health`)."""
+"""The count a detail begins with (`adapters.mcp.McpWorkbench.health`, the doctor's server checks)."""
 
 
-def sources_seen(server: WorkbenchServer, listed: Sequence[ToolSpec] | None) -> SourceHealth:
-    """Each source's state and detail for a caller whose tool listing is `listed` (None: not
-    at hand): a count in the detail becomes the number of that source's tools in the listing,
-    or is left out."""
+def tool_counts(server: WorkbenchServer, listed: Sequence[ToolSpec] | None) -> dict[str, int]:
+    """How many of each source's tools `listed` (a caller's listing; None: not at hand) holds, for
+    the sources the served composite mounts itself (one it reports of a source of its own is not
+    told apart); a source missing here gets no count at all."""
     workbench = server.workbench
-    counts: Counter[str] = Counter()
-    mounted: Collection[str] = ()
-    if listed is not None and isinstance(workbench, CompositeWorkbench):
-        routes = workbench.catalog.routes  # exposed name → source; `expose` and the policy keep names
-        counts.update(route.source for spec in listed if (route := routes.get(spec.name)) is not None)
-        # Only the composite's own sources: one it reports of a source of its own is not told apart.
-        mounted = workbench.mounts
-    return {key: {"state": health.state, "detail": _recounted(health.detail, counts[key] if key in mounted else None)}
-            for key, health in workbench.health_by_source().items()}
+    if listed is None or not isinstance(workbench, CompositeWorkbench):
+        return {}
+    routes = workbench.catalog.routes  # exposed name → source; `expose` and the policy keep names
+    counts = Counter(route.source for spec in listed if (route := routes.get(spec.name)) is not None)
+    return {key: counts[key] for key in workbench.mounts}
 
 
-def _recounted(detail: str, count: int | None) -> str:
+def recounted(detail: str, count: int | None) -> str:
     """`detail` with the tool count it begins with replaced by `count`, or dropped (None)."""
     match = _TOOL_COUNT.match(detail)
     if match is None:
@@ -54,7 +50,17 @@ def _recounted(detail: str, count: int | None) -> str:
     rest = detail[match.end():]
     if count is None:
         return rest
-    return f"{count} tools, {rest}" if rest else f"{count} tools"
+    head = f"{count} tool{'' if count == 1 else 's'}"
+    return f"{head}, {rest}" if rest else head
+
+
+def sources_seen(server: WorkbenchServer, listed: Sequence[ToolSpec] | None) -> SourceHealth:
+    """Each source's state and detail for a caller whose tool listing is `listed` (None: not
+    at hand): a count in the detail becomes the number of that source's tools in the listing,
+    or is left out."""
+    counts = tool_counts(server, listed)
+    return {key: {"state": health.state, "detail": recounted(health.detail, counts.get(key))}
+            for key, health in server.workbench.health_by_source().items()}
 
 
 def health_routes(server: WorkbenchServer) -> tuple[Endpoint, Endpoint]:

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from servers.health import sources_seen
+from servers.health import recounted, sources_seen, tool_counts
 from servers.studio.web import api_error
 from workbench.core import ToolSpec, logger
 
@@ -30,20 +30,23 @@ def health_routes(context: StudioContext) -> list[BaseRoute]:
     lock = anyio.Lock()
     last: dict[str, Any] = {}
 
+    async def listed() -> list[ToolSpec] | None:
+        """This caller's listing (Studio's guard bound the caller): a count said is of what they may see."""
+        try:
+            return await server.listed_tools()
+        except Exception as e:  # the page still shows each source's state; the counts are left out
+            logger.warning("studio: cannot list tools for the health page: %s", e)
+            return None
+
     async def health(request: Request) -> Response:
         overall = server.workbench.health()
         ready = overall.state == "up" and not server.draining
-        try:  # as this caller (Studio's guard bound it): a source's tool count is of what they may see
-            listed: list[ToolSpec] | None = await server.listed_tools()
-        except Exception as e:  # the page still shows each source's state; the counts are left out
-            logger.warning("studio: cannot list tools for the health page: %s", e)
-            listed = None
         return JSONResponse({
             "status": "draining" if server.draining else ("ready" if ready else "not ready"),
             "detail": overall.detail,
             "sessions": len(server.sessions.sessions),
             "inflight_calls": server.inflight,
-            "sources": sources_seen(server, listed),
+            "sources": sources_seen(server, await listed()),
         })
 
     async def checks(request: Request) -> Response:
@@ -61,7 +64,12 @@ def health_routes(context: StudioContext) -> list[BaseRoute]:
                     fresh = True
                 if not fresh:
                     return api_error(504, "timeout", f"the checks did not finish within {CHECKS_TIMEOUT:g} s")
-        return JSONResponse({"checks": last["checks"], "available": True, "ran_at": last["ran"]})
+        # One run answers every caller: a server check's tool count ("5 tools, ready in …") becomes
+        # the count of this caller's listing, as on the health page.
+        counts = tool_counts(server, await listed())
+        checks = [{**check, "detail": recounted(check["detail"], counts.get(check["name"].removeprefix("server ")))}
+                  if check["name"].startswith("server ") else check for check in last["checks"]]
+        return JSONResponse({"checks": checks, "available": True, "ran_at": last["ran"]})
 
     async def config(request: Request) -> Response:
         if context.config_report is None:

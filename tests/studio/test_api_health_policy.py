@@ -64,6 +64,22 @@ async def test_each_caller_is_told_the_count_of_the_tools_they_may_see() -> None
         assert anonymous["sources"]["demo"] == {"state": "up"}
 
 
+async def test_the_doctors_server_checks_are_recounted_for_each_caller() -> None:
+    async def checks() -> list[dict[str, Any]]:  # one run answers every caller (it is cached)
+        return [{"name": "server demo", "ok": True, "detail": "5 tools, ready in 12 ms", "hint": "", "required": True},
+                {"name": "server gone", "ok": True, "detail": "1 tool, ready in 9 ms", "hint": "", "required": True},
+                {"name": "docker engine", "ok": True, "detail": "5 tools of its own", "hint": "", "required": True}]
+
+    async with studio_http(demo(), context={"checks": checks}, **POLICY) as studio:
+        await studio.server.workbench.list_tools()
+        for token, demo_detail in ((ALICE, "5 tools, ready in 12 ms"), (BOB, "4 tools, ready in 12 ms")):
+            answer = (await studio.http.get("/ui/api/health/checks", headers=bearer(token))).json()
+            details = {c["name"]: c["detail"] for c in answer["checks"]}
+            assert details == {"server demo": demo_detail,
+                               "server gone": "ready in 9 ms",  # not a source served here: no count
+                               "docker engine": "5 tools of its own"}  # not a server check: as it was
+
+
 async def test_a_caller_the_policy_shows_nothing_is_told_zero() -> None:
     settings = {**POLICY, "policy": {"rules": [{"identities": ["alice"], "tools": ["*"]},
                                                 {"identities": ["bob"], "tools": ["nothing-here"]}]}}
