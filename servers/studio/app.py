@@ -216,13 +216,14 @@ def studio_app(context: StudioContext) -> ASGIApp:
                 raise TokenRejected("missing")
             cookie, max_age = login.new_cookie(await login.verify(token, client_host(request)))
         except TooManyFailedLogins as e:
-            logger.warning("studio login refused: too many failed logins", extra={"client": client_host(request)})
+            # Info, as the rate limit's refusals: a guesser kept at bay must not flood the log either.
+            logger.info("studio login refused: too many failed logins", extra={"client": client_host(request)})
             return HTMLResponse(_login_page(next_path, f"Too many wrong tokens from your address: try again in "
                                                        f"{e.retry_after} s."),
                                 status_code=429, headers={"Retry-After": str(e.retry_after)})
         except TokenRejected as e:
             logger.warning("studio login failed", extra={
-                "reason": e.reason, "client": request.client.host if request.client else "?"})
+                "reason": e.reason, "client": client_host(request)})
             why = ("That token lacks the scopes this server requires." if e.status == 403
                    else "This server does not accept that token.")
             return HTMLResponse(_login_page(next_path, why), status_code=e.status)
