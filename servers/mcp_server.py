@@ -14,14 +14,13 @@ import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import mcp.types as mt
 from mcp.client.session import ClientRequestContext
 from mcp.server.connection import Connection
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult
 from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.server.subscriptions import (
@@ -41,6 +40,16 @@ from servers.audit import Audited
 from servers.auth import scope_access, scope_identity
 from servers.input_rounds import InputRounds
 from servers.jobs import JobsWorkbench
+from servers.mcp_surface import (
+    _LEVEL_KEY,
+    _SUBSCRIBED_KEY,
+    Ctx,
+    R,
+    SessionBus,
+    SurfaceHandlers,
+    T,
+    _connection,
+)
 from servers.policy import PolicyWorkbench, bind_caller
 from servers.rate_limit import RateLimited
 from servers.session_cap import LegacySessionCap
@@ -53,8 +62,6 @@ from servers.sessions import (
 from servers.settings import SESSION_HEADER, ServeSettings
 from workbench.core import (
     CallContext,
-    PromptNotFoundError,
-    ResourceNotFoundError,
     ToolNotFoundError,
     ToolResult,
     ToolSpec,
@@ -63,26 +70,10 @@ from workbench.core import (
 )
 from workbench.shaped import Globs, Shaped
 
-RESOURCE_NOT_FOUND = -32002
-"""MCP's error code for an unknown resource URI."""
 _SESSION_KEY = "workbench.session_id"
-_LEVEL_KEY = "workbench.log_level"
-_SUBSCRIBED_KEY = "workbench.subscribed"
 _LEVELS: tuple[mt.LoggingLevel, ...] = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
-_LISTENING_SESSION: ContextVar[str | None] = ContextVar("listening_session", default=None)
 _TRACE_KEYS = ("traceparent", "tracestate")
-R = TypeVar("R", bound=mt.Result)
-T = TypeVar("T")
 Answer = mt.CallToolResult | mt.InputRequiredResult
-Ctx = ServerRequestContext[Any, Any]
-"""The lowlevel handlers' request context; the server keeps no lifespan state and takes any transport request."""
-
-
-def _connection(ctx: Ctx) -> Connection:
-    """The request's per-client connection. mcp 2.3.0 offers it publicly only on the high-level
-    `Context` (`ctx.connection`), not to lowlevel handlers and middleware: the one private read."""
-    connection: Connection = ctx.session._connection
-    return connection
 
 
 class _Server(Server[Any]):
@@ -99,26 +90,7 @@ class _Server(Server[Any]):
         return super().create_initialization_options(options, experimental_capabilities, extensions)
 
 
-class SessionBus:
-    """The SDK's subscription bus with one addition: an event may belong to one session (a
-    per-client upstream's), and then only that session's `subscriptions/listen` streams get it.
-    A stream's session is the one whose listen request subscribed it."""
-
-    def __init__(self) -> None:
-        self._listeners: list[tuple[str | None, Callable[[ServerEvent], None]]] = []
-
-    async def publish(self, event: ServerEvent, session_id: str | None = None) -> None:
-        for owner, listener in list(self._listeners):
-            if session_id is None or owner == session_id:
-                listener(event)
-
-    def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
-        entry = (_LISTENING_SESSION.get(), listener)
-        self._listeners.append(entry)
-        return lambda: self._listeners.remove(entry) if entry in self._listeners else None
-
-
-class WorkbenchServer:
+class WorkbenchServer(SurfaceHandlers):
     """Owns the SDK server for one workbench, the client sessions, and in-flight calls."""
 
     def __init__(self, workbench: Workbench, settings: ServeSettings) -> None:
@@ -452,108 +424,6 @@ class WorkbenchServer:
                 call.elicitation = elicitation if capabilities.elicitation is not None else None
                 call.list_roots = list_roots if capabilities.roots is not None else None
         return call
-
-    # ---- resources and prompts ---------------------------------------------------------
-    async def _list_resources(self, ctx: Ctx, params: mt.PaginatedRequestParams | None) -> mt.ListResourcesResult:
-        return mt.ListResourcesResult(resources=await self.served.list_resources())
-
-    async def _list_resource_templates(
-        self, ctx: Ctx, params: mt.PaginatedRequestParams | None
-    ) -> mt.ListResourceTemplatesResult:
-        return mt.ListResourceTemplatesResult(resource_templates=await self.served.list_resource_templates())
-
-    async def _read_resource(
-        self, ctx: Ctx, params: mt.ReadResourceRequestParams
-    ) -> mt.ReadResourceResult | mt.InputRequiredResult:
-        call, uri = self._caller(ctx), str(params.uri)
-        try:
-            if not ctx.session.can_send_request:
-                return await self._in_rounds(ctx, params, call, lambda: self.served.read_resource(uri, call), _same)
-            return await self.served.read_resource(uri, self._relaying(ctx, call))
-        except ResourceNotFoundError as e:
-            raise MCPError(RESOURCE_NOT_FOUND, str(e), {"uri": str(params.uri)}) from None
-
-    async def _list_prompts(self, ctx: Ctx, params: mt.PaginatedRequestParams | None) -> mt.ListPromptsResult:
-        return mt.ListPromptsResult(prompts=await self.served.list_prompts())
-
-    async def _get_prompt(
-        self, ctx: Ctx, params: mt.GetPromptRequestParams
-    ) -> mt.GetPromptResult | mt.InputRequiredResult:
-        call, name, arguments = self._caller(ctx), params.name, params.arguments
-        try:
-            if not ctx.session.can_send_request:
-                return await self._in_rounds(ctx, params, call, lambda: self.served.get_prompt(name, arguments, call),
-                                             _same)
-            return await self.served.get_prompt(name, arguments, self._relaying(ctx, call))
-        except PromptNotFoundError as e:
-            raise MCPError(mt.INVALID_PARAMS, str(e)) from None
-
-    # ---- completion, subscriptions, log levels --------------------------------------------
-    def _caller(self, ctx: Ctx) -> CallContext:
-        session_id, _ = self.session_id(ctx)
-        return CallContext(session_id=session_id, identity=self.identity(ctx),
-                           protocol_version=_connection(ctx).protocol_version)
-
-    async def _complete(self, ctx: Ctx, params: mt.CompleteRequestParams) -> mt.CompleteResult:
-        try:
-            completion = await self.served.complete(params.ref, params.argument, params.context, self._caller(ctx))
-        except (PromptNotFoundError, ResourceNotFoundError) as e:
-            raise MCPError(mt.INVALID_PARAMS, str(e)) from None
-        return mt.CompleteResult(completion=completion)
-
-    async def _subscribe(self, ctx: Ctx, params: mt.SubscribeRequestParams) -> mt.EmptyResult:
-        subscribed: set[str] = _connection(ctx).state.setdefault(_SUBSCRIBED_KEY, set())
-        if params.uri not in subscribed:
-            try:
-                await self.served.subscribe_resource(params.uri, self._caller(ctx))
-            except ResourceNotFoundError as e:
-                raise MCPError(RESOURCE_NOT_FOUND, str(e), {"uri": params.uri}) from None
-            except ValueError as e:  # a cap on subscriptions
-                raise MCPError(mt.INVALID_REQUEST, str(e)) from None
-            subscribed.add(params.uri)
-        return mt.EmptyResult()
-
-    async def _unsubscribe(self, ctx: Ctx, params: mt.UnsubscribeRequestParams) -> mt.EmptyResult:
-        subscribed: set[str] = _connection(ctx).state.get(_SUBSCRIBED_KEY, set())
-        if params.uri in subscribed:
-            subscribed.discard(params.uri)
-            await self.served.unsubscribe_resource(params.uri, self._caller(ctx))
-        return mt.EmptyResult()
-
-    async def _set_level(self, ctx: Ctx, params: mt.SetLevelRequestParams) -> mt.EmptyResult:
-        _connection(ctx).state[_LEVEL_KEY] = params.level
-        await self.served.set_log_level(params.level, self._caller(ctx))
-        return mt.EmptyResult()
-
-    async def _listen_stream(
-        self, ctx: Ctx, params: mt.SubscriptionsListenRequestParams
-    ) -> mt.SubscriptionsListenResult:
-        """A 2026-07-28 `subscriptions/listen`: its resource URIs are subscribed upstream for as
-        long as the stream lasts, and it hears its own session's events plus everyone's."""
-        caller = self._caller(ctx)
-        uris = list(dict.fromkeys(params.notifications.resource_subscriptions or ()))
-        subscribed: list[str] = []
-        token = _LISTENING_SESSION.set(caller.session_id)
-        try:
-            for uri in uris:
-                try:
-                    await self.served.subscribe_resource(uri, caller)
-                    subscribed.append(uri)
-                except (ResourceNotFoundError, ValueError) as e:
-                    logger.info("listen: cannot subscribe %s: %s", uri, e)
-            return await self._listen(ctx, params)
-        finally:
-            _LISTENING_SESSION.reset(token)
-            with anyio.CancelScope(shield=True):
-                for uri in subscribed:
-                    try:
-                        await self.served.unsubscribe_resource(uri, caller)
-                    except Exception as e:  # the stream is over either way
-                        logger.info("listen: cannot unsubscribe %s: %s", uri, e)
-
-
-def _same(result: R) -> R:
-    return result
 
 
 _LIST_CHANGED: dict[type[ServerEvent], str] = {
