@@ -4,8 +4,12 @@
 
 The same trivial async tool through: the bare workbench; the default served chain
 (`Audited(RateLimited(PolicyWorkbench(...)))` with no policy and no limits) with the audit off
-and on; and a two-rule policy with both limits. Audit lines go through a JSON-lines handler to
-/dev/null, as `workbench serve` formats them for stderr. Chains alternate block by block so a
+and on; a two-rule policy with both limits; and the whole chain `workbench serve` puts around
+a gateway's upstream, `RecordingWorkbench(Audited(RateLimited(JobsWorkbench(PolicyWorkbench(
+Shaped(CompositeWorkbench(Shaped(...))))))))`, recording into a RunStore in a scratch folder,
+with no tracer installed and with an SDK tracer provider (spans recorded, exported nowhere).
+Audit lines go through a JSON-lines handler to /dev/null, as `workbench serve` formats them
+for stderr. Chains alternate block by block so a
 shared machine's noise falls on all alike; each row is the best block's p50, for a 100 B and a
 100 kB argument (the audit measures the argument's and the result's sizes).
 """
@@ -16,18 +20,25 @@ import argparse
 import logging
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from servers.audit import AuditConfig, Audited, audit_logger  # noqa: E402
+from servers.jobs import JobsWorkbench  # noqa: E402
 from servers.logs import JsonLines  # noqa: E402
 from servers.policy import PolicyConfig, PolicyRule, PolicyWorkbench, calling_as  # noqa: E402
 from servers.rate_limit import LimitsConfig, RateLimited  # noqa: E402
+from servers.studio.recording import RecordingWorkbench, RunStore  # noqa: E402
 from workbench import CallContext, StaticWorkbench, Workbench  # noqa: E402
+from workbench.composite import CompositeWorkbench, Mount  # noqa: E402
+from workbench.shaped import Shaped  # noqa: E402
+from workbench.wrapper import WorkbenchWrapper  # noqa: E402
 
 
 async def echo(text: str) -> str:
@@ -35,7 +46,29 @@ async def echo(text: str) -> str:
     return text
 
 
-def chains() -> dict[str, Workbench]:
+def served_chain(base: Workbench, store: RunStore) -> Workbench:
+    """What `WorkbenchServer` wraps around a gateway's sources (servers/mcp_server.py)."""
+    sources = CompositeWorkbench({"up": Mount(base, prefix="")})
+    jobs = JobsWorkbench(PolicyWorkbench(Shaped(sources), None))
+    return RecordingWorkbench(Audited(RateLimited(jobs, LimitsConfig())), store)
+
+
+class Traced(WorkbenchWrapper):
+    """`inner` called inside an SDK tracer provider's span, as a traced server's request is."""
+
+    def __init__(self, inner: Workbench) -> None:
+        from opentelemetry.sdk.trace import TracerProvider
+
+        super().__init__(inner)
+        self.tracer = TracerProvider().get_tracer("bench")
+
+    async def call_tool(self, name: str, arguments: dict[str, Any] | None = None,
+                        ctx: CallContext | None = None) -> Any:
+        with self.tracer.start_as_current_span("tools/call"):
+            return await self.inner.call_tool(name, arguments, ctx)
+
+
+def chains(scratch: Path) -> dict[str, Workbench]:
     base = StaticWorkbench([echo])
     policy = PolicyConfig(rules=[PolicyRule(identities=["*"], tools=["*"], deny_tools=["drop_*"]),
                                  PolicyRule(scopes=["admin"], tools=["drop_*"], require_approval=["drop_*"])])
@@ -46,6 +79,8 @@ def chains() -> dict[str, Workbench]:
                                            AuditConfig(enabled=False)),
         "served chain (audit on)": Audited(RateLimited(PolicyWorkbench(base, None), LimitsConfig())),
         "+ 2-rule policy + limits": Audited(RateLimited(PolicyWorkbench(base, policy), limits)),
+        "whole served chain": served_chain(base, RunStore(scratch / "runs.sqlite")),
+        "whole chain, traced": Traced(served_chain(base, RunStore(scratch / "traced.sqlite"))),
     }
 
 
@@ -56,9 +91,11 @@ async def main(calls: int, rounds: int) -> None:
         audit_logger.addHandler(handler)
         audit_logger.setLevel(logging.INFO)
         audit_logger.propagate = False
-        measured = chains()
+        measured = chains(Path(tempfile.mkdtemp(prefix="bench-policy-")))
         caller = CallContext(identity="alice", session_id="bench")
         print(f"{'argument':>9}  {'chain':<26} {'p50 µs':>8}  {'extra µs':>8}")
+        for workbench in measured.values():
+            await workbench.list_tools()  # the shaping wrappers route by their last listing
         for size in (100, 100_000):
             arguments = {"text": "x" * size}
             best: dict[str, float] = {}

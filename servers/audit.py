@@ -85,7 +85,13 @@ def _json_size(value: Any) -> int:
 
 
 def _result_size(result: ToolResult) -> int:
-    return len(pydantic_core.to_json(result.to_mcp(), by_alias=True, exclude_none=True))
+    # The result's wire shape, without building (and validating) a CallToolResult just to measure it.
+    wire: dict[str, Any] = {"content": result.content, "isError": result.is_error}
+    if result.structured is not None:
+        wire["structuredContent"] = result.structured
+    if result.meta is not None:
+        wire["_meta"] = result.meta
+    return len(pydantic_core.to_json(wire, by_alias=True, exclude_none=True, fallback=str))
 
 
 def _cut(name: str) -> str:
@@ -141,7 +147,7 @@ class Audited(WorkbenchWrapper):
             raise
         finally:
             caller = ctx or CallContext()
-            audit_logger.info("tool call", extra={
+            _log_line({
                 "audit": True,
                 "identity": caller.identity,
                 "session": caller.session_id,
@@ -153,3 +159,11 @@ class Audited(WorkbenchWrapper):
                 "traceparent": caller.trace_context.get("traceparent"),
                 **_background_run(name, arguments, result),
             })
+
+
+def _log_line(fields: dict[str, Any]) -> None:
+    """`audit_logger.info("tool call", extra=fields)` without `Logger.findCaller`'s walk up the
+    stack: the line's source is always this module."""
+    if audit_logger.isEnabledFor(logging.INFO):
+        audit_logger.handle(audit_logger.makeRecord(audit_logger.name, logging.INFO, __file__, 0, "tool call", (),
+                                                    None, "call_tool", fields))

@@ -8,23 +8,43 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import UTC, datetime
+import time
 
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "color_message"}
+import pydantic_core
+
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "color_message"}
 
 
 class JsonLines(logging.Formatter):
+    """One JSON object per record. Every served call writes an audit line through here, so it is
+    kept cheap: pydantic-core's encoder (several times json.dumps'), the timestamp's date and
+    time formatted once a second."""
+
+    _second: int = -1
+    _second_text = ""
+
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": self._timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD and v is not None})
+        entry.update({k: v for k, v in vars(record).items() if v is not None and k not in _STANDARD})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        try:
+            return pydantic_core.to_json(entry, fallback=str).decode()
+        except (pydantic_core.PydanticSerializationError, ValueError):  # e.g. bytes that are not UTF-8
+            return json.dumps(entry, default=str, ensure_ascii=False)
+
+    def _timestamp(self, created: float) -> str:
+        """ISO 8601 in UTC to the millisecond, e.g. `2026-11-26T05:47:48.123+00:00`."""
+        second = int(created)
+        if second != self._second:
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._second_text}.{int((created - second) * 1000):03d}+00:00"
 
 
 def configure_json_logging(level: int = logging.INFO) -> None:

@@ -18,6 +18,8 @@ causes hang under it.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import re
 import time
 from contextlib import AbstractContextManager, nullcontext
@@ -25,6 +27,7 @@ from dataclasses import replace
 from typing import Any
 
 import mcp.types as mt
+import pydantic_core
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
@@ -41,15 +44,25 @@ MAX_DEPTH = 8
 _tracer = trace.get_tracer("workbench.servers")
 
 
+@functools.lru_cache(maxsize=4096)
+def _short_secret_name(key: str) -> bool:
+    # A tool's argument names repeat call after call: the regex runs once per name.
+    return SECRET_KEY.search(key) is not None
+
+
+def _secret_name(key: str) -> bool:
+    return _short_secret_name(key) if len(key) <= 200 else SECRET_KEY.search(key) is not None  # cache short names only
+
+
 def masked(value: Any, depth: int = 0) -> Any:
     """`value` with secret-named keys masked and every string, list and depth bounded."""
     if depth > MAX_DEPTH:
         return "…"
     if isinstance(value, dict):
-        return {str(k)[:200]: MASK if SECRET_KEY.search(str(k)) else masked(v, depth + 1)
-                for k, v in list(value.items())[:MAX_ITEMS]}
+        return {(key := str(k))[:200]: MASK if _secret_name(key) else masked(v, depth + 1)
+                for k, v in itertools.islice(value.items(), MAX_ITEMS)}
     if isinstance(value, list | tuple):
-        return [masked(v, depth + 1) for v in list(value)[:MAX_ITEMS]]
+        return [masked(v, depth + 1) for v in itertools.islice(value, MAX_ITEMS)]
     if isinstance(value, str) and len(value) > MAX_STRING_CHARS:
         return value[:MAX_STRING_CHARS] + f"… ({len(value)} chars)"
     return value if value is None or isinstance(value, bool | int | float | str) else str(value)[:200]
@@ -90,15 +103,20 @@ class RecordingWorkbench(WorkbenchWrapper):
     async def call_tool(self, name: str, arguments: dict[str, Any] | None = None,
                         ctx: CallContext | None = None) -> ToolResult:
         ctx = ctx or CallContext()
-        with self._request_span(name, ctx) as span:
+        # Without a tracer provider a span records nothing: none is made, and the caller's context is the run's.
+        tracing = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+        with self._request_span(name, ctx, tracing) as span:
             span.set_attributes({"mcp.session.id": ctx.session_id, "enduser.id": ctx.identity})
             span_context = span.get_span_context()
             trace_id = format(span_context.trace_id, "032x") if span_context.is_valid else None
             carrier: dict[str, str] = {}
-            propagate.inject(carrier)
+            if tracing:
+                propagate.inject(carrier)
             run_id = self._start(name, arguments, ctx, trace_id)
-            call_ctx = replace(ctx, trace_context=carrier or ctx.trace_context,
-                               progress=self._progress(run_id, ctx) if ctx.progress is not None else None)
+            call_ctx = ctx
+            if carrier or ctx.progress is not None:
+                call_ctx = replace(ctx, trace_context=carrier or ctx.trace_context,
+                                   progress=self._progress(run_id, ctx) if ctx.progress is not None else None)
             started = time.perf_counter()
             try:
                 result = await self.inner.call_tool(name, arguments, call_ctx)
@@ -118,7 +136,7 @@ class RecordingWorkbench(WorkbenchWrapper):
             return result
 
     @staticmethod
-    def _request_span(name: str, ctx: CallContext) -> AbstractContextManager[Span]:
+    def _request_span(name: str, ctx: CallContext, tracing: bool) -> AbstractContextManager[Span]:
         """The MCP request's span: the SDK's own (its server middleware makes one per request, parented
         on the caller's `_meta.traceparent`) when there is one; else, for calls that did not come over
         MCP (Studio's), one of the same shape, parented on the call context's trace context."""
@@ -126,6 +144,8 @@ class RecordingWorkbench(WorkbenchWrapper):
         if current.is_recording():
             return nullcontext(current)
         parent = propagate.extract(ctx.trace_context) if ctx.trace_context else None
+        if not tracing:
+            return nullcontext(current if parent is None else trace.get_current_span(parent))
         return _tracer.start_as_current_span(f"tools/call {name}", context=parent, kind=SpanKind.SERVER, attributes={
             "mcp.method.name": "tools/call", "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name})
 
@@ -133,9 +153,9 @@ class RecordingWorkbench(WorkbenchWrapper):
         if self.store is None:
             return None
         args = arguments or {}
-        try:
-            size = len(repr(args))
-        except Exception:  # a hostile __repr__ must not break the call
+        try:  # the arguments' JSON length: pydantic-core's encoder is several times faster than repr
+            size = len(pydantic_core.to_json(args, fallback=str))
+        except Exception:  # a hostile __str__ or bytes that are not UTF-8 must not break the call
             size = -1
         return self.store.start_run("tool", name, identity=ctx.identity, session=ctx.session_id, trace_id=trace_id,
                                     input={"arguments": masked(args), "arguments_chars": size})

@@ -4,20 +4,27 @@ Why SQLite: it ships with Python, and one file is easy to find, copy and delete.
 a served call must not wait for a disk write (a commit costs ~100 µs on a busy machine, several
 times a fast tool call), so writes are queued in memory and committed together, one transaction
 every `FLUSH_SECONDS` or `FLUSH_ROWS` rows, by a writer thread that exits when idle; every read
-flushes first, so the store always reads its own writes. A busy file (another process holding
+flushes first, so the store always reads its own writes. A run that ends before its batch is
+written (most served calls) is written once, as it ended: its start, events count and end are
+folded into one row, not an INSERT and then an UPDATE; statements of one kind go to SQLite as
+one `executemany`. A busy file (another process holding
 the write lock) waits at most `BUSY_TIMEOUT_MS`, then the batch is dropped and logged:
 recording must never fail or stall the call it records.
 
 Bounded three ways, because every value comes from a caller: an event's JSON is cut to
 `max_event_bytes`, a run keeps at most `max_events_per_run` events (then one `truncated`
 marker), and the file keeps the newest runs within `max_bytes` and `retention_days`
-(pruned every `PRUNE_EVERY` new runs and at open). The queue itself is bounded by flushing
+(pruned every `PRUNE_EVERY` new runs and at open). Pruning by size scans and sorts every run,
+so it runs only when the bytes written (summed at open, counted since) pass `max_bytes`, and
+then trims to `PRUNE_TO` of it: a full store costs one scan per tenth of its size written,
+not one per `PRUNE_EVERY` runs. The queue itself is bounded by flushing
 inline at `FLUSH_ROWS`.
 """
 
 from __future__ import annotations
 
 import atexit
+import itertools
 import json
 import os
 import random
@@ -28,6 +35,8 @@ import weakref
 from pathlib import Path
 from typing import Any, Literal
 
+import pydantic_core
+
 from workbench.core import logger
 
 RunKind = Literal["tool", "agent", "team"]
@@ -35,7 +44,8 @@ RunStatus = Literal["running", "ok", "error", "cancelled"]
 STATE_DIR_ENV = "WORKBENCH_STATE_DIR"
 BUSY_TIMEOUT_MS = 200
 PRUNE_EVERY = 200
-FLUSH_SECONDS = 0.2
+PRUNE_TO = 0.9
+FLUSH_SECONDS = 0.5
 FLUSH_ROWS = 256
 WRITER_IDLE_SECONDS = 5.0
 _SCHEMA = """
@@ -69,6 +79,12 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 
+_RUN_COLUMNS = ("id", "kind", "name", "identity", "session", "status", "started", "ended", "duration_ms", "trace_id",
+                "input", "output", "error", "events", "bytes")
+_INSERT_RUN = f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) VALUES ({', '.join('?' * len(_RUN_COLUMNS))})"
+_COLUMN = {name: i for i, name in enumerate(_RUN_COLUMNS)}
+
+
 def default_path() -> Path:
     """`$WORKBENCH_STATE_DIR/runs.sqlite`, else under `$XDG_STATE_HOME` (`~/.local/state`)."""
     state = os.environ.get(STATE_DIR_ENV)
@@ -78,9 +94,17 @@ def default_path() -> Path:
     return Path(xdg) / "mcp-workbench" / "runs.sqlite"
 
 
+def to_json(value: Any) -> str:
+    """`value` as JSON; pydantic-core's encoder, several times json.dumps' (one run costs three)."""
+    try:
+        return pydantic_core.to_json(value, fallback=str).decode()
+    except (pydantic_core.PydanticSerializationError, ValueError):  # e.g. bytes that are not UTF-8
+        return json.dumps(value, ensure_ascii=False, default=str)
+
+
 def bounded_json(value: Any, limit: int) -> str:
     """`value` as JSON of at most `limit` characters; a longer one becomes a marked preview."""
-    text = json.dumps(value, ensure_ascii=False, default=str)
+    text = to_json(value)
     if len(text) <= limit:
         return text
     return json.dumps({"truncated": True, "bytes": len(text), "preview": text[: max(0, limit - 80)]})
@@ -104,6 +128,8 @@ class RunStore:
         self._db_lock = threading.Lock()  # the connection: one statement or batch at a time, in order
         self._lock = threading.Lock()  # the queue and the live runs' event counts
         self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        self._new: dict[str, list[Any]] = {}
+        """Rows (`_RUN_COLUMNS`) of the runs started since the last flush, kept current until it."""
         self._events: dict[str, int] = {}
         """Events so far of the runs started here and not finished: numbers the next one, bounds them."""
         self._wake = threading.Event()
@@ -115,6 +141,8 @@ class RunStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+            self._bytes: int = self._db.execute("SELECT COALESCE(SUM(bytes), 0) FROM runs").fetchone()[0]
+            """The runs' bytes in the file, as far as this store knows: what decides a prune by size."""
         self.prune()
         atexit.register(_flush_at_exit, weakref.ref(self))
 
@@ -142,7 +170,12 @@ class RunStore:
     def _queue(self, sql: str, params: tuple[Any, ...]) -> None:
         with self._lock:
             self._pending.append((sql, params))
-            full = len(self._pending) >= FLUSH_ROWS
+        self._queued()
+
+    def _queued(self) -> None:
+        """Something was queued: make sure the writer runs, or write now if the queue is full."""
+        with self._lock:
+            full = len(self._pending) + len(self._new) >= FLUSH_ROWS
             if self._writer is None and not full:
                 self._writer = threading.Thread(target=self._write_loop, name="run-store-writer", daemon=True)
                 self._writer.start()
@@ -165,20 +198,23 @@ class RunStore:
         """Commit everything queued, in one transaction; False when there was nothing."""
         with self._db_lock:
             with self._lock:
+                new, self._new = list(self._new.values()), {}
                 batch, self._pending = self._pending, []
-            if not batch or self._closed:
+            if not (batch or new) or self._closed:
                 return False
             try:
                 self._db.execute("BEGIN")
                 try:
-                    for sql, params in batch:
-                        self._db.execute(sql, params)
+                    # The new runs first: the queued events and updates may be theirs.
+                    self._db.executemany(_INSERT_RUN, new)
+                    for sql, group in itertools.groupby(batch, key=lambda statement: statement[0]):
+                        self._db.executemany(sql, [params for _, params in group])
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
             except sqlite3.Error as e:  # busy, full disk: lose this batch, keep serving
-                logger.warning("run store: %d writes dropped: %s", len(batch), e)
+                logger.warning("run store: %d writes dropped: %s", len(batch) + len(new), e)
             return True
 
     # ---- writing -----------------------------------------------------------------------
@@ -186,13 +222,13 @@ class RunStore:
                   trace_id: str | None = None) -> str:
         run_id = f"{random.getrandbits(64):016x}"  # an id, not a secret: reading runs needs the console token
         data = bounded_json(input, self.max_event_bytes)
+        row = [run_id, kind, name[:200], identity[:200], session[:200], "running", time.time(), None, None, trace_id,
+               data, None, None, 0, len(data)]
         with self._lock:
             self._events[run_id] = 0
-        self._queue(
-            "INSERT INTO runs (id, kind, name, identity, session, status, started, trace_id, input, bytes)"
-            " VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
-            (run_id, kind, name[:200], identity[:200], session[:200], time.time(), trace_id, data, len(data)),
-        )
+            self._new[run_id] = row
+            self._bytes += len(data)
+        self._queued()
         self._new_runs += 1
         if self._new_runs % PRUNE_EVERY == 0:
             self.prune()
@@ -209,31 +245,56 @@ class RunStore:
             type, text = "truncated", json.dumps({"reason": f"more than {self.max_events_per_run} events"})
         else:
             text = bounded_json(data, self.max_event_bytes)
-        self._queue("INSERT INTO events (run_id, seq, at, type, data) VALUES (?, ?, ?, ?, ?)",
-                    (run_id, seq, time.time(), type[:64], text))
-        self._queue("UPDATE runs SET events = events + 1, bytes = bytes + ? WHERE id = ?", (len(text), run_id))
+        with self._lock:
+            self._bytes += len(text)
+            self._pending.append(("INSERT INTO events (run_id, seq, at, type, data) VALUES (?, ?, ?, ?, ?)",
+                                  (run_id, seq, time.time(), type[:64], text)))
+            row = self._new.get(run_id)
+            if row is not None:  # not written yet: its row counts the event
+                row[_COLUMN["events"]] += 1
+                row[_COLUMN["bytes"]] += len(text)
+            else:
+                self._pending.append(("UPDATE runs SET events = events + 1, bytes = bytes + ? WHERE id = ?",
+                                      (len(text), run_id)))
+        self._queued()
 
     def finish_run(self, run_id: str, status: RunStatus, *, output: Any = None, error: str | None = None,
                    duration_ms: float | None = None) -> None:
         with self._lock:
             self._events.pop(run_id, None)
         text = None if output is None else bounded_json(output, self.max_event_bytes)
+        error = None if error is None else error[:4000]
         now = time.time()
+        with self._lock:
+            self._bytes += len(text or "") + len(error or "")
+            row = self._new.get(run_id)
+            if row is not None:  # not written yet: written once, as it ended
+                started = row[_COLUMN["started"]]
+                for column, value in (("status", status), ("ended", now), ("output", text), ("error", error),
+                                      ("duration_ms", (now - started) * 1000 if duration_ms is None else duration_ms)):
+                    row[_COLUMN[column]] = value
+                row[_COLUMN["bytes"]] += len(text or "") + len(error or "")
+                return
         self._queue(
             "UPDATE runs SET status = ?, ended = ?, duration_ms = COALESCE(?, (? - started) * 1000), output = ?,"
             " error = ?, bytes = bytes + ? WHERE id = ?",
-            (status, now, duration_ms, now, text, None if error is None else error[:4000],
-             len(text or "") + len(error or ""), run_id),
+            (status, now, duration_ms, now, text, error, len(text or "") + len(error or ""), run_id),
         )
 
     def prune(self) -> None:
-        """Drop runs older than the retention, then the oldest until the rest fit in `max_bytes`."""
+        """Drop runs older than the retention, then, past `max_bytes`, the oldest until the rest fit
+        in `PRUNE_TO` of it."""
         cutoff = time.time() - self.retention_days * 86400
-        self._queue("DELETE FROM runs WHERE started < ?", (cutoff,))
+        self._queue("DELETE FROM runs WHERE started < ?", (cutoff,))  # by the `started` index: cheap
+        with self._lock:
+            if self._bytes <= self.max_bytes:
+                return
+            keep = int(self.max_bytes * PRUNE_TO)
+            self._bytes = keep  # at most, once the delete has run
         self._queue(
             "DELETE FROM runs WHERE id IN (SELECT id FROM"
             " (SELECT id, SUM(bytes) OVER (ORDER BY started DESC, id) AS kept FROM runs) WHERE kept > ?)",
-            (self.max_bytes,),
+            (keep,),
         )
 
     def _read(self, sql: str, params: tuple[Any, ...] | list[Any]) -> list[sqlite3.Row]:

@@ -20,6 +20,7 @@ from serve_toolkit import ServeBench
 from serving import Served, http_client, serving
 
 from servers import ServeError, ServeSettings
+from servers.listener import MAX_HEAD_BYTES
 from servers.logs import JsonLines
 from servers.session_cap import LegacySessionCap
 from workbench.core import first_error
@@ -220,7 +221,89 @@ async def test_a_request_head_that_never_finishes_is_cut_off() -> None:
             await kept.send(b"GET /heal")
             assert await closed_within(kept, 3.0) < 2.0  # uvicorn's keep-alive timer (5 s) is not what closed it
 
+        # The deadline is the head's only: a call that outlasts it, on the same connection, completes.
+        async with http_client(served.url, mode="auto") as client:
+            assert (await client.call_tool("slow", {"seconds": 1.0})).content[0].text == "slept 1.0"  # type: ignore[union-attr]
         await still_serves(served)
+
+
+async def answer_and_close(stream: anyio.abc.ByteStream) -> bytes:
+    """Everything the server sends on `stream` until it closes it (fails after 5 s)."""
+    answer = b""
+    with anyio.fail_after(5):
+        try:
+            while chunk := await stream.receive():
+                answer += chunk
+        except (anyio.EndOfStream, anyio.BrokenResourceError):
+            pass
+    return answer
+
+
+async def test_a_request_head_too_large_is_refused_whole_or_in_pieces() -> None:
+    settings = ServeSettings(transport="http", header_timeout=60)  # only the size can cut these off
+    async with serving(ServeBench(), settings) as served:
+        port = settings.port
+        # A complete head, in one write, with one header past the limit.
+        async with await anyio.connect_tcp("127.0.0.1", port) as whole:
+            await whole.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + b"a" * (MAX_HEAD_BYTES + 1) + b"\r\n\r\n")
+            assert (await answer_and_close(whole)).startswith(b"HTTP/1.1 431 ")
+
+        # Many small headers add up the same way.
+        async with await anyio.connect_tcp("127.0.0.1", port) as many:
+            headers = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 100) for i in range(MAX_HEAD_BYTES // 100))
+            await many.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers + b"\r\n")
+            assert (await answer_and_close(many)).startswith(b"HTTP/1.1 431 ")
+
+        # A head that never ends, one header value growing 1 KiB per write: the parser would buffer it.
+        async with await anyio.connect_tcp("127.0.0.1", port) as growing:
+            await growing.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: ")
+            sent = 0
+            with anyio.fail_after(10):
+                try:
+                    while sent <= 4 * MAX_HEAD_BYTES:
+                        await growing.send(b"a" * 1024)
+                        sent += 1024
+                        await anyio.sleep(0.001)
+                except anyio.BrokenResourceError:  # the server hung up part way
+                    pass
+            assert sent <= 2 * MAX_HEAD_BYTES, sent  # cut off near the limit, not by the kernel's buffers
+            # The 431 may be lost to the reset a close with unread bytes causes; the close is what counts.
+            answer = await answer_and_close(growing)
+            assert answer == b"" or answer.startswith(b"HTTP/1.1 431 ")
+
+        # A head just under the limit is served.
+        async with await anyio.connect_tcp("127.0.0.1", port) as fits:
+            await fits.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-Padding: "
+                            + b"a" * (MAX_HEAD_BYTES - 200) + b"\r\n\r\n")
+            assert (await answer_and_close(fits)).startswith(b"HTTP/1.1 200 ")
+
+        # Not HTTP at all: uvicorn's 400, not mistaken for a head too large.
+        async with await anyio.connect_tcp("127.0.0.1", port) as garbage:
+            await garbage.send(b"\x16\x03\x01 not http at all\r\n\r\n")
+            assert (await answer_and_close(garbage)).startswith(b"HTTP/1.1 400 ")
+
+        # A large body, in the same write as its head, is the body's business (the SDK bounds it), not the head's.
+        async with await anyio.connect_tcp("127.0.0.1", port) as body:
+            payload = json.dumps({**INIT, "params": {**INIT["params"], "padding": "p" * 4 * MAX_HEAD_BYTES}}).encode()
+            await body.send(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                            b"Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n"
+                            b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
+            assert (await answer_and_close(body)).startswith(b"HTTP/1.1 200 ")
+
+        await still_serves(served)
+
+
+def test_the_listener_serves_on_the_guarded_httptools_protocol() -> None:
+    """The head tests above run on the protocol `workbench serve` uses."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from servers.listener import GuardedHttpTools, http_listener
+
+    listener = http_listener(lambda *_: None, ServeSettings(transport="http", header_timeout=3))  # type: ignore[arg-type]
+    listener.config.load()
+    protocol = listener.config.http_protocol_class
+    assert issubclass(protocol, GuardedHttpTools) and issubclass(protocol, HttpToolsProtocol)
+    assert protocol.header_timeout == 3
 
 
 # ---- 5. binding every interface keeps Host/Origin checks on ------------------------------------
@@ -257,8 +340,10 @@ async def test_failed_authentication_is_logged_without_the_presented_token(caplo
     failures = [r for r in caplog.records if r.getMessage() == "authentication failed"]
     assert [r.reason for r in failures] == ["missing", "wrong scheme", "invalid"]  # type: ignore[attr-defined]
     assert all(r.path == "/mcp" and r.client.startswith("127.0.0.1:") for r in failures)  # type: ignore[attr-defined]
-    lines = "\n".join(JsonLines().format(r) for r in caplog.records)  # as the operator's log shipper sees them
-    assert guess not in lines and TOKEN not in lines and '"reason": "invalid"' in lines
+    lines = [JsonLines().format(r) for r in caplog.records]  # as the operator's log shipper sees them
+    assert not [line for line in lines if guess in line or TOKEN in line]
+    logged = [json.loads(line) for line in lines]
+    assert any(e["msg"] == "authentication failed" and e.get("reason") == "invalid" for e in logged)
 
 
 async def test_stateless_sessions_are_capped_in_total() -> None:

@@ -110,6 +110,29 @@ async def test_a_call_that_did_not_come_over_mcp_gets_its_own_request_span(tmp_p
     assert span["name"] == "tools/call add" and span["parent_id"] == "00f067aa0ba902b7"
 
 
+async def test_without_a_tracer_the_run_is_in_the_callers_trace_and_the_context_passes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No tracer provider installed (stdio, no Studio): no span is made, yet the run carries the
+    caller's trace id and the tool gets the caller's trace context, as if a span had been made."""
+    monkeypatch.setattr(trace, "get_tracer_provider", trace.ProxyTracerProvider)
+    seen: list[dict[str, str]] = []
+
+    async def where(ctx: CallContext) -> str:
+        """Tell the trace context the tool got."""
+        seen.append(ctx.trace_context)
+        return "here"
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    recorder = RecordingWorkbench(StaticWorkbench([FunctionTool(where)]), store)
+    caller = CallContext(trace_context={"traceparent": TRACEPARENT, "tracestate": "vendor=1"})
+    assert (await recorder.call_tool("where", {}, caller)).text == "here"
+    assert seen == [{"traceparent": TRACEPARENT, "tracestate": "vendor=1"}]
+    assert store.list_runs()[0]["trace_id"] == CALLER_TRACE
+
+    await recorder.call_tool("where", {}, CallContext())  # no caller context: none made up
+    assert seen[-1] == {} and store.list_runs()[0]["trace_id"] is None
+
+
 async def test_secrets_never_reach_the_file(tmp_path: Path) -> None:
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with serving(bench(), settings(tmp_path)) as served, http_client(served.url, headers=headers) as client:

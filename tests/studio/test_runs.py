@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from servers.studio.runs import RunStore, bounded_json, default_path
+from servers.studio.runs import PRUNE_EVERY, PRUNE_TO, RunStore, bounded_json, default_path
 
 
 def test_a_run_round_trips_with_its_events_in_order(tmp_path: Path) -> None:
@@ -31,6 +31,32 @@ def test_a_run_round_trips_with_its_events_in_order(tmp_path: Path) -> None:
     # the file survives a reopen (another process, a restart)
     store.close()
     assert RunStore(tmp_path / "runs.sqlite").get_run(run) is not None
+
+
+def test_a_run_reads_the_same_whether_its_batch_was_written_before_it_ended_or_after(tmp_path: Path) -> None:
+    """A run that ends before its batch is written is folded into one row; one that ends later is
+    updated in place. Both read back alike, events counted, bytes summed."""
+    store = RunStore(tmp_path / "runs.sqlite")
+
+    def run(flush_midway: bool) -> dict[str, object]:
+        run_id = store.start_run("tool", "echo", identity="alice", session="s", input={"text": "hi"})
+        store.add_event(run_id, "progress", {"progress": 1})
+        if flush_midway:
+            store.flush()
+        store.add_event(run_id, "progress", {"progress": 2})
+        store.finish_run(run_id, "error", output={"text": "out"}, error="boom", duration_ms=12.5)
+        got = store.get_run(run_id)
+        assert got is not None
+        row = store._read("SELECT events, bytes FROM runs WHERE id = ?", (run_id,))[0]
+        return {**{k: got[k] for k in ("status", "input", "output", "error", "duration_ms")},
+                "events": [e["data"] for e in got["events"]], "counted": row["events"], "bytes": row["bytes"]}
+
+    folded, updated = run(flush_midway=False), run(flush_midway=True)
+    assert folded == updated
+    assert folded["status"] == "error" and folded["error"] == "boom" and folded["duration_ms"] == 12.5
+    assert folded["events"] == [{"progress": 1}, {"progress": 2}] and folded["counted"] == 2
+    assert folded["bytes"] == len(json.dumps({"text": "hi"}, separators=(",", ":"))) + 2 * len('{"progress":1}') \
+        + len('{"text":"out"}') + len("boom")
 
 
 def test_the_file_is_private(tmp_path: Path) -> None:
@@ -92,6 +118,27 @@ def test_old_and_oversized_runs_are_pruned_newest_kept(tmp_path: Path) -> None:
     assert aged.list_runs() == []
 
 
+def test_the_size_prune_scans_only_once_the_budget_is_passed(tmp_path: Path) -> None:
+    """Pruning by size sorts every run: a store within its budget never runs it, however many runs
+    it adds; the bytes of outputs and events count toward the budget like inputs."""
+    store = RunStore(tmp_path / "r.sqlite", max_bytes=200_000)
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    for i in range(PRUNE_EVERY * 2):
+        store.finish_run(store.start_run("tool", "t", identity="i", session="s", input={}), "ok", output={"n": i})
+    store.flush()
+    assert not [s for s in statements if "OVER (" in s]
+
+    for _ in range(PRUNE_EVERY):  # small inputs, large outputs: past the budget
+        run = store.start_run("tool", "t", identity="i", session="s", input={})
+        store.add_event(run, "progress", {"pad": "p" * 500})
+        store.finish_run(run, "ok", output={"pad": "z" * 1000})
+    store.flush()
+    assert [s for s in statements if "OVER (" in s]
+    [total] = store._read("SELECT SUM(bytes) FROM runs", ())
+    assert total[0] <= 200_000 * PRUNE_TO
+
+
 def test_a_busy_or_broken_file_never_raises_into_the_caller(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "r.sqlite")
     store.close()
@@ -111,7 +158,7 @@ def test_open_and_default_path(tmp_path: Path, monkeypatch) -> None:  # type: ig
 
 
 def test_bounded_json_marks_what_it_cut() -> None:
-    assert bounded_json({"a": 1}, 100) == '{"a": 1}'
+    assert json.loads(bounded_json({"a": 1}, 100)) == {"a": 1}
     cut = json.loads(bounded_json({"a": "x" * 500}, 200))
     assert cut["truncated"] is True and len(cut["preview"]) <= 200
 
