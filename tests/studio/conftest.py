@@ -87,6 +87,34 @@ def policy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         yield base, tokens
 
 
+LIMITED_CONFIG = """
+[sandbox]
+enabled = false
+
+[servers.demo]
+command = "${WORKBENCH_PYTHON}"
+args = ["servers/demo_server.py"]
+
+[serve]
+transport = "http"
+
+[serve.limits]
+requests_per_minute = 4
+"""
+
+
+@pytest.fixture(scope="module")
+def limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """`workbench serve` whose API allows 4 requests a minute per identity: (base URL, token)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    token = secrets.token_urlsafe(24)
+    config = example_folder(tmp_path_factory.mktemp("limited")) / "workbench.toml"
+    config.write_text(LIMITED_CONFIG)
+    with workbench_serve(config, {"WORKBENCH_TOKEN": token}) as (base, _):
+        yield base, token
+
+
 def example_folder(folder: Path) -> Path:
     """A folder for a copy of an example config, its relative paths kept by links."""
     (folder / "examples").mkdir()

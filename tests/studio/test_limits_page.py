@@ -5,43 +5,11 @@ tokens too often is told to wait (test_api_limits: not even the right token is c
 from __future__ import annotations
 
 import re
-import secrets
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from conftest import CHROMIUM, example_folder, workbench_serve
 from playwright.sync_api import expect
 
 from servers.studio.login import FAILED_LOGINS_PER_MINUTE
-
-LIMITED_CONFIG = """
-[sandbox]
-enabled = false
-
-[servers.demo]
-command = "${WORKBENCH_PYTHON}"
-args = ["servers/demo_server.py"]
-
-[serve]
-transport = "http"
-
-[serve.limits]
-requests_per_minute = 4
-"""
-
-
-@pytest.fixture(scope="module")
-def limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """`workbench serve` whose API allows 4 requests a minute per identity: (base URL, token)."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    token = secrets.token_urlsafe(24)
-    config = example_folder(tmp_path_factory.mktemp("limited")) / "workbench.toml"
-    config.write_text(LIMITED_CONFIG)
-    with workbench_serve(config, {"WORKBENCH_TOKEN": token}) as (base, _):
-        yield base, token
 
 
 def log_in(page: Any, base: str, token: str) -> None:
