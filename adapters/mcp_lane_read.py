@@ -91,8 +91,8 @@ class SseStream:
                     event = value.decode("utf-8", "replace")
                 elif name == b"id" and b"\0" not in value:
                     self.last_event_id = value.decode("utf-8", "replace")
-                elif name == b"retry" and value.isdigit():
-                    self.retry_ms = min(int(value), MAX_RETRY_MS)
+                elif name == b"retry" and value.isdigit():  # int() refuses > 4300 digits: cap by length first
+                    self.retry_ms = min(int(value), MAX_RETRY_MS) if len(value) <= 9 else MAX_RETRY_MS
             if len(buffer) + len(data) > MAX_EVENT_BYTES:  # an event's lines so far, or one endless line
                 raise UpstreamProtocolError(f"sent an SSE event larger than {MAX_EVENT_BYTES} bytes")
 
@@ -109,7 +109,7 @@ def _line_end(buffer: bytearray) -> int | None:
 def json_of(raw: bytes, what: str) -> Any:
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting raises RecursionError, as the SDK's server notes
         raise UpstreamProtocolError(f"sent a malformed JSON {what}: {clip(raw)}") from None
 
 
