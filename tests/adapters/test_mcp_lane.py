@@ -17,13 +17,16 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import mcp.types as mt
 import pytest
 import uvicorn
+from anyio.abc import SocketAttribute, SocketStream
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
@@ -344,6 +347,28 @@ async def many_line_event(h: Hostile, request: dict[str, Any], send: Send) -> No
 
 
 @behaviour
+async def deep_nesting(h: Hostile, request: dict[str, Any], send: Send) -> None:
+    nested = b"[" * 100_000 + b"]" * 100_000  # json.loads raises RecursionError, not ValueError
+    body = b'{"jsonrpc": "2.0", "id": "' + request["id"].encode() + b'", "result": {"content": ' + nested + b"}}"
+    await _respond(send, 200, body, "application/json")
+
+
+@behaviour
+async def huge_retry(h: Hostile, request: dict[str, Any], send: Send) -> None:
+    async def chunks() -> AsyncIterator[bytes]:  # more digits than int() converts (4300): a long wait, nothing worse
+        yield b"retry: " + b"9" * 5000 + b"\r\n\r\n"
+        yield _event(_answer(request, "answered after naming a long retry"))
+
+    await _stream(send, chunks())
+
+
+@behaviour
+async def drop_me(h: Hostile, request: dict[str, Any], send: Send) -> None:
+    h.ran.append("drop_me")  # runs, answers; `_dropping_proxy` keeps the answer from the client
+    await _respond(send, 200, json.dumps(_answer(request, "ran once")).encode(), "application/json")
+
+
+@behaviour
 async def malformed(h: Hostile, request: dict[str, Any], send: Send) -> None:
     await _respond(send, 200, b'{"jsonrpc": "2.0", "id": ', "application/json")
 
@@ -446,6 +471,7 @@ class Hostile:
             server.add_tool(lambda name=name: f"{name} ran on the server", name=name, description=name)
         self.inner = server.streamable_http_app()
         self.replies: dict[str, Any] = {}
+        self.ran: list[str] = []
         self.sent = 0
         self.lane_posts = 0
 
@@ -522,6 +548,7 @@ REFUSALS = {
     "huge_event": "sent an SSE event larger than 32768 bytes",
     "many_line_event": "sent an SSE event larger than 32768 bytes",
     "malformed": "sent a malformed JSON answer",
+    "deep_nesting": "sent a malformed JSON answer",
     "wrong_id": "with the response to 'someone-else'",
     "plain_text": "answered with content type 'text/plain'",
     "odd_method": "sent a message whose method is not a string",
@@ -550,6 +577,66 @@ async def test_a_hostile_answer_is_refused_clearly(
                 if app.sent == sent:
                     break
         assert (await wb.call_tool("fine", {})).text == "fine ran on the server"  # the connection is fine
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_an_endless_retry_field_is_a_long_wait_not_a_crash(hostile: tuple[Hostile, str], mode: str) -> None:
+    _, url = hostile
+    async with McpWorkbench.http(url, name="hostile", mode=mode) as wb:
+        result = await wb.call_tool("huge_retry", {})
+        assert result.text == "answered after naming a long retry", result.text
+        assert wb._lane is not None and wb._lane.calls == 1
+
+
+@asynccontextmanager
+async def _dropping_proxy(upstream: str) -> AsyncIterator[str]:
+    """A TCP proxy to `upstream` that, for a request naming `drop_me`, lets the upstream run it and
+    then closes the client's connection without the answer: a crash, a restart, a balancer mid-call."""
+    target = urlsplit(upstream)
+
+    async def relay(client: SocketStream) -> None:
+        async with client, await anyio.connect_tcp(target.hostname or "", target.port or 80) as server, \
+                anyio.create_task_group() as tg:
+            dropping = False
+
+            async def to_server() -> None:
+                nonlocal dropping
+                async for data in client:
+                    dropping = dropping or b'"drop_me"' in data
+                    await server.send(data)
+                tg.cancel_scope.cancel()
+
+            async def to_client() -> None:
+                async for data in server:
+                    if dropping:
+                        break
+                    await client.send(data)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(to_server)
+            tg.start_soon(to_client)
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, relay)
+        yield f"http://127.0.0.1:{listener.extra(SocketAttribute.local_port)}{target.path}"
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_call_whose_connection_closes_unanswered_is_not_sent_again(
+    hostile: tuple[Hostile, str], mode: str
+) -> None:
+    """POST is not idempotent (RFC 9112 §9.3.1): the upstream may have run the call before the
+    connection closed, so resending it on another connection could run it twice. The SDK path's
+    httpcore does not resend either: the caller hears of a disconnect."""
+    app, url = hostile
+    async with _dropping_proxy(url) as proxied, McpWorkbench.http(proxied, name="hostile", mode=mode) as wb:
+        assert (await wb.call_tool("fine", {})).text == "fine ran on the server"  # a pooled connection to reuse
+        app.ran.clear()
+        result = await wb.call_tool("drop_me", {})
+        assert result.is_error and "disconnected" in result.text, result.text
+        assert app.ran == ["drop_me"]
 
 
 @pytest.mark.parametrize("mode", MODES)
