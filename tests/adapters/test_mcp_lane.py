@@ -10,6 +10,7 @@ bounds (patched small here), without hanging.
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 import subprocess
@@ -369,6 +370,13 @@ async def drop_me(h: Hostile, request: dict[str, Any], send: Send) -> None:
 
 
 @behaviour
+async def gzip_bomb(h: Hostile, request: dict[str, Any], send: Send) -> None:
+    text = "0" * (read_module.MAX_RESPONSE_BYTES + 10)  # a few hundred bytes compressed
+    body = gzip.compress(json.dumps(_answer(request, text)).encode())
+    await _respond(send, 200, body, "application/json", [(b"content-encoding", b"gzip")])
+
+
+@behaviour
 async def malformed(h: Hostile, request: dict[str, Any], send: Send) -> None:
     await _respond(send, 200, b'{"jsonrpc": "2.0", "id": ', "application/json")
 
@@ -544,6 +552,7 @@ def small_limits(monkeypatch: pytest.MonkeyPatch) -> None:
 REFUSALS = {
     "oversized": "the server announced a",
     "oversized_chunked": "sent more than 262144 bytes",
+    "gzip_bomb": "sent more than 262144 bytes",  # counted as decompressed
     "endless": "sent more than 262144 bytes on the SSE stream without answering the call",
     "huge_event": "sent an SSE event larger than 32768 bytes",
     "many_line_event": "sent an SSE event larger than 32768 bytes",

@@ -313,6 +313,17 @@ async def test_identity_and_workbench_session_bind_the_call() -> None:
     assert len({s["session"] for s in seen}) == 3  # one header value, two identities: two sessions
 
 
+@pytest.mark.parametrize("authorization", [None, "Bearer " + "x" * 32, "Basic " + ALICE_TOKEN])
+async def test_authentication_comes_before_the_lane(authorization: str | None, sdk_entries: list[str]) -> None:
+    """The lane sits inside `Authenticate`: a perfectly ordinary call without a valid token is refused
+    there, and reaches neither the lane nor the SDK."""
+    extra = [("authorization", authorization)] if authorization else []
+    async with serving(Bench(), tokens()) as served, raw(served) as http:
+        refused = await post(http, served, call_body("whoami", {}), call_headers("whoami") + extra)
+        assert lane_of(served).answered == 0 and sdk_entries == []
+    assert refused.status_code == 401 and "www-authenticate" in refused.headers
+
+
 async def test_another_identity_s_legacy_session_is_not_reached() -> None:
     async with serving(Bench(), tokens()) as served, \
             http_client(served.url, mode="legacy", headers=as_(ALICE_TOKEN)) as alice, \
