@@ -4,7 +4,8 @@ Mounted on the `workbench serve --transport http` app (see `StudioGate`), in fro
 `Authenticate` middleware: Studio authenticates by itself, with the same verifiers — the bearer
 header as on `/mcp`, or the login cookie (`servers.studio.login`) a browser needs — and applies
 the same Host/Origin checks. Each request then runs as its caller (`calling_as`), so the policy,
-rate limits and audit judge the console exactly as they judge MCP clients.
+rate limits and audit judge the console exactly as they judge MCP clients; its API requests are
+held to `[serve.limits] requests_per_minute` per identity as `/mcp`'s are (a budget of their own).
 
 The frontend is plain ES modules and one stylesheet, shipped in the package (no build step, no
 CDN): every page URL gets the same shell and the client router renders by path.
@@ -23,16 +24,17 @@ from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servers.auth import TokenRejected, Verifier
 from servers.mcp_server import WorkbenchServer
 from servers.policy import calling_as
+from servers.rate_limit import RequestGate
 from servers.studio.api_runs import routes as runs_routes
 from servers.studio.health_api import health_routes
-from servers.studio.login import LoginRefused, StudioLogin
+from servers.studio.login import LoginRefused, StudioLogin, StudioSession, TooManyFailedLogins, client_host
 from servers.studio.sandboxes_api import sandbox_routes
 from servers.studio.tools_api import tool_routes
 from servers.studio.web import api_error, session_of
@@ -107,7 +109,13 @@ class _Guard:
         if path == PREFIX + "/login" or path.startswith(PREFIX + "/static/"):
             await self.app(scope, receive, send)
             return
-        session = await self.login.session(request)
+        try:
+            session = await self.login.session(request)
+        except TooManyFailedLogins as e:
+            throttled = api_error(429, "too_many_failed_logins", f"{e}; check the token you send")
+            throttled.headers["Retry-After"] = str(e.retry_after)
+            await throttled(scope, receive, send)
+            return
         if session is None:
             if path.startswith(PREFIX + "/api/") or request.method != "GET":
                 why = "send 'Authorization: Bearer <token>', or log in at /ui/login"
@@ -156,6 +164,11 @@ class _Headers:
         await self.app(scope, receive, send_with_headers)
 
 
+def _caller_identity(scope: Scope) -> str:
+    session: StudioSession = scope["state"]["studio_session"]
+    return session.identity
+
+
 def _page(title: str, *body: str) -> str:
     return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
@@ -201,10 +214,16 @@ def studio_app(context: StudioContext) -> ASGIApp:
         try:
             if not isinstance(token, str):
                 raise TokenRejected("missing")
-            cookie, max_age = login.new_cookie(await login.verify(token))
+            cookie, max_age = login.new_cookie(await login.verify(token, client_host(request)))
+        except TooManyFailedLogins as e:
+            # Info, as the rate limit's refusals: a guesser kept at bay must not flood the log either.
+            logger.info("studio login refused: too many failed logins", extra={"client": client_host(request)})
+            return HTMLResponse(_login_page(next_path, f"Too many wrong tokens from your address: try again in "
+                                                       f"{e.retry_after} s."),
+                                status_code=429, headers={"Retry-After": str(e.retry_after)})
         except TokenRejected as e:
             logger.warning("studio login failed", extra={
-                "reason": e.reason, "client": request.client.host if request.client else "?"})
+                "reason": e.reason, "client": client_host(request)})
             why = ("That token lacks the scopes this server requires." if e.status == 403
                    else "This server does not accept that token.")
             return HTMLResponse(_login_page(next_path, why), status_code=e.status)
@@ -251,7 +270,10 @@ def studio_app(context: StudioContext) -> ASGIApp:
             Route("/login", login_submit, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),
             Mount("/static", app=StaticFiles(directory=STATIC)),
-            Mount("/api", routes=api),
+            # `[serve.limits] requests_per_minute` per identity, as on /mcp (each API request may list
+            # or call upstream); the guard has found the caller by then.
+            Mount("/api", app=RequestGate(Router(api), context.server.settings.limits.requests_per_minute,
+                                          identity_of=_caller_identity)),
             Route("/", shell, methods=["GET"]),
             Route("/{page:path}", shell, methods=["GET"]),
         ]),

@@ -12,8 +12,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from servers.health import recounted, sources_seen, tool_counts
 from servers.studio.web import api_error
-from workbench.core import logger
+from workbench.core import ToolSpec, logger
 
 if TYPE_CHECKING:
     from servers.studio.app import StudioContext
@@ -29,6 +30,14 @@ def health_routes(context: StudioContext) -> list[BaseRoute]:
     lock = anyio.Lock()
     last: dict[str, Any] = {}
 
+    async def listed() -> list[ToolSpec] | None:
+        """This caller's listing (Studio's guard bound the caller): a count said is of what they may see."""
+        try:
+            return await server.listed_tools()
+        except Exception as e:  # the page still shows each source's state; the counts are left out
+            logger.warning("studio: cannot list tools for the health page: %s", e)
+            return None
+
     async def health(request: Request) -> Response:
         overall = server.workbench.health()
         ready = overall.state == "up" and not server.draining
@@ -37,8 +46,7 @@ def health_routes(context: StudioContext) -> list[BaseRoute]:
             "detail": overall.detail,
             "sessions": len(server.sessions.sessions),
             "inflight_calls": server.inflight,
-            "sources": {k: {"state": h.state, "detail": h.detail}
-                        for k, h in server.workbench.health_by_source().items()},
+            "sources": sources_seen(server, await listed()),
         })
 
     async def checks(request: Request) -> Response:
@@ -56,7 +64,12 @@ def health_routes(context: StudioContext) -> list[BaseRoute]:
                     fresh = True
                 if not fresh:
                     return api_error(504, "timeout", f"the checks did not finish within {CHECKS_TIMEOUT:g} s")
-        return JSONResponse({"checks": last["checks"], "available": True, "ran_at": last["ran"]})
+        # One run answers every caller: a server check's tool count ("5 tools, ready in …") becomes
+        # the count of this caller's listing, as on the health page.
+        counts = tool_counts(server, await listed())
+        checks = [{**check, "detail": recounted(check["detail"], counts.get(check["name"].removeprefix("server ")))}
+                  if check["name"].startswith("server ") else check for check in last["checks"]]
+        return JSONResponse({"checks": checks, "available": True, "ran_at": last["ran"]})
 
     async def config(request: Request) -> Response:
         if context.config_report is None:

@@ -20,6 +20,10 @@ Host/Origin checks as `/mcp` (DNS rebinding).
 
 Scripts and API clients may instead send the bearer header, as for `/mcp`; it is verified on
 every request, and needs no CSRF token, since another site's page cannot make a browser send it.
+
+Wrong tokens, at the form or in a header, are counted per client address (`FailedLogins`): past
+`FAILED_LOGINS_PER_MINUTE` an address is answered 429 with Retry-After before its token is
+looked at, so the console is no faster a way to guess a token than one try every few seconds.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from servers.auth import TokenRejected, Verifier, identity_of, verify_bearer
+from servers.rate_limit import TokenBuckets, retry_seconds
 from servers.sessions import ANONYMOUS_IDENTITY
 from servers.settings import ServeSettings
 from workbench.core import CallContext
@@ -54,8 +59,34 @@ MAX_COOKIE_CHARS = 3800
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+FAILED_LOGINS_PER_MINUTE = 10.0
+"""Wrong tokens one client address may present a minute (and at once, after a quiet minute)."""
+
+
 class LoginRefused(Exception):
     """The presented credential does not open a console session; the message says why and what to do."""
+
+
+class TooManyFailedLogins(Exception):
+    """The client's address presented too many wrong tokens; its next token is not even checked."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed logins from this address: retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+class FailedLogins(TokenBuckets):
+    """Each client address's wrong tokens, one token of its bucket each; an address with an empty
+    bucket is refused before anything is verified. A good token costs nothing."""
+
+    def check(self, address: str) -> None:
+        """Raise `TooManyFailedLogins` while `address` may not try another token."""
+        bucket = self._refilled(address, time.monotonic())  # read, not taken: a success is free
+        if bucket.tokens < 1.0:
+            raise TooManyFailedLogins(retry_seconds((1.0 - bucket.tokens) / self.rate))
+
+    def failed(self, address: str) -> None:
+        self.take(address)
 
 
 @dataclass(frozen=True)
@@ -78,6 +109,11 @@ class StudioSession:
                                    claims=dict(self.claims)), **more)
 
 
+def client_host(request: Request) -> str:
+    """The address failed logins are counted by: the peer's host, without its (per-connection) port."""
+    return request.client.host if request.client else "unknown"
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
@@ -98,6 +134,7 @@ class StudioLogin:
         policy = settings.policy
         self._claim_keys = frozenset(path.split(".")[0] for rule in (policy.rules if policy else [])
                                      for path in rule.claims)
+        self.failures = FailedLogins(FAILED_LOGINS_PER_MINUTE)
 
     @property
     def required(self) -> bool:
@@ -107,11 +144,21 @@ class StudioLogin:
     def _mac(self, message: str) -> str:
         return hmac.new(self._key, message.encode(), hashlib.sha256).hexdigest()
 
-    async def verify(self, token: str) -> AccessToken | None:
-        """The principal `token` stands for, by `/mcp`'s own verifiers (None: no auth configured)."""
+    async def verify(self, token: str, address: str) -> AccessToken | None:
+        """The principal `token`, presented from `address`, stands for, by `/mcp`'s own verifiers
+        (None: no auth configured); `TooManyFailedLogins` after too many wrong ones from there."""
         if self.verifier is None:
             return None
-        return await verify_bearer(self.verifier, f"Bearer {token.strip()}")
+        return await self._verified(self.verifier, f"Bearer {token.strip()}", address)
+
+    async def _verified(self, verifier: Verifier, authorization: str, address: str) -> AccessToken:
+        self.failures.check(address)
+        try:
+            return await verify_bearer(verifier, authorization)
+        except TokenRejected as e:
+            if e.status == 401:  # a wrong token; a right one lacking a scope (403) guesses nothing
+                self.failures.failed(address)
+            raise
 
     def new_cookie(self, access: AccessToken | None) -> tuple[str, int]:
         """A session cookie for `access` (None: the anonymous loopback user) and its lifetime in seconds."""
@@ -143,13 +190,14 @@ class StudioLogin:
         response.delete_cookie(COOKIE, path="/ui", httponly=True, samesite="strict")
 
     async def session(self, request: Request) -> StudioSession | None:
-        """The caller's session, or None when it has neither a valid cookie nor an accepted bearer header."""
+        """The caller's session, or None when it has neither a valid cookie nor an accepted bearer
+        header; `TooManyFailedLogins` after too many wrong headers from the client's address."""
         authorization = request.headers.get("authorization")
         if authorization is not None:  # a script: the header decides, a cookie beside it does not count
             if self.verifier is None:
                 return StudioSession(id=self._header_session(authorization), identity=ANONYMOUS_IDENTITY, csrf="")
             try:
-                access = await verify_bearer(self.verifier, authorization)
+                access = await self._verified(self.verifier, authorization, client_host(request))
             except TokenRejected:
                 return None
             return StudioSession(id=self._header_session(authorization), identity=identity_of(access), csrf="",

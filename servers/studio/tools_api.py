@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from servers.health import sources_seen
 from servers.policy import FORBIDDEN
 from servers.sessions import SessionLimitError
 from servers.studio.events import Emit, EventStream
@@ -60,9 +61,7 @@ def tool_routes(context: StudioContext) -> list[BaseRoute]:
             return api_error(503, "unavailable", f"cannot list tools: {e}")
         tools = [{**spec.model_dump(mode="json", by_alias=True, exclude_none=True), "source": source_of(spec.name)}
                  for spec in specs]
-        health = server.workbench.health_by_source()
-        sources = {key: {"state": h.state, "detail": h.detail} for key, h in health.items()}
-        return JSONResponse({"tools": tools, "sources": sources})
+        return JSONResponse({"tools": tools, "sources": sources_seen(server, specs)})
 
     async def call_tool(request: Request) -> Response:
         name: str = request.path_params["name"]

@@ -11,6 +11,7 @@ import anyio
 import mcp.types as mt
 import pytest
 from mcp.shared.exceptions import MCPError
+from opentelemetry import propagate, trace
 from serve_toolkit import PNG, ServeBench
 from serving import http_client, serving
 
@@ -87,10 +88,17 @@ async def test_log_messages_reach_the_client(mode: str) -> None:
 
 
 async def test_trace_context_from_meta_reaches_the_workbench(mode: str) -> None:
-    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    # The caller's span is current, as in an instrumented client. Once a tracer provider is installed
+    # in this process (Studio's tests install one), the SDK client sends a span of its own, the caller's
+    # child, and the server's span comes between too: the trace id and tracestate must arrive either way
+    # (test_trace_continuity checks a server with a tracer, in a process of its own).
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    carrier = {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01", "tracestate": "k=v"}
     async with serving(ServeBench()) as served, http_client(served.url, mode=mode) as client:
-        result = await client.call_tool("whoami", {}, meta={"traceparent": traceparent, "tracestate": "k=v"})
-    assert result.structured_content["trace"] == {"traceparent": traceparent, "tracestate": "k=v"}
+        with trace.use_span(trace.get_current_span(propagate.extract(carrier))):
+            result = await client.call_tool("whoami", {}, meta=dict(carrier))
+    seen = result.structured_content["trace"]
+    assert seen["traceparent"].split("-")[1] == trace_id and seen["tracestate"] == "k=v"
 
 
 async def test_client_cancellation_stops_the_work(mode: str) -> None:

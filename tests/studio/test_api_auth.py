@@ -102,10 +102,10 @@ async def test_a_cookie_expires(monkeypatch: pytest.MonkeyPatch) -> None:
         login = StudioLogin(ServeSettings(transport="http", auth_token=TOKEN), StaticTokens.single(TOKEN))
         real = time.time()
         monkeypatch.setattr(time, "time", lambda: real - SESSION_SECONDS - 5)
-        old, _ = login.new_cookie(await login.verify(TOKEN))
+        old, _ = login.new_cookie(await login.verify(TOKEN, "127.0.0.1"))
         monkeypatch.setattr(time, "time", lambda: real)
         assert (await studio.http.get("/ui/api/tools", cookies={COOKIE: old})).status_code == 401
-        fresh, _ = login.new_cookie(await login.verify(TOKEN))  # the same key, today: accepted (so it was the age)
+        fresh, _ = login.new_cookie(await login.verify(TOKEN, "127.0.0.1"))  # the same key, today: accepted (so it was the age)
         assert (await studio.http.get("/ui/api/tools", cookies={COOKIE: fresh})).status_code == 200
 
 

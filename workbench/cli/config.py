@@ -24,11 +24,21 @@ from sandbox.settings import SandboxConfig
 from servers.settings import ServeConfig
 from workbench.agents.config import AgentConfig, ModelConfig, TeamConfig
 from workbench.core import ConfigError
+from workbench.shaped import uri_prefix
 
 __all__ = [
     "AgentConfig", "Config", "ConfigError", "ModelConfig", "SandboxConfig", "ServeConfig", "ServerConfig",
     "TeamConfig", "load_config", "parse_config",
 ]
+
+
+class LocatedError(ValueError):
+    """A cross-section check's error that names its key: a model validator's own errors carry
+    no location, so `parse_config` takes it from here (`servers.b.prefix`) to find the line."""
+
+    def __init__(self, loc: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
 
 
 class Config(BaseModel):
@@ -71,6 +81,36 @@ class Config(BaseModel):
         clash = set(self.agents) & set(self.teams)
         if clash:
             raise ValueError(f"agents and teams share the names {sorted(clash)}")
+        return self
+
+    @model_validator(mode="after")
+    def _distinct_uri_prefixes(self) -> Config:
+        # A prefixed source claims the resource URIs whose scheme begins with its prefix; schemes
+        # are case-insensitive (RFC 3986 §3.1) and hold only `a-z0-9+.-`, so `a_b`, `a-b` and `A-B`
+        # claim the same URIs, and `a` claims `a+b`'s (`a+b+x://` reads as `a`'s `b+x://`): a read
+        # or subscription could reach the wrong server. Refused here rather than routed by mount order.
+        sources: list[tuple[tuple[str, ...], str]] = [
+            (("servers", name), name if server.prefix is None else server.prefix)
+            for name, server in self.servers.items() if server.enabled
+        ]
+        if self.sandbox.enabled:
+            sources.append((("sandbox",), "sandbox" if self.sandbox.prefix is None else self.sandbox.prefix))
+        seen: list[tuple[tuple[str, ...], str, str]] = []
+        for where, prefix in sources:
+            if not prefix:  # "" serves URIs unchanged; such sources are tried in turn
+                continue
+            head = uri_prefix(prefix)
+            for other_where, other_prefix, other_head in seen:
+                if head.startswith(other_head) or other_head.startswith(head):
+                    this, other = ".".join(where), ".".join(other_where)
+                    raise LocatedError(
+                        (*where, "prefix"),
+                        f"prefix {prefix!r} of {this} and prefix {other_prefix!r} of {other} both claim resource "
+                        f"URIs that begin {max(head, other_head, key=len)!r} (URI schemes ignore case and hold only "
+                        "letters, digits, '+', '.' and '-'), so a URI could reach the wrong source: "
+                        f"set another prefix = \"…\" in [{this}] or [{other}]",
+                    )
+            seen.append((where, prefix, head))
         return self
 
 
@@ -163,7 +203,7 @@ def parse_config(text: str, *, source: str = "<config>", fmt: Literal["toml", "j
         return Config.model_validate({**raw, "base_dir": base_dir or Path.cwd()})
     except ValidationError as e:
         err = e.errors()[0]
-        loc = tuple(err["loc"])
+        loc = tuple(err["loc"]) or getattr(err.get("ctx", {}).get("error"), "loc", ())
         key = ".".join(str(k) for k in loc) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":

@@ -89,7 +89,8 @@ async function failure(response) {
   let message = `${response.status} ${response.statusText}`;
   try {
     const data = await response.json();
-    message = data.error_description || data.error || message;
+    // A JSON-RPC error object where the rate limit answers (servers.rate_limit.RequestGate).
+    message = data.error_description || data.error?.message || data.error || message;
   } catch { /* not JSON: keep the status line */ }
   return new ApiError(response.status, message);
 }
