@@ -33,6 +33,7 @@ import asyncio
 import itertools
 import json
 import logging
+import select
 import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
@@ -42,6 +43,7 @@ import aiohttp
 import anyio
 import httpx2
 import mcp.types as mt
+from aiohttp.connector import Connection
 from mcp.client.session import ClientRequestContext, _later_revision_fields
 from mcp.client.streamable_http import (
     DEFAULT_RECONNECTION_DELAY_MS,
@@ -80,7 +82,6 @@ READ_TIMEOUT = 300.0
 """Seconds without a byte from the upstream (the SDK path's httpx2 read timeout)."""
 MAX_RESUMPTIONS = 8
 """Times one call's stream may be resumed (the SDK allows 2 failed attempts in a row, unbounded successes)."""
-_STALE_RETRIES = 2  # pooled connections found closed by the server, one after another
 _CANCEL_WRITE_TIMEOUT = 5.0  # the SDK's bound on its courtesy cancel (jsonrpc_dispatcher._ABANDON_WRITE_TIMEOUT)
 _ACCEPT = "application/json, text/event-stream"
 _ANSWER = TypeAdapter[mt.CallToolResult | mt.InputRequiredResult](mt.CallToolResult | mt.InputRequiredResult)
@@ -130,14 +131,11 @@ class UpstreamLane:
         self._loop = loop
         # The SDK path's TLS trust, for https only: loading the CA store costs ~100 ms.
         tls = httpx2.create_ssl_context() if self.url.lower().startswith("https:") else True
-        connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS, ssl=tls,
-                                         enable_cleanup_closed=False)
+        connector = _FreshConnector(limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS, ssl=tls,
+                                    enable_cleanup_closed=False)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout, sock_read=READ_TIMEOUT)
-        reuse = aiohttp.TraceConfig()
-        reuse.on_connection_reuseconn.append(_note_reuse)
         self._http = aiohttp.ClientSession(connector=connector, timeout=timeout, headers=self._headers,
-                                           auto_decompress=True, trust_env=False, cookie_jar=aiohttp.DummyCookieJar(),
-                                           trace_configs=[reuse])
+                                           auto_decompress=True, trust_env=False, cookie_jar=aiohttp.DummyCookieJar())
         return self._http
 
     async def aclose(self) -> None:
@@ -204,7 +202,10 @@ class UpstreamLane:
                 http = await self._session()
                 sent = True  # as the SDK's dispatcher: a started write counts as issued (cancel it)
                 try:
-                    async with await self._post(http, body, headers) as response:
+                    # Sent once: a connection that closes before the answer may have carried the call,
+                    # which the upstream may have run, and POST is not idempotent (RFC 9112 §9.3.1):
+                    # a disconnect for the caller, as on the SDK path (httpcore resends nothing it wrote).
+                    async with http.post(self.url, data=body, headers=headers, allow_redirects=False) as response:
                         raw = await self._answer(response, request_id, client, session_id, on_notification)
                 except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
                     # A connection error (OSError) is what `is_disconnect` knows as a gone connection.
@@ -226,24 +227,6 @@ class UpstreamLane:
         except ValidationError as e:
             raise UpstreamProtocolError(
                 f"answered tools/call with a result that is not a CallToolResult: {_first_error(e)}") from None
-
-    async def _post(
-        self, http: aiohttp.ClientSession, body: bytes, headers: Mapping[str, str]
-    ) -> aiohttp.ClientResponse:
-        """POST `body`, up to its response's headers. A pooled keep-alive connection the server
-        closed just before (an idle timeout, a restart) fails before any answer: it is sent again on
-        another connection, as httpcore (the SDK path) avoids sending on a connection whose socket
-        already shows the server's close. A fresh connection's failure is not retried."""
-        for attempt in range(_STALE_RETRIES + 1):
-            reuse = _Reuse()
-            try:
-                return await http.post(self.url, data=body, headers=headers, allow_redirects=False,
-                                       trace_request_ctx=reuse)
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-                if not reuse.reused or attempt == _STALE_RETRIES:
-                    raise
-                logger.debug("MCP server at %s closed a pooled connection; sending on another", self.url)
-        raise AssertionError("unreachable")
 
     async def _answer(
         self, response: aiohttp.ClientResponse, request_id: str, client: Client, session_id: str | None,
@@ -377,15 +360,23 @@ class UpstreamLane:
             logger.debug("posting %s to %s failed: %s", message.get("method", "a response"), self.url, e)
 
 
-class _Reuse:
-    """Whether one POST went out on a pooled connection (set by aiohttp's trace hook)."""
+class _FreshConnector(aiohttp.TCPConnector):
+    """Never sends on a pooled connection whose socket already shows the server's close (an idle
+    close, a restart) that the event loop has not processed yet: httpcore's check (the SDK path),
+    made before anything is written, so a call is never sent twice (see `_send`)."""
 
-    reused = False
+    async def _get(self, key: Any, traces: list[Any]) -> Connection | None:  # aiohttp's, private: hence aiohttp>=3.14
+        while (connection := await super()._get(key, traces)) is not None and _shows_close(connection):
+            connection.close()
+        return connection
 
 
-async def _note_reuse(session: aiohttp.ClientSession, context: Any, params: object) -> None:
-    if isinstance(context.trace_request_ctx, _Reuse):
-        context.trace_request_ctx.reused = True
+def _shows_close(connection: Connection) -> bool:
+    """An idle HTTP/1.1 connection is never readable: if it is, the server closed it (or sent
+    something unasked, which makes it as unusable)."""
+    transport = connection.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    return sock is None or bool(select.select([sock], [], [], 0)[0])
 
 
 def on_asyncio() -> bool:

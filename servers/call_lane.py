@@ -81,6 +81,7 @@ _SESSION = SESSION_HEADER.lower()
 _PARAM_PREFIX = MCP_PARAM_HEADER_PREFIX.lower()
 _TRACE_KEYS = ("traceparent", "tracestate")
 _ASKING_CAPABILITIES = ("sampling", "elicitation", "roots")
+_LENGTH_DIGITS = 20  # a uint64 in decimal
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,9 @@ class ToolCallLane:
                 "latin-1") not in MODERN_PROTOCOL_VERSIONS:
             return False
         length = headers.get(b"content-length", b"")
-        return length.isdigit() and 0 < int(length) <= self.max_request_bytes
+        # llhttp accepts leading zeros, and int() refuses more than 4300 digits: a length no
+        # ordinary client would spell is the SDK's to read, never a ValueError (a 500) here.
+        return length.isdigit() and len(length) <= _LENGTH_DIGITS and 0 < int(length) <= self.max_request_bytes
 
     def _own_middleware_only(self) -> bool:
         """The lane stands in for the SDK's handler chain as this server builds it; middleware

@@ -10,6 +10,7 @@ bounds (patched small here), without hanging.
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 import subprocess
@@ -17,13 +18,16 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlsplit
 
 import anyio
 import mcp.types as mt
 import pytest
 import uvicorn
+from anyio.abc import SocketAttribute, SocketStream
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
@@ -344,6 +348,35 @@ async def many_line_event(h: Hostile, request: dict[str, Any], send: Send) -> No
 
 
 @behaviour
+async def deep_nesting(h: Hostile, request: dict[str, Any], send: Send) -> None:
+    nested = b"[" * 100_000 + b"]" * 100_000  # json.loads raises RecursionError, not ValueError
+    body = b'{"jsonrpc": "2.0", "id": "' + request["id"].encode() + b'", "result": {"content": ' + nested + b"}}"
+    await _respond(send, 200, body, "application/json")
+
+
+@behaviour
+async def huge_retry(h: Hostile, request: dict[str, Any], send: Send) -> None:
+    async def chunks() -> AsyncIterator[bytes]:  # more digits than int() converts (4300): a long wait, nothing worse
+        yield b"retry: " + b"9" * 5000 + b"\r\n\r\n"
+        yield _event(_answer(request, "answered after naming a long retry"))
+
+    await _stream(send, chunks())
+
+
+@behaviour
+async def drop_me(h: Hostile, request: dict[str, Any], send: Send) -> None:
+    h.ran.append("drop_me")  # runs, answers; `_dropping_proxy` keeps the answer from the client
+    await _respond(send, 200, json.dumps(_answer(request, "ran once")).encode(), "application/json")
+
+
+@behaviour
+async def gzip_bomb(h: Hostile, request: dict[str, Any], send: Send) -> None:
+    text = "0" * (read_module.MAX_RESPONSE_BYTES + 10)  # a few hundred bytes compressed
+    body = gzip.compress(json.dumps(_answer(request, text)).encode())
+    await _respond(send, 200, body, "application/json", [(b"content-encoding", b"gzip")])
+
+
+@behaviour
 async def malformed(h: Hostile, request: dict[str, Any], send: Send) -> None:
     await _respond(send, 200, b'{"jsonrpc": "2.0", "id": ', "application/json")
 
@@ -446,6 +479,7 @@ class Hostile:
             server.add_tool(lambda name=name: f"{name} ran on the server", name=name, description=name)
         self.inner = server.streamable_http_app()
         self.replies: dict[str, Any] = {}
+        self.ran: list[str] = []
         self.sent = 0
         self.lane_posts = 0
 
@@ -518,10 +552,12 @@ def small_limits(monkeypatch: pytest.MonkeyPatch) -> None:
 REFUSALS = {
     "oversized": "the server announced a",
     "oversized_chunked": "sent more than 262144 bytes",
+    "gzip_bomb": "sent more than 262144 bytes",  # counted as decompressed
     "endless": "sent more than 262144 bytes on the SSE stream without answering the call",
     "huge_event": "sent an SSE event larger than 32768 bytes",
     "many_line_event": "sent an SSE event larger than 32768 bytes",
     "malformed": "sent a malformed JSON answer",
+    "deep_nesting": "sent a malformed JSON answer",
     "wrong_id": "with the response to 'someone-else'",
     "plain_text": "answered with content type 'text/plain'",
     "odd_method": "sent a message whose method is not a string",
@@ -550,6 +586,106 @@ async def test_a_hostile_answer_is_refused_clearly(
                 if app.sent == sent:
                     break
         assert (await wb.call_tool("fine", {})).text == "fine ran on the server"  # the connection is fine
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_an_endless_retry_field_is_a_long_wait_not_a_crash(hostile: tuple[Hostile, str], mode: str) -> None:
+    _, url = hostile
+    async with McpWorkbench.http(url, name="hostile", mode=mode) as wb:
+        result = await wb.call_tool("huge_retry", {})
+        assert result.text == "answered after naming a long retry", result.text
+        assert wb._lane is not None and wb._lane.calls == 1
+
+
+class _Chunks:
+    """A response body as the chunks aiohttp hands over (what is buffered: up to a few hundred KiB)."""
+
+    def __init__(self, *chunks: bytes) -> None:
+        self.content = self
+        self._chunks = chunks
+
+    async def iter_any(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            yield chunk
+
+
+async def _events(*chunks: bytes) -> list[bytes]:
+    return [e async for e in read_module.SseStream().messages(cast(Any, _Chunks(*chunks)))]
+
+
+async def test_sse_lines_end_in_lf_crlf_or_cr_even_split_across_chunks() -> None:
+    assert await _events(b"data: a\r", b"\ndata: b\r\n\r", b"\n", b"data: c\rdata: d\r\r",
+                         b"data: e\n\n") == [b"a\nb", b"c\nd", b"e"]
+
+
+async def test_a_chunk_of_short_lines_is_searched_once_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Searching for `\\r` and `\\n` apart rescanned the rest of a chunk on every line: quadratic, so an
+    upstream's 1 MiB of bare newlines held the event loop (every caller's) 11.8 s here, against 1.1 s
+    in one pass. Counted, not timed: the bytes the line search looks at stay within the chunk's size."""
+    real, scanned = read_module._EOL, [0]
+
+    class Counting:
+        def search(self, buffer: bytearray, start: int) -> Any:
+            found = real.search(buffer, start)
+            scanned[0] += (found.end() if found else len(buffer)) - start
+            return found
+
+    monkeypatch.setattr(read_module, "_EOL", Counting())
+    for ending in (b"\n", b"\r", b"\r\n"):
+        scanned[0] = 0
+        body = ending * 100_000 + b"data: {}" + ending * 2 + b": a comment, so a last CR is not left waiting\n"
+        assert await _events(body) == [b"{}"] and scanned[0] <= len(body), ending
+
+
+@asynccontextmanager
+async def _dropping_proxy(upstream: str) -> AsyncIterator[str]:
+    """A TCP proxy to `upstream` that, for a request naming `drop_me`, lets the upstream run it and
+    then closes the client's connection without the answer: a crash, a restart, a balancer mid-call."""
+    target = urlsplit(upstream)
+
+    async def relay(client: SocketStream) -> None:
+        async with client, await anyio.connect_tcp(target.hostname or "", target.port or 80) as server, \
+                anyio.create_task_group() as tg:
+            dropping = False
+
+            async def to_server() -> None:
+                nonlocal dropping
+                async for data in client:
+                    dropping = dropping or b'"drop_me"' in data
+                    await server.send(data)
+                tg.cancel_scope.cancel()
+
+            async def to_client() -> None:
+                async for data in server:
+                    if dropping:
+                        break
+                    await client.send(data)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(to_server)
+            tg.start_soon(to_client)
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, relay)
+        yield f"http://127.0.0.1:{listener.extra(SocketAttribute.local_port)}{target.path}"
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_call_whose_connection_closes_unanswered_is_not_sent_again(
+    hostile: tuple[Hostile, str], mode: str
+) -> None:
+    """POST is not idempotent (RFC 9112 §9.3.1): the upstream may have run the call before the
+    connection closed, so resending it on another connection could run it twice. The SDK path's
+    httpcore does not resend either: the caller hears of a disconnect."""
+    app, url = hostile
+    async with _dropping_proxy(url) as proxied, McpWorkbench.http(proxied, name="hostile", mode=mode) as wb:
+        assert (await wb.call_tool("fine", {})).text == "fine ran on the server"  # a pooled connection to reuse
+        app.ran.clear()
+        result = await wb.call_tool("drop_me", {})
+        assert result.is_error and "disconnected" in result.text, result.text
+        assert app.ran == ["drop_me"]
 
 
 @pytest.mark.parametrize("mode", MODES)

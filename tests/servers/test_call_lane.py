@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import httpx2
@@ -233,6 +234,36 @@ async def test_an_oversized_body_gets_the_sdk_s_413() -> None:
     assert response.status_code == 413 and chunked.status_code == 413
 
 
+async def _raw_post(served: Served, head: Headers, body: bytes) -> bytes:
+    """One POST written by hand (an HTTP client would normalise the head), answered up to its body."""
+    parts = urlsplit(served.url)
+    request = f"POST {parts.path} HTTP/1.1\r\nhost: {parts.netloc}\r\nconnection: close\r\n".encode() \
+        + b"".join(f"{k}: {v}\r\n".encode() for k, v in head) + b"\r\n" + body
+    async with await anyio.connect_tcp(parts.hostname or "", parts.port or 80) as stream:
+        await stream.send(request)
+        received = b""
+        with anyio.fail_after(10):
+            try:
+                while True:
+                    received += await stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                pass
+    return received
+
+
+async def test_a_content_length_with_thousands_of_leading_zeros_is_the_sdk_s(sdk_entries: list[str]) -> None:
+    """llhttp accepts `Content-Length: 000…042`; Python's int() refuses a string of more than 4300
+    digits, so reading it as a number would answer 500 (and log a traceback) where the SDK answers."""
+    body = json.dumps(call_body()).encode()
+    length = [("content-length", "0" * 5000 + str(len(body)))]
+    async with serving(Bench()) as served:
+        through_lane = await _raw_post(served, call_headers() + length, body)
+        untouched = await _raw_post(served, call_headers() + length + FORCE_SDK, body)
+        assert lane_of(served).answered == 0 and sdk_entries == ["tools/call"] * 2
+    assert through_lane.startswith(b"HTTP/1.1 200 ")
+    assert through_lane.split(b"\r\n\r\n", 1)[1] == untouched.split(b"\r\n\r\n", 1)[1]
+
+
 async def _chunks(data: bytes) -> AsyncIterator[bytes]:
     for start in range(0, len(data), 1000):
         yield data[start:start + 1000]
@@ -280,6 +311,17 @@ async def test_identity_and_workbench_session_bind_the_call() -> None:
         assert lane_of(served).answered == 3
     assert [s["identity"] for s in seen] == ["alice", "bob", "alice"]
     assert len({s["session"] for s in seen}) == 3  # one header value, two identities: two sessions
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer " + "x" * 32, "Basic " + ALICE_TOKEN])
+async def test_authentication_comes_before_the_lane(authorization: str | None, sdk_entries: list[str]) -> None:
+    """The lane sits inside `Authenticate`: a perfectly ordinary call without a valid token is refused
+    there, and reaches neither the lane nor the SDK."""
+    extra = [("authorization", authorization)] if authorization else []
+    async with serving(Bench(), tokens()) as served, raw(served) as http:
+        refused = await post(http, served, call_body("whoami", {}), call_headers("whoami") + extra)
+        assert lane_of(served).answered == 0 and sdk_entries == []
+    assert refused.status_code == 401 and "www-authenticate" in refused.headers
 
 
 async def test_another_identity_s_legacy_session_is_not_reached() -> None:
