@@ -13,7 +13,8 @@ by the next call (see `adapters.mcp_connection`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
@@ -27,6 +28,8 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp_types import LOG_LEVEL_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 
 from adapters.config import Mode, SessionMode
 from adapters.mcp_client_sessions import ClientSessions, ModernTwin
@@ -355,7 +358,7 @@ class McpWorkbench(McpSurface):
         self, client: Client, name: str, arguments: dict[str, Any] | None, ctx: CallContext
     ) -> ToolResult:
         timeout = ctx.timeout(self.timeout)
-        with anyio.move_on_after(timeout):
+        with anyio.move_on_after(timeout), _continuing(ctx.trace_context):
             if (lane := self._lane_for(ctx, client)) is not None:
                 try:
                     return ToolResult.from_mcp(await lane.call_tool(
@@ -442,6 +445,26 @@ def _progress_relay(ctx: CallContext) -> ProgressFnT:
             logger.exception("progress callback failed")
 
     return relay
+
+
+@contextmanager
+def _continuing(carrier: Mapping[str, str]) -> Iterator[None]:
+    """The caller's trace (its W3C `traceparent`) as the current OpenTelemetry context, unless a span
+    of that trace is current already (`workbench serve`'s request span). With a tracer installed, the
+    SDK client's span — and the `_meta` it injects, which replaces ours — would otherwise start a new
+    trace for a library caller that handed its trace over in the `CallContext`."""
+    extracted = propagate.extract(carrier) if carrier else None
+    wanted = trace.get_current_span(extracted).get_span_context() if extracted is not None else None
+    current = trace.get_current_span().get_span_context()
+    if extracted is None or wanted is None or not wanted.is_valid \
+            or (current.is_valid and current.trace_id == wanted.trace_id):
+        yield
+        return
+    token = otel_context.attach(extracted)
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 def _request_meta(ctx: CallContext) -> mt.RequestParamsMeta | None:
