@@ -81,9 +81,8 @@ class FailedLogins(TokenBuckets):
 
     def check(self, address: str) -> None:
         """Raise `TooManyFailedLogins` while `address` may not try another token."""
-        bucket = self._refilled(address, time.monotonic())  # read, not taken: a success is free
-        if bucket.tokens < 1.0:
-            raise TooManyFailedLogins(retry_seconds((1.0 - bucket.tokens) / self.rate))
+        if (wait := self.wait(address)) > 0:  # read, not taken: a success is free
+            raise TooManyFailedLogins(retry_seconds(wait))
 
     def failed(self, address: str) -> None:
         self.take(address)
