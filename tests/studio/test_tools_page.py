@@ -123,8 +123,12 @@ def test_forms_from_schemas_nested_objects_arrays_enums_defaults(page: Any, stud
     does, it yields exactly the arguments a client would send (optional fields left out)."""
     page.evaluate("""async (schema) => {
         const { fieldFor } = await import('/ui/static/form.js');
-        const root = document.getElementById('page');
-        root.replaceChildren();
+        // A container of its own: the tools page the login lands on may still be rendering into
+        // #page, and would replace a form put there (the test then found no field).
+        document.getElementById('page').remove();
+        const root = document.createElement('main');
+        root.id = 'form-under-test';
+        document.body.append(root);
         window.form = fieldFor(schema, { root: schema, top: true });
         const form = document.createElement('form');
         form.className = 'panel';
@@ -138,11 +142,11 @@ def test_forms_from_schemas_nested_objects_arrays_enums_defaults(page: Any, stud
     page.get_by_label(re.compile(r"^level")).fill("3")
     page.get_by_label(re.compile(r"^verbose")).check()
     page.get_by_role("button", name="Add to tags").click()
-    page.locator("#page .array").first.locator("input").nth(1).fill("b")
+    page.locator("#form-under-test .array").first.locator("input").nth(1).fill("b")
     page.get_by_label("green").check()
     page.get_by_role("group", name=re.compile("origin")).get_by_label(re.compile(r"^x")).fill("5")
     page.get_by_role("button", name="Add to path").click()
-    path_point = page.locator("#page .array").nth(1).locator("fieldset").first
+    path_point = page.locator("#form-under-test .array").nth(1).locator("fieldset").first
     path_point.get_by_label(re.compile(r"^x")).fill("1")
     path_point.get_by_label(re.compile(r"^y")).fill("2")
     page.get_by_label(re.compile(r"^extra")).fill('{"deep": [1, {"k": null}]}')
