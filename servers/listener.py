@@ -6,7 +6,7 @@ uvicorn parses requests with httptools (llhttp): about half the CPU per request 
 h11 is not kept as a fallback: httptools is a dependency, and a second protocol would need a
 second set of defences, each tested.
 
-uvicorn's httptools protocol has neither of the two defences a request head needs:
+uvicorn's httptools protocol has none of the three defences a request needs:
 - **time**: a client that sends half a request line and then nothing (slowloris) would hold its
   connection forever. `GuardedHttpTools` closes a connection whose request head is not complete
   within `serve.header_timeout` — from the moment the connection opens, and on a kept-alive
@@ -16,6 +16,13 @@ uvicorn's httptools protocol has neither of the two defences a request head need
   counted from the parser's callbacks (request target, header names and values) for a head that
   completes, and from the bytes received for one still incomplete, so buffering stays bounded
   by the limit plus one read.
+- **body time**: a client that sends a valid head announcing a body and then trickles it (or
+  never sends it) would hold its connection and an ASGI task waiting in `receive()` forever.
+  The whole body must arrive within `serve.body_timeout` of the head's end; past it the client
+  gets 408 (when no response has started) and the connection is closed, which the waiting app
+  sees as a disconnect. Only receiving is timed: a slow *response* (a long tool call, an SSE
+  stream) is not, nor is a body we stopped reading ourselves (flow control while the app has
+  not taken what came, a pipelined request waiting its turn).
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ from contextlib import contextmanager
 
 import httptools
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from servers.settings import ServeSettings
@@ -43,12 +51,17 @@ class HeadTooLarge(Exception):
 class GuardedHttpTools(HttpToolsProtocol):
     header_timeout: float = 10.0
     """Seconds; `guarded_protocol` makes a subclass per configured value (uvicorn builds the protocol)."""
+    body_timeout: float = 30.0
+    """Seconds from the end of a head to the end of its body (as `header_timeout`)."""
 
     _head_timer: asyncio.TimerHandle | None = None
     _head_parsed = 0
     """Bytes of the current head the parser has handed over (target, header names and values)."""
     _head_received: int | None = None
     """Bytes received since the current head began; None between heads."""
+    _body_timer: asyncio.TimerHandle | None = None
+    _reading_body = False
+    """Between a head's end and its message's end: the parser waits for body bytes."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn narrows BaseTransport
         super().connection_made(transport)
@@ -56,6 +69,7 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()
+        self._disarm_body_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -77,6 +91,9 @@ class GuardedHttpTools(HttpToolsProtocol):
             self._head_received += len(data)
             if self._head_received > MAX_HEAD_BYTES:
                 self._refuse_head()
+        # Armed only for a body that did not come with its head (most do): nothing to time otherwise.
+        if self._reading_body and self._body_timer is None and not self.transport.is_closing():
+            self._body_timer = self.loop.call_later(self.body_timeout, self._body_timed_out)
 
     # Parser callbacks
     def on_message_begin(self) -> None:
@@ -99,7 +116,13 @@ class GuardedHttpTools(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_received = None
         self._disarm_head_timer()
+        self._reading_body = True
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._reading_body = False
+        self._disarm_body_timer()
+        super().on_message_complete()
 
     def _count_head(self, size: int) -> None:
         self._head_parsed += size
@@ -135,12 +158,50 @@ class GuardedHttpTools(HttpToolsProtocol):
                        extra={"client": self._client_name(), "header_timeout": self.header_timeout})
         self.transport.close()
 
+    def _disarm_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        if self.transport.is_closing() or not self._reading_body:
+            return
+        if self.flow.read_paused:  # we stopped reading, not the client sending: its clock restarts when we read
+            self._body_timer = self.loop.call_later(self.body_timeout, self._body_timed_out)
+            return
+        logger.warning("connection closed: request body not complete in time",
+                       extra={"client": self._client_name(), "body_timeout": self.body_timeout})
+        if self.cycle is not None and not self.cycle.response_started:
+            message = b"Request body not received in time."
+            self.transport.write(STATUS_LINE[408] + b"content-type: text/plain; charset=utf-8\r\ncontent-length: "
+                                 + str(len(message)).encode() + b"\r\nconnection: close\r\n\r\n" + message)
+        # The app waiting in receive() is told the client disconnected (uvicorn's connection_lost).
+        self.transport.close()
+
     def _client_name(self) -> str:
         return f"{self.client[0]}:{self.client[1]}" if self.client else "unknown"
 
 
-def guarded_protocol(header_timeout: float) -> type[GuardedHttpTools]:
-    return type("GuardedHttpTools", (GuardedHttpTools,), {"header_timeout": header_timeout})
+def guarded_protocol(header_timeout: float, body_timeout: float = GuardedHttpTools.body_timeout
+                     ) -> type[GuardedHttpTools]:
+    return type("GuardedHttpTools", (GuardedHttpTools,),
+                {"header_timeout": header_timeout, "body_timeout": body_timeout})
+
+
+class QuietDisconnects:
+    """ASGI: a request whose client went away before its body was read (it closed, or the body
+    timeout closed it) just ends. Starlette's `Request.body()` raises `ClientDisconnect` then, and
+    uvicorn would log it as a traceback — one per dropped connection, for any client to trigger."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except ClientDisconnect:
+            logger.debug("client disconnected before its request body was read", extra={"path": scope.get("path")})
 
 
 class Listener(uvicorn.Server):
@@ -154,8 +215,8 @@ class Listener(uvicorn.Server):
 def http_listener(app: ASGIApp, settings: ServeSettings) -> Listener:
     """uvicorn serving `app` on `settings.host:port` with our protocol limits; `serve()` it."""
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_config=None, access_log=False, lifespan="on",
-        http=guarded_protocol(settings.header_timeout), ws="none",
+        QuietDisconnects(app), host=settings.host, port=settings.port, log_config=None, access_log=False, lifespan="on",
+        http=guarded_protocol(settings.header_timeout, settings.body_timeout), ws="none",
         # Calls were drained already; this only bounds open SSE streams of idle clients.
         timeout_graceful_shutdown=1,
     )
