@@ -125,4 +125,5 @@ def _authentication(settings: ServeSettings, verifier: Verifier | None) -> list[
     oauth = settings.oauth
     return [Middleware(Authenticate, verifier=verifier,
                        required_scopes=oauth.required_scopes if oauth else [],
-                       resource_metadata_url=oauth.metadata_url() if oauth else None)]
+                       resource_metadata_url=oauth.metadata_url() if oauth else None,
+                       failed_per_minute=settings.failed_auth_per_minute)]

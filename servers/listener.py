@@ -23,6 +23,9 @@ uvicorn's httptools protocol has none of the three defences a request needs:
   sees as a disconnect. Only receiving is timed: a slow *response* (a long tool call, an SSE
   stream) is not, nor is a body we stopped reading ourselves (flow control while the app has
   not taken what came, a pipelined request waiting its turn).
+
+`X-Forwarded-For` is believed only from `serve.trusted_proxies` (uvicorn's default believes any
+local process): the client address is what failed authentications are counted by.
 """
 
 from __future__ import annotations
@@ -217,6 +220,9 @@ def http_listener(app: ASGIApp, settings: ServeSettings) -> Listener:
     config = uvicorn.Config(
         QuietDisconnects(app), host=settings.host, port=settings.port, log_config=None, access_log=False, lifespan="on",
         http=guarded_protocol(settings.header_timeout, settings.body_timeout), ws="none",
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise, so any local process
+        # could pick the address its wrong tokens count against: only the configured proxies are believed.
+        proxy_headers=bool(settings.trusted_proxies), forwarded_allow_ips=list(settings.trusted_proxies),
         # Calls were drained already; this only bounds open SSE streams of idle clients.
         timeout_graceful_shutdown=1,
     )

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Literal
 
 from mcp.server.transport_security import TransportSecuritySettings
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from servers.audit import AuditConfig
+from servers.auth import FAILED_AUTHENTICATIONS_PER_MINUTE
 from servers.oauth_resource import OAuthConfig
 from servers.policy import PolicyConfig
 from servers.rate_limit import LimitsConfig
@@ -75,6 +76,15 @@ class ServeConfig(BaseModel):
     """`[serve.tokens]`: named static tokens for a small team (name = "${VAR}"); the name is the identity."""
     oauth: OAuthConfig | None = None
     """`[serve.oauth]`: accept OAuth 2.1 access tokens (JWT or introspected) from one authorization server."""
+    failed_auth_per_minute: float = Field(default=FAILED_AUTHENTICATIONS_PER_MINUTE, gt=0, allow_inf_nan=False)
+    """Wrong tokens one client address (an IPv6 client: its /64) may present a minute, and at once
+    after a quiet minute, on `/mcp` and Studio together; past it the address gets 429 with
+    Retry-After, its tokens not even checked. Right tokens are never counted."""
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Addresses or networks (`10.0.0.5`, `10.0.0.0/24`) of the reverse proxies in front of the
+    server: only a connection from one of them has its `X-Forwarded-For` / `X-Forwarded-Proto`
+    believed (the client address that failed authentications are counted by, https for Studio's
+    cookie). Empty: nobody's are."""
     allowed_hosts: list[str] = Field(default_factory=list)
     """Host names clients use (`tools.example.com`, `tools.example.com:*`). Required when bound to
     0.0.0.0 or ::, so the Host check against DNS rebinding stays on; `["*"]` turns it off deliberately."""
@@ -116,6 +126,19 @@ class ServeConfig(BaseModel):
     """`[serve.limits]`: per-identity call rate, concurrency and HTTP request rate (servers/rate_limit.py)."""
     audit: AuditConfig = Field(default_factory=AuditConfig)
     """`[serve.audit]`: where the per-call audit lines go besides the server log (servers/audit.py)."""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                # uvicorn would take "*" as everyone and a name as a literal nobody's peer address equals.
+                raise ValueError(f"{entry!r} is not an IP address or network (e.g. \"10.0.0.5\" or \"10.0.0.0/24\"); "
+                                 "name the proxies themselves — trusting everyone's X-Forwarded-For would let any "
+                                 "client pick the address it is counted by") from None
+        return [entry.strip() for entry in value]
 
 
 class ServeSettings(ServeConfig):

@@ -28,13 +28,13 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from servers.auth import TokenRejected, Verifier
+from servers.auth import TokenRejected, TooManyFailures, Verifier
 from servers.mcp_server import WorkbenchServer
 from servers.policy import calling_as
 from servers.rate_limit import RequestGate
 from servers.studio.api_runs import routes as runs_routes
 from servers.studio.health_api import health_routes
-from servers.studio.login import LoginRefused, StudioLogin, StudioSession, TooManyFailedLogins, client_host
+from servers.studio.login import LoginRefused, StudioLogin, StudioSession, client_host
 from servers.studio.sandboxes_api import sandbox_routes
 from servers.studio.tools_api import tool_routes
 from servers.studio.web import api_error, session_of
@@ -111,7 +111,7 @@ class _Guard:
             return
         try:
             session = await self.login.session(request)
-        except TooManyFailedLogins as e:
+        except TooManyFailures as e:
             throttled = api_error(429, "too_many_failed_logins", f"{e}; check the token you send")
             throttled.headers["Retry-After"] = str(e.retry_after)
             await throttled(scope, receive, send)
@@ -215,7 +215,7 @@ def studio_app(context: StudioContext) -> ASGIApp:
             if not isinstance(token, str):
                 raise TokenRejected("missing")
             cookie, max_age = login.new_cookie(await login.verify(token, client_host(request)))
-        except TooManyFailedLogins as e:
+        except TooManyFailures as e:
             # Info, as the rate limit's refusals: a guesser kept at bay must not flood the log either.
             logger.info("studio login refused: too many failed logins", extra={"client": client_host(request)})
             return HTMLResponse(_login_page(next_path, f"Too many wrong tokens from your address: try again in "

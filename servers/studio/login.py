@@ -21,9 +21,10 @@ Host/Origin checks as `/mcp` (DNS rebinding).
 Scripts and API clients may instead send the bearer header, as for `/mcp`; it is verified on
 every request, and needs no CSRF token, since another site's page cannot make a browser send it.
 
-Wrong tokens, at the form or in a header, are counted per client address (`FailedLogins`): past
-`FAILED_LOGINS_PER_MINUTE` an address is answered 429 with Retry-After before its token is
-looked at, so the console is no faster a way to guess a token than one try every few seconds.
+Wrong tokens, at the form or in a header, are counted per client address by the budget `/mcp`
+counts against (`servers.auth.FailedAuthentications`, one per verifier): past
+`serve.failed_auth_per_minute` an address is answered 429 with Retry-After before its token is
+looked at, so the console is no second, faster way to guess a token.
 """
 
 from __future__ import annotations
@@ -44,8 +45,7 @@ from mcp.server.transport_security import TransportSecurityMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from servers.auth import TokenRejected, Verifier, identity_of, verify_bearer
-from servers.rate_limit import TokenBuckets, retry_seconds
+from servers.auth import TokenRejected, Verifier, failed_authentications, identity_of, peer_host
 from servers.sessions import ANONYMOUS_IDENTITY
 from servers.settings import ServeSettings
 from workbench.core import CallContext
@@ -59,33 +59,8 @@ MAX_COOKIE_CHARS = 3800
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-FAILED_LOGINS_PER_MINUTE = 10.0
-"""Wrong tokens one client address may present a minute (and at once, after a quiet minute)."""
-
-
 class LoginRefused(Exception):
     """The presented credential does not open a console session; the message says why and what to do."""
-
-
-class TooManyFailedLogins(Exception):
-    """The client's address presented too many wrong tokens; its next token is not even checked."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"too many failed logins from this address: retry in {retry_after} s")
-        self.retry_after = retry_after
-
-
-class FailedLogins(TokenBuckets):
-    """Each client address's wrong tokens, one token of its bucket each; an address with an empty
-    bucket is refused before anything is verified. A good token costs nothing."""
-
-    def check(self, address: str) -> None:
-        """Raise `TooManyFailedLogins` while `address` may not try another token."""
-        if (wait := self.wait(address)) > 0:  # read, not taken: a success is free
-            raise TooManyFailedLogins(retry_seconds(wait))
-
-    def failed(self, address: str) -> None:
-        self.take(address)
 
 
 @dataclass(frozen=True)
@@ -110,7 +85,7 @@ class StudioSession:
 
 def client_host(request: Request) -> str:
     """The address failed logins are counted by: the peer's host, without its (per-connection) port."""
-    return request.client.host if request.client else "unknown"
+    return peer_host(request.scope)
 
 
 def _b64(data: bytes) -> str:
@@ -133,7 +108,7 @@ class StudioLogin:
         policy = settings.policy
         self._claim_keys = frozenset(path.split(".")[0] for rule in (policy.rules if policy else [])
                                      for path in rule.claims)
-        self.failures = FailedLogins(FAILED_LOGINS_PER_MINUTE)
+        self.failures = failed_authentications(verifier, settings.failed_auth_per_minute) if verifier else None
 
     @property
     def required(self) -> bool:
@@ -145,19 +120,10 @@ class StudioLogin:
 
     async def verify(self, token: str, address: str) -> AccessToken | None:
         """The principal `token`, presented from `address`, stands for, by `/mcp`'s own verifiers
-        (None: no auth configured); `TooManyFailedLogins` after too many wrong ones from there."""
-        if self.verifier is None:
+        (None: no auth configured); `TooManyFailures` after too many wrong ones from there."""
+        if self.verifier is None or self.failures is None:
             return None
-        return await self._verified(self.verifier, f"Bearer {token.strip()}", address)
-
-    async def _verified(self, verifier: Verifier, authorization: str, address: str) -> AccessToken:
-        self.failures.check(address)
-        try:
-            return await verify_bearer(verifier, authorization)
-        except TokenRejected as e:
-            if e.status == 401:  # a wrong token; a right one lacking a scope (403) guesses nothing
-                self.failures.failed(address)
-            raise
+        return await self.failures.verify(self.verifier, f"Bearer {token.strip()}", address)
 
     def new_cookie(self, access: AccessToken | None) -> tuple[str, int]:
         """A session cookie for `access` (None: the anonymous loopback user) and its lifetime in seconds."""
@@ -190,13 +156,13 @@ class StudioLogin:
 
     async def session(self, request: Request) -> StudioSession | None:
         """The caller's session, or None when it has neither a valid cookie nor an accepted bearer
-        header; `TooManyFailedLogins` after too many wrong headers from the client's address."""
+        header; `TooManyFailures` after too many wrong headers from the client's address."""
         authorization = request.headers.get("authorization")
         if authorization is not None:  # a script: the header decides, a cookie beside it does not count
-            if self.verifier is None:
+            if self.verifier is None or self.failures is None:
                 return StudioSession(id=self._header_session(authorization), identity=ANONYMOUS_IDENTITY, csrf="")
             try:
-                access = await self._verified(self.verifier, authorization, client_host(request))
+                access = await self.failures.verify(self.verifier, authorization, client_host(request))
             except TokenRejected:
                 return None
             return StudioSession(id=self._header_session(authorization), identity=identity_of(access), csrf="",

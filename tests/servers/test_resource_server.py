@@ -64,7 +64,8 @@ async def protected(auth: AuthServer, **oauth: Any) -> AsyncIterator[tuple[Serve
     port = free_port()
     tokens = oauth.pop("tokens", {})
     config = OAuthConfig(issuer=auth.issuer, resource=f"http://127.0.0.1:{port}/mcp", **oauth)
-    settings = ServeSettings(transport="http", oauth=config, tokens=tokens)
+    # These tests present many bad tokens on purpose; the guess budget has tests/servers/test_failed_auth.py.
+    settings = ServeSettings(transport="http", oauth=config, tokens=tokens, failed_auth_per_minute=1000)
     async with serving(bench(), settings, port=port) as served:
         yield served, config
 

@@ -12,7 +12,8 @@ import httpx2
 import pytest
 from studio_harness import StudioHttp, studio_http
 
-from servers.studio.login import COOKIE, FAILED_LOGINS_PER_MINUTE
+from servers.auth import FAILED_AUTHENTICATIONS_PER_MINUTE as FAILED_LOGINS_PER_MINUTE
+from servers.studio.login import COOKIE
 from workbench import CompositeWorkbench, StaticWorkbench
 
 pytestmark = pytest.mark.anyio

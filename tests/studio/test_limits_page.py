@@ -9,7 +9,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from servers.studio.login import FAILED_LOGINS_PER_MINUTE
+from servers.auth import FAILED_AUTHENTICATIONS_PER_MINUTE as FAILED_LOGINS_PER_MINUTE
 
 
 def log_in(page: Any, base: str, token: str) -> None:
