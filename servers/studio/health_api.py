@@ -1,6 +1,13 @@
 """`/ui/api/health` (the server and each source, live), `/ui/api/health/checks` (what
 `workbench doctor` checks, run on demand) and `/ui/api/config` (the loaded config, secrets
-masked, and the config file's errors now, with file, line and key)."""
+masked, and the config file's errors now, with file, line and key).
+
+The config is the operator's view: even masked, it names every upstream server, command and
+URL, every person's token name and the whole policy — what one user of a shared server has
+no business reading about the others. A server for one person (no token, or only
+`WORKBENCH_TOKEN`) shows it to that person; a server for several (`[serve.tokens]` or
+`[serve.oauth]`) only to callers granted `ADMIN_SCOPE`, as a named token's `scopes` or an
+OAuth scope."""
 
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from servers.health import recounted, sources_seen, tool_counts
-from servers.studio.web import api_error
+from servers.studio.web import api_error, session_of
 from workbench.core import ToolSpec, logger
 
 if TYPE_CHECKING:
@@ -23,6 +30,8 @@ CHECKS_TIMEOUT = 60.0
 """Seconds for the doctor's checks (they start each configured MCP server once)."""
 CHECKS_FRESH = 15.0
 """Seconds a run of the checks answers again: reloading the page must not start every server anew."""
+ADMIN_SCOPE = "workbench:admin"
+"""The scope that shows a server for several people's config to its holder."""
 
 
 def health_routes(context: StudioContext) -> list[BaseRoute]:
@@ -72,6 +81,11 @@ def health_routes(context: StudioContext) -> list[BaseRoute]:
         return JSONResponse({"checks": checks, "available": True, "ran_at": last["ran"]})
 
     async def config(request: Request) -> Response:
+        settings = server.settings
+        if (settings.tokens or settings.oauth) and ADMIN_SCOPE not in session_of(request).scopes:
+            return api_error(403, "forbidden", f"the config is shown to this server's administrators: a token with the "
+                                               f"scope {ADMIN_SCOPE!r} (in [serve.tokens] scopes, or from the "
+                                               "authorization server)")
         if context.config_report is None:
             return JSONResponse({"available": False})
         report = await anyio.to_thread.run_sync(context.config_report)

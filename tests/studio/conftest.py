@@ -115,6 +115,51 @@ def limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
         yield base, token
 
 
+SECRETS_CONFIG = """
+[sandbox]
+enabled = false
+
+[servers.demo]
+command = "${WORKBENCH_PYTHON}"
+args = ["servers/demo_server.py"]
+env = { DEMO_TOKEN = "ENV-SECRET-1" }
+
+[servers.remote]
+command = "npx"
+args = ["-y", "mcp-remote", "https://mcp.example.com/mcp?api_key=QUERY-SECRET-2", "--header",
+        "Authorization: Bearer ARG-SECRET-3"]
+enabled = false
+
+[servers.web]
+url = "https://mcp.example.com/mcp"
+headers = { Authorization = "Bearer HEADER-SECRET-4" }
+enabled = false
+
+[serve]
+transport = "http"
+
+[serve.tokens.admin]
+token = "ADMIN"
+scopes = ["workbench:admin"]
+
+[serve.tokens.bob]
+token = "BOB"
+"""
+
+
+@pytest.fixture(scope="module")
+def secrets_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """`workbench serve` on a config holding secrets (their values end in `-SECRET-<n>`), for an
+    administrator (scope workbench:admin) and bob: (base URL, each person's token)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    tokens = {"admin": secrets.token_urlsafe(24), "bob": secrets.token_urlsafe(24)}
+    config = example_folder(tmp_path_factory.mktemp("secrets")) / "workbench.toml"
+    config.write_text(SECRETS_CONFIG.replace('"ADMIN"', f'"{tokens["admin"]}"').replace('"BOB"', f'"{tokens["bob"]}"'))
+    with workbench_serve(config, {}) as (base, _):
+        yield base, tokens
+
+
 def example_folder(folder: Path) -> Path:
     """A folder for a copy of an example config, its relative paths kept by links."""
     (folder / "examples").mkdir()
