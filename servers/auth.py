@@ -27,6 +27,7 @@ uvicorn puts the forwarded client there only when the peer is one of `serve.trus
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -141,6 +142,7 @@ class TooManyFailures(Exception):
         self.retry_after = retry_after
 
 
+@functools.lru_cache(maxsize=4096)  # parsing is microseconds, and the same few clients ask again and again
 def guesser_of(host: str) -> str:
     """Who is guessing, for counting: an IPv4 address, or an IPv6 client's /64 — one machine is
     commonly given a whole /64, so counting single addresses would hand it 2**64 budgets."""
@@ -151,7 +153,7 @@ def guesser_of(host: str) -> str:
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+        return f"{ipaddress.IPv6Address(ip.packed[:8] + bytes(8))}/64"
     return str(ip)
 
 
