@@ -216,7 +216,7 @@ class FailedAuthentications:
         self._owing.move_to_end(slot)
 
     def _slot(self, host: str) -> str:
-        guesser = guesser_of(host)
+        guesser = guesser_of(host[:64])  # an IP address is at most 45 characters: the cache keeps short keys only
         return guesser if guesser in self._owing or len(self._owing) < self.max_addresses else self._OVERFLOW
 
     def _owed(self, slot: str, now: float) -> float:
