@@ -202,16 +202,15 @@ class FailedAuthentications:
         if not self._owing:  # nobody failed lately: the common case costs nothing
             return
         now = time.monotonic()
+        self._forget_forgiven(now)  # so that it is the common case again once they are forgiven
         owed = self._owed(self._slot(host), now)
         if owed > self.burst - 1.0:
             raise TooManyFailures(max(1, math.ceil((owed - (self.burst - 1.0)) / self.rate)))
 
     def failed(self, host: str) -> None:
         now = time.monotonic()
+        self._forget_forgiven(now)  # room for this address, if the table was full
         slot = self._slot(host)
-        if slot == self._OVERFLOW:  # full: make room if some address has been forgiven meanwhile
-            self._forget_forgiven(now)
-            slot = self._slot(host)
         self._owing[slot] = (self._owed(slot, now) + 1.0, now)
         self._owing.move_to_end(slot)
 
@@ -224,7 +223,8 @@ class FailedAuthentications:
         return max(0.0, owed - (now - at) * self.rate)
 
     def _forget_forgiven(self, now: float) -> None:
-        while self._owing:  # oldest first: what failed longest ago is the likeliest to be forgiven
+        # From the least recently failed on, up to the first still owing: a step per entry ever made.
+        while self._owing:
             slot = next(iter(self._owing))
             if self._owed(slot, now) > 0.0:
                 return
