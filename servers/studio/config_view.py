@@ -29,6 +29,8 @@ _CREDENTIAL = re.compile(
     r"|\bsk-[\w-]{16,}|\bAKIA[0-9A-Z]{16}\b|\beyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]*")
 """Well-known credential shapes (GitHub, GitLab, Slack, OpenAI-style, AWS keys, JWTs), wherever
 they stand: in an argument list a secret has no key to give it away."""
+_URL = re.compile(r"\b[A-Za-z][\w+.-]*://[^\s\"'<>]+")
+"""A URL wherever it stands: alone, or inside `--url=…` or a sentence."""
 _LOCATED = re.compile(r"^(?P<file>.+?):(?P<line>\d+): (?:(?P<key>[\w.\-\[\]]+): )?(?P<message>.*)$", re.S)
 _FILE_ONLY = re.compile(r"^(?P<file>[^\s:][^:]*\.(?:toml|json)): (?:(?P<key>[\w.\-\[\]]+): )?(?P<message>.*)$", re.S)
 
@@ -64,7 +66,7 @@ def mask_text(text: str) -> str:
     named = _NAMED_VALUE.match(text)
     if named and secret_name(named["name"]):
         return f"{named['name']}{named['sep']}{MASK}"
-    return _CREDENTIAL.sub(MASK, _mask_url(text))
+    return _CREDENTIAL.sub(MASK, _URL.sub(lambda url: _mask_url(url.group()), text))
 
 
 def _mask_args(args: list[Any]) -> list[Any]:
@@ -83,8 +85,6 @@ def _mask_args(args: list[Any]) -> list[Any]:
 def _mask_url(text: str) -> str:
     """`https://user:pw@host/?api_key=k&x=1` → `https://user:••••••@host/?api_key=••••••&x=1`; a lone
     user part (`https://TOKEN@host`) is masked too. Anything not a URL is returned unchanged."""
-    if "://" not in text:
-        return text
     try:
         parts = urlsplit(text)
         port = parts.port

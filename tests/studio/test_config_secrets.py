@@ -150,3 +150,10 @@ def test_credential_shapes_are_masked_wherever_they_stand_and_prose_is_not() -> 
     assert mask_text("Uses bearer authentication and a token per person") == \
         "Uses bearer authentication and a token per person"
     assert json.dumps(mask_secrets({"system_message": "Answer briefly."})) == '{"system_message": "Answer briefly."}'
+
+
+def test_urls_are_masked_wherever_they_stand() -> None:
+    assert mask_text("--url=https://u:pw1@h.example/x?token=t2&a=1") == f"--url=https://u:{MASK}@h.example/x?token={MASK}&a=1"
+    assert mask_text("see https://tok3@h.example/ first") == f"see https://{MASK}@h.example/ first"
+    assert mask_text("redis://:pw4@redis:6379/0") == f"redis://:{MASK}@redis:6379/0"
+    assert mask_text("https://h.example/mcp?region=eu") == "https://h.example/mcp?region=eu"
