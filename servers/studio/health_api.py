@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from servers.health import recounted, sources_seen, tool_counts
+from servers.studio.config_view import mask_text
 from servers.studio.web import api_error, session_of
 from workbench.core import ToolSpec, logger
 
@@ -78,6 +79,9 @@ def health_routes(context: StudioContext) -> list[BaseRoute]:
         counts = tool_counts(server, await listed())
         checks = [{**check, "detail": recounted(check["detail"], counts.get(check["name"].removeprefix("server ")))}
                   if check["name"].startswith("server ") else check for check in last["checks"]]
+        # A detail quotes what it checked (a model's base_url, an upstream's error): masked as the config is.
+        checks = [{**check, "detail": mask_text(str(check["detail"])), "hint": mask_text(str(check.get("hint") or ""))}
+                  for check in checks]
         return JSONResponse({"checks": checks, "available": True, "ran_at": last["ran"]})
 
     async def config(request: Request) -> Response:

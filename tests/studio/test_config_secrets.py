@@ -157,3 +157,19 @@ def test_urls_are_masked_wherever_they_stand() -> None:
     assert mask_text("see https://tok3@h.example/ first") == f"see https://{MASK}@h.example/ first"
     assert mask_text("redis://:pw4@redis:6379/0") == f"redis://:{MASK}@redis:6379/0"
     assert mask_text("https://h.example/mcp?region=eu") == "https://h.example/mcp?region=eu"
+
+
+async def test_the_doctors_checks_are_masked_too() -> None:
+    """A check's detail quotes what it checked: a model's base_url, an upstream's error."""
+    async def checks() -> list[dict[str, object]]:
+        return [{"name": "model default", "ok": True, "detail": "gpt at https://user:BASEURLSECRET@llm.example.com/v1",
+                 "hint": "", "required": False},
+                {"name": "server gh", "ok": False, "detail": "refused Authorization: Bearer HEADERSECRET1",
+                 "hint": "check ghp_0123456789abcdefghijABCDEFGHIJ012345", "required": True}]
+
+    async with studio_http(tools(), context={"checks": checks}) as studio:
+        response = await studio.http.get("/ui/api/health/checks", headers=studio.auth())
+    assert leaked(response.text) == []
+    model, server = response.json()["checks"]
+    assert model["detail"] == f"gpt at https://user:{MASK}@llm.example.com/v1"
+    assert server["detail"] == f"refused Authorization: {MASK}" and server["hint"] == f"check {MASK}"
