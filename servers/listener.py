@@ -54,7 +54,7 @@ class HeadTooLarge(Exception):
 class GuardedHttpTools(HttpToolsProtocol):
     header_timeout: float = 10.0
     """Seconds; `guarded_protocol` makes a subclass per configured value (uvicorn builds the protocol)."""
-    body_timeout: float = 30.0
+    body_timeout: float = 60.0
     """Seconds from the end of a head to the end of its body (as `header_timeout`)."""
 
     _head_timer: asyncio.TimerHandle | None = None

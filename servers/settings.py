@@ -102,10 +102,11 @@ class ServeConfig(BaseModel):
     header_timeout: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     """Seconds a client has to send a complete request head (request line and headers); a slower
     connection is closed, so half-sent requests cannot hold connections open (slowloris)."""
-    body_timeout: float = Field(default=30.0, gt=0, allow_inf_nan=False)
-    """Seconds a client has to send a request's whole body once its head is complete (4 MiB at
-    about 1 Mbit/s); a slower one gets 408 and its connection is closed. Slow responses (long
-    tool calls, SSE streams) are not timed by it."""
+    body_timeout: float = Field(default=60.0, gt=0, allow_inf_nan=False)
+    """Seconds a client has to send a request's whole body once its head is complete; a slower one
+    gets 408 and its connection is closed. The default fits a 4 MiB request at about 0.6 Mbit/s
+    and a 16 MiB Studio file upload at about 2.2 Mbit/s. Slow responses (long tool calls, SSE
+    streams) are not timed by it."""
     shutdown_grace: float = 10.0
     max_request_bytes: int = 4 * 1024 * 1024
     """Larger HTTP request bodies are refused with 413."""
