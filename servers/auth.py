@@ -59,13 +59,16 @@ MAX_GUESSING_ADDRESSES = 10_000
 
 
 class TokenRejected(Exception):
-    """A presented token is not accepted; `reason` is safe to log and to tell the client."""
+    """A presented token is not accepted; `reason` is safe to log and to tell the client.
+    `judged` is False when the token could not be judged at all (the authorization server could
+    not be asked): that is no wrong guess, and is not counted against the client's address."""
 
-    def __init__(self, reason: str, *, status: int = 401, error: str = "invalid_token") -> None:
+    def __init__(self, reason: str, *, status: int = 401, error: str = "invalid_token", judged: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
         self.error = error
+        self.judged = judged
 
 
 class NotOurs(TokenRejected):
@@ -193,7 +196,8 @@ class FailedAuthentications:
         try:
             return await verify_bearer(verifier, authorization)
         except TokenRejected as e:
-            if authorization and e.status == 401:  # a right token lacking a scope (403) guessed nothing
+            # A right token lacking a scope (403) guessed nothing; nor did one nobody could judge.
+            if authorization and e.status == 401 and e.judged:
                 self.failed(host)
             raise
 

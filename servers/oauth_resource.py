@@ -336,7 +336,7 @@ class IntrospectionVerifier(Verifier):
                 answer = e
             self.answers.put(token, answer, self.config.token_cache_seconds)
         if isinstance(answer, TokenRejected):
-            raise TokenRejected(answer.reason, status=answer.status, error=answer.error)
+            raise TokenRejected(answer.reason, status=answer.status, error=answer.error, judged=answer.judged)
         return answer
 
     async def _introspect(self, token: str) -> dict[str, Any]:
@@ -353,7 +353,7 @@ class IntrospectionVerifier(Verifier):
                                             data={"token": token, "token_type_hint": "access_token"})
         except Exception as e:
             logger.error("token introspection failed", extra={"endpoint": self.endpoint, "error": str(e)})
-            raise TokenRejected("the authorization server could not be asked") from None
+            raise TokenRejected("the authorization server could not be asked", judged=False) from None
 
     def _judge(self, token: str, answer: dict[str, Any]) -> AccessToken:
         if answer.get("active") is not True:

@@ -102,6 +102,19 @@ async def test_oauth_clients_still_find_the_metadata_when_refused() -> None:
         assert metadata.status_code == 200 and metadata.json()["resource"] == oauth.resource
 
 
+async def test_an_authorization_server_that_cannot_be_asked_locks_nobody_out() -> None:
+    """Opaque tokens while introspection is down: refused, but no guess was judged wrong, so a
+    client retrying its good token through the outage is not turned into a guesser."""
+    port = free_port()
+    oauth = OAuthConfig(issuer="http://127.0.0.1:9", resource=f"http://127.0.0.1:{port}/mcp",
+                        introspection_endpoint="http://127.0.0.1:9/introspect", token_cache_seconds=0)
+    settings = ServeSettings(transport="http", oauth=oauth, failed_auth_per_minute=BUDGET)
+    async with serving(ServeBench(), settings, port=port) as served, client_from("127.0.0.1") as http:
+        for _ in range(3 * BUDGET):
+            refused = await post(http, served, bearer("opaque-token-of-a-real-user"))
+            assert refused.status_code == 401, refused.text
+
+
 async def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() -> None:
     async with guarded() as served, client_from("127.0.0.1") as http:
         for i in range(BUDGET):  # a new X-Forwarded-For each time: still one address, the peer's
