@@ -219,3 +219,30 @@ def test_identity_filters_runs_and_their_traces(tmp_path: Path) -> None:
     assert store.trace_ids(identity="me") == ["a" * 32]
     assert store.runs_of_trace("b" * 32, identity="me") == []
     assert sorted(store.trace_ids()) == ["a" * 32, "b" * 32]
+
+
+def test_a_run_whose_trace_was_sampled_out_says_so_instead_of_an_empty_waterfall(page, studio_server) -> None:  # type: ignore[no-untyped-def]
+    import httpx2
+
+    trace_id = "7" * 32  # a caller that traces but did not sample this call (flags 00): Studio keeps no spans
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "demo__add", "arguments": {"a": 20, "b": 22}, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {},
+            "traceparent": f"00-{trace_id}-{'8' * 16}-00"}}}
+    with httpx2.Client(base_url=studio_server.base, headers=studio_server.auth(), timeout=30) as http:
+        answer = http.post("/mcp", json=body, headers={
+            "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "demo__add",
+            "Accept": "application/json, text/event-stream"})
+        assert answer.status_code == 200, answer.text
+        deadline = time.monotonic() + 10
+        while not (runs := [r for r in http.get("/ui/api/runs", params={"q": "demo__add"}).json()["runs"]
+                            if r["trace_id"] == trace_id]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    [run] = runs
+    page.goto(f"{studio_server.base}/ui/runs/{run['id']}")
+    note = page.locator(".trace-note")
+    note.wait_for()
+    assert "trace_sample" in note.inner_text() and "traceparent" in note.inner_text()
+    assert "(not recorded)" in page.locator("table.facts").inner_text()
+    assert page.get_by_role("link", name="Open trace").count() == 0
+    assert page.locator("table.facts a", has_text=trace_id).count() == 0  # no link to an empty waterfall
