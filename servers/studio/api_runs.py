@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from servers.studio.app import StudioContext
     from servers.studio.playground import Playground
 
-RUN_ID = re.compile(r"^[0-9a-f]{16}$")
+RUN_ID = re.compile(r"^[0-9a-f]{16}(?:[0-9a-f]{8})?$")
+"""A run's id: 24 hex digits (16 for runs recorded before ids began with the time)."""
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 CONVERSATION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_RUN_BODY = 256 * 1024

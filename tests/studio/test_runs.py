@@ -246,3 +246,36 @@ def test_a_run_whose_trace_was_sampled_out_says_so_instead_of_an_empty_waterfall
     assert "(not recorded)" in page.locator("table.facts").inner_text()
     assert page.get_by_role("link", name="Open trace").count() == 0
     assert page.locator("table.facts a", has_text=trace_id).count() == 0  # no link to an empty waterfall
+
+
+def test_a_file_from_before_sampling_opens_with_its_runs_traced_and_ids_sort_by_time(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE runs (id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, identity TEXT NOT NULL,
+            session TEXT NOT NULL, status TEXT NOT NULL, started REAL NOT NULL, ended REAL, duration_ms REAL,
+            trace_id TEXT, input TEXT NOT NULL, output TEXT, error TEXT, events INTEGER NOT NULL DEFAULT 0,
+            bytes INTEGER NOT NULL DEFAULT 0);
+        CREATE INDEX runs_trace ON runs (trace_id);
+        INSERT INTO runs (id, kind, name, identity, session, status, started, trace_id, input)
+            VALUES ('0123456789abcdef', 'tool', 'old', 'me', 's', 'ok', CAST(strftime('%s', 'now') AS REAL), 'cd' || printf('%030d', 0), '{}');
+    """)
+    old.close()
+    store = RunStore(path)
+    got = store.get_run("0123456789abcdef")
+    assert got is not None and got["traced"] is True  # recorded before sampling: every span was kept
+    assert store.runs_of_trace("cd" + "0" * 30)[0]["id"] == "0123456789abcdef"
+    indexes = {r["name"] for r in store._read("SELECT name FROM sqlite_master WHERE type = 'index'", ())}
+    assert "runs_trace" not in indexes and "runs_traced" in indexes
+    # new runs: time first, so they go in the id index in the order they came; a sampled-out one is not in
+    # the trace index
+    made = [store.start_run("tool", "t", identity="me", session="s", input={}, trace_id="ef" * 16, traced=False)
+            for _ in range(50)]
+    millis = [run_id[:11] for run_id in made]  # the time part, in milliseconds; random within one
+    assert sorted(millis) == millis and len(set(made)) == 50 and all(len(i) == 24 for i in made)
+    assert store.runs_of_trace("ef" * 16) == [] and store.trace_ids(identity="me") == ["cd" + "0" * 30]
+    assert store.get_run(made[0])["traced"] is False  # type: ignore[index]
+    store.close()
+    assert RunStore(path).get_run(made[-1]) is not None  # and reopens as it is
