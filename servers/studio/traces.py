@@ -22,8 +22,7 @@ A run whose trace was not recorded says so on its page (`sampling_note`).
 Bounded: the newest `max_traces` traces (the least recently touched one goes first), at most
 `max_spans_per_trace` spans each (later ones are counted, not kept), and every attribute cut
 to `MAX_ATTRIBUTE_CHARS` — span attributes carry tool names and model ids chosen by callers.
-On Studio's own provider the SDK's `SpanLimits` cut attributes as they are set, so ending a
-span only checks its name; on a provider someone else made, each span is checked as it ends.
+(Not with the SDK's `SpanLimits`: an exporter added to Studio's provider would get cut spans.)
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanLimits, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import (
     Decision,
     ParentBased,
@@ -175,9 +174,6 @@ class SpanCollector(SpanProcessor):
     def __init__(self, *, max_traces: int = 500, max_spans_per_trace: int = 2000) -> None:
         self.max_traces = max_traces
         self.max_spans_per_trace = max_spans_per_trace
-        self.limited = False
-        """Set when the provider's `SpanLimits` already bound attributes and events (Studio's own):
-        then a span ending needs only its name checked."""
         # Keyed by the trace id as the SDK holds it (an int): formatted only when a page reads it.
         self._traces: OrderedDict[int, list[ReadableSpan | dict[str, Any]]] = OrderedDict()
         self._dropped: dict[int, int] = {}
@@ -192,8 +188,7 @@ class SpanCollector(SpanProcessor):
         context = span.context
         if context is None or span.start_time is None:
             return
-        fits = len(span.name) <= MAX_ATTRIBUTE_CHARS if self.limited else _fits(span)
-        kept = span if fits else (span_record(span) or {})
+        kept = span if _fits(span) else (span_record(span) or {})
         trace_id = context.trace_id
         with self._lock:
             spans = self._traces.get(trace_id)
@@ -271,13 +266,11 @@ def install_collector(trace_sample: float | None = None) -> SpanCollector:
             provider = trace.get_tracer_provider()
             if not isinstance(provider, TracerProvider):
                 sampler = StudioSampler(DEFAULT_TRACE_SAMPLE if trace_sample is None else trace_sample)
-                limits = SpanLimits(max_span_attributes=MAX_ATTRIBUTES, max_events=MAX_SPAN_EVENTS,
-                                    max_attribute_length=MAX_ATTRIBUTE_CHARS)
                 trace.set_tracer_provider(TracerProvider(
-                    sampler=sampler, span_limits=limits, resource=Resource.create({"service.name": "mcp-workbench"})))
+                    sampler=sampler, resource=Resource.create({"service.name": "mcp-workbench"})))
                 provider = trace.get_tracer_provider()  # another thread may have won the one-time set
                 if isinstance(provider, TracerProvider) and provider.sampler is sampler:
-                    _sampler, collector.limited = sampler, True
+                    _sampler = sampler
             if isinstance(provider, TracerProvider):
                 provider.add_span_processor(collector)
             _installed = collector
