@@ -279,3 +279,26 @@ def test_a_file_from_before_sampling_opens_with_its_runs_traced_and_ids_sort_by_
     assert store.get_run(made[0])["traced"] is False  # type: ignore[index]
     store.close()
     assert RunStore(path).get_run(made[-1]) is not None  # and reopens as it is
+
+
+def test_runs_still_queued_when_the_process_exits_cleanly_are_written(tmp_path: Path) -> None:
+    """Writes wait up to FLUSH_SECONDS in memory; a process that ends (SIGTERM's graceful path, a CLI
+    returning) without closing the store still writes them on its way out."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    path = tmp_path / "runs.sqlite"
+    script = (
+        "import sys; from pathlib import Path; from servers.studio.runs import RunStore\n"
+        "store = RunStore(Path(sys.argv[1]))\n"
+        "for i in range(40):\n"
+        "    run = store.start_run('tool', f'queued-{i}', identity='i', session='s', input={'i': i})\n"
+        "    store.finish_run(run, 'ok', output={'i': i})\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    runs = RunStore(path).list_runs(limit=100)
+    assert len(runs) == 40 and all(r["status"] == "ok" for r in runs)
