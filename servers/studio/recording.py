@@ -107,13 +107,15 @@ class RecordingWorkbench(WorkbenchWrapper):
         # Without a tracer provider a span records nothing: none is made, and the caller's context is the run's.
         tracing = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
         with self._request_span(name, ctx, tracing) as span:
-            span.set_attributes({"mcp.session.id": ctx.session_id, "enduser.id": ctx.identity})
+            recording = span.is_recording()  # False when sampled out: then nothing is set on the span
+            if recording:
+                span.set_attributes({"mcp.session.id": ctx.session_id, "enduser.id": ctx.identity})
             span_context = span.get_span_context()
             trace_id = format(span_context.trace_id, "032x") if span_context.is_valid else None
             carrier: dict[str, str] = {}
             if tracing:
                 propagate.inject(carrier)
-            run_id = self._start(name, arguments, ctx, trace_id, span.is_recording())
+            run_id = self._start(name, arguments, ctx, trace_id, recording)
             call_ctx = ctx
             if carrier or ctx.progress is not None:
                 call_ctx = replace(ctx, trace_context=carrier or ctx.trace_context,
@@ -130,7 +132,7 @@ class RecordingWorkbench(WorkbenchWrapper):
                 self._finish(run_id, "cancelled" if cancelled else "error", started,
                              error="cancelled" if cancelled else f"{type(e).__name__}: {e}")
                 raise
-            if result.is_error:
+            if result.is_error and recording:
                 span.set_status(Status(StatusCode.ERROR, result.text[:200]))
             self._finish(run_id, "error" if result.is_error else "ok", started, output=result_preview(result),
                          error=result.text[:500] if result.is_error else None)

@@ -6,6 +6,7 @@ whose page says why it has no waterfall."""
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 import textwrap
@@ -22,8 +23,9 @@ from tests.conftest import ROOT
 from workbench import StaticWorkbench
 
 pytestmark = pytest.mark.anyio
-SAMPLED = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-NOT_SAMPLED = "00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+# Trace ids of this module alone: the process's collector holds every other test's spans too.
+SAMPLED = f"00-{secrets.token_hex(16)}-00f067aa0ba902b7-01"
+NOT_SAMPLED = f"00-{secrets.token_hex(16)}-00f067aa0ba902b7-00"
 
 # ---- the sampler's decisions, each in a fresh process (a tracer provider stays for the process's life) ----
 
