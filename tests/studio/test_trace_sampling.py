@@ -173,3 +173,14 @@ async def test_a_call_from_studios_tools_page_is_recorded_whatever_the_ratio(sam
     assert run["traced"] is True and "trace_note" not in run
     found = (await studio.http.get(f"/ui/api/traces/{run['trace_id']}", headers=studio.auth())).json()
     assert [s["name"] for s in found["spans"]] == ["tools/call add"]
+
+
+def test_the_key_defaults_to_the_samplers_default_and_refuses_a_share_outside_0_to_1() -> None:
+    from pydantic import ValidationError
+
+    from servers.settings import ServeConfig
+
+    assert ServeConfig().trace_sample == DEFAULT_TRACE_SAMPLE
+    for wrong in (-0.1, 1.5):
+        with pytest.raises(ValidationError, match="trace_sample"):
+            ServeConfig(trace_sample=wrong)
