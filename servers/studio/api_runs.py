@@ -3,7 +3,7 @@
     GET  runs?kind=&q=&before=&limit=        newest first (tool calls served, agent and team runs)
     GET  runs/<id>                           one run with its events, in order
     GET  runs/<id>/export                    the same plus its trace's spans, as a JSON download
-    GET  traces?limit=                       the newest traces kept in memory
+    GET  traces?limit=                       the newest traces kept in memory, and which are recorded
     GET  traces/<trace_id>                   one trace's spans (the waterfall) and the runs in it
     GET  playground/agents                   the agents and teams to pick from
     POST playground/run                      {agent | conversation, task} -> Server-Sent Events
@@ -27,7 +27,7 @@ from servers.policy import current_caller
 from servers.sessions import SessionLimitError
 from servers.studio.events import Emit, EventStream
 from servers.studio.runs import RunStore
-from servers.studio.traces import SpanCollector, install_collector, sampling_note
+from servers.studio.traces import SpanCollector, install_collector, sampling_note, sampling_policy
 from servers.studio.web import api_error, read_json_object, session_of
 from workbench.naming import safe_tool_name
 
@@ -111,7 +111,7 @@ def routes(context: StudioContext, *, store: RunStore | None = None, collector: 
             return no_store()
         limit = max(1, min(int(_number(request.query_params.get("limit"), 50) or 50), collector.max_traces))
         mine = store.trace_ids(identity=session_of(request).identity, limit=limit)
-        return JSONResponse({"traces": collector.recent(limit, among=mine)})
+        return JSONResponse({"traces": collector.recent(limit, among=mine), "sampling": sampling_policy()})
 
     async def get_trace(request: Request) -> Response:
         if store is None:

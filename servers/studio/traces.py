@@ -285,6 +285,14 @@ def install_collector(trace_sample: float | None = None) -> SpanCollector:
         return _installed
 
 
+def sampling_policy() -> str:
+    """Which traces are recorded, in a sentence: for the Traces page."""
+    if _sampler is None or _sampler.user is not None:
+        return "Which traces are recorded is up to the tracer's sampler (OTEL_TRACES_SAMPLER, or your code's)."
+    return (f"Recorded: runs started here, calls whose traceparent is sampled, and {_sampler.ratio:.0%} of the "
+            f"other served calls ([serve] trace_sample = {_sampler.ratio:g}; 1.0 records them all).")
+
+
 def sampling_note() -> str:
     """Why a run's trace may not have been recorded, and how to have it recorded: for its page."""
     if _sampler is None or _sampler.user is not None:

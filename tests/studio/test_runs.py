@@ -246,6 +246,8 @@ def test_a_run_whose_trace_was_sampled_out_says_so_instead_of_an_empty_waterfall
     assert "(not recorded)" in page.locator("table.facts").inner_text()
     assert page.get_by_role("link", name="Open trace").count() == 0
     assert page.locator("table.facts a", has_text=trace_id).count() == 0  # no link to an empty waterfall
+    page.get_by_role("link", name="Traces", exact=True).click()  # which traces are recorded, said where they are
+    assert "trace_sample" in page.locator("p.sampling").inner_text()
 
 
 def test_a_file_from_before_sampling_opens_with_its_runs_traced_and_ids_sort_by_time(tmp_path: Path) -> None:

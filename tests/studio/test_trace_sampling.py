@@ -148,8 +148,9 @@ async def test_a_sampled_out_call_is_a_run_whose_page_says_why_it_has_no_trace(s
     exported = (await studio.http.get(f"/ui/api/runs/{run['id']}/export", headers=studio.auth())).json()
     assert exported["trace"] is None and exported["run"]["id"] == run["id"]
     # nor is it offered on the Traces page, where it would be an empty waterfall
-    listed = (await studio.http.get("/ui/api/traces", headers=studio.auth())).json()["traces"]
-    assert run["trace_id"] not in {t["trace_id"] for t in listed}
+    page = (await studio.http.get("/ui/api/traces", headers=studio.auth())).json()
+    assert run["trace_id"] not in {t["trace_id"] for t in page["traces"]}
+    assert "0% of the other served calls" in page["sampling"] and "trace_sample" in page["sampling"]
     missing = await studio.http.get(f"/ui/api/traces/{run['trace_id']}", headers=studio.auth())
     assert missing.status_code == 404
 
