@@ -302,4 +302,5 @@ def sampling_note() -> str:
     return (f"its spans were not recorded: Studio records every run started from its own pages, every call whose "
             f"traceparent is sampled, and {_sampler.ratio:.0%} of the other calls ([serve] trace_sample = "
             f"{_sampler.ratio:g}). Set trace_sample = 1.0 in workbench.toml to record them all, or send a "
-            "sampled traceparent with the calls you want to see.")
+            "sampled traceparent with the calls you want to see. (A call served over stdio, where Studio does not "
+            "run, has no spans at all.)")
