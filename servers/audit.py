@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
@@ -161,9 +162,29 @@ class Audited(WorkbenchWrapper):
             })
 
 
+_TEMPLATE = vars(logging.LogRecord(audit_logger.name, logging.INFO, __file__, 0, "tool call", (), None, "call_tool"))
+"""Every audit record's constant part (its source is always this module, its message "tool call")."""
+_EPOCH = _TEMPLATE["created"] - _TEMPLATE["relativeCreated"] / 1000
+"""When `logging` was loaded: what `relativeCreated` counts from."""
+
+
+def _record(fields: dict[str, Any]) -> logging.LogRecord:
+    """The record `makeRecord` would make, from a template: `LogRecord.__init__` looks up the process,
+    the thread and the module name anew for every line (a third of an audit line's cost); only the time
+    and the thread change between calls. With a custom record factory installed, it makes the record."""
+    if logging.getLogRecordFactory() is not logging.LogRecord:
+        return audit_logger.makeRecord(audit_logger.name, logging.INFO, __file__, 0, "tool call", (), None,
+                                       "call_tool", fields)
+    record = logging.LogRecord.__new__(logging.LogRecord)
+    now = time.time()
+    vars(record).update(_TEMPLATE, **fields, created=now, msecs=int((now - int(now)) * 1000) + 0.0,
+                        relativeCreated=(now - _EPOCH) * 1000, thread=threading.get_ident(),
+                        threadName=threading.current_thread().name, process=os.getpid())
+    return record
+
+
 def _log_line(fields: dict[str, Any]) -> None:
-    """`audit_logger.info("tool call", extra=fields)` without `Logger.findCaller`'s walk up the
-    stack: the line's source is always this module."""
+    """`audit_logger.info("tool call", extra=fields)`, without `Logger.findCaller`'s walk up the stack
+    and `LogRecord.__init__`'s lookups (`_record`)."""
     if audit_logger.isEnabledFor(logging.INFO):
-        audit_logger.handle(audit_logger.makeRecord(audit_logger.name, logging.INFO, __file__, 0, "tool call", (),
-                                                    None, "call_tool", fields))
+        audit_logger.handle(_record(fields))

@@ -127,6 +127,10 @@ class ServeConfig(BaseModel):
     """`[serve.limits]`: per-identity call rate, concurrency and HTTP request rate (servers/rate_limit.py)."""
     audit: AuditConfig = Field(default_factory=AuditConfig)
     """`[serve.audit]`: where the per-call audit lines go besides the server log (servers/audit.py)."""
+    trace_sample: float = Field(default=0.1, ge=0.0, le=1.0)
+    """With Studio on and no exporter configured: the share of other served calls whose spans Studio records
+    (runs started from Studio and calls with a sampled `traceparent` always are; servers/studio/traces.py
+    says why 0.1)."""
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -3,7 +3,7 @@
     GET  runs?kind=&q=&before=&limit=        newest first (tool calls served, agent and team runs)
     GET  runs/<id>                           one run with its events, in order
     GET  runs/<id>/export                    the same plus its trace's spans, as a JSON download
-    GET  traces?limit=                       the newest traces kept in memory
+    GET  traces?limit=                       the newest traces kept in memory, and which are recorded
     GET  traces/<trace_id>                   one trace's spans (the waterfall) and the runs in it
     GET  playground/agents                   the agents and teams to pick from
     POST playground/run                      {agent | conversation, task} -> Server-Sent Events
@@ -27,7 +27,7 @@ from servers.policy import current_caller
 from servers.sessions import SessionLimitError
 from servers.studio.events import Emit, EventStream
 from servers.studio.runs import RunStore
-from servers.studio.traces import SpanCollector, install_collector
+from servers.studio.traces import SpanCollector, install_collector, sampling_note, sampling_policy
 from servers.studio.web import api_error, read_json_object, session_of
 from workbench.naming import safe_tool_name
 
@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from servers.studio.app import StudioContext
     from servers.studio.playground import Playground
 
-RUN_ID = re.compile(r"^[0-9a-f]{16}$")
+RUN_ID = re.compile(r"^[0-9a-f]{16}(?:[0-9a-f]{8})?$")
+"""A run's id: 24 hex digits (16 for runs recorded before ids began with the time)."""
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 CONVERSATION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_RUN_BODY = 256 * 1024
@@ -53,14 +54,15 @@ def _number(value: str | None, default: float | None) -> float | None:
 def routes(context: StudioContext, *, store: RunStore | None = None, collector: SpanCollector | None = None,
            playground: Playground | None = None) -> list[BaseRoute]:
     """The routes, relative to `/ui/api`. By default the store is the server's recorder's, the spans
-    the process's collector (installed now), the playground made of `context.runners`."""
+    the process's collector (installed now, sampling at the server's `trace_sample`), the playground
+    made of `context.runners`."""
     # Here, not at the top: the playground loads the agents package (and the model clients' SDKs),
     # which `import servers` must not pay for when no Studio is mounted.
     from servers.studio.playground import Playground, PlaygroundError
 
     server = context.server
     store = store if store is not None else server.recorder.store
-    collector = collector or install_collector()
+    collector = collector or install_collector(server.settings.trace_sample)
     playground = playground or Playground(context.runners, store)
 
     def no_store() -> Response:
@@ -86,6 +88,8 @@ def routes(context: StudioContext, *, store: RunStore | None = None, collector: 
         if run is None:
             return api_error(404, "not_found", "no such run (it may have been pruned: runs are kept within "
                                                "their size and age limits)")
+        if run["trace_id"] and not run["traced"]:
+            run["trace_note"] = sampling_note()  # the page says why there is no waterfall, not an empty one
         return run
 
     async def get_run(request: Request) -> Response:
@@ -96,7 +100,7 @@ def routes(context: StudioContext, *, store: RunStore | None = None, collector: 
         run = find_run(request)
         if isinstance(run, Response):
             return run
-        spans = collector.trace(run["trace_id"]) if run.get("trace_id") else None
+        spans = collector.trace(run["trace_id"]) if run["trace_id"] and run["traced"] else None
         return JSONResponse({"run": run, "trace": spans},
                             headers={"Content-Disposition": f'attachment; filename="run-{run["id"]}.json"'})
 
@@ -107,7 +111,7 @@ def routes(context: StudioContext, *, store: RunStore | None = None, collector: 
             return no_store()
         limit = max(1, min(int(_number(request.query_params.get("limit"), 50) or 50), collector.max_traces))
         mine = store.trace_ids(identity=session_of(request).identity, limit=limit)
-        return JSONResponse({"traces": collector.recent(limit, among=mine)})
+        return JSONResponse({"traces": collector.recent(limit, among=mine), "sampling": sampling_policy()})
 
     async def get_trace(request: Request) -> Response:
         if store is None:

@@ -26,6 +26,7 @@ import anyio
 from opentelemetry import propagate, trace
 
 from servers.studio.runs import RunStatus, RunStore
+from servers.studio.traces import traced
 from workbench.agents.base import Runner, StateError
 from workbench.agents.messages import TaskResult, TextChunk
 from workbench.agents.teams import GroupChat
@@ -132,14 +133,14 @@ class Playground:
         if conversation.running is not None:
             raise PlaygroundError("this conversation is already running: stop it or wait for it", 409)
         name = conversation.agent
-        with _tracer.start_as_current_span(f"studio.run {name}", attributes={
+        with traced(), _tracer.start_as_current_span(f"studio.run {name}", attributes={
                 "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": name,
                 "workbench.conversation": conversation.id}) as span:
             context = span.get_span_context()
             trace_id = format(context.trace_id, "032x") if context.is_valid else None
             carrier: dict[str, str] = {}
             propagate.inject(carrier)
-            run_id = self._start(conversation, task, session_id, trace_id)
+            run_id = self._start(conversation, task, session_id, trace_id, span.is_recording())
             await emit("run", {"run_id": run_id, "trace_id": trace_id, "conversation": conversation.id,
                                "agent": name, "kind": kind_of(conversation.runner)})
             ctx = CallContext(session_id=session_id, identity=conversation.identity, trace_context=carrier)
@@ -178,12 +179,13 @@ class Playground:
             await emit("result", {"run_id": run_id, **output})
 
     # ---- recording ---------------------------------------------------------------------
-    def _start(self, conversation: Conversation, task: str, session_id: str, trace_id: str | None) -> str | None:
+    def _start(self, conversation: Conversation, task: str, session_id: str, trace_id: str | None,
+               recorded: bool) -> str | None:
         if self.store is None:
             return None
         run_id = self.store.start_run(
             "team" if kind_of(conversation.runner) == "team" else "agent", conversation.agent,
-            identity=conversation.identity, session=session_id, trace_id=trace_id,
+            identity=conversation.identity, session=session_id, trace_id=trace_id, traced=recorded,
             input={"task": task, "conversation": conversation.id, "continues": len(conversation.runs)},
         )
         conversation.runs.append(run_id)

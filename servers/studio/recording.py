@@ -13,7 +13,8 @@ The run's trace is the MCP request span's, `tools/call <tool>` (MCP semantic con
 SDK's server makes it, parented on the caller's `_meta.traceparent` when the request carried
 one, so the caller's trace id is the run's; a call from Studio gets one of the same shape.
 The call below gets the span's context, so an agent served as a tool and the sandbox run it
-causes hang under it.
+causes hang under it. A sampled-out span (servers/studio/traces.py) is still the request's: the
+run keeps its trace id, marked as not traced, so its page says why there is no waterfall.
 """
 
 from __future__ import annotations
@@ -106,13 +107,15 @@ class RecordingWorkbench(WorkbenchWrapper):
         # Without a tracer provider a span records nothing: none is made, and the caller's context is the run's.
         tracing = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
         with self._request_span(name, ctx, tracing) as span:
-            span.set_attributes({"mcp.session.id": ctx.session_id, "enduser.id": ctx.identity})
+            recording = span.is_recording()  # False when sampled out: then nothing is set on the span
+            if recording:
+                span.set_attributes({"mcp.session.id": ctx.session_id, "enduser.id": ctx.identity})
             span_context = span.get_span_context()
             trace_id = format(span_context.trace_id, "032x") if span_context.is_valid else None
             carrier: dict[str, str] = {}
             if tracing:
                 propagate.inject(carrier)
-            run_id = self._start(name, arguments, ctx, trace_id)
+            run_id = self._start(name, arguments, ctx, trace_id, recording)
             call_ctx = ctx
             if carrier or ctx.progress is not None:
                 call_ctx = replace(ctx, trace_context=carrier or ctx.trace_context,
@@ -129,7 +132,7 @@ class RecordingWorkbench(WorkbenchWrapper):
                 self._finish(run_id, "cancelled" if cancelled else "error", started,
                              error="cancelled" if cancelled else f"{type(e).__name__}: {e}")
                 raise
-            if result.is_error:
+            if result.is_error and recording:
                 span.set_status(Status(StatusCode.ERROR, result.text[:200]))
             self._finish(run_id, "error" if result.is_error else "ok", started, output=result_preview(result),
                          error=result.text[:500] if result.is_error else None)
@@ -141,7 +144,7 @@ class RecordingWorkbench(WorkbenchWrapper):
         on the caller's `_meta.traceparent`) when there is one; else, for calls that did not come over
         MCP (Studio's), one of the same shape, parented on the call context's trace context."""
         current = trace.get_current_span()
-        if current.is_recording():
+        if current.get_span_context().is_valid:  # recording, or sampled out: the request's span either way
             return nullcontext(current)
         parent = propagate.extract(ctx.trace_context) if ctx.trace_context else None
         if not tracing:
@@ -149,7 +152,8 @@ class RecordingWorkbench(WorkbenchWrapper):
         return _tracer.start_as_current_span(f"tools/call {name}", context=parent, kind=SpanKind.SERVER, attributes={
             "mcp.method.name": "tools/call", "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name})
 
-    def _start(self, name: str, arguments: dict[str, Any] | None, ctx: CallContext, trace_id: str | None) -> str | None:
+    def _start(self, name: str, arguments: dict[str, Any] | None, ctx: CallContext, trace_id: str | None,
+               traced: bool) -> str | None:
         if self.store is None:
             return None
         args = arguments or {}
@@ -158,7 +162,7 @@ class RecordingWorkbench(WorkbenchWrapper):
         except Exception:  # a hostile __str__ or bytes that are not UTF-8 must not break the call
             size = -1
         return self.store.start_run("tool", name, identity=ctx.identity, session=ctx.session_id, trace_id=trace_id,
-                                    input={"arguments": masked(args), "arguments_chars": size})
+                                    traced=traced, input={"arguments": masked(args), "arguments_chars": size})
 
     def _finish(self, run_id: str | None, status: RunStatus, started: float, *, output: Any = None,
                 error: str | None = None) -> None:

@@ -29,6 +29,7 @@ from servers.policy import FORBIDDEN
 from servers.sessions import SessionLimitError
 from servers.studio.events import Emit, EventStream
 from servers.studio.questions import Questions
+from servers.studio.traces import traced
 from servers.studio.web import api_error, read_json_object, session_of
 from workbench.composite import CompositeWorkbench
 from workbench.core import ResourceNotFoundError, ToolNotFoundError, logger
@@ -97,7 +98,8 @@ def tool_routes(context: StudioContext) -> list[BaseRoute]:
             started = time.perf_counter()
             outcome = "cancelled"
             try:
-                result = await server.served.call_tool(name, arguments, ctx)
+                with traced():  # the person at the console is about to look: its trace is recorded
+                    result = await server.served.call_tool(name, arguments, ctx)
                 outcome = "error" if result.is_error else "ok"
                 await emit("result", {
                     "result": result.to_mcp().model_dump(mode="json", by_alias=True, exclude_none=True),

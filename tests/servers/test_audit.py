@@ -133,3 +133,33 @@ async def test_switched_off_it_records_nothing(caplog: pytest.LogCaptureFixture)
     assert not [r for r in caplog.records if r.name == "workbench.audit"]
     await Audited(bench).call_tool("echo", {"text": "x"})
     assert [r.name for r in caplog.records if r.name == "workbench.audit"] == ["workbench.audit"]
+
+
+async def test_the_line_is_the_record_logging_would_make_and_a_custom_record_factory_still_makes_it(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit's record comes from a template (cheaper than `makeRecord`): every attribute a handler
+    or formatter may read is there, as `makeRecord` sets it; with a record factory installed (a
+    library adding fields to every record), the factory makes it."""
+    from servers.audit import Audited
+
+    caplog.set_level(logging.INFO, logger="workbench.audit")
+    await Audited(ServeBench()).call_tool("echo", {"text": "x"})
+    [line] = [r for r in caplog.records if r.name == "workbench.audit"]
+    made = logging.getLogger("workbench.audit").makeRecord("workbench.audit", logging.INFO, audit.__file__, 0,
+                                                           "tool call", (), None, "call_tool", {"tool": "echo"})
+    assert set(vars(made)) - {"tool"} <= set(vars(line))
+    for key in ("name", "levelname", "pathname", "module", "funcName", "process", "processName", "thread",
+                "threadName", "msg"):
+        assert getattr(line, key) == getattr(made, key), key
+    assert abs(line.created - made.created) < 60 and line.getMessage() == "tool call" and line.tool == "echo"
+
+    default = logging.getLogRecordFactory()
+
+    def tagged(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = default(*args, **kwargs)
+        record.tag = "factory"
+        return record
+
+    monkeypatch.setattr(logging, "_logRecordFactory", tagged)
+    await Audited(ServeBench()).call_tool("echo", {"text": "x"})
+    assert [getattr(r, "tag", None) for r in caplog.records if r.name == "workbench.audit"] == [None, "factory"]

@@ -14,7 +14,7 @@ from opentelemetry import trace
 from servers import ServeSettings
 from servers.studio.recording import RecordingWorkbench, masked
 from servers.studio.runs import RunStore
-from servers.studio.traces import install_collector
+from servers.studio.traces import install_collector, traced
 from tests.conftest import ROOT
 from workbench import CallContext, StaticWorkbench
 from workbench.static import FunctionTool
@@ -76,8 +76,9 @@ async def test_a_served_call_is_a_run_in_the_callers_trace(tmp_path: Path, mode:
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with serving(bench(), settings(tmp_path)) as served, http_client(served.url, mode=mode,
                                                                             headers=headers) as client:
-        # An instrumented caller: the SDK's client sends its span's context as `_meta.traceparent`.
-        with trace.get_tracer("caller").start_as_current_span("caller's work") as caller:
+        # An instrumented caller that samples this trace: the SDK's client sends its span's context
+        # as `_meta.traceparent`, flagged sampled (this process's provider is Studio's, at a ratio).
+        with traced(), trace.get_tracer("caller").start_as_current_span("caller's work") as caller:
             result = await client.call_tool("add", {"a": 2, "b": 40})
         caller_trace = format(caller.get_span_context().trace_id, "032x")
         assert result.structured_content == {"result": 42}

@@ -219,3 +219,88 @@ def test_identity_filters_runs_and_their_traces(tmp_path: Path) -> None:
     assert store.trace_ids(identity="me") == ["a" * 32]
     assert store.runs_of_trace("b" * 32, identity="me") == []
     assert sorted(store.trace_ids()) == ["a" * 32, "b" * 32]
+
+
+def test_a_run_whose_trace_was_sampled_out_says_so_instead_of_an_empty_waterfall(page, studio_server) -> None:  # type: ignore[no-untyped-def]
+    import httpx2
+
+    trace_id = "7" * 32  # a caller that traces but did not sample this call (flags 00): Studio keeps no spans
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "demo__add", "arguments": {"a": 20, "b": 22}, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {},
+            "traceparent": f"00-{trace_id}-{'8' * 16}-00"}}}
+    with httpx2.Client(base_url=studio_server.base, headers=studio_server.auth(), timeout=30) as http:
+        answer = http.post("/mcp", json=body, headers={
+            "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "demo__add",
+            "Accept": "application/json, text/event-stream"})
+        assert answer.status_code == 200, answer.text
+        deadline = time.monotonic() + 10
+        while not (runs := [r for r in http.get("/ui/api/runs", params={"q": "demo__add"}).json()["runs"]
+                            if r["trace_id"] == trace_id]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    [run] = runs
+    page.goto(f"{studio_server.base}/ui/runs/{run['id']}")
+    note = page.locator(".trace-note")
+    note.wait_for()
+    assert "trace_sample" in note.inner_text() and "traceparent" in note.inner_text()
+    assert "(not recorded)" in page.locator("table.facts").inner_text()
+    assert page.get_by_role("link", name="Open trace").count() == 0
+    assert page.locator("table.facts a", has_text=trace_id).count() == 0  # no link to an empty waterfall
+    page.get_by_role("link", name="Traces", exact=True).click()  # which traces are recorded, said where they are
+    assert "trace_sample" in page.locator("p.sampling").inner_text()
+
+
+def test_a_file_from_before_sampling_opens_with_its_runs_traced_and_ids_sort_by_time(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE runs (id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, identity TEXT NOT NULL,
+            session TEXT NOT NULL, status TEXT NOT NULL, started REAL NOT NULL, ended REAL, duration_ms REAL,
+            trace_id TEXT, input TEXT NOT NULL, output TEXT, error TEXT, events INTEGER NOT NULL DEFAULT 0,
+            bytes INTEGER NOT NULL DEFAULT 0);
+        CREATE INDEX runs_trace ON runs (trace_id);
+        INSERT INTO runs (id, kind, name, identity, session, status, started, trace_id, input)
+            VALUES ('0123456789abcdef', 'tool', 'old', 'me', 's', 'ok', CAST(strftime('%s', 'now') AS REAL), 'cd' || printf('%030d', 0), '{}');
+    """)
+    old.close()
+    store = RunStore(path)
+    got = store.get_run("0123456789abcdef")
+    assert got is not None and got["traced"] is True  # recorded before sampling: every span was kept
+    assert store.runs_of_trace("cd" + "0" * 30)[0]["id"] == "0123456789abcdef"
+    indexes = {r["name"] for r in store._read("SELECT name FROM sqlite_master WHERE type = 'index'", ())}
+    assert "runs_trace" not in indexes and "runs_traced" in indexes
+    # new runs: time first, so they go in the id index in the order they came; a sampled-out one is not in
+    # the trace index
+    made = [store.start_run("tool", "t", identity="me", session="s", input={}, trace_id="ef" * 16, traced=False)
+            for _ in range(50)]
+    millis = [run_id[:11] for run_id in made]  # the time part, in milliseconds; random within one
+    assert sorted(millis) == millis and len(set(made)) == 50 and all(len(i) == 24 for i in made)
+    assert store.runs_of_trace("ef" * 16) == [] and store.trace_ids(identity="me") == ["cd" + "0" * 30]
+    assert store.get_run(made[0])["traced"] is False  # type: ignore[index]
+    store.close()
+    assert RunStore(path).get_run(made[-1]) is not None  # and reopens as it is
+
+
+def test_runs_still_queued_when_the_process_exits_cleanly_are_written(tmp_path: Path) -> None:
+    """Writes wait up to FLUSH_SECONDS in memory; a process that ends (SIGTERM's graceful path, a CLI
+    returning) without closing the store still writes them on its way out."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    path = tmp_path / "runs.sqlite"
+    script = (
+        "import sys; from pathlib import Path; from servers.studio.runs import RunStore\n"
+        "store = RunStore(Path(sys.argv[1]))\n"
+        "for i in range(40):\n"
+        "    run = store.start_run('tool', f'queued-{i}', identity='i', session='s', input={'i': i})\n"
+        "    store.finish_run(run, 'ok', output={'i': i})\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    runs = RunStore(path).list_runs(limit=100)
+    assert len(runs) == 40 and all(r["status"] == "ok" for r in runs)

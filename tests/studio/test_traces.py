@@ -78,7 +78,7 @@ def test_an_oversized_span_from_a_caller_is_cut_when_it_ends() -> None:
     with tracer.start_as_current_span(f"tools/call {huge}", attributes={"gen_ai.tool.name": huge}) as s:
         pass
     trace_id = format(s.get_span_context().trace_id, "032x")
-    [kept] = collector._traces[trace_id]
+    [kept] = collector._traces[s.get_span_context().trace_id]
     assert isinstance(kept, dict)  # not the SDK span holding the megabyte
     assert len(kept["name"]) <= MAX_ATTRIBUTE_CHARS + 1 and len(kept["attributes"]["gen_ai.tool.name"]) <= MAX_ATTRIBUTE_CHARS + 1
     assert collector.trace(trace_id)["spans"][0]["name"].startswith("tools/call n")  # type: ignore[index]
@@ -193,14 +193,15 @@ def test_an_agent_called_over_mcp_is_one_trace_from_the_callers_span_to_the_sand
     from mcp.client.streamable_http import streamable_http_client
     from opentelemetry import trace
 
-    from servers.studio.traces import install_collector
+    from servers.studio.traces import install_collector, traced
 
     install_collector()  # an instrumented caller: its SDK client sends its span's context as _meta.traceparent
 
     async def call() -> str:
         async with httpx2.AsyncClient(headers=studio_server.auth(), timeout=90) as http, \
                 Client(streamable_http_client(f"{studio_server.base}/mcp", http_client=http)) as client:
-            with trace.get_tracer("caller").start_as_current_span("caller's work") as caller:
+            # A caller that samples this trace (this process's provider is Studio's, at a ratio).
+            with traced(), trace.get_tracer("caller").start_as_current_span("caller's work") as caller:
                 result = await client.call_tool("executor", {"task": "```python\nprint(6 * 7)\n```"})
             assert "42" in result.content[0].text
             return format(caller.get_span_context().trace_id, "032x")

@@ -47,6 +47,11 @@ def configure_tracing(exporter: Any, *, service_name: str = "mcp-workbench") -> 
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):  # one is installed already (Studio's span collector): export from it too
         current.add_span_processor(BatchSpanProcessor(exporter))
+        # Studio's provider samples for its own memory; exported spans follow the user's sampler
+        # (OTEL_TRACES_SAMPLER), not Studio's ratio (duck-typed: the agents do not import servers).
+        defer = getattr(current.sampler, "defer_to_environment", None)
+        if callable(defer):
+            defer()
         return
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     provider.add_span_processor(BatchSpanProcessor(exporter))

@@ -152,6 +152,14 @@ async function drawList(ctx) {
   await load();
 }
 
+/** The run's trace id: a link to its waterfall, or, when its spans were sampled out, the id alone
+ * (the notice under the facts says why and how to have such calls traced). */
+function traceFact(run) {
+  if (!run.trace_id) return h("span", { class: "muted" }, "none");
+  if (run.trace_note) return [h("code", {}, run.trace_id), h("span", { class: "muted" }, " (not recorded)")];
+  return h("a", { href: `/ui/traces/${run.trace_id}` }, run.trace_id);
+}
+
 async function drawRun(ctx, id) {
   const run = await api(`runs/${encodeURIComponent(id)}`, { signal: ctx.signal });
   document.title = `${run.name} · Runs · Workbench Studio`;
@@ -159,7 +167,7 @@ async function drawRun(ctx, id) {
   const facts = [
     ["Kind", run.kind], ["Status", statusBadge(run.status)], ["Started", when(started)],
     ["Duration", duration(run.duration_ms)], ["Identity", h("code", {}, run.identity)], ["Session", h("code", {}, run.session)],
-    ["Trace", run.trace_id ? h("a", { href: `/ui/traces/${run.trace_id}` }, run.trace_id) : h("span", { class: "muted" }, "none")],
+    ["Trace", traceFact(run)],
   ];
   const timeline = h("ol", { class: "timeline" }, run.events.map((event) => h("li", {},
     h("span", { class: "at muted mono" }, `+${duration((event.at - started) * 1000)}`),
@@ -168,8 +176,9 @@ async function drawRun(ctx, id) {
     h("p", {}, h("a", { href: "/ui/runs" }, "← All runs")),
     h("div", { class: "toolbar" }, h("h1", {}, run.name), statusBadge(run.status),
       h("a", { class: "button quiet", href: `/ui/api/runs/${run.id}/export`, download: `run-${run.id}.json` }, "Export JSON"),
-      run.trace_id ? h("a", { class: "button quiet", href: `/ui/traces/${run.trace_id}` }, "Open trace") : null),
+      run.trace_id && !run.trace_note ? h("a", { class: "button quiet", href: `/ui/traces/${run.trace_id}` }, "Open trace") : null),
     h("table", { class: "facts" }, h("tbody", {}, facts.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, v))))),
+    run.trace_note ? h("p", { class: "notice info trace-note", role: "status" }, `No trace to show: ${run.trace_note}`) : null,
     h("h2", {}, run.kind === "tool" ? "Arguments" : "Task"),
     h("pre", {}, run.kind === "tool" ? pretty(run.input.arguments ?? run.input) : (run.input.task || "(continued the conversation)")),
     h("h2", {}, `Timeline (${run.events.length} events)`),

@@ -12,10 +12,11 @@ registerPage("/ui/traces", async (ctx) => {
 }, { title: "Traces" });
 
 async function drawList(ctx) {
-  const { traces } = await api("traces?limit=200", { signal: ctx.signal });
+  const { traces, sampling } = await api("traces?limit=200", { signal: ctx.signal });
   show(ctx.root, h("h1", {}, "Traces"),
     h("p", { class: "muted" }, "Spans collected in this server process (newest first; kept in memory, not across restarts). ",
       "Open a run to jump to its trace."),
+    h("p", { class: "muted sampling" }, sampling),
     traces.length
       ? h("table", {}, h("thead", {}, h("tr", {}, ["Root span", "Started", "Duration", "Spans", "Errors", "Trace id"].map((t) => h("th", {}, t)))),
         h("tbody", {}, traces.map((t) => h("tr", {},
