@@ -11,8 +11,10 @@ under a millisecond. The rule that keeps it faithful:
 
 `McpWorkbench` decides what is ordinary (no progress token, no OAuth, a live connection, nothing
 the upstream could ask that would not be declined, asyncio); the lane builds the request from the
-SDK's own pieces (the live session's stamp for `_meta`/headers of the negotiated era, its trace
-span and W3C context injection, `mcp.types` models to serialise and parse) and reads the answer as
+SDK's own pieces (the live session's stamp for `_meta`/headers of the negotiated era, its tracer's
+client span and W3C context injection, pydantic's JSON-mode serializer for what the `mcp.types`
+models would dump, the SDK's result union to parse — each shortcut checked against the model path
+in tests/adapters/test_mcp_lane_wire.py) and reads the answer as
 `application/json` or an SSE stream, parsed incrementally within the bounds of
 `adapters.mcp_lane_read` (a total, and the SDK's own per-event bound). What arrives on the stream
 besides the answer is handled as the SDK handles it: notifications go to the same callbacks
@@ -31,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import select
 import urllib.request
@@ -50,14 +51,18 @@ from mcp.client.streamable_http import (
     MAX_RECONNECTION_ATTEMPTS,
     MCP_SESSION_ID,
 )
-from mcp.shared._otel import inject_trace_context, otel_span
+from mcp.shared import _otel as sdk_otel
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from mcp_types import HEADER_MISMATCH
 from mcp_types import methods as wire
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from opentelemetry.trace import SpanKind, StatusCode
+from multidict import CIMultiDict
+from opentelemetry.propagate import inject
+from opentelemetry.trace import Span, SpanKind, StatusCode, set_span_in_context
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import to_json, to_jsonable_python
+from yarl import URL
 
 from adapters.mcp_lane_read import (
     SseStream,
@@ -85,6 +90,8 @@ MAX_RESUMPTIONS = 8
 _CANCEL_WRITE_TIMEOUT = 5.0  # the SDK's bound on its courtesy cancel (jsonrpc_dispatcher._ABANDON_WRITE_TIMEOUT)
 _ACCEPT = "application/json, text/event-stream"
 _ANSWER = TypeAdapter[mt.CallToolResult | mt.InputRequiredResult](mt.CallToolResult | mt.InputRequiredResult)
+_ROUND = {"input_responses", "request_state"}
+_TRACEPARENT = "traceparent"
 
 Notify = Callable[[Any], Awaitable[None]]
 
@@ -101,7 +108,11 @@ class UpstreamLane:
 
     def __init__(self, url: str, headers: Mapping[str, str], *, connect_timeout: float) -> None:
         self.url = url
-        self._headers = dict(headers)
+        self._url = URL(url)  # parsed once, not per request
+        # Sent with every request; ours replace a caller's spelling of the same name in any case.
+        self._headers = CIMultiDict(headers)
+        self._headers["Accept"] = _ACCEPT
+        self._headers["Content-Type"] = "application/json"
         self._connect_timeout = connect_timeout
         self._http: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # an aiohttp session serves the loop that made it
@@ -158,9 +169,8 @@ class UpstreamLane:
         `UpstreamProtocolError`, or a `ConnectionError` when the connection failed."""
 
         async def send(responses: mt.InputResponses | None, state: str | None) -> Any:
-            params = mt.CallToolRequestParams(name=name, arguments=arguments, input_responses=responses,
-                                              request_state=state, _meta=meta)
-            return await self._send(client, params, session_id, on_notification)
+            return await self._send(client, name, _request_params(name, arguments, meta, responses, state),
+                                    session_id, on_notification)
 
         first = await send(None, None)
         if isinstance(first, mt.InputRequiredResult):
@@ -170,33 +180,25 @@ class UpstreamLane:
         return cast(mt.CallToolResult, first)
 
     async def _send(
-        self, client: Client, params: mt.CallToolRequestParams, session_id: str | None, on_notification: Notify
+        self, client: Client, name: str, params: dict[str, Any], session_id: str | None, on_notification: Notify
     ) -> mt.CallToolResult | mt.InputRequiredResult:
-        session = client.session
         version = client.protocol_version
-        data = mt.CallToolRequest(params=params).model_dump(by_alias=True, mode="json", exclude_none=True)
-        headers: dict[str, Any] = {}
-        opts: dict[str, Any] = {"headers": headers}
+        data = {"method": "tools/call", "params": params}
+        headers: dict[str, str] = {}
         # The session's own stamp: the negotiated era's `_meta` keys (2026: protocol version, client
         # info and capabilities, the log-level default) and headers (MCP-Protocol-Version, Mcp-Method,
         # Mcp-Name, Mcp-Param-*), exactly as `ClientSession.send_request` applies it.
-        session._stamp(data, cast(Any, opts))
-        headers["Accept"] = _ACCEPT
-        headers["Content-Type"] = "application/json"
+        client.session._stamp(data, cast(Any, {"headers": headers}))
         if session_id is not None:
             headers[MCP_SESSION_ID] = session_id
         request_id = f"wb-{next(self._ids)}"  # a string: never one of the SDK dispatcher's integer ids
-        out: dict[str, Any] = data["params"]
-        out_meta = dict(out.get("_meta") or {})
-        with otel_span(f"MCP send tools/call {params.name}", kind=SpanKind.CLIENT,
-                       attributes={"mcp.method.name": "tools/call", "jsonrpc.request.id": request_id}) as span:
-            inject_trace_context(out_meta)  # the SDK dispatcher's SEP-414 injection, inside the span
-            if out_meta:
-                out["_meta"] = out_meta
-            else:
-                out.pop("_meta", None)
-            body = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": out},
-                              separators=(",", ":")).encode()
+        # The SDK dispatcher's client span, on the SDK's own tracer, ended when the answer is read.
+        span = sdk_otel._tracer.start_span(
+            f"MCP send tools/call {name}", kind=SpanKind.CLIENT,
+            attributes={"mcp.method.name": "tools/call", "jsonrpc.request.id": request_id})
+        try:
+            _inject_trace_context(params, span)
+            body = to_json({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params})
             sent = False
             try:
                 http = await self._session()
@@ -205,7 +207,7 @@ class UpstreamLane:
                     # Sent once: a connection that closes before the answer may have carried the call,
                     # which the upstream may have run, and POST is not idempotent (RFC 9112 §9.3.1):
                     # a disconnect for the caller, as on the SDK path (httpcore resends nothing it wrote).
-                    async with http.post(self.url, data=body, headers=headers, allow_redirects=False) as response:
+                    async with http.post(self._url, data=body, headers=headers, allow_redirects=False) as response:
                         raw = await self._answer(response, request_id, client, session_id, on_notification)
                 except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
                     # A connection error (OSError) is what `is_disconnect` knows as a gone connection.
@@ -214,16 +216,23 @@ class UpstreamLane:
                 if sent and version not in MODERN_PROTOCOL_VERSIONS:
                     await self._cancel(request_id, headers, "caller cancelled")
                 raise
-            except MCPError as e:
+            except MCPError as e:  # the upstream's JSON-RPC error, recorded as the SDK's dispatcher records it
                 span.set_attributes({"error.type": str(e.code), "rpc.response.status_code": str(e.code)})
                 span.set_status(StatusCode.ERROR, e.message)
                 if e.code == HEADER_MISMATCH and version in MODERN_PROTOCOL_VERSIONS:
                     raise LaneDeclined("header mismatch: the SDK path re-lists the tool and resends") from e
                 raise
+        except Exception as e:  # as `opentelemetry.trace.use_span` records what leaves a span
+            if span.is_recording():
+                span.record_exception(e)
+                span.set_status(StatusCode.ERROR, f"{type(e).__name__}: {e}")
+            raise
+        finally:
+            span.end()
         if version is not None and not (foreign := _later_revision_fields("tools/call", version)).isdisjoint(raw):
             raw = {key: value for key, value in raw.items() if key not in foreign}  # as the SDK drops them
         try:
-            return _ANSWER.validate_python(raw, by_name=False)
+            return _call_tool_answer(raw)
         except ValidationError as e:
             raise UpstreamProtocolError(
                 f"answered tools/call with a result that is not a CallToolResult: {_first_error(e)}") from None
@@ -305,12 +314,12 @@ class UpstreamLane:
                 raise MCPError(mt.CONNECTION_CLOSED, "SSE stream ended and reconnection attempts were exhausted")
             delay_ms = stream.retry_ms if stream.retry_ms is not None else DEFAULT_RECONNECTION_DELAY_MS
             await anyio.sleep(delay_ms / 1000)
-            headers = {"Accept": _ACCEPT, "Content-Type": "application/json", "Last-Event-ID": stream.last_event_id}
+            headers = {"Last-Event-ID": stream.last_event_id}
             if client.protocol_version is not None:
                 headers[MCP_PROTOCOL_VERSION_HEADER] = client.protocol_version
             if session_id is not None:
                 headers[MCP_SESSION_ID] = session_id
-            response = await (await self._session()).get(self.url, headers=headers, allow_redirects=False)
+            response = await (await self._session()).get(self._url, headers=headers, allow_redirects=False)
 
     async def _answer_request(self, client: Client, message: dict[str, Any], session_id: str | None) -> None:
         """A server→client request on the call's stream: answered through the session's callback
@@ -333,7 +342,7 @@ class UpstreamLane:
             reply = {"error": {"code": mt.METHOD_NOT_FOUND, "message": "Method not found", "data": method}}
         except (ValidationError, ValueError) as e:
             reply = {"error": {"code": mt.INVALID_PARAMS, "message": f"invalid {method} request: {_first_error(e)}"}}
-        headers = {"Accept": _ACCEPT, "Content-Type": "application/json"}
+        headers: dict[str, str] = {}
         if client.protocol_version is not None:
             headers[MCP_PROTOCOL_VERSION_HEADER] = client.protocol_version
         if session_id is not None:
@@ -344,7 +353,7 @@ class UpstreamLane:
         """The SDK's courtesy `notifications/cancelled` for an abandoned 2025-era request, shielded
         and bounded as the SDK's is."""
         headers = {k: v for k, v in request_headers.items()
-                   if k.lower() in ("accept", "content-type", MCP_SESSION_ID, MCP_PROTOCOL_VERSION_HEADER.lower())}
+                   if k.lower() in (MCP_SESSION_ID.lower(), MCP_PROTOCOL_VERSION_HEADER.lower())}
         message = {"jsonrpc": "2.0", "method": "notifications/cancelled",
                    "params": {"requestId": request_id, "reason": reason}}
         with anyio.move_on_after(_CANCEL_WRITE_TIMEOUT, shield=True):
@@ -353,7 +362,7 @@ class UpstreamLane:
     async def _post_quietly(self, message: dict[str, Any], headers: Mapping[str, str]) -> None:
         try:
             http = await self._session()
-            async with http.post(self.url, data=json.dumps(message, separators=(",", ":")).encode(),
+            async with http.post(self._url, data=to_json(message),
                                  headers=headers, allow_redirects=False) as response:
                 await read_all(response)
         except (TimeoutError, aiohttp.ClientError, UpstreamProtocolError) as e:
@@ -428,6 +437,51 @@ def _result_of(message: Any, request_id: str) -> dict[str, Any]:
     if not isinstance(result, dict):
         raise UpstreamProtocolError(f"answered tools/call without a result object: {clip(message)}")
     return result
+
+
+def _request_params(
+    name: str, arguments: dict[str, Any], meta: mt.RequestParamsMeta | None,
+    responses: mt.InputResponses | None, state: str | None,
+) -> dict[str, Any]:
+    """The `tools/call` params as `CallToolRequestParams(...).model_dump(by_alias=True, mode="json",
+    exclude_none=True)` has them, without building the models for an ordinary call: the arguments
+    through pydantic's own JSON-mode serializer (non-finite floats as null, as the model's dump);
+    the rare further round's responses through the model."""
+    params: dict[str, Any] = {
+        "name": name,
+        "arguments": to_jsonable_python(arguments, by_alias=True, exclude_none=True, inf_nan_mode="null"),
+    }
+    if responses is not None or state is not None:
+        params.update(mt.CallToolRequestParams(name=name, input_responses=responses, request_state=state)
+                      .model_dump(by_alias=True, mode="json", exclude_none=True, include=_ROUND))
+    if meta and (kept := {key: value for key, value in meta.items() if value is not None}):
+        params["_meta"] = kept
+    return params
+
+
+def _inject_trace_context(params: dict[str, Any], span: Span) -> None:
+    """The SDK dispatcher's SEP-414 injection of the client span's W3C context into `_meta`, when
+    there is a trace to continue: the span is recorded, or the caller handed its own trace over
+    (which `_meta` carries already: injecting continues it through our span, or, with no tracer,
+    leaves it as it is). An unrecorded span of a trace nobody started is not propagated: the
+    upstream then decides as it would with no tracer installed here, and the call pays nothing."""
+    meta: dict[str, Any] | None = params.get("_meta")
+    if not span.is_recording() and (meta is None or _TRACEPARENT not in meta):
+        return
+    meta = dict(meta or {})
+    inject(meta, context=set_span_in_context(span))
+    if meta:
+        params["_meta"] = meta
+
+
+def _call_tool_answer(raw: dict[str, Any]) -> mt.CallToolResult | mt.InputRequiredResult:
+    """The answer validated as the SDK validates it (`CallToolResult | InputRequiredResult`, smart
+    mode), but once: where the `InputRequiredResult` arm provably fails (a `complete` tag, or no tag
+    and neither of its fields), the union's answer is the `CallToolResult` arm's, so only that runs."""
+    tag = raw.get("resultType")
+    if tag == "complete" or (tag is None and "inputRequests" not in raw and "requestState" not in raw):
+        return mt.CallToolResult.model_validate(raw, by_name=False)
+    return _ANSWER.validate_python(raw, by_name=False)
 
 
 def _mcp_error(error: dict[str, Any]) -> MCPError:

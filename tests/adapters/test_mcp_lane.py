@@ -561,7 +561,7 @@ REFUSALS = {
     "wrong_id": "with the response to 'someone-else'",
     "plain_text": "answered with content type 'text/plain'",
     "odd_method": "sent a message whose method is not a string",
-    "not_a_result": "the server answered tools/call with a result that is not a CallToolResult: CallToolResult.content",
+    "not_a_result": "the server answered tools/call with a result that is not a CallToolResult: content: Input should be a valid list",
     "http_500": "Server returned an error response (HTTP 500)",
 }
 
