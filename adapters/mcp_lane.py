@@ -37,6 +37,7 @@ import logging
 import select
 import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
@@ -288,21 +289,13 @@ class UpstreamLane:
             stream.response = response
             if response.status == 200 and response.headers.get("Content-Type", "").lower().startswith(
                     "text/event-stream"):
-                async for event in stream.messages(response):
-                    message = json_of(event, "SSE event")
-                    if not isinstance(message, dict):
-                        raise UpstreamProtocolError(f"sent an SSE event that is not a JSON-RPC message: {clip(event)}")
-                    method = message.get("method")
-                    if method is not None and not isinstance(method, str):
-                        raise UpstreamProtocolError(f"sent a message whose method is not a string: {clip(event)}")
-                    if method is None:
-                        result = _result_of(message, request_id)
-                        await drain(response)
-                        return result
-                    if "id" in message:
-                        await self._answer_request(client, message, session_id)
-                    else:
-                        await _deliver(client, method, message.get("params"), on_notification)
+                # Closed here, not by the event loop's async-generator finalizer (a thread-safe wake-up).
+                async with aclosing(stream.messages(response)) as events:
+                    async for event in events:
+                        result = await self._on_event(event, request_id, client, session_id, on_notification)
+                        if result is not None:
+                            await drain(response)
+                            return result
                 failures = 0
             else:
                 failures += 1
@@ -320,6 +313,25 @@ class UpstreamLane:
             if session_id is not None:
                 headers[MCP_SESSION_ID] = session_id
             response = await (await self._session()).get(self._url, headers=headers, allow_redirects=False)
+
+    async def _on_event(
+        self, event: bytes, request_id: str, client: Client, session_id: str | None, on_notification: Notify,
+    ) -> dict[str, Any] | None:
+        """One message on the call's stream: the answer's result, or None once a notification was
+        delivered or a server→client request answered."""
+        message = json_of(event, "SSE event")
+        if not isinstance(message, dict):
+            raise UpstreamProtocolError(f"sent an SSE event that is not a JSON-RPC message: {clip(event)}")
+        method = message.get("method")
+        if method is not None and not isinstance(method, str):
+            raise UpstreamProtocolError(f"sent a message whose method is not a string: {clip(event)}")
+        if method is None:
+            return _result_of(message, request_id)
+        if "id" in message:
+            await self._answer_request(client, message, session_id)
+        else:
+            await _deliver(client, method, message.get("params"), on_notification)
+        return None
 
     async def _answer_request(self, client: Client, message: dict[str, Any], session_id: str | None) -> None:
         """A server→client request on the call's stream: answered through the session's callback

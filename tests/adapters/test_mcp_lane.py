@@ -314,6 +314,14 @@ async def oversized_chunked(h: Hostile, request: dict[str, Any], send: Send) -> 
 
 
 @behaviour
+async def unannounced(h: Hostile, request: dict[str, Any], send: Send) -> None:
+    """A JSON answer without a Content-Length, sent whole: chunked, with its end, in one write."""
+    body = json.dumps(_answer(request, "x" * 1000)).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+@behaviour
 async def endless(h: Hostile, request: dict[str, Any], send: Send) -> None:
     async def chunks() -> AsyncIterator[bytes]:
         note = _event({"jsonrpc": "2.0", "method": "notifications/message",
@@ -586,6 +594,19 @@ async def test_a_hostile_answer_is_refused_clearly(
                 if app.sent == sent:
                     break
         assert (await wb.call_tool("fine", {})).text == "fine ran on the server"  # the connection is fine
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_an_unannounced_answer_that_came_whole_is_held_to_the_bound_too(
+    hostile: tuple[Hostile, str], mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`read_all` takes an answer that has all arrived without waiting for it: the bound still holds."""
+    _, url = hostile
+    async with McpWorkbench.http(url, name="hostile", mode=mode) as wb:
+        assert (await wb.call_tool("unannounced", {})).text == "x" * 1000
+        monkeypatch.setattr(read_module, "MAX_RESPONSE_BYTES", 300)
+        refused = await wb.call_tool("unannounced", {})
+        assert refused.is_error and "sent more than 300 bytes" in refused.text, refused.text
 
 
 @pytest.mark.parametrize("mode", MODES)
