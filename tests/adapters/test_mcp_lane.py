@@ -490,6 +490,7 @@ class Hostile:
         self.ran: list[str] = []
         self.sent = 0
         self.lane_posts = 0
+        self.lane_peers: list[tuple[str, int]] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -501,6 +502,7 @@ class Hostile:
         request = json.loads(body)
         if isinstance(request.get("id"), str) and request["id"].startswith("wb-"):
             self.lane_posts += 1  # the lane's ids are strings, the SDK dispatcher's integers
+            self.lane_peers.append(tuple(scope["client"]))
         name = (request.get("params") or {}).get("name")
         if "method" not in request and "id" in request:  # the client answering one of our questions
             self.replies[request["id"]] = request.get("result", request.get("error"))
@@ -607,6 +609,18 @@ async def test_an_unannounced_answer_that_came_whole_is_held_to_the_bound_too(
         monkeypatch.setattr(read_module, "MAX_RESPONSE_BYTES", 300)
         refused = await wb.call_tool("unannounced", {})
         assert refused.is_error and "sent more than 300 bytes" in refused.text, refused.text
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_answered_calls_keep_their_connection(hostile: tuple[Hostile, str], mode: str) -> None:
+    """An answer read to its end (JSON, or an SSE stream drained after its answer event) returns the
+    connection to the pool: one TCP connection carries every call."""
+    app, url = hostile
+    async with McpWorkbench.http(url, name="hostile", mode=mode) as wb:
+        del app.lane_peers[:]
+        for _ in range(5):
+            assert (await wb.call_tool("fine", {})).text == "fine ran on the server"
+        assert len(app.lane_peers) == 5 and len(set(app.lane_peers)) == 1, app.lane_peers
 
 
 @pytest.mark.parametrize("mode", MODES)
