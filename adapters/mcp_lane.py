@@ -12,9 +12,8 @@ under a millisecond. The rule that keeps it faithful:
 `McpWorkbench` decides what is ordinary (no progress token, no OAuth, a live connection, nothing
 the upstream could ask that would not be declined, asyncio); the lane builds the request from the
 SDK's own pieces (the live session's stamp for `_meta`/headers of the negotiated era, its tracer's
-client span and W3C context injection, pydantic's JSON-mode serializer for what the `mcp.types`
-models would dump, the SDK's result union to parse — each shortcut checked against the model path
-in tests/adapters/test_mcp_lane_wire.py) and reads the answer as
+client span and W3C context injection; the messages themselves in `adapters.mcp_lane_messages`,
+as the `mcp.types` models would dump and parse them) and reads the answer as
 `application/json` or an SSE stream, parsed incrementally within the bounds of
 `adapters.mcp_lane_read` (a total, and the SDK's own per-event bound). What arrives on the stream
 besides the answer is handled as the SDK handles it: notifications go to the same callbacks
@@ -46,7 +45,7 @@ import anyio
 import httpx2
 import mcp.types as mt
 from aiohttp.connector import Connection
-from mcp.client.session import ClientRequestContext, _later_revision_fields
+from mcp.client.session import ClientRequestContext
 from mcp.client.streamable_http import (
     DEFAULT_RECONNECTION_DELAY_MS,
     MAX_RECONNECTION_ATTEMPTS,
@@ -59,12 +58,19 @@ from mcp_types import HEADER_MISMATCH
 from mcp_types import methods as wire
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from multidict import CIMultiDict
-from opentelemetry.propagate import inject
-from opentelemetry.trace import Span, SpanKind, StatusCode, set_span_in_context
-from pydantic import TypeAdapter, ValidationError
-from pydantic_core import to_json, to_jsonable_python
+from opentelemetry.trace import SpanKind, StatusCode
+from pydantic import ValidationError
+from pydantic_core import to_json
 from yarl import URL
 
+from adapters.mcp_lane_messages import (
+    call_tool_answer,
+    first_error,
+    inject_trace_context,
+    mcp_error,
+    request_params,
+    result_of,
+)
 from adapters.mcp_lane_read import (
     SseStream,
     UpstreamProtocolError,
@@ -90,9 +96,6 @@ MAX_RESUMPTIONS = 8
 """Times one call's stream may be resumed (the SDK allows 2 failed attempts in a row, unbounded successes)."""
 _CANCEL_WRITE_TIMEOUT = 5.0  # the SDK's bound on its courtesy cancel (jsonrpc_dispatcher._ABANDON_WRITE_TIMEOUT)
 _ACCEPT = "application/json, text/event-stream"
-_ANSWER = TypeAdapter[mt.CallToolResult | mt.InputRequiredResult](mt.CallToolResult | mt.InputRequiredResult)
-_ROUND = {"input_responses", "request_state"}
-_TRACEPARENT = "traceparent"
 
 Notify = Callable[[Any], Awaitable[None]]
 
@@ -170,7 +173,7 @@ class UpstreamLane:
         `UpstreamProtocolError`, or a `ConnectionError` when the connection failed."""
 
         async def send(responses: mt.InputResponses | None, state: str | None) -> Any:
-            return await self._send(client, name, _request_params(name, arguments, meta, responses, state),
+            return await self._send(client, name, request_params(name, arguments, meta, responses, state),
                                     session_id, on_notification)
 
         first = await send(None, None)
@@ -198,7 +201,7 @@ class UpstreamLane:
             f"MCP send tools/call {name}", kind=SpanKind.CLIENT,
             attributes={"mcp.method.name": "tools/call", "jsonrpc.request.id": request_id})
         try:
-            _inject_trace_context(params, span)
+            inject_trace_context(params, span)
             body = to_json({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params})
             sent = False
             try:
@@ -230,13 +233,7 @@ class UpstreamLane:
             raise
         finally:
             span.end()
-        if version is not None and not (foreign := _later_revision_fields("tools/call", version)).isdisjoint(raw):
-            raw = {key: value for key, value in raw.items() if key not in foreign}  # as the SDK drops them
-        try:
-            return _call_tool_answer(raw)
-        except ValidationError as e:
-            raise UpstreamProtocolError(
-                f"answered tools/call with a result that is not a CallToolResult: {_first_error(e)}") from None
+        return call_tool_answer(raw, version)
 
     async def _answer(
         self, response: aiohttp.ClientResponse, request_id: str, client: Client, session_id: str | None,
@@ -254,14 +251,14 @@ class UpstreamLane:
                 message = json_of(await read_all(response), "error body")
                 error = message.get("error") if isinstance(message, dict) else None
                 if isinstance(error, dict):
-                    raise _mcp_error(error)
+                    raise mcp_error(error)
             if status == 404:  # the SDK transport's spellings, which `session_expired` recognises
                 if session_id is not None:
                     raise MCPError(mt.INVALID_REQUEST, "Session terminated")
                 raise MCPError(mt.METHOD_NOT_FOUND, "Not Found")
             raise MCPError(mt.INTERNAL_ERROR, f"Server returned an error response (HTTP {status})")
         if content_type.startswith("application/json"):
-            return _result_of(json_of(await read_all(response), "answer"), request_id)
+            return result_of(json_of(await read_all(response), "answer"), request_id)
         if content_type.startswith("text/event-stream"):
             return await self._stream_answer(response, request_id, client, session_id, on_notification)
         raise UpstreamProtocolError(f"answered with content type {content_type or 'none'!r}; "
@@ -326,7 +323,7 @@ class UpstreamLane:
         if method is not None and not isinstance(method, str):
             raise UpstreamProtocolError(f"sent a message whose method is not a string: {clip(event)}")
         if method is None:
-            return _result_of(message, request_id)
+            return result_of(message, request_id)
         if "id" in message:
             await self._answer_request(client, message, session_id)
         else:
@@ -353,7 +350,7 @@ class UpstreamLane:
         except KeyError:
             reply = {"error": {"code": mt.METHOD_NOT_FOUND, "message": "Method not found", "data": method}}
         except (ValidationError, ValueError) as e:
-            reply = {"error": {"code": mt.INVALID_PARAMS, "message": f"invalid {method} request: {_first_error(e)}"}}
+            reply = {"error": {"code": mt.INVALID_PARAMS, "message": f"invalid {method} request: {first_error(e)}"}}
         headers: dict[str, str] = {}
         if client.protocol_version is not None:
             headers[MCP_PROTOCOL_VERSION_HEADER] = client.protocol_version
@@ -431,80 +428,3 @@ async def _deliver(client: Client, method: str, params: Any, on_notification: No
         await on_notification(notification)
     except Exception:  # a raising callback costs only that delivery, as in the SDK
         logger.exception("notification callback for %r raised", method)
-
-
-def _result_of(message: Any, request_id: str) -> dict[str, Any]:
-    """The result of the JSON-RPC response `message` to `request_id`; its error as `MCPError`."""
-    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
-        raise UpstreamProtocolError(f"answered with something that is not a JSON-RPC 2.0 message: {clip(message)}")
-    if message.get("id") != request_id:
-        error = message.get("error")
-        if message.get("id") is None and isinstance(error, dict):
-            raise _mcp_error(error)  # rejected before its id was read: still this request's answer
-        raise UpstreamProtocolError(
-            f"answered request {request_id!r} with the response to {message.get('id')!r}")
-    if isinstance(error := message.get("error"), dict):
-        raise _mcp_error(error)
-    result = message.get("result")
-    if not isinstance(result, dict):
-        raise UpstreamProtocolError(f"answered tools/call without a result object: {clip(message)}")
-    return result
-
-
-def _request_params(
-    name: str, arguments: dict[str, Any], meta: mt.RequestParamsMeta | None,
-    responses: mt.InputResponses | None, state: str | None,
-) -> dict[str, Any]:
-    """The `tools/call` params as `CallToolRequestParams(...).model_dump(by_alias=True, mode="json",
-    exclude_none=True)` has them, without building the models for an ordinary call: the arguments
-    through pydantic's own JSON-mode serializer (non-finite floats as null, as the model's dump);
-    the rare further round's responses through the model."""
-    params: dict[str, Any] = {
-        "name": name,
-        "arguments": to_jsonable_python(arguments, by_alias=True, exclude_none=True, inf_nan_mode="null"),
-    }
-    if responses is not None or state is not None:
-        params.update(mt.CallToolRequestParams(name=name, input_responses=responses, request_state=state)
-                      .model_dump(by_alias=True, mode="json", exclude_none=True, include=_ROUND))
-    if meta and (kept := {key: value for key, value in meta.items() if value is not None}):
-        params["_meta"] = kept
-    return params
-
-
-def _inject_trace_context(params: dict[str, Any], span: Span) -> None:
-    """The SDK dispatcher's SEP-414 injection of the client span's W3C context into `_meta`, when
-    there is a trace to continue: the span is recorded, or the caller handed its own trace over
-    (which `_meta` carries already: injecting continues it through our span, or, with no tracer,
-    leaves it as it is). An unrecorded span of a trace nobody started is not propagated: the
-    upstream then decides as it would with no tracer installed here, and the call pays nothing."""
-    meta: dict[str, Any] | None = params.get("_meta")
-    if not span.is_recording() and (meta is None or _TRACEPARENT not in meta):
-        return
-    meta = dict(meta or {})
-    inject(meta, context=set_span_in_context(span))
-    if meta:
-        params["_meta"] = meta
-
-
-def _call_tool_answer(raw: dict[str, Any]) -> mt.CallToolResult | mt.InputRequiredResult:
-    """The answer validated as the SDK validates it (`CallToolResult | InputRequiredResult`, smart
-    mode), but once: where the `InputRequiredResult` arm provably fails (a `complete` tag, or no tag
-    and neither of its fields), the union's answer is the `CallToolResult` arm's, so only that runs."""
-    tag = raw.get("resultType")
-    if tag == "complete" or (tag is None and "inputRequests" not in raw and "requestState" not in raw):
-        return mt.CallToolResult.model_validate(raw, by_name=False)
-    return _ANSWER.validate_python(raw, by_name=False)
-
-
-def _mcp_error(error: dict[str, Any]) -> MCPError:
-    try:
-        return MCPError.from_error_data(mt.ErrorData.model_validate(error))
-    except ValidationError:
-        return MCPError(mt.INTERNAL_ERROR, f"the server sent a malformed JSON-RPC error: {clip(error)}")
-
-
-def _first_error(error: Exception) -> str:
-    if isinstance(error, ValidationError) and error.errors():
-        first = error.errors()[0]
-        return f"{'.'.join(str(p) for p in first['loc']) or 'result'}: {first['msg']}"
-    return str(error)

@@ -1,5 +1,5 @@
-"""What the upstream lane (`adapters.mcp_lane`) puts on the wire and how it reads the answer, held to
-the SDK's own spelling: the lane builds its request without the SDK's models and validates the answer
+"""What the upstream lane puts on the wire and how it reads the answer (`adapters.mcp_lane_messages`),
+held to the SDK's own spelling: the lane builds its request without the SDK's models and validates the answer
 once, so each shortcut is checked here against the model path it replaces; and its client span
 propagates a trace only when there is one to continue (a real upstream reports what it received)."""
 
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
 from adapters.mcp import McpWorkbench
-from adapters.mcp_lane import _ANSWER, _call_tool_answer, _request_params
+from adapters.mcp_lane_messages import _ANSWER, _validated, request_params
 from workbench.core import CallContext
 
 pytestmark = pytest.mark.anyio
@@ -52,7 +52,7 @@ def test_request_params_are_what_the_sdk_models_dump(arguments: dict[str, Any], 
         by_alias=True, mode="json", exclude_none=True)
     if not expected.get("_meta", True):
         del expected["_meta"]  # an empty `_meta` never reaches the wire: the SDK's dispatcher drops it too
-    assert _request_params("tool", arguments, meta, None, None) == expected  # type: ignore[arg-type]
+    assert request_params("tool", arguments, meta, None, None) == expected  # type: ignore[arg-type]
 
 
 def test_a_further_rounds_params_carry_its_responses_and_state_as_the_model_dumps_them() -> None:
@@ -64,7 +64,7 @@ def test_a_further_rounds_params_carry_its_responses_and_state_as_the_model_dump
         expected = mt.CallToolRequestParams(name="tool", arguments={"a": 1}, input_responses=given,
                                             request_state=state).model_dump(by_alias=True, mode="json",
                                                                             exclude_none=True)
-        assert _request_params("tool", {"a": 1}, None, given, state) == expected
+        assert request_params("tool", {"a": 1}, None, given, state) == expected
 
 
 ANSWERS: list[dict[str, Any]] = [
@@ -88,9 +88,9 @@ def test_an_answer_is_validated_as_the_sdk_union_validates_it(raw: dict[str, Any
         expected: Any = _ANSWER.validate_python(raw, by_name=False)
     except ValidationError:
         with pytest.raises(ValidationError):
-            _call_tool_answer(raw)
+            _validated(raw)
         return
-    got = _call_tool_answer(raw)
+    got = _validated(raw)
     assert type(got) is type(expected) and got == expected
 
 
