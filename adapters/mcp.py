@@ -13,8 +13,8 @@ by the next call (see `adapters.mcp_connection`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextvars import Token
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
@@ -358,27 +358,33 @@ class McpWorkbench(McpSurface):
         self, client: Client, name: str, arguments: dict[str, Any] | None, ctx: CallContext
     ) -> ToolResult:
         timeout = ctx.timeout(self.timeout)
-        with anyio.move_on_after(timeout), _continuing(ctx.trace_context):
-            if (lane := self._lane_for(ctx, client)) is not None:
-                try:
-                    return ToolResult.from_mcp(await lane.call_tool(
-                        client, name, arguments or {}, _request_meta(ctx), on_notification=self._on_lane_notification,
-                        session_id=None if client.protocol_version in MODERN_PROTOCOL_VERSIONS
-                        else self._conn.http_session_id))
-                except LaneDeclined as e:
-                    logger.debug("MCP server %s: %s", self.name, e)
-            result = await client.call_tool(
-                name,
-                arguments or {},
-                progress_callback=_progress_relay(ctx) if ctx.progress is not None else None,
-                # Continue the caller's trace (W3C traceparent/tracestate) on the server; its log level.
-                meta=_request_meta(ctx),
+        token = _continuing(ctx.trace_context)
+        try:
+            with anyio.move_on_after(timeout):
+                if (lane := self._lane_for(ctx, client)) is not None:
+                    try:
+                        return ToolResult.from_mcp(await lane.call_tool(
+                            client, name, arguments or {}, _request_meta(ctx),
+                            on_notification=self._on_lane_notification,
+                            session_id=None if client.protocol_version in MODERN_PROTOCOL_VERSIONS
+                            else self._conn.http_session_id))
+                    except LaneDeclined as e:
+                        logger.debug("MCP server %s: %s", self.name, e)
+                result = await client.call_tool(
+                    name,
+                    arguments or {},
+                    progress_callback=_progress_relay(ctx) if ctx.progress is not None else None,
+                    # Continue the caller's trace (W3C traceparent/tracestate) on the server; its log level.
+                    meta=_request_meta(ctx),
+                )
+                return ToolResult.from_mcp(result)
+            return ToolResult.error(
+                f"tool {name!r} on MCP server {self.name!r} timed out after {round(timeout or 0, 2):g} s and was "
+                "cancelled on the server; retry with a longer timeout if it needs more time"
             )
-            return ToolResult.from_mcp(result)
-        return ToolResult.error(
-            f"tool {name!r} on MCP server {self.name!r} timed out after {round(timeout or 0, 2):g} s and was cancelled "
-            "on the server; retry with a longer timeout if it needs more time"
-        )
+        finally:
+            if token is not None:
+                otel_context.detach(token)
 
     def _lane_for(self, ctx: CallContext, client: Client) -> UpstreamLane | None:
         """The upstream lane when this call is provably ordinary: a negotiated version, no progress
@@ -447,24 +453,20 @@ def _progress_relay(ctx: CallContext) -> ProgressFnT:
     return relay
 
 
-@contextmanager
-def _continuing(carrier: Mapping[str, str]) -> Iterator[None]:
-    """The caller's trace (its W3C `traceparent`) as the current OpenTelemetry context, unless a span
-    of that trace is current already (`workbench serve`'s request span). With a tracer installed, the
-    SDK client's span — and the `_meta` it injects, which replaces ours — would otherwise start a new
-    trace for a library caller that handed its trace over in the `CallContext`."""
-    extracted = propagate.extract(carrier) if carrier else None
-    wanted = trace.get_current_span(extracted).get_span_context() if extracted is not None else None
+def _continuing(carrier: Mapping[str, str]) -> Token[otel_context.Context] | None:
+    """Makes the caller's trace (its W3C `traceparent`) the current OpenTelemetry context, unless a
+    span of that trace is current already (`workbench serve`'s request span); the token to detach, or
+    None. With a tracer installed, the SDK client's span — and the `_meta` it injects, which replaces
+    ours — would otherwise start a new trace for a library caller that handed its trace over in the
+    `CallContext`. (Not a context manager: most calls carry no trace, and pay nothing for it.)"""
+    if not carrier:
+        return None
+    extracted = propagate.extract(carrier)
+    wanted = trace.get_current_span(extracted).get_span_context()
     current = trace.get_current_span().get_span_context()
-    if extracted is None or wanted is None or not wanted.is_valid \
-            or (current.is_valid and current.trace_id == wanted.trace_id):
-        yield
-        return
-    token = otel_context.attach(extracted)
-    try:
-        yield
-    finally:
-        otel_context.detach(token)
+    if not wanted.is_valid or (current.is_valid and current.trace_id == wanted.trace_id):
+        return None
+    return otel_context.attach(extracted)
 
 
 def _request_meta(ctx: CallContext) -> mt.RequestParamsMeta | None:

@@ -11,8 +11,9 @@ under a millisecond. The rule that keeps it faithful:
 
 `McpWorkbench` decides what is ordinary (no progress token, no OAuth, a live connection, nothing
 the upstream could ask that would not be declined, asyncio); the lane builds the request from the
-SDK's own pieces (the live session's stamp for `_meta`/headers of the negotiated era, its trace
-span and W3C context injection, `mcp.types` models to serialise and parse) and reads the answer as
+SDK's own pieces (the live session's stamp for `_meta`/headers of the negotiated era, its tracer's
+client span and W3C context injection; the messages themselves in `adapters.mcp_lane_messages`,
+as the `mcp.types` models would dump and parse them) and reads the answer as
 `application/json` or an SSE stream, parsed incrementally within the bounds of
 `adapters.mcp_lane_read` (a total, and the SDK's own per-event bound). What arrives on the stream
 besides the answer is handled as the SDK handles it: notifications go to the same callbacks
@@ -31,11 +32,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import select
 import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
@@ -44,21 +45,32 @@ import anyio
 import httpx2
 import mcp.types as mt
 from aiohttp.connector import Connection
-from mcp.client.session import ClientRequestContext, _later_revision_fields
+from mcp.client.session import ClientRequestContext
 from mcp.client.streamable_http import (
     DEFAULT_RECONNECTION_DELAY_MS,
     MAX_RECONNECTION_ATTEMPTS,
     MCP_SESSION_ID,
 )
-from mcp.shared._otel import inject_trace_context, otel_span
+from mcp.shared import _otel as sdk_otel
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from mcp_types import HEADER_MISMATCH
 from mcp_types import methods as wire
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from multidict import CIMultiDict
 from opentelemetry.trace import SpanKind, StatusCode
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
+from pydantic_core import to_json
+from yarl import URL
 
+from adapters.mcp_lane_messages import (
+    call_tool_answer,
+    first_error,
+    inject_trace_context,
+    mcp_error,
+    request_params,
+    result_of,
+)
 from adapters.mcp_lane_read import (
     SseStream,
     UpstreamProtocolError,
@@ -84,7 +96,6 @@ MAX_RESUMPTIONS = 8
 """Times one call's stream may be resumed (the SDK allows 2 failed attempts in a row, unbounded successes)."""
 _CANCEL_WRITE_TIMEOUT = 5.0  # the SDK's bound on its courtesy cancel (jsonrpc_dispatcher._ABANDON_WRITE_TIMEOUT)
 _ACCEPT = "application/json, text/event-stream"
-_ANSWER = TypeAdapter[mt.CallToolResult | mt.InputRequiredResult](mt.CallToolResult | mt.InputRequiredResult)
 
 Notify = Callable[[Any], Awaitable[None]]
 
@@ -101,7 +112,11 @@ class UpstreamLane:
 
     def __init__(self, url: str, headers: Mapping[str, str], *, connect_timeout: float) -> None:
         self.url = url
-        self._headers = dict(headers)
+        self._url = URL(url)  # parsed once, not per request
+        # Sent with every request; ours replace a caller's spelling of the same name in any case.
+        self._headers = CIMultiDict(headers)
+        self._headers["Accept"] = _ACCEPT
+        self._headers["Content-Type"] = "application/json"
         self._connect_timeout = connect_timeout
         self._http: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # an aiohttp session serves the loop that made it
@@ -158,9 +173,8 @@ class UpstreamLane:
         `UpstreamProtocolError`, or a `ConnectionError` when the connection failed."""
 
         async def send(responses: mt.InputResponses | None, state: str | None) -> Any:
-            params = mt.CallToolRequestParams(name=name, arguments=arguments, input_responses=responses,
-                                              request_state=state, _meta=meta)
-            return await self._send(client, params, session_id, on_notification)
+            return await self._send(client, name, request_params(name, arguments, meta, responses, state),
+                                    session_id, on_notification)
 
         first = await send(None, None)
         if isinstance(first, mt.InputRequiredResult):
@@ -170,33 +184,25 @@ class UpstreamLane:
         return cast(mt.CallToolResult, first)
 
     async def _send(
-        self, client: Client, params: mt.CallToolRequestParams, session_id: str | None, on_notification: Notify
+        self, client: Client, name: str, params: dict[str, Any], session_id: str | None, on_notification: Notify
     ) -> mt.CallToolResult | mt.InputRequiredResult:
-        session = client.session
         version = client.protocol_version
-        data = mt.CallToolRequest(params=params).model_dump(by_alias=True, mode="json", exclude_none=True)
-        headers: dict[str, Any] = {}
-        opts: dict[str, Any] = {"headers": headers}
+        data = {"method": "tools/call", "params": params}
+        headers: dict[str, str] = {}
         # The session's own stamp: the negotiated era's `_meta` keys (2026: protocol version, client
         # info and capabilities, the log-level default) and headers (MCP-Protocol-Version, Mcp-Method,
         # Mcp-Name, Mcp-Param-*), exactly as `ClientSession.send_request` applies it.
-        session._stamp(data, cast(Any, opts))
-        headers["Accept"] = _ACCEPT
-        headers["Content-Type"] = "application/json"
+        client.session._stamp(data, cast(Any, {"headers": headers}))
         if session_id is not None:
             headers[MCP_SESSION_ID] = session_id
         request_id = f"wb-{next(self._ids)}"  # a string: never one of the SDK dispatcher's integer ids
-        out: dict[str, Any] = data["params"]
-        out_meta = dict(out.get("_meta") or {})
-        with otel_span(f"MCP send tools/call {params.name}", kind=SpanKind.CLIENT,
-                       attributes={"mcp.method.name": "tools/call", "jsonrpc.request.id": request_id}) as span:
-            inject_trace_context(out_meta)  # the SDK dispatcher's SEP-414 injection, inside the span
-            if out_meta:
-                out["_meta"] = out_meta
-            else:
-                out.pop("_meta", None)
-            body = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": out},
-                              separators=(",", ":")).encode()
+        # The SDK dispatcher's client span, on the SDK's own tracer, ended when the answer is read.
+        span = sdk_otel._tracer.start_span(
+            f"MCP send tools/call {name}", kind=SpanKind.CLIENT,
+            attributes={"mcp.method.name": "tools/call", "jsonrpc.request.id": request_id})
+        try:
+            inject_trace_context(params, span)
+            body = to_json({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params})
             sent = False
             try:
                 http = await self._session()
@@ -205,7 +211,7 @@ class UpstreamLane:
                     # Sent once: a connection that closes before the answer may have carried the call,
                     # which the upstream may have run, and POST is not idempotent (RFC 9112 §9.3.1):
                     # a disconnect for the caller, as on the SDK path (httpcore resends nothing it wrote).
-                    async with http.post(self.url, data=body, headers=headers, allow_redirects=False) as response:
+                    async with http.post(self._url, data=body, headers=headers, allow_redirects=False) as response:
                         raw = await self._answer(response, request_id, client, session_id, on_notification)
                 except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
                     # A connection error (OSError) is what `is_disconnect` knows as a gone connection.
@@ -214,19 +220,20 @@ class UpstreamLane:
                 if sent and version not in MODERN_PROTOCOL_VERSIONS:
                     await self._cancel(request_id, headers, "caller cancelled")
                 raise
-            except MCPError as e:
+            except MCPError as e:  # the upstream's JSON-RPC error, recorded as the SDK's dispatcher records it
                 span.set_attributes({"error.type": str(e.code), "rpc.response.status_code": str(e.code)})
                 span.set_status(StatusCode.ERROR, e.message)
                 if e.code == HEADER_MISMATCH and version in MODERN_PROTOCOL_VERSIONS:
                     raise LaneDeclined("header mismatch: the SDK path re-lists the tool and resends") from e
                 raise
-        if version is not None and not (foreign := _later_revision_fields("tools/call", version)).isdisjoint(raw):
-            raw = {key: value for key, value in raw.items() if key not in foreign}  # as the SDK drops them
-        try:
-            return _ANSWER.validate_python(raw, by_name=False)
-        except ValidationError as e:
-            raise UpstreamProtocolError(
-                f"answered tools/call with a result that is not a CallToolResult: {_first_error(e)}") from None
+        except Exception as e:  # as `opentelemetry.trace.use_span` records what leaves a span
+            if span.is_recording():
+                span.record_exception(e)
+                span.set_status(StatusCode.ERROR, f"{type(e).__name__}: {e}")
+            raise
+        finally:
+            span.end()
+        return call_tool_answer(raw, version)
 
     async def _answer(
         self, response: aiohttp.ClientResponse, request_id: str, client: Client, session_id: str | None,
@@ -244,14 +251,14 @@ class UpstreamLane:
                 message = json_of(await read_all(response), "error body")
                 error = message.get("error") if isinstance(message, dict) else None
                 if isinstance(error, dict):
-                    raise _mcp_error(error)
+                    raise mcp_error(error)
             if status == 404:  # the SDK transport's spellings, which `session_expired` recognises
                 if session_id is not None:
                     raise MCPError(mt.INVALID_REQUEST, "Session terminated")
                 raise MCPError(mt.METHOD_NOT_FOUND, "Not Found")
             raise MCPError(mt.INTERNAL_ERROR, f"Server returned an error response (HTTP {status})")
         if content_type.startswith("application/json"):
-            return _result_of(json_of(await read_all(response), "answer"), request_id)
+            return result_of(json_of(await read_all(response), "answer"), request_id)
         if content_type.startswith("text/event-stream"):
             return await self._stream_answer(response, request_id, client, session_id, on_notification)
         raise UpstreamProtocolError(f"answered with content type {content_type or 'none'!r}; "
@@ -279,21 +286,13 @@ class UpstreamLane:
             stream.response = response
             if response.status == 200 and response.headers.get("Content-Type", "").lower().startswith(
                     "text/event-stream"):
-                async for event in stream.messages(response):
-                    message = json_of(event, "SSE event")
-                    if not isinstance(message, dict):
-                        raise UpstreamProtocolError(f"sent an SSE event that is not a JSON-RPC message: {clip(event)}")
-                    method = message.get("method")
-                    if method is not None and not isinstance(method, str):
-                        raise UpstreamProtocolError(f"sent a message whose method is not a string: {clip(event)}")
-                    if method is None:
-                        result = _result_of(message, request_id)
-                        await drain(response)
-                        return result
-                    if "id" in message:
-                        await self._answer_request(client, message, session_id)
-                    else:
-                        await _deliver(client, method, message.get("params"), on_notification)
+                # Closed here, not by the event loop's async-generator finalizer (a thread-safe wake-up).
+                async with aclosing(stream.messages(response)) as events:
+                    async for event in events:
+                        result = await self._on_event(event, request_id, client, session_id, on_notification)
+                        if result is not None:
+                            await drain(response)
+                            return result
                 failures = 0
             else:
                 failures += 1
@@ -305,12 +304,31 @@ class UpstreamLane:
                 raise MCPError(mt.CONNECTION_CLOSED, "SSE stream ended and reconnection attempts were exhausted")
             delay_ms = stream.retry_ms if stream.retry_ms is not None else DEFAULT_RECONNECTION_DELAY_MS
             await anyio.sleep(delay_ms / 1000)
-            headers = {"Accept": _ACCEPT, "Content-Type": "application/json", "Last-Event-ID": stream.last_event_id}
+            headers = {"Last-Event-ID": stream.last_event_id}
             if client.protocol_version is not None:
                 headers[MCP_PROTOCOL_VERSION_HEADER] = client.protocol_version
             if session_id is not None:
                 headers[MCP_SESSION_ID] = session_id
-            response = await (await self._session()).get(self.url, headers=headers, allow_redirects=False)
+            response = await (await self._session()).get(self._url, headers=headers, allow_redirects=False)
+
+    async def _on_event(
+        self, event: bytes, request_id: str, client: Client, session_id: str | None, on_notification: Notify,
+    ) -> dict[str, Any] | None:
+        """One message on the call's stream: the answer's result, or None once a notification was
+        delivered or a server→client request answered."""
+        message = json_of(event, "SSE event")
+        if not isinstance(message, dict):
+            raise UpstreamProtocolError(f"sent an SSE event that is not a JSON-RPC message: {clip(event)}")
+        method = message.get("method")
+        if method is not None and not isinstance(method, str):
+            raise UpstreamProtocolError(f"sent a message whose method is not a string: {clip(event)}")
+        if method is None:
+            return result_of(message, request_id)
+        if "id" in message:
+            await self._answer_request(client, message, session_id)
+        else:
+            await _deliver(client, method, message.get("params"), on_notification)
+        return None
 
     async def _answer_request(self, client: Client, message: dict[str, Any], session_id: str | None) -> None:
         """A server→client request on the call's stream: answered through the session's callback
@@ -332,8 +350,8 @@ class UpstreamLane:
         except KeyError:
             reply = {"error": {"code": mt.METHOD_NOT_FOUND, "message": "Method not found", "data": method}}
         except (ValidationError, ValueError) as e:
-            reply = {"error": {"code": mt.INVALID_PARAMS, "message": f"invalid {method} request: {_first_error(e)}"}}
-        headers = {"Accept": _ACCEPT, "Content-Type": "application/json"}
+            reply = {"error": {"code": mt.INVALID_PARAMS, "message": f"invalid {method} request: {first_error(e)}"}}
+        headers: dict[str, str] = {}
         if client.protocol_version is not None:
             headers[MCP_PROTOCOL_VERSION_HEADER] = client.protocol_version
         if session_id is not None:
@@ -344,7 +362,7 @@ class UpstreamLane:
         """The SDK's courtesy `notifications/cancelled` for an abandoned 2025-era request, shielded
         and bounded as the SDK's is."""
         headers = {k: v for k, v in request_headers.items()
-                   if k.lower() in ("accept", "content-type", MCP_SESSION_ID, MCP_PROTOCOL_VERSION_HEADER.lower())}
+                   if k.lower() in (MCP_SESSION_ID.lower(), MCP_PROTOCOL_VERSION_HEADER.lower())}
         message = {"jsonrpc": "2.0", "method": "notifications/cancelled",
                    "params": {"requestId": request_id, "reason": reason}}
         with anyio.move_on_after(_CANCEL_WRITE_TIMEOUT, shield=True):
@@ -353,7 +371,7 @@ class UpstreamLane:
     async def _post_quietly(self, message: dict[str, Any], headers: Mapping[str, str]) -> None:
         try:
             http = await self._session()
-            async with http.post(self.url, data=json.dumps(message, separators=(",", ":")).encode(),
+            async with http.post(self._url, data=to_json(message),
                                  headers=headers, allow_redirects=False) as response:
                 await read_all(response)
         except (TimeoutError, aiohttp.ClientError, UpstreamProtocolError) as e:
@@ -410,35 +428,3 @@ async def _deliver(client: Client, method: str, params: Any, on_notification: No
         await on_notification(notification)
     except Exception:  # a raising callback costs only that delivery, as in the SDK
         logger.exception("notification callback for %r raised", method)
-
-
-def _result_of(message: Any, request_id: str) -> dict[str, Any]:
-    """The result of the JSON-RPC response `message` to `request_id`; its error as `MCPError`."""
-    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
-        raise UpstreamProtocolError(f"answered with something that is not a JSON-RPC 2.0 message: {clip(message)}")
-    if message.get("id") != request_id:
-        error = message.get("error")
-        if message.get("id") is None and isinstance(error, dict):
-            raise _mcp_error(error)  # rejected before its id was read: still this request's answer
-        raise UpstreamProtocolError(
-            f"answered request {request_id!r} with the response to {message.get('id')!r}")
-    if isinstance(error := message.get("error"), dict):
-        raise _mcp_error(error)
-    result = message.get("result")
-    if not isinstance(result, dict):
-        raise UpstreamProtocolError(f"answered tools/call without a result object: {clip(message)}")
-    return result
-
-
-def _mcp_error(error: dict[str, Any]) -> MCPError:
-    try:
-        return MCPError.from_error_data(mt.ErrorData.model_validate(error))
-    except ValidationError:
-        return MCPError(mt.INTERNAL_ERROR, f"the server sent a malformed JSON-RPC error: {clip(error)}")
-
-
-def _first_error(error: Exception) -> str:
-    if isinstance(error, ValidationError) and error.errors():
-        first = error.errors()[0]
-        return f"{'.'.join(str(p) for p in first['loc']) or 'result'}: {first['msg']}"
-    return str(error)

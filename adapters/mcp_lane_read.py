@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
@@ -36,10 +36,14 @@ class UpstreamProtocolError(WorkbenchError):
 
 async def drain(response: aiohttp.ClientResponse) -> None:
     """Read what is left of an answered SSE stream (normally just its end) within small bounds,
-    so its connection goes back to the pool instead of being closed (see `adapters.http_keepalive`)."""
-    left = DRAIN_BYTES
+    so its connection goes back to the pool instead of being closed (see `adapters.http_keepalive`).
+    What has arrived already is taken without a wait (and without a timer)."""
+    content = response.content
+    left = DRAIN_BYTES - len(content.read_nowait())
+    if content.is_eof() or left <= 0:
+        return
     with anyio.move_on_after(DRAIN_SECONDS):
-        while left > 0 and (chunk := await response.content.readany()):
+        while left > 0 and (chunk := await content.readany()):
             left -= len(chunk)
 
 
@@ -48,8 +52,14 @@ async def read_all(response: aiohttp.ClientResponse) -> bytes:
     length = response.content_length
     if length is not None and length > MAX_RESPONSE_BYTES:
         raise UpstreamProtocolError(f"announced a {length}-byte answer; the limit is {MAX_RESPONSE_BYTES} bytes")
+    content = response.content
+    if content.is_eof():  # all of it came with the head, as a small answer does: no wait, no iterator
+        whole = content.read_nowait()
+        if len(whole) > MAX_RESPONSE_BYTES:
+            raise UpstreamProtocolError(f"sent more than {MAX_RESPONSE_BYTES} bytes; the answer was cut off there")
+        return whole
     body = bytearray()
-    async for chunk in response.content.iter_any():
+    async for chunk in content.iter_any():
         body += chunk
         if len(body) > MAX_RESPONSE_BYTES:
             raise UpstreamProtocolError(f"sent more than {MAX_RESPONSE_BYTES} bytes; the answer was cut off there")
@@ -68,7 +78,7 @@ class SseStream:
         self.response: aiohttp.ClientResponse | None = None
         self._read = 0
 
-    async def messages(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    async def messages(self, response: aiohttp.ClientResponse) -> AsyncGenerator[bytes]:
         """The `data` of each `message` event of `response`."""
         buffer = bytearray()
         event, data = "message", bytearray()

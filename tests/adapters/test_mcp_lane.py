@@ -314,6 +314,14 @@ async def oversized_chunked(h: Hostile, request: dict[str, Any], send: Send) -> 
 
 
 @behaviour
+async def unannounced(h: Hostile, request: dict[str, Any], send: Send) -> None:
+    """A JSON answer without a Content-Length, sent whole: chunked, with its end, in one write."""
+    body = json.dumps(_answer(request, "x" * 1000)).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+@behaviour
 async def endless(h: Hostile, request: dict[str, Any], send: Send) -> None:
     async def chunks() -> AsyncIterator[bytes]:
         note = _event({"jsonrpc": "2.0", "method": "notifications/message",
@@ -482,6 +490,7 @@ class Hostile:
         self.ran: list[str] = []
         self.sent = 0
         self.lane_posts = 0
+        self.lane_peers: list[tuple[str, int]] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -493,6 +502,7 @@ class Hostile:
         request = json.loads(body)
         if isinstance(request.get("id"), str) and request["id"].startswith("wb-"):
             self.lane_posts += 1  # the lane's ids are strings, the SDK dispatcher's integers
+            self.lane_peers.append(tuple(scope["client"]))
         name = (request.get("params") or {}).get("name")
         if "method" not in request and "id" in request:  # the client answering one of our questions
             self.replies[request["id"]] = request.get("result", request.get("error"))
@@ -561,7 +571,7 @@ REFUSALS = {
     "wrong_id": "with the response to 'someone-else'",
     "plain_text": "answered with content type 'text/plain'",
     "odd_method": "sent a message whose method is not a string",
-    "not_a_result": "the server answered tools/call with a result that is not a CallToolResult: CallToolResult.content",
+    "not_a_result": "the server answered tools/call with a result that is not a CallToolResult: content: Input should be a valid list",
     "http_500": "Server returned an error response (HTTP 500)",
 }
 
@@ -586,6 +596,31 @@ async def test_a_hostile_answer_is_refused_clearly(
                 if app.sent == sent:
                     break
         assert (await wb.call_tool("fine", {})).text == "fine ran on the server"  # the connection is fine
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_an_unannounced_answer_that_came_whole_is_held_to_the_bound_too(
+    hostile: tuple[Hostile, str], mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`read_all` takes an answer that has all arrived without waiting for it: the bound still holds."""
+    _, url = hostile
+    async with McpWorkbench.http(url, name="hostile", mode=mode) as wb:
+        assert (await wb.call_tool("unannounced", {})).text == "x" * 1000
+        monkeypatch.setattr(read_module, "MAX_RESPONSE_BYTES", 300)
+        refused = await wb.call_tool("unannounced", {})
+        assert refused.is_error and "sent more than 300 bytes" in refused.text, refused.text
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_answered_calls_keep_their_connection(hostile: tuple[Hostile, str], mode: str) -> None:
+    """An answer read to its end (JSON, or an SSE stream drained after its answer event) returns the
+    connection to the pool: one TCP connection carries every call."""
+    app, url = hostile
+    async with McpWorkbench.http(url, name="hostile", mode=mode) as wb:
+        del app.lane_peers[:]
+        for _ in range(5):
+            assert (await wb.call_tool("fine", {})).text == "fine ran on the server"
+        assert len(app.lane_peers) == 5 and len(set(app.lane_peers)) == 1, app.lane_peers
 
 
 @pytest.mark.parametrize("mode", MODES)
