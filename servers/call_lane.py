@@ -33,7 +33,7 @@ those in step from outside means reaching into the session manager's private sta
 
 from __future__ import annotations
 
-import json
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -45,12 +45,11 @@ from mcp.server._streamable_http_modern import (
     _SSE_HEADERS,
     _SSE_PING_INTERVAL,
     _sse_event,
-    _to_jsonrpc_response,
     _write,
 )
 from mcp.server.connection import Connection
 from mcp.server.context import ServerMiddleware
-from mcp.server.runner import ServerRunner
+from mcp.server.runner import ServerRunner, modern_error_data
 from mcp.server.streamable_http import check_accept_headers
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from mcp.shared.inbound import (
@@ -60,11 +59,12 @@ from mcp.shared.inbound import (
     validate_mcp_param_headers,
     x_mcp_header_map,
 )
-from mcp_types import LOG_LEVEL_META_KEY, JSONRPCError, JSONRPCResponse, RequestId
+from mcp_types import LOG_LEVEL_META_KEY, JSONRPCError, RequestId
 from mcp_types import methods as wire_methods
 from mcp_types.version import LATEST_MODERN_VERSION, MODERN_PROTOCOL_VERSIONS
 from opentelemetry import trace
 from pydantic import ValidationError
+from pydantic_core import from_json, to_json
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -82,6 +82,8 @@ _PARAM_PREFIX = MCP_PARAM_HEADER_PREFIX.lower()
 _TRACE_KEYS = ("traceparent", "tracestate")
 _ASKING_CAPABILITIES = ("sampling", "elicitation", "roots")
 _LENGTH_DIGITS = 20  # a uint64 in decimal
+_FIRST_WAIT = 0.05
+"""Seconds a call runs before the lane watches for a hang-up and for the keepalive window."""
 
 
 @dataclass(frozen=True)
@@ -190,9 +192,9 @@ class ToolCallLane:
         has_json, has_sse = check_accept_headers(request)
         if not (has_json and has_sse):
             return None
-        try:
-            decoded = json.loads(body)
-        except (ValueError, RecursionError):
+        try:  # pydantic-core's parser refuses some bodies `json.loads` takes (those go to the SDK), never the reverse
+            decoded = from_json(body)
+        except ValueError:
             return None
         if not isinstance(decoded, dict) or decoded.get("jsonrpc") != "2.0" or decoded.get("method") != _METHOD:
             return None
@@ -243,34 +245,37 @@ class ToolCallLane:
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send, request: _Ordinary) -> None:
         """Run the call; answer JSON, or SSE with keepalive pings once the SDK's window has passed
-        in silence. The client hanging up cancels the call, and nothing is written then."""
-        reply: list[JSONRPCResponse | JSONRPCError] = []
-        committed = False
+        in silence. The client hanging up cancels the call, and nothing is written then.
 
-        async def watch(cancel: anyio.CancelScope) -> None:
-            nonlocal committed
-            while True:
-                with anyio.move_on_after(_SSE_PING_INTERVAL):
-                    if (await receive())["type"] == "http.disconnect":
-                        cancel.cancel()
-                        return
-                    continue
-                with anyio.CancelScope(shield=True):  # never cut a write in half
-                    if not committed:
-                        committed = True
-                        await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
-                    await send({"type": "http.response.body", "body": b": ping\r\n\r\n", "more_body": True})
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(watch, tg.cancel_scope)
-            reply.append(await _to_jsonrpc_response(request.request_id, self._result(scope, request)))
-            tg.cancel_scope.cancel()
-        if not reply:
+        Most calls end within milliseconds, so the watch for both (a task reading `receive`) starts
+        only when a call outlives `_FIRST_WAIT`: a task per call would cost more than the rest of
+        the lane's work on it, and a hang-up is still noticed within that wait."""
+        call = anyio.CancelScope()
+        watch = _Watch(receive, send, call)
+        timer = asyncio.get_running_loop().call_later(_FIRST_WAIT, watch.start)
+        reply: bytes | JSONRPCError | None = None
+        try:
+            with call:
+                try:
+                    result = await self._result(scope, request)
+                except Exception as exc:  # the SDK's exception-to-wire mapping (`_to_jsonrpc_response`)
+                    reply = JSONRPCError(jsonrpc="2.0", id=request.request_id, error=modern_error_data(exc))
+                else:
+                    reply = _response_json(request.request_id, result)
+        finally:
+            timer.cancel()
+            committed = await watch.stop()
+        if call.cancel_called or reply is None:
             return  # the client left
         if committed:
-            await send({"type": "http.response.body", "body": _sse_event(reply[0]), "more_body": False})
+            framed = b"event: message\r\ndata: %s\r\n\r\n" % reply if isinstance(reply, bytes) else _sse_event(reply)
+            await send({"type": "http.response.body", "body": framed, "more_body": False})
+        elif isinstance(reply, JSONRPCError):
+            await _write(reply, scope, receive, send)  # the SDK's status mapping, for the rare error
         else:
-            await _write(reply[0], scope, receive, send)
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-length", b"%d" % len(reply)), (b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": reply})
 
     async def _result(self, scope: Scope, request: _Ordinary) -> dict[str, Any]:
         call = self._call_context(scope, request)
@@ -316,6 +321,56 @@ class ToolCallLane:
             self._otel = next((m for m in self.server.server.middleware if isinstance(m, OpenTelemetryMiddleware)),
                               None)
         return self._otel
+
+
+def _response_json(request_id: RequestId, result: dict[str, Any]) -> bytes:
+    """The JSON-RPC response as the SDK's `_write` serialises it (its `exclude_none` reaches only the
+    envelope, never into `result`; NaN and infinities as Python's `json` writes them), in one pass."""
+    return to_json({"jsonrpc": "2.0", "id": request_id, "result": result}, inf_nan_mode="constants")
+
+
+class _Watch:
+    """A running call's watch, once started: the client's hang-up cancels `call`; silence for the
+    SDK's keepalive window (counted from the call's start) commits the response to SSE and pings."""
+
+    def __init__(self, receive: Receive, send: Send, call: anyio.CancelScope) -> None:
+        self.receive = receive
+        self.send = send
+        self.call = call
+        self.committed = False
+        self._task: asyncio.Task[None] | None = None
+        self._writing = asyncio.Lock()  # `stop` never cuts a write in half
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() - _FIRST_WAIT + _SSE_PING_INTERVAL
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await self.receive()
+            except TimeoutError:
+                async with self._writing:
+                    if not self.committed:
+                        await self.send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+                        self.committed = True
+                    await self.send({"type": "http.response.body", "body": b": ping\r\n\r\n", "more_body": True})
+                deadline = loop.time() + _SSE_PING_INTERVAL
+                continue
+            if message["type"] == "http.disconnect":
+                self.call.cancel()
+                return
+
+    async def stop(self) -> bool:
+        """Stop watching; whether the response has committed to SSE."""
+        task = self._task
+        if task is not None:
+            async with self._writing:
+                task.cancel()
+            await asyncio.wait([task])  # not `await task`: that would raise its CancelledError here
+        return self.committed
 
 
 def _replaying(body: bytes, complete: bool, trailing: Message | None, receive: Receive) -> Receive:
