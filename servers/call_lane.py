@@ -201,7 +201,8 @@ class ToolCallLane:
         request_id, raw_params = decoded.get("id"), decoded.get("params")
         if not (type(request_id) is int or type(request_id) is str) or not isinstance(raw_params, dict):
             return None
-        headers = dict(request.headers)
+        # What `dict(request.headers)` gives, read once: `_may_be_ordinary` proved no header came twice.
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         verdict = classify_inbound_request(decoded, headers=headers)
         if not isinstance(verdict, InboundModernRoute):
             return None
