@@ -33,7 +33,6 @@ those in step from outside means reaching into the session manager's private sta
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -41,12 +40,7 @@ from typing import Any, cast
 import anyio
 import mcp.types as mt
 from mcp.server._otel import OpenTelemetryMiddleware
-from mcp.server._streamable_http_modern import (
-    _SSE_HEADERS,
-    _SSE_PING_INTERVAL,
-    _sse_event,
-    _write,
-)
+from mcp.server._streamable_http_modern import _SSE_HEADERS, _sse_event, _write
 from mcp.server.connection import Connection
 from mcp.server.context import ServerMiddleware
 from mcp.server.runner import ServerRunner, modern_error_data
@@ -64,11 +58,12 @@ from mcp_types import methods as wire_methods
 from mcp_types.version import LATEST_MODERN_VERSION, MODERN_PROTOCOL_VERSIONS
 from opentelemetry import trace
 from pydantic import ValidationError
-from pydantic_core import from_json, to_json
+from pydantic_core import from_json
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servers.auth import scope_access, scope_identity
+from servers.lane_reply import CallWatch, response_json, send_whole, sse_frame
 from servers.mcp_server import WorkbenchServer
 from servers.mcp_surface import Ctx
 from servers.policy import calling_as
@@ -82,8 +77,7 @@ _PARAM_PREFIX = MCP_PARAM_HEADER_PREFIX.lower()
 _TRACE_KEYS = ("traceparent", "tracestate")
 _ASKING_CAPABILITIES = ("sampling", "elicitation", "roots")
 _LENGTH_DIGITS = 20  # a uint64 in decimal
-_FIRST_WAIT = 0.05
-"""Seconds a call runs before the lane watches for a hang-up and for the keepalive window."""
+_JSON = [(b"content-type", b"application/json")]
 
 
 @dataclass(frozen=True)
@@ -246,37 +240,27 @@ class ToolCallLane:
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send, request: _Ordinary) -> None:
         """Run the call; answer JSON, or SSE with keepalive pings once the SDK's window has passed
-        in silence. The client hanging up cancels the call, and nothing is written then.
-
-        Most calls end within milliseconds, so the watch for both (a task reading `receive`) starts
-        only when a call outlives `_FIRST_WAIT`: a task per call would cost more than the rest of
-        the lane's work on it, and a hang-up is still noticed within that wait."""
+        in silence (`servers.lane_reply`). The client hanging up cancels the call, and nothing is
+        written then."""
         call = anyio.CancelScope()
-        watch = _Watch(receive, send, call)
-        timer = asyncio.get_running_loop().call_later(_FIRST_WAIT, watch.start)
+        watch = CallWatch(receive, send, call, _SSE_HEADERS)
         reply: bytes | JSONRPCError | None = None
         try:
             with call:
                 try:
-                    result = await self._result(scope, request)
+                    reply = response_json(request.request_id, await self._result(scope, request))
                 except Exception as exc:  # the SDK's exception-to-wire mapping (`_to_jsonrpc_response`)
                     reply = JSONRPCError(jsonrpc="2.0", id=request.request_id, error=modern_error_data(exc))
-                else:
-                    reply = _response_json(request.request_id, result)
         finally:
-            timer.cancel()
             committed = await watch.stop()
         if call.cancel_called or reply is None:
             return  # the client left
         if committed:
-            framed = b"event: message\r\ndata: %s\r\n\r\n" % reply if isinstance(reply, bytes) else _sse_event(reply)
-            await send({"type": "http.response.body", "body": framed, "more_body": False})
+            await watch.finish(sse_frame(reply) if isinstance(reply, bytes) else _sse_event(reply))
         elif isinstance(reply, JSONRPCError):
             await _write(reply, scope, receive, send)  # the SDK's status mapping, for the rare error
         else:
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-length", b"%d" % len(reply)), (b"content-type", b"application/json")]})
-            await send({"type": "http.response.body", "body": reply})
+            await send_whole(send, 200, _JSON, reply)
 
     async def _result(self, scope: Scope, request: _Ordinary) -> dict[str, Any]:
         call = self._call_context(scope, request)
@@ -322,56 +306,6 @@ class ToolCallLane:
             self._otel = next((m for m in self.server.server.middleware if isinstance(m, OpenTelemetryMiddleware)),
                               None)
         return self._otel
-
-
-def _response_json(request_id: RequestId, result: dict[str, Any]) -> bytes:
-    """The JSON-RPC response as the SDK's `_write` serialises it (its `exclude_none` reaches only the
-    envelope, never into `result`; NaN and infinities as Python's `json` writes them), in one pass."""
-    return to_json({"jsonrpc": "2.0", "id": request_id, "result": result}, inf_nan_mode="constants")
-
-
-class _Watch:
-    """A running call's watch, once started: the client's hang-up cancels `call`; silence for the
-    SDK's keepalive window (counted from the call's start) commits the response to SSE and pings."""
-
-    def __init__(self, receive: Receive, send: Send, call: anyio.CancelScope) -> None:
-        self.receive = receive
-        self.send = send
-        self.call = call
-        self.committed = False
-        self._task: asyncio.Task[None] | None = None
-        self._writing = asyncio.Lock()  # `stop` never cuts a write in half
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() - _FIRST_WAIT + _SSE_PING_INTERVAL
-        while True:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    message = await self.receive()
-            except TimeoutError:
-                async with self._writing:
-                    if not self.committed:
-                        await self.send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
-                        self.committed = True
-                    await self.send({"type": "http.response.body", "body": b": ping\r\n\r\n", "more_body": True})
-                deadline = loop.time() + _SSE_PING_INTERVAL
-                continue
-            if message["type"] == "http.disconnect":
-                self.call.cancel()
-                return
-
-    async def stop(self) -> bool:
-        """Stop watching; whether the response has committed to SSE."""
-        task = self._task
-        if task is not None:
-            async with self._writing:
-                task.cancel()
-            await asyncio.wait([task])  # not `await task`: that would raise its CancelledError here
-        return self.committed
 
 
 def _replaying(body: bytes, complete: bool, trailing: Message | None, receive: Receive) -> Receive:

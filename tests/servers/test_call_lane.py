@@ -424,9 +424,9 @@ async def test_a_client_that_hangs_up_cancels_its_call() -> None:
 async def test_a_long_silent_call_commits_to_sse_with_keepalive_pings(monkeypatch: pytest.MonkeyPatch) -> None:
     """As the SDK does: past its window without an answer, the response becomes an event stream
     with pings, so a proxy's idle timeout does not cut a long call."""
-    import servers.call_lane as call_lane
+    import servers.lane_reply as lane_reply
 
-    monkeypatch.setattr(call_lane, "_SSE_PING_INTERVAL", 0.2)
+    monkeypatch.setattr(lane_reply, "KEEPALIVE", 0.2)
     async with serving(Bench()) as served, raw(served) as http:
         response = await post(http, served, call_body("slow", {"seconds": 0.7}), call_headers("slow"))
         assert lane_of(served).answered == 1
