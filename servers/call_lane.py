@@ -45,6 +45,7 @@ from mcp.server.connection import Connection
 from mcp.server.context import ServerMiddleware
 from mcp.server.runner import ServerRunner, modern_error_data
 from mcp.server.streamable_http import check_accept_headers
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from mcp.shared.inbound import (
     MCP_PARAM_HEADER_PREFIX,
@@ -67,6 +68,7 @@ from servers.lane_reply import CallWatch, response_json, send_whole, sse_frame
 from servers.mcp_server import WorkbenchServer
 from servers.mcp_surface import Ctx
 from servers.policy import calling_as
+from servers.session_lane import SessionLane
 from servers.sessions import stateless_session_id
 from servers.settings import SESSION_HEADER
 from workbench.core import CallContext
@@ -107,7 +109,8 @@ class ToolCallLane:
     """ASGI app: ordinary `tools/call` POSTs answered here, every other request passed to `sdk_app`."""
 
     def __init__(self, server: WorkbenchServer, sdk_app: ASGIApp, *, max_request_bytes: int,
-                 security: TransportSecuritySettings | None) -> None:
+                 security: TransportSecuritySettings | None,
+                 sessions: StreamableHTTPSessionManager | None = None) -> None:
         self.server = server
         self.sdk_app = sdk_app
         self.max_request_bytes = max_request_bytes
@@ -117,11 +120,22 @@ class ToolCallLane:
         self._middleware_passed: list[ServerMiddleware[Any]] = []
         self._otel: OpenTelemetryMiddleware | None = None
         server.lane = self
+        self.sessions = SessionLane(self, sessions) if sessions is not None else None
+        """2025-era calls on live sessions (`servers.session_lane`), given the SDK's session manager."""
         self.answered = 0
         """Requests this lane answered itself (the rest went to the SDK): for tests and metrics."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._may_be_ordinary(scope):
+        session_id = _session_named(scope) if self.sessions is not None else None
+        if session_id is None:
+            await self._serve(scope, receive, send, None)
+            return
+        assert self.sessions is not None
+        with self.sessions.serving(session_id):
+            await self._serve(scope, receive, send, session_id)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, session_id: str | None) -> None:
+        if not self._may_be_ordinary(scope, session_id):
             await self.sdk_app(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -141,14 +155,22 @@ class ToolCallLane:
                 complete = True
                 break
         body = b"".join(chunks)
-        request = await self._ordinary(scope, body) if complete else None
-        if request is None:
-            await self.sdk_app(scope, _replaying(body, complete, trailing, receive), send)
-            return
-        self.answered += 1
-        await self._answer(scope, receive, send, request)
+        if session_id is None:
+            request = await self._ordinary(scope, body) if complete else None
+            if request is not None:
+                self.answered += 1
+                await self._answer(scope, receive, send, request)
+                return
+        elif complete and await self._transport_passes(scope):
+            assert self.sessions is not None
+            call = self.sessions.ordinary(session_id, body, _header(scope, b"content-type") or "")
+            if call is not None:
+                self.answered += 1
+                await self.sessions.answer(scope, receive, send, call)
+                return
+        await self.sdk_app(scope, _replaying(body, complete, trailing, receive), send)
 
-    def _may_be_ordinary(self, scope: Scope) -> bool:
+    def _may_be_ordinary(self, scope: Scope, session_id: str | None) -> bool:
         """The checks that need no body: when one fails the request reaches the SDK untouched."""
         if scope["type"] != "http" or scope["method"] != "POST" or not self._own_middleware_only():
             return False
@@ -156,13 +178,23 @@ class ToolCallLane:
         headers = {k: v for k, v in raw}
         if len(headers) != len(raw):  # a header sent twice: first- and last-copy readers could disagree
             return False
-        if b"mcp-session-id" in headers or headers.get(b"mcp-protocol-version", b"").decode(
-                "latin-1") not in MODERN_PROTOCOL_VERSIONS:
-            return False
         length = headers.get(b"content-length", b"")
         # llhttp accepts leading zeros, and int() refuses more than 4300 digits: a length no
         # ordinary client would spell is the SDK's to read, never a ValueError (a 500) here.
-        return length.isdigit() and len(length) <= _LENGTH_DIGITS and 0 < int(length) <= self.max_request_bytes
+        if not (length.isdigit() and len(length) <= _LENGTH_DIGITS and 0 < int(length) <= self.max_request_bytes):
+            return False
+        if session_id is not None:
+            return self.sessions is not None and self.sessions.may_be_ordinary(scope, headers, session_id)
+        return (b"mcp-session-id" not in headers
+                and headers.get(b"mcp-protocol-version", b"").decode("latin-1") in MODERN_PROTOCOL_VERSIONS)
+
+    async def _transport_passes(self, scope: Scope) -> bool:
+        """The SDK transports' first checks of a POST: Host and Origin, then an Accept naming JSON and SSE."""
+        request = Request(scope)
+        if await self.security.validate_request(request, is_post=True) is not None:
+            return False
+        has_json, has_sse = check_accept_headers(request)
+        return has_json and has_sse
 
     def _own_middleware_only(self) -> bool:
         """The lane stands in for the SDK's handler chain as this server builds it; middleware
@@ -180,11 +212,7 @@ class ToolCallLane:
     async def _ordinary(self, scope: Scope, body: bytes) -> _Ordinary | None:
         """The request, when every check the SDK would make passes and nothing in it needs more
         than one JSON answer; None otherwise."""
-        request = Request(scope)
-        if await self.security.validate_request(request, is_post=True) is not None:
-            return None
-        has_json, has_sse = check_accept_headers(request)
-        if not (has_json and has_sse):
+        if not await self._transport_passes(scope):
             return None
         try:  # pydantic-core's parser refuses some bodies `json.loads` takes (those go to the SDK), never the reverse
             decoded = from_json(body)
@@ -264,27 +292,37 @@ class ToolCallLane:
 
     async def _result(self, scope: Scope, request: _Ordinary) -> dict[str, Any]:
         call = self._call_context(scope, request)
-        with calling_as(call):  # the policy's caller, as the SDK middleware `bind_caller` binds it
+        return await self.run_call(call, True, request.version, request.request_id, request.params,
+                                   request.raw_params, request.meta)
+
+    async def run_call(self, call: CallContext, stateless: bool, version: str, request_id: RequestId,
+                       params: mt.CallToolRequestParams, raw_params: dict[str, Any],
+                       meta: Mapping[str, Any]) -> dict[str, Any]:
+        """What the SDK's handler chain does with an ordinary call, for either lane: the caller bound for the
+        policy (as the SDK middleware `bind_caller` binds it), the SDK's span when tracing, the call served
+        by `WorkbenchServer.serve_call`, the result shaped for `version` by the SDK."""
+        with calling_as(call):
             otel = self._tracing()
             if otel is None:
-                return await self._serve(request, call)
+                return await self._serve_call(call, stateless, version, params)
 
             async def inner(_: Ctx) -> dict[str, Any]:
-                return await self._serve(request, call)
+                return await self._serve_call(call, stateless, version, params)
 
-            subject = _SpanSubject(_METHOD, request.raw_params, request.version, request.request_id, request.meta)
+            subject = _SpanSubject(_METHOD, raw_params, version, request_id, meta)
             return cast(dict[str, Any], await otel(cast(Ctx, subject), inner))
 
-    async def _serve(self, request: _Ordinary, call: CallContext) -> dict[str, Any]:
-        params = request.params
-        answer = await self.server.serve_call(params.name, params.arguments or {}, call.session_id, True, lambda: call)
+    async def _serve_call(self, call: CallContext, stateless: bool, version: str,
+                          params: mt.CallToolRequestParams) -> dict[str, Any]:
+        answer = await self.server.serve_call(params.name, params.arguments or {}, call.session_id, stateless,
+                                              lambda: call)
         if self._shaper is None:
             # The SDK's own result shaping (cache hints, the per-version sieve, `resultType`, the
             # `serverInfo` stamp): private, but the one place it lives, and it reads only the server.
             # (Built on first use: a connection needs a running event loop.)
             connection = Connection.from_envelope(LATEST_MODERN_VERSION, None, None)
             self._shaper = ServerRunner(self.server.server, connection, None)
-        return self._shaper._serialize(_METHOD, request.version, answer)
+        return self._shaper._serialize(_METHOD, version, answer)
 
     def _call_context(self, scope: Scope, request: _Ordinary) -> CallContext:
         """The caller as the SDK handler's `_call_context` sees a 2026-07-28 request that asked for
@@ -306,6 +344,15 @@ class ToolCallLane:
             self._otel = next((m for m in self.server.server.middleware if isinstance(m, OpenTelemetryMiddleware)),
                               None)
         return self._otel
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    return next((v.decode("latin-1") for k, v in scope["headers"] if k == name), None)
+
+
+def _session_named(scope: Scope) -> str | None:
+    """The `Mcp-Session-Id` an HTTP request names, if any."""
+    return _header(scope, b"mcp-session-id") if scope["type"] == "http" else None
 
 
 def _replaying(body: bytes, complete: bool, trailing: Message | None, receive: Receive) -> Receive:

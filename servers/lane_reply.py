@@ -51,6 +51,8 @@ class CallWatch:
         self.sse_headers = list(sse_headers)
         self.committed = False
         """Whether the response has started, as an event stream."""
+        self.hung_up = False
+        """Whether the call was cancelled because the client left."""
         self._task: asyncio.Task[None] | None = None
         self._writing = asyncio.Lock()  # `stop` never cuts a write in half
         self._timer = asyncio.get_running_loop().call_later(FIRST_WAIT, self._start)
@@ -70,6 +72,7 @@ class CallWatch:
                 deadline = loop.time() + KEEPALIVE
                 continue
             if message["type"] == "http.disconnect":
+                self.hung_up = True
                 self.call.cancel()
                 return
 

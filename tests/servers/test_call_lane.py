@@ -329,6 +329,7 @@ async def test_another_identity_s_legacy_session_is_not_reached() -> None:
             http_client(served.url, mode="legacy", headers=as_(ALICE_TOKEN)) as alice, \
             raw(served, list(as_(BOB_TOKEN).items())) as bob:
         await alice.call_tool("echo", {"text": "mine"})
+        assert lane_of(served).answered == 1  # alice's own call on her session: the session lane's
         session = next(iter(served.server.legacy_cap._owners))  # alice's Mcp-Session-Id
         legacy = await post(bob, served, call_body("whoami", {}), call_headers(
             "whoami", **{"mcp-session-id": session, "mcp-protocol-version": "2025-11-25"}))
@@ -336,7 +337,7 @@ async def test_another_identity_s_legacy_session_is_not_reached() -> None:
         # At 2026-07-28 the SDK ignores the header: bob's own sessionless call, answered by the SDK.
         modern = await post(bob, served, call_body("whoami", {}), call_headers("whoami", **{"mcp-session-id": session}))
         assert modern.json()["result"]["structuredContent"]["identity"] == "bob"
-        assert lane_of(served).answered == 0
+        assert lane_of(served).answered == 1
 
 
 async def test_policy_refuses_and_suggests_only_what_the_caller_may_see() -> None:
