@@ -131,7 +131,7 @@ class ToolCallLane:
             await self._serve(scope, receive, send, None)
             return
         assert self.sessions is not None
-        with self.sessions.serving(session_id):
+        with self.sessions.serving(scope, session_id):
             await self._serve(scope, receive, send, session_id)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, session_id: str | None) -> None:

@@ -54,6 +54,7 @@ class CallWatch:
         self.hung_up = False
         """Whether the call was cancelled because the client left."""
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
         self._writing = asyncio.Lock()  # `stop` never cuts a write in half
         self._timer = asyncio.get_running_loop().call_later(FIRST_WAIT, self._start)
 
@@ -77,8 +78,11 @@ class CallWatch:
                 return
 
     async def emit(self, event: bytes) -> None:
-        """Write `event` (SSE bytes) before the answer, committing the response to SSE first."""
+        """Write `event` (SSE bytes) before the answer, committing the response to SSE first; dropped once
+        the answer is on its way (work the call started, a background job, may outlive it)."""
         async with self._writing:
+            if self._stopped:
+                return
             if not self.committed:
                 await self.send({"type": "http.response.start", "status": 200, "headers": self.sse_headers})
                 self.committed = True
@@ -87,6 +91,7 @@ class CallWatch:
     async def stop(self) -> bool:
         """Stop watching; whether the response has committed to SSE."""
         self._timer.cancel()
+        self._stopped = True
         task = self._task
         if task is not None:
             async with self._writing:

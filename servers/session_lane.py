@@ -93,9 +93,15 @@ class SessionLane:
         return transport
 
     @contextmanager
-    def serving(self, session_id: str) -> Iterator[None]:
+    def serving(self, scope: Scope, session_id: str) -> Iterator[None]:
         """A request naming `session_id` is in flight: its session does not expire meanwhile, and its idle
-        countdown restarts when the session's last request ends (the SDK's rule, for its requests and ours)."""
+        countdown restarts when the session's last request ends (the SDK's rule, for its requests and ours).
+        Only its owner's requests count, as only they reach the SDK's transport: another principal naming
+        the session gets the SDK's 404 and must not keep the session alive."""
+        connection = self.lane.server.legacy_sessions.get(session_id)
+        if connection is None or connection.state.get(OWNER_KEY) != requestor(scope):
+            yield
+            return
         self._in_flight[session_id] += 1
         self._hold(session_id)
         try:

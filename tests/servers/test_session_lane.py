@@ -230,3 +230,44 @@ async def test_a_client_that_hangs_up_cancels_its_session_call() -> None:
             while "gone" not in bench.cancelled or served.server.inflight:
                 await anyio.sleep(0.02)
         assert lane_of(served).answered == 1 and "gone" not in bench.finished
+
+
+async def test_another_principal_naming_a_session_does_not_keep_it_alive() -> None:
+    """Only the owner's requests reach the SDK's transport and hold its idle countdown; counting another
+    principal's (404) requests would let anyone keep someone else's session from expiring."""
+    settings = ServeSettings(transport="http", session_idle_timeout=0.6,
+                             tokens={"alice": "alice-" + "a" * 26, "bob": "bob-" + "b" * 28})
+    async with serving(Bench(), settings) as served, \
+            httpx2.AsyncClient(timeout=httpx2.Timeout(30), headers={"Authorization": "Bearer alice-" + "a" * 26}) as a, \
+            httpx2.AsyncClient(timeout=httpx2.Timeout(30), headers={"Authorization": "Bearer bob-" + "b" * 28}) as b:
+        opening = Session(a, served, "")
+        initialize = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}
+        sid = (await opening.post(initialize, opening.headers(**{"mcp-session-id": ""}))).headers["mcp-session-id"]
+        alice, bob = Session(a, served, sid), Session(b, served, sid)
+        await alice.post({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        assert (await alice.post(call("add", {"a": 1, "b": 1}))).status_code == 200
+        for _ in range(8):  # bob names alice's session every 0.2 s, for twice her idle timeout
+            assert (await bob.post(call("add", {"a": 1, "b": 1}))).status_code == 404
+            await anyio.sleep(0.2)
+        assert (await alice.post(call("add", {"a": 1, "b": 1}, request_id=2))).status_code == 404
+
+
+async def test_nothing_is_written_for_a_call_once_its_answer_is_on_its_way() -> None:
+    """A log from work the call started (a background job) after the call returned is dropped, never
+    written after the response's last byte."""
+    from servers.lane_reply import CallWatch
+
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> Any:
+        await anyio.sleep_forever()
+
+    watch = CallWatch(receive, send, anyio.CancelScope(), [(b"content-type", b"text/event-stream")])
+    await watch.emit(b"data: early\r\n\r\n")
+    assert await watch.stop() is True
+    await watch.emit(b"data: late\r\n\r\n")
+    assert [m.get("body") for m in sent] == [None, b"data: early\r\n\r\n"]
