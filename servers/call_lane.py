@@ -23,12 +23,8 @@ the SDK's OpenTelemetry middleware opens its span when a tracer is installed. A 
 hangs up cancels the call; a call silent for the SDK's keepalive window commits to an SSE
 response with pings, as the SDK does, so a proxy's idle timeout cannot cut it.
 
-2025-era session POSTs (an `Mcp-Session-Id`) always take the SDK's path. Answering them here
-would hide them from the SDK's session: its transport counts a session idle while no request of
-its own is in flight and expires it after `session_idle_timeout` (so a client that only calls
-tools would lose its session mid-use), its owner check compares the SDK's own authorization
-context, and its dispatcher is where `notifications/cancelled` for a request id lands. Keeping
-those in step from outside means reaching into the session manager's private state.
+2025-era POSTs on a session (an `Mcp-Session-Id`) are the session lane's (`servers.session_lane`),
+under the same rule; the way both lanes answer and watch a running call is `servers.lane_reply`.
 """
 
 from __future__ import annotations
