@@ -124,12 +124,23 @@ async def test_the_session_lane_answers_what_the_sdk_answers(body: dict[str, Any
         assert [e.get("method") for e in events(by_lane)] == ["notifications/message", None]
 
 
+OTHER_BODIES: dict[str, Any] = {
+    "batch": [call("add", {"a": 1, "b": 2})],
+    "other-method": {**call("add", {}), "method": "tools/list"},
+    "bool-id": call("add", {"a": 1, "b": 2}, request_id=True),
+    "arguments-not-an-object": call("add", [1, 2]),  # type: ignore[arg-type]
+    "a-task": call("add", {"a": 1, "b": 2}, task={"ttl": 1000}),
+}
+
+
 @pytest.mark.parametrize("case", ["progress-token", "version-header-differs", "no-version-header", "no-sse-accept",
-                                  "wrong-content-type", "a-client-that-can-be-asked", "unknown-session"])
+                                  "wrong-content-type", "a-client-that-can-be-asked", "unknown-session",
+                                  *OTHER_BODIES])
 async def test_a_session_request_that_is_not_ordinary_gets_the_sdk_s_answer(case: str) -> None:
     capabilities = {"sampling": {}} if case == "a-client-that-can-be-asked" else None
     async with serving(Bench()) as served, session(served, capabilities) as s:
-        body = call("add", {"a": 1, "b": 2}, _meta={"progressToken": "p"} if case == "progress-token" else {})
+        body = OTHER_BODIES.get(case) or call(
+            "add", {"a": 1, "b": 2}, _meta={"progressToken": "p"} if case == "progress-token" else {})
         headers = s.headers(**{
             "version-header-differs": {"mcp-protocol-version": "2025-06-18"},
             "no-version-header": {"mcp-protocol-version": ""},
