@@ -89,12 +89,16 @@ class CallWatch:
             await self.send({"type": "http.response.body", "body": event, "more_body": True})
 
     async def stop(self) -> bool:
-        """Stop watching; whether the response has committed to SSE."""
+        """Stop watching; whether the response has committed to SSE. From here on nothing is written
+        but the answer; a write already under way is let finish first."""
         self._timer.cancel()
         self._stopped = True
         task = self._task
         if task is not None:
-            async with self._writing:
+            try:
+                async with self._writing:
+                    pass
+            finally:  # even if this task is being cancelled itself: the watch never outlives its call
                 task.cancel()
             await asyncio.wait([task])  # not `await task`: that would raise its CancelledError here
         return self.committed

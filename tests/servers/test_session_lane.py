@@ -282,3 +282,17 @@ async def test_nothing_is_written_for_a_call_once_its_answer_is_on_its_way() -> 
     assert await watch.stop() is True
     await watch.emit(b"data: late\r\n\r\n")
     assert [m.get("body") for m in sent] == [None, b"data: early\r\n\r\n"]
+
+
+async def test_a_long_silent_session_call_keeps_its_stream_alive_with_pings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the SDK's event stream does: a call silent past the keepalive window gets pings on its stream
+    (committed early), then its answer."""
+    import servers.lane_reply as lane_reply
+
+    monkeypatch.setattr(lane_reply, "KEEPALIVE", 0.2)
+    async with serving(Bench()) as served, session(served) as s:
+        response = await s.post(call("slow", {"seconds": 0.7}))
+        assert lane_of(served).answered == 1
+    assert response.headers["content-type"] == "text/event-stream" and response.text.count(": ping") >= 2
+    assert events(response) == [{"jsonrpc": "2.0", "id": 1, "result": events(response)[-1]["result"]}]
+    assert events(response)[-1]["result"]["content"][0]["text"] == "slept 0.7"
