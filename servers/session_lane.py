@@ -166,11 +166,12 @@ class SessionLane:
             message = jsonrpc_message_adapter.validate_python(decoded, by_name=False)
         except ValidationError:
             return None
-        if not isinstance(message, JSONRPCRequest) or message.method != _METHOD or not isinstance(message.params,
-                                                                                                     dict):
+        if not isinstance(message, JSONRPCRequest) or message.method != _METHOD:
             return None
-        connection = self.lane.server.legacy_sessions[session_id]
         raw_params = message.params
+        connection = self.lane.server.legacy_sessions.get(session_id)  # gone while the body came in: the SDK's
+        if not isinstance(raw_params, dict) or connection is None:
+            return None
         try:  # the SDK's two checks of params: the version's wire surface, then the handler's model
             wire_methods.validate_client_request(_METHOD, connection.protocol_version, raw_params)
             params = mt.CallToolRequestParams.model_validate(raw_params, by_name=False)
