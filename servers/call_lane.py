@@ -52,7 +52,7 @@ from mcp.shared.inbound import (
 )
 from mcp_types import LOG_LEVEL_META_KEY, JSONRPCError, RequestId
 from mcp_types import methods as wire_methods
-from mcp_types.version import LATEST_MODERN_VERSION, MODERN_PROTOCOL_VERSIONS
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_MODERN_VERSION, MODERN_PROTOCOL_VERSIONS
 from opentelemetry import trace
 from pydantic import ValidationError
 from pydantic_core import from_json
@@ -347,8 +347,12 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def _session_named(scope: Scope) -> str | None:
-    """The `Mcp-Session-Id` an HTTP request names, if any."""
-    return _header(scope, b"mcp-session-id") if scope["type"] == "http" else None
+    """The `Mcp-Session-Id` of an HTTP request the SDK routes to a 2025-era session (no version header, or
+    a handshake-era one: the SDK's own era routing); None for any other request."""
+    if scope["type"] != "http":
+        return None
+    version = _header(scope, b"mcp-protocol-version")
+    return _header(scope, b"mcp-session-id") if version is None or version in HANDSHAKE_PROTOCOL_VERSIONS else None
 
 
 def _replaying(body: bytes, complete: bool, trailing: Message | None, receive: Receive) -> Receive:
