@@ -23,17 +23,12 @@ the SDK's OpenTelemetry middleware opens its span when a tracer is installed. A 
 hangs up cancels the call; a call silent for the SDK's keepalive window commits to an SSE
 response with pings, as the SDK does, so a proxy's idle timeout cannot cut it.
 
-2025-era session POSTs (an `Mcp-Session-Id`) always take the SDK's path. Answering them here
-would hide them from the SDK's session: its transport counts a session idle while no request of
-its own is in flight and expires it after `session_idle_timeout` (so a client that only calls
-tools would lose its session mid-use), its owner check compares the SDK's own authorization
-context, and its dispatcher is where `notifications/cancelled` for a request id lands. Keeping
-those in step from outside means reaching into the session manager's private state.
+2025-era POSTs on a session (an `Mcp-Session-Id`) are the session lane's (`servers.session_lane`),
+under the same rule; the way both lanes answer and watch a running call is `servers.lane_reply`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -41,17 +36,12 @@ from typing import Any, cast
 import anyio
 import mcp.types as mt
 from mcp.server._otel import OpenTelemetryMiddleware
-from mcp.server._streamable_http_modern import (
-    _SSE_HEADERS,
-    _SSE_PING_INTERVAL,
-    _sse_event,
-    _to_jsonrpc_response,
-    _write,
-)
+from mcp.server._streamable_http_modern import _SSE_HEADERS, _sse_event, _write
 from mcp.server.connection import Connection
 from mcp.server.context import ServerMiddleware
-from mcp.server.runner import ServerRunner
+from mcp.server.runner import ServerRunner, modern_error_data
 from mcp.server.streamable_http import check_accept_headers
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from mcp.shared.inbound import (
     MCP_PARAM_HEADER_PREFIX,
@@ -60,18 +50,21 @@ from mcp.shared.inbound import (
     validate_mcp_param_headers,
     x_mcp_header_map,
 )
-from mcp_types import LOG_LEVEL_META_KEY, JSONRPCError, JSONRPCResponse, RequestId
+from mcp_types import LOG_LEVEL_META_KEY, JSONRPCError, RequestId
 from mcp_types import methods as wire_methods
-from mcp_types.version import LATEST_MODERN_VERSION, MODERN_PROTOCOL_VERSIONS
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_MODERN_VERSION, MODERN_PROTOCOL_VERSIONS
 from opentelemetry import trace
 from pydantic import ValidationError
+from pydantic_core import from_json
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servers.auth import scope_access, scope_identity
+from servers.lane_reply import CallWatch, response_json, send_whole, sse_frame
 from servers.mcp_server import WorkbenchServer
 from servers.mcp_surface import Ctx
 from servers.policy import calling_as
+from servers.session_lane import SessionLane
 from servers.sessions import stateless_session_id
 from servers.settings import SESSION_HEADER
 from workbench.core import CallContext
@@ -82,6 +75,7 @@ _PARAM_PREFIX = MCP_PARAM_HEADER_PREFIX.lower()
 _TRACE_KEYS = ("traceparent", "tracestate")
 _ASKING_CAPABILITIES = ("sampling", "elicitation", "roots")
 _LENGTH_DIGITS = 20  # a uint64 in decimal
+_JSON = [(b"content-type", b"application/json")]
 
 
 @dataclass(frozen=True)
@@ -111,7 +105,8 @@ class ToolCallLane:
     """ASGI app: ordinary `tools/call` POSTs answered here, every other request passed to `sdk_app`."""
 
     def __init__(self, server: WorkbenchServer, sdk_app: ASGIApp, *, max_request_bytes: int,
-                 security: TransportSecuritySettings | None) -> None:
+                 security: TransportSecuritySettings | None,
+                 sessions: StreamableHTTPSessionManager | None = None) -> None:
         self.server = server
         self.sdk_app = sdk_app
         self.max_request_bytes = max_request_bytes
@@ -121,11 +116,22 @@ class ToolCallLane:
         self._middleware_passed: list[ServerMiddleware[Any]] = []
         self._otel: OpenTelemetryMiddleware | None = None
         server.lane = self
+        self.sessions = SessionLane(self, sessions) if sessions is not None else None
+        """2025-era calls on live sessions (`servers.session_lane`), given the SDK's session manager."""
         self.answered = 0
         """Requests this lane answered itself (the rest went to the SDK): for tests and metrics."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._may_be_ordinary(scope):
+        session_id = _session_named(scope) if self.sessions is not None else None
+        if session_id is None:
+            await self._serve(scope, receive, send, None)
+            return
+        assert self.sessions is not None
+        with self.sessions.serving(scope, session_id):
+            await self._serve(scope, receive, send, session_id)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, session_id: str | None) -> None:
+        if not self._may_be_ordinary(scope, session_id):
             await self.sdk_app(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -145,14 +151,22 @@ class ToolCallLane:
                 complete = True
                 break
         body = b"".join(chunks)
-        request = await self._ordinary(scope, body) if complete else None
-        if request is None:
-            await self.sdk_app(scope, _replaying(body, complete, trailing, receive), send)
-            return
-        self.answered += 1
-        await self._answer(scope, receive, send, request)
+        if session_id is None:
+            request = await self._ordinary(scope, body) if complete else None
+            if request is not None:
+                self.answered += 1
+                await self._answer(scope, receive, send, request)
+                return
+        elif complete and await self._transport_passes(scope):
+            assert self.sessions is not None
+            call = self.sessions.ordinary(session_id, body, _header(scope, b"content-type") or "")
+            if call is not None:
+                self.answered += 1
+                await self.sessions.answer(scope, receive, send, call)
+                return
+        await self.sdk_app(scope, _replaying(body, complete, trailing, receive), send)
 
-    def _may_be_ordinary(self, scope: Scope) -> bool:
+    def _may_be_ordinary(self, scope: Scope, session_id: str | None) -> bool:
         """The checks that need no body: when one fails the request reaches the SDK untouched."""
         if scope["type"] != "http" or scope["method"] != "POST" or not self._own_middleware_only():
             return False
@@ -160,13 +174,23 @@ class ToolCallLane:
         headers = {k: v for k, v in raw}
         if len(headers) != len(raw):  # a header sent twice: first- and last-copy readers could disagree
             return False
-        if b"mcp-session-id" in headers or headers.get(b"mcp-protocol-version", b"").decode(
-                "latin-1") not in MODERN_PROTOCOL_VERSIONS:
-            return False
         length = headers.get(b"content-length", b"")
         # llhttp accepts leading zeros, and int() refuses more than 4300 digits: a length no
         # ordinary client would spell is the SDK's to read, never a ValueError (a 500) here.
-        return length.isdigit() and len(length) <= _LENGTH_DIGITS and 0 < int(length) <= self.max_request_bytes
+        if not (length.isdigit() and len(length) <= _LENGTH_DIGITS and 0 < int(length) <= self.max_request_bytes):
+            return False
+        if session_id is not None:
+            return self.sessions is not None and self.sessions.may_be_ordinary(scope, headers, session_id)
+        return (b"mcp-session-id" not in headers
+                and headers.get(b"mcp-protocol-version", b"").decode("latin-1") in MODERN_PROTOCOL_VERSIONS)
+
+    async def _transport_passes(self, scope: Scope) -> bool:
+        """The SDK transports' first checks of a POST: Host and Origin, then an Accept naming JSON and SSE."""
+        request = Request(scope)
+        if await self.security.validate_request(request, is_post=True) is not None:
+            return False
+        has_json, has_sse = check_accept_headers(request)
+        return has_json and has_sse
 
     def _own_middleware_only(self) -> bool:
         """The lane stands in for the SDK's handler chain as this server builds it; middleware
@@ -184,22 +208,19 @@ class ToolCallLane:
     async def _ordinary(self, scope: Scope, body: bytes) -> _Ordinary | None:
         """The request, when every check the SDK would make passes and nothing in it needs more
         than one JSON answer; None otherwise."""
-        request = Request(scope)
-        if await self.security.validate_request(request, is_post=True) is not None:
+        if not await self._transport_passes(scope):
             return None
-        has_json, has_sse = check_accept_headers(request)
-        if not (has_json and has_sse):
-            return None
-        try:
-            decoded = json.loads(body)
-        except (ValueError, RecursionError):
+        try:  # pydantic-core's parser refuses some bodies `json.loads` takes (those go to the SDK), never the reverse
+            decoded = from_json(body)
+        except ValueError:
             return None
         if not isinstance(decoded, dict) or decoded.get("jsonrpc") != "2.0" or decoded.get("method") != _METHOD:
             return None
         request_id, raw_params = decoded.get("id"), decoded.get("params")
         if not (type(request_id) is int or type(request_id) is str) or not isinstance(raw_params, dict):
             return None
-        headers = dict(request.headers)
+        # What `dict(request.headers)` gives, read once: `_may_be_ordinary` proved no header came twice.
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         verdict = classify_inbound_request(decoded, headers=headers)
         if not isinstance(verdict, InboundModernRoute):
             return None
@@ -243,58 +264,61 @@ class ToolCallLane:
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send, request: _Ordinary) -> None:
         """Run the call; answer JSON, or SSE with keepalive pings once the SDK's window has passed
-        in silence. The client hanging up cancels the call, and nothing is written then."""
-        reply: list[JSONRPCResponse | JSONRPCError] = []
-        committed = False
-
-        async def watch(cancel: anyio.CancelScope) -> None:
-            nonlocal committed
-            while True:
-                with anyio.move_on_after(_SSE_PING_INTERVAL):
-                    if (await receive())["type"] == "http.disconnect":
-                        cancel.cancel()
-                        return
-                    continue
-                with anyio.CancelScope(shield=True):  # never cut a write in half
-                    if not committed:
-                        committed = True
-                        await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
-                    await send({"type": "http.response.body", "body": b": ping\r\n\r\n", "more_body": True})
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(watch, tg.cancel_scope)
-            reply.append(await _to_jsonrpc_response(request.request_id, self._result(scope, request)))
-            tg.cancel_scope.cancel()
-        if not reply:
+        in silence (`servers.lane_reply`). The client hanging up cancels the call, and nothing is
+        written then."""
+        call = anyio.CancelScope()
+        watch = CallWatch(receive, send, call, _SSE_HEADERS)
+        reply: bytes | JSONRPCError | None = None
+        try:
+            with call:
+                try:
+                    reply = response_json(request.request_id, await self._result(scope, request))
+                except Exception as exc:  # the SDK's exception-to-wire mapping (`_to_jsonrpc_response`)
+                    reply = JSONRPCError(jsonrpc="2.0", id=request.request_id, error=modern_error_data(exc))
+        finally:
+            committed = await watch.stop()
+        if call.cancel_called or reply is None:
             return  # the client left
         if committed:
-            await send({"type": "http.response.body", "body": _sse_event(reply[0]), "more_body": False})
+            await watch.finish(sse_frame(reply) if isinstance(reply, bytes) else _sse_event(reply))
+        elif isinstance(reply, JSONRPCError):
+            await _write(reply, scope, receive, send)  # the SDK's status mapping, for the rare error
         else:
-            await _write(reply[0], scope, receive, send)
+            await send_whole(send, 200, _JSON, reply)
 
     async def _result(self, scope: Scope, request: _Ordinary) -> dict[str, Any]:
         call = self._call_context(scope, request)
-        with calling_as(call):  # the policy's caller, as the SDK middleware `bind_caller` binds it
+        return await self.run_call(call, True, request.version, request.request_id, request.params,
+                                   request.raw_params, request.meta)
+
+    async def run_call(self, call: CallContext, stateless: bool, version: str, request_id: RequestId,
+                       params: mt.CallToolRequestParams, raw_params: dict[str, Any],
+                       meta: Mapping[str, Any]) -> dict[str, Any]:
+        """What the SDK's handler chain does with an ordinary call, for either lane: the caller bound for the
+        policy (as the SDK middleware `bind_caller` binds it), the SDK's span when tracing, the call served
+        by `WorkbenchServer.serve_call`, the result shaped for `version` by the SDK."""
+        with calling_as(call):
             otel = self._tracing()
             if otel is None:
-                return await self._serve(request, call)
+                return await self._serve_call(call, stateless, version, params)
 
             async def inner(_: Ctx) -> dict[str, Any]:
-                return await self._serve(request, call)
+                return await self._serve_call(call, stateless, version, params)
 
-            subject = _SpanSubject(_METHOD, request.raw_params, request.version, request.request_id, request.meta)
+            subject = _SpanSubject(_METHOD, raw_params, version, request_id, meta)
             return cast(dict[str, Any], await otel(cast(Ctx, subject), inner))
 
-    async def _serve(self, request: _Ordinary, call: CallContext) -> dict[str, Any]:
-        params = request.params
-        answer = await self.server.serve_call(params.name, params.arguments or {}, call.session_id, True, lambda: call)
+    async def _serve_call(self, call: CallContext, stateless: bool, version: str,
+                          params: mt.CallToolRequestParams) -> dict[str, Any]:
+        answer = await self.server.serve_call(params.name, params.arguments or {}, call.session_id, stateless,
+                                              lambda: call)
         if self._shaper is None:
             # The SDK's own result shaping (cache hints, the per-version sieve, `resultType`, the
             # `serverInfo` stamp): private, but the one place it lives, and it reads only the server.
             # (Built on first use: a connection needs a running event loop.)
             connection = Connection.from_envelope(LATEST_MODERN_VERSION, None, None)
             self._shaper = ServerRunner(self.server.server, connection, None)
-        return self._shaper._serialize(_METHOD, request.version, answer)
+        return self._shaper._serialize(_METHOD, version, answer)
 
     def _call_context(self, scope: Scope, request: _Ordinary) -> CallContext:
         """The caller as the SDK handler's `_call_context` sees a 2026-07-28 request that asked for
@@ -316,6 +340,19 @@ class ToolCallLane:
             self._otel = next((m for m in self.server.server.middleware if isinstance(m, OpenTelemetryMiddleware)),
                               None)
         return self._otel
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    return next((v.decode("latin-1") for k, v in scope["headers"] if k == name), None)
+
+
+def _session_named(scope: Scope) -> str | None:
+    """The `Mcp-Session-Id` of an HTTP request the SDK routes to a 2025-era session (no version header, or
+    a handshake-era one: the SDK's own era routing); None for any other request."""
+    if scope["type"] != "http":
+        return None
+    version = _header(scope, b"mcp-protocol-version")
+    return _header(scope, b"mcp-session-id") if version is None or version in HANDSHAKE_PROTOCOL_VERSIONS else None
 
 
 def _replaying(body: bytes, complete: bool, trailing: Message | None, receive: Receive) -> Receive:

@@ -59,7 +59,7 @@ def create_app(
     )
     # Ordinary tool calls skip the SDK's server stack; everything else reaches it untouched.
     lane = ToolCallLane(server, StreamableHTTPASGIApp(manager), max_request_bytes=settings.max_request_bytes,
-                        security=settings.transport_security())
+                        security=settings.transport_security(), sessions=manager)
     healthz, readyz = health_routes(server)
     # The authorization server is reached with our own client: never the one serving clients, and
     # never with a client's token (only the introspection credentials of this server).

@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 import mcp.types as mt
 from mcp.client.session import ClientRequestContext
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, AuthorizationContext, authorization_context
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerMiddleware
 from mcp.server.lowlevel import NotificationOptions, Server
@@ -35,7 +36,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
 from mcp_types import LOG_LEVEL_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Scope
 
 from servers.audit import Audited
 from servers.auth import scope_access, scope_identity
@@ -72,6 +73,8 @@ from workbench.core import (
 from workbench.shaped import Globs, Shaped
 
 _SESSION_KEY = "workbench.session_id"
+OWNER_KEY = "workbench.owner"
+"""A 2025-era HTTP session's `Connection.state` key: the credential that owns it, as the SDK compares it."""
 _LEVELS: tuple[mt.LoggingLevel, ...] = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 _TRACE_KEYS = ("traceparent", "tracestate")
 Answer = mt.CallToolResult | mt.InputRequiredResult
@@ -121,6 +124,9 @@ class WorkbenchServer(SurfaceHandlers):
         self.draining = False
         self._inflight: set[anyio.CancelScope] = set()
         self._legacy: set[Connection] = set()
+        self.legacy_sessions: dict[str, Connection] = {}
+        """2025-era HTTP sessions' connections by their `Mcp-Session-Id`, while they live: the session lane's
+        (`servers.session_lane`) view of them."""
         self.lane: ASGIApp | None = None
         """The HTTP app's tool-call lane (`servers.call_lane`), once mounted: it registers itself."""
         self.server = _Server(
@@ -229,11 +235,17 @@ class WorkbenchServer(SurfaceHandlers):
                 connection.state[_SESSION_KEY] = session_id
                 self.sessions.touch(session_id, stateless=False)
                 self._legacy.add(connection)
+                if ctx.request is not None and connection.session_id is not None:
+                    # The SDK lets only its creator's credential reach a session, so any request of it names the owner.
+                    connection.state[OWNER_KEY] = requestor(ctx.request.scope)
+                    self.legacy_sessions[connection.session_id] = connection
                 connection.exit_stack.push_async_callback(self._connection_closed, connection, session_id)
         return await call_next(ctx)
 
     async def _connection_closed(self, connection: Connection, session_id: str) -> None:
         self._legacy.discard(connection)
+        if connection.session_id is not None:
+            self.legacy_sessions.pop(connection.session_id, None)
         if session_id != self.stdio_session_id:  # stdio's session ends with the process's serve loop
             await self.sessions.close(session_id)
 
@@ -435,6 +447,12 @@ class WorkbenchServer(SurfaceHandlers):
                 call.elicitation = elicitation if capabilities.elicitation is not None else None
                 call.list_roots = list_roots if capabilities.roots is not None else None
         return call
+
+
+def requestor(scope: Scope) -> AuthorizationContext | None:
+    """Who a request comes from, as the SDK's session manager compares it with a session's creator."""
+    user = scope.get("user")
+    return authorization_context(user) if isinstance(user, AuthenticatedUser) else None
 
 
 _LIST_CHANGED: dict[type[ServerEvent], str] = {

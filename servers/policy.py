@@ -131,13 +131,28 @@ def _who(caller: CallContext | None) -> str:
     return repr(caller.identity) if caller is not None else "a call that names no caller"
 
 
+GRANTS_CACHED = 1024
+"""Callers whose grant is kept worked out (least recently used dropped first)."""
+
+
 class Policy:
     def __init__(self, config: PolicyConfig) -> None:
         self.config = config
+        # A grant is asked for on every call and listing, and depends only on who calls: kept per
+        # caller, bounded. Rules that read claims make the claims part of who calls; those are
+        # worked out each time (claims are open JSON, no cheap key).
+        self._reads_claims = any(rule.claims for rule in config.rules)
+        self._cached_grant = functools.lru_cache(maxsize=GRANTS_CACHED)(self._grant_of)
 
     def grant(self, caller: CallContext | None) -> Grant:
         if caller is None:
             return NOTHING
+        if self._reads_claims:
+            return self._grant_of(caller.identity, caller.scopes, caller.claims)
+        return self._cached_grant(caller.identity, frozenset(caller.scopes))  # (no copy of a frozenset)
+
+    def _grant_of(self, identity: str, scopes: frozenset[str], claims: Mapping[str, Any] | None = None) -> Grant:
+        caller = CallContext(identity=identity, scopes=scopes, claims=claims or {})
         tools: list[str] = []
         deny_tools: list[str] = []
         resources: list[str] = []

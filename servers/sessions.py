@@ -17,6 +17,7 @@ A session id becomes `CallContext.session_id`, so per-caller state in the workbe
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ def client_address(scope: Scope) -> str:
     return f"{client[0]}:{client[1]}" if client else "unknown"
 
 
+@functools.lru_cache(maxsize=4096)  # asked on every call; bounded, as both parts come from clients
 def stateless_session_id(identity: str, header: str | None) -> str:
     """A stable id for a sessionless HTTP client, namespaced by its identity: two identities
     sending the same `Workbench-Session` value get two sessions, never one."""

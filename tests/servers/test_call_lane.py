@@ -329,6 +329,7 @@ async def test_another_identity_s_legacy_session_is_not_reached() -> None:
             http_client(served.url, mode="legacy", headers=as_(ALICE_TOKEN)) as alice, \
             raw(served, list(as_(BOB_TOKEN).items())) as bob:
         await alice.call_tool("echo", {"text": "mine"})
+        assert lane_of(served).answered == 1  # alice's own call on her session: the session lane's
         session = next(iter(served.server.legacy_cap._owners))  # alice's Mcp-Session-Id
         legacy = await post(bob, served, call_body("whoami", {}), call_headers(
             "whoami", **{"mcp-session-id": session, "mcp-protocol-version": "2025-11-25"}))
@@ -336,7 +337,7 @@ async def test_another_identity_s_legacy_session_is_not_reached() -> None:
         # At 2026-07-28 the SDK ignores the header: bob's own sessionless call, answered by the SDK.
         modern = await post(bob, served, call_body("whoami", {}), call_headers("whoami", **{"mcp-session-id": session}))
         assert modern.json()["result"]["structuredContent"]["identity"] == "bob"
-        assert lane_of(served).answered == 0
+        assert lane_of(served).answered == 1
 
 
 async def test_policy_refuses_and_suggests_only_what_the_caller_may_see() -> None:
@@ -424,9 +425,9 @@ async def test_a_client_that_hangs_up_cancels_its_call() -> None:
 async def test_a_long_silent_call_commits_to_sse_with_keepalive_pings(monkeypatch: pytest.MonkeyPatch) -> None:
     """As the SDK does: past its window without an answer, the response becomes an event stream
     with pings, so a proxy's idle timeout does not cut a long call."""
-    import servers.call_lane as call_lane
+    import servers.lane_reply as lane_reply
 
-    monkeypatch.setattr(call_lane, "_SSE_PING_INTERVAL", 0.2)
+    monkeypatch.setattr(lane_reply, "KEEPALIVE", 0.2)
     async with serving(Bench()) as served, raw(served) as http:
         response = await post(http, served, call_body("slow", {"seconds": 0.7}), call_headers("slow"))
         assert lane_of(served).answered == 1
