@@ -113,7 +113,9 @@ class RecordingWorkbench(WorkbenchWrapper):
             span_context = span.get_span_context()
             trace_id = format(span_context.trace_id, "032x") if span_context.is_valid else None
             carrier: dict[str, str] = {}
-            if tracing:
+            if tracing and (recording or ctx.trace_context):
+                # A sampled-out trace that no caller handed over is not passed on: the call runs in this
+                # context, whose span says "not sampled" to any span below; the upstream lane does the same.
                 propagate.inject(carrier)
             run_id = self._start(name, arguments, ctx, trace_id, recording)
             call_ctx = ctx

@@ -20,7 +20,8 @@ from studio_harness import StudioHttp, studio_http
 import servers.studio.traces as traces
 from servers.studio.traces import DEFAULT_TRACE_SAMPLE, install_collector
 from tests.conftest import ROOT
-from workbench import StaticWorkbench
+from workbench import CallContext, StaticWorkbench
+from workbench.agents import telemetry
 
 pytestmark = pytest.mark.anyio
 # Trace ids of this module alone: the process's collector holds every other test's spans too.
@@ -106,27 +107,33 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
+async def nested(ctx: CallContext) -> dict[str, Any]:
+    """Start a span below the call, as an agent served as a tool does, and tell what it was."""
+    with telemetry.span("below", {}, carrier=ctx.trace_context) as below:
+        return {"recording": below.is_recording(), "handed": sorted(ctx.trace_context)}
+
+
 @pytest.fixture
 async def sampling_none(tmp_path: Path) -> AsyncIterator[StudioHttp]:
     """A server whose Studio records no trace by ratio (`trace_sample = 0`)."""
     install_collector()
     assert traces._sampler is not None, "another tracer provider was installed in this test process"
     try:
-        async with studio_http(StaticWorkbench([add]), trace_sample=0.0,
+        async with studio_http(StaticWorkbench([add, nested]), trace_sample=0.0,
                                runs_path=str(tmp_path / "runs.sqlite")) as studio:
             yield studio
     finally:
         install_collector(DEFAULT_TRACE_SAMPLE)  # the process's sampler outlives this server
 
 
-async def mcp_call(studio: StudioHttp, traceparent: str | None) -> dict[str, Any]:
+async def mcp_call(studio: StudioHttp, traceparent: str | None, tool: str = "add") -> dict[str, Any]:
     meta = {"traceparent": traceparent} if traceparent else {}
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": "add", "arguments": {"a": 1, "b": 2}, "_meta": {
+        "name": tool, "arguments": {"a": 1, "b": 2} if tool == "add" else {}, "_meta": {
             "io.modelcontextprotocol/protocolVersion": "2026-07-28",
             "io.modelcontextprotocol/clientCapabilities": {}, **meta}}}
     response = await studio.http.post("/mcp", json=body, headers={
-        **studio.auth(), "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "add",
+        **studio.auth(), "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": tool,
         "Accept": "application/json, text/event-stream"})
     assert response.status_code == 200, response.text
     return await newest_run(studio)
@@ -185,3 +192,17 @@ def test_the_key_defaults_to_the_samplers_default_and_refuses_a_share_outside_0_
     for wrong in (-0.1, 1.5):
         with pytest.raises(ValidationError, match="trace_sample"):
             ServeConfig(trace_sample=wrong)
+
+
+async def test_a_trace_is_whole_or_absent_below_the_call(sampling_none: StudioHttp) -> None:
+    """A span the tool starts (an agent served as a tool) follows the call's decision: none recorded under
+    a sampled-out call, which hands no trace context down; recorded, and handed down, under a sampled one."""
+    studio = sampling_none
+    out = await mcp_call(studio, None, "nested")
+    assert out["traced"] is False
+    assert out["output"]["structured"] == {"recording": False, "handed": []}
+    into = await mcp_call(studio, f"00-{secrets.token_hex(16)}-00f067aa0ba902b7-01", "nested")
+    assert into["traced"] is True and into["output"]["structured"]["recording"] is True
+    assert "traceparent" in into["output"]["structured"]["handed"]
+    found = (await studio.http.get(f"/ui/api/traces/{into['trace_id']}", headers=studio.auth())).json()
+    assert sorted(s["name"] for s in found["spans"]) == ["below", "tools/call nested"]
