@@ -792,7 +792,15 @@ async def test_a_2026_header_mismatch_is_left_to_the_sdk_path(hostile: tuple[Hos
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_the_callers_trace_context_reaches_the_upstream(http_toolbox: str, mode: str, sdk_calls: SdkCalls) -> None:
+async def test_the_callers_trace_context_reaches_the_upstream(
+    http_toolbox: str, mode: str, monkeypatch: pytest.MonkeyPatch, sdk_calls: SdkCalls
+) -> None:
+    import mcp.shared._otel as sdk_otel
+    from opentelemetry.trace import NoOpTracer
+
+    # No tracer, so no span of ours in between: the upstream sees the caller's traceparent itself. (A provider
+    # an earlier test installed, such as Studio's, would record a client span and send that span's id instead.)
+    monkeypatch.setattr(sdk_otel, "_tracer", NoOpTracer())
     traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     async with McpWorkbench.http(http_toolbox, name="web", mode=mode) as wb:
         ctx = CallContext(trace_context={"traceparent": traceparent, "tracestate": "k=v"})
