@@ -82,11 +82,6 @@ class TokenBuckets:
         bucket.updated = now
         return bucket
 
-    def wait(self, key: str) -> float:
-        """Seconds until `key` has a token (0.0: it has one now), taking none."""
-        bucket = self._refilled(key, time.monotonic())
-        return 0.0 if bucket.tokens >= 1.0 else (1.0 - bucket.tokens) / self.rate
-
     def take(self, key: str) -> float:
         """Take a token for `key`: 0.0 when there was one, else the seconds until there is."""
         bucket = self._refilled(key, time.monotonic())
