@@ -142,8 +142,10 @@ def running(name: str, argv: list[str], scratch: Path, port: int) -> Iterator[tu
     """Start one server in its own process group, wait until its endpoint answers, stop the whole group after
     (mcp-proxy and the stdio gateway have children of their own)."""
     log_path = scratch / f"{name}.log"
+    # Studio's runs file in the run's scratch folder: every run starts from the same empty file, and the
+    # user's own ~/.local/state runs file is neither grown by benches nor read by them.
     env = {**os.environ, "PYTHONPATH": str(ROOT), "FASTMCP_CHECK_FOR_UPDATES": "off",
-           "FASTMCP_SHOW_SERVER_BANNER": "false"}
+           "FASTMCP_SHOW_SERVER_BANNER": "false", "WORKBENCH_STATE_DIR": str(scratch)}
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 start_new_session=True)
