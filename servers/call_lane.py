@@ -51,16 +51,14 @@ from mcp.shared.inbound import (
     x_mcp_header_map,
 )
 from mcp_types import LOG_LEVEL_META_KEY, JSONRPCError, RequestId
-from mcp_types import methods as wire_methods
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_MODERN_VERSION, MODERN_PROTOCOL_VERSIONS
 from opentelemetry import trace
-from pydantic import ValidationError
 from pydantic_core import from_json
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servers.auth import scope_access, scope_identity
-from servers.lane_reply import CallWatch, response_json, send_whole, sse_frame
+from servers.lane_reply import CallWatch, call_params, response_json, send_whole, sse_frame
 from servers.mcp_server import WorkbenchServer
 from servers.mcp_surface import Ctx
 from servers.policy import calling_as
@@ -224,10 +222,7 @@ class ToolCallLane:
         verdict = classify_inbound_request(decoded, headers=headers)
         if not isinstance(verdict, InboundModernRoute):
             return None
-        try:  # the SDK's two checks of params: the version's wire surface, then the handler's model
-            wire_methods.validate_client_request(_METHOD, verdict.protocol_version, raw_params)
-            params = mt.CallToolRequestParams.model_validate(raw_params, by_name=False)
-        except (ValidationError, ValueError, KeyError):
+        if (params := call_params(verdict.protocol_version, raw_params)) is None:
             return None
         meta: Mapping[str, Any] = raw_params["_meta"]  # classify_inbound_request proved it a mapping
         capabilities = verdict.client_capabilities

@@ -1,4 +1,5 @@
-"""How the tool-call lanes (`servers.call_lane`, `servers.session_lane`) answer a call they run:
+"""What the tool-call lanes (`servers.call_lane`, `servers.session_lane`) share: the SDK's check of a
+call's params (`call_params`), and how they answer a call they run:
 one JSON-RPC message, serialised once, written straight to the ASGI `send`; and a watch over the
 running call for the client hanging up (which cancels it) and for the keepalive window (past
 it in silence, the response commits to an SSE stream with pings, so a proxy's idle timeout
@@ -16,8 +17,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import anyio
+import mcp.types as mt
 from mcp.server._streamable_http_modern import _SSE_PING_INTERVAL
 from mcp_types import RequestId
+from mcp_types import methods as wire_methods
+from pydantic import ValidationError
 from pydantic_core import to_json
 from starlette.types import Receive, Send
 
@@ -26,6 +30,16 @@ FIRST_WAIT = 0.05
 KEEPALIVE = _SSE_PING_INTERVAL
 """Seconds of silence after which a response commits to SSE and pings (the SDK's window)."""
 Headers = Sequence[tuple[bytes, bytes]]
+
+
+def call_params(protocol_version: str, raw_params: dict[str, Any]) -> mt.CallToolRequestParams | None:
+    """`tools/call` params as the SDK checks them — the version's wire surface, then the handler's
+    model — or None where it would refuse them (the lane then leaves the request to the SDK)."""
+    try:
+        wire_methods.validate_client_request("tools/call", protocol_version, raw_params)
+        return mt.CallToolRequestParams.model_validate(raw_params, by_name=False)
+    except (ValidationError, ValueError, KeyError):
+        return None
 
 
 def response_json(request_id: RequestId, result: dict[str, Any]) -> bytes:

@@ -43,14 +43,13 @@ from mcp.server.streamable_http import CONTENT_TYPE_JSON, REQUEST_CANCELLED, Str
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.jsonrpc_dispatcher import cancelled_request_id_from_params, handler_exception_to_error_data
 from mcp_types import ErrorData, JSONRPCRequest, RequestId, jsonrpc_message_adapter
-from mcp_types import methods as wire_methods
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 from pydantic_core import from_json, to_json
 from starlette.types import Receive, Scope, Send
 
 from servers.auth import scope_access, scope_identity
-from servers.lane_reply import CallWatch, response_json, send_whole, sse_frame
+from servers.lane_reply import CallWatch, call_params, response_json, send_whole, sse_frame
 from servers.mcp_server import _LEVELS, _SESSION_KEY, OWNER_KEY, requestor
 from servers.mcp_surface import _LEVEL_KEY
 from workbench.core import CallContext
@@ -172,10 +171,7 @@ class SessionLane:
         connection = self.lane.server.legacy_sessions.get(session_id)  # gone while the body came in: the SDK's
         if not isinstance(raw_params, dict) or connection is None:
             return None
-        try:  # the SDK's two checks of params: the version's wire surface, then the handler's model
-            wire_methods.validate_client_request(_METHOD, connection.protocol_version, raw_params)
-            params = mt.CallToolRequestParams.model_validate(raw_params, by_name=False)
-        except (ValidationError, ValueError, KeyError):
+        if (params := call_params(connection.protocol_version, raw_params)) is None:
             return None
         meta = raw_params.get("_meta")
         meta = meta if isinstance(meta, dict) else {}
