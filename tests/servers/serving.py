@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import httpx2
 import pytest
 from mcp import Client
@@ -92,3 +93,15 @@ def sandbox_workbench_or_skip(**settings: object) -> Workbench:
     if not image_exists(client):
         pytest.skip("sandbox image missing: run `workbench sandbox build`")
     return SandboxWorkbench(SandboxSettings(**settings))  # type: ignore[arg-type]  # test-chosen fields
+
+
+async def until_closed(stream: anyio.abc.ByteStream, seconds: float = 5) -> bytes:
+    """Everything the server sends on a raw connection until it closes it; fails after `seconds`."""
+    answer = b""
+    with anyio.fail_after(seconds):
+        try:
+            while chunk := await stream.receive():
+                answer += chunk
+        except (anyio.EndOfStream, anyio.BrokenResourceError):
+            pass
+    return answer

@@ -17,7 +17,7 @@ import anyio
 import httpx2
 import pytest
 from serve_toolkit import ServeBench
-from serving import Served, http_client, serving
+from serving import Served, http_client, serving, until_closed
 
 from servers import ServeError, ServeSettings
 from servers.listener import MAX_HEAD_BYTES
@@ -227,18 +227,6 @@ async def test_a_request_head_that_never_finishes_is_cut_off() -> None:
         await still_serves(served)
 
 
-async def answer_and_close(stream: anyio.abc.ByteStream) -> bytes:
-    """Everything the server sends on `stream` until it closes it (fails after 5 s)."""
-    answer = b""
-    with anyio.fail_after(5):
-        try:
-            while chunk := await stream.receive():
-                answer += chunk
-        except (anyio.EndOfStream, anyio.BrokenResourceError):
-            pass
-    return answer
-
-
 async def test_a_request_head_too_large_is_refused_whole_or_in_pieces() -> None:
     settings = ServeSettings(transport="http", header_timeout=60)  # only the size can cut these off
     async with serving(ServeBench(), settings) as served:
@@ -246,13 +234,13 @@ async def test_a_request_head_too_large_is_refused_whole_or_in_pieces() -> None:
         # A complete head, in one write, with one header past the limit.
         async with await anyio.connect_tcp("127.0.0.1", port) as whole:
             await whole.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + b"a" * (MAX_HEAD_BYTES + 1) + b"\r\n\r\n")
-            assert (await answer_and_close(whole)).startswith(b"HTTP/1.1 431 ")
+            assert (await until_closed(whole)).startswith(b"HTTP/1.1 431 ")
 
         # Many small headers add up the same way.
         async with await anyio.connect_tcp("127.0.0.1", port) as many:
             headers = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 100) for i in range(MAX_HEAD_BYTES // 100))
             await many.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers + b"\r\n")
-            assert (await answer_and_close(many)).startswith(b"HTTP/1.1 431 ")
+            assert (await until_closed(many)).startswith(b"HTTP/1.1 431 ")
 
         # A head that never ends, one header value growing 1 KiB per write: the parser would buffer it.
         async with await anyio.connect_tcp("127.0.0.1", port) as growing:
@@ -268,19 +256,19 @@ async def test_a_request_head_too_large_is_refused_whole_or_in_pieces() -> None:
                     pass
             assert sent <= 2 * MAX_HEAD_BYTES, sent  # cut off near the limit, not by the kernel's buffers
             # The 431 may be lost to the reset a close with unread bytes causes; the close is what counts.
-            answer = await answer_and_close(growing)
+            answer = await until_closed(growing)
             assert answer == b"" or answer.startswith(b"HTTP/1.1 431 ")
 
         # A head just under the limit is served.
         async with await anyio.connect_tcp("127.0.0.1", port) as fits:
             await fits.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-Padding: "
                             + b"a" * (MAX_HEAD_BYTES - 200) + b"\r\n\r\n")
-            assert (await answer_and_close(fits)).startswith(b"HTTP/1.1 200 ")
+            assert (await until_closed(fits)).startswith(b"HTTP/1.1 200 ")
 
         # Not HTTP at all: uvicorn's 400, not mistaken for a head too large.
         async with await anyio.connect_tcp("127.0.0.1", port) as garbage:
             await garbage.send(b"\x16\x03\x01 not http at all\r\n\r\n")
-            assert (await answer_and_close(garbage)).startswith(b"HTTP/1.1 400 ")
+            assert (await until_closed(garbage)).startswith(b"HTTP/1.1 400 ")
 
         # A large body, in the same write as its head, is the body's business (the SDK bounds it), not the head's.
         async with await anyio.connect_tcp("127.0.0.1", port) as body:
@@ -288,7 +276,7 @@ async def test_a_request_head_too_large_is_refused_whole_or_in_pieces() -> None:
             await body.send(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                             b"Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n"
                             b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
-            assert (await answer_and_close(body)).startswith(b"HTTP/1.1 200 ")
+            assert (await until_closed(body)).startswith(b"HTTP/1.1 200 ")
 
         await still_serves(served)
 
@@ -308,7 +296,7 @@ async def test_whitespace_around_a_header_value_is_not_part_of_it() -> None:
                            b"Accept: application/json, text/event-stream \t\r\nContent-Type: application/json\r\n"
                            b"MCP-Protocol-Version: 2026-07-28  \r\nMcp-Method: tools/call\t\r\nMcp-Name:  add  \r\n"
                            b"Content-Length: %d\r\n\r\n" % len(body) + body)
-            answer = await answer_and_close(raw)
+            answer = await until_closed(raw)
         assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
         assert b'"total":42' in answer.replace(b" ", b""), answer[-400:]
 

@@ -61,8 +61,10 @@ def cancel(request_id: Any) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def session(served: Served, capabilities: dict[str, Any] | None = None) -> AsyncIterator[Session]:
-    async with httpx2.AsyncClient(timeout=httpx2.Timeout(30)) as http:
+async def session(served: Served, capabilities: dict[str, Any] | None = None, token: str | None = None
+                  ) -> AsyncIterator[Session]:
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx2.AsyncClient(timeout=httpx2.Timeout(30), headers=auth) as http:
         opening = Session(http, served, "")
         initialize = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
             "protocolVersion": LEGACY, "capabilities": capabilities or {}, "clientInfo": {"name": "raw", "version": "1"}}}
@@ -71,6 +73,18 @@ async def session(served: Served, capabilities: dict[str, Any] | None = None) ->
         opened = Session(http, served, response.headers["mcp-session-id"])
         assert (await opened.post({"jsonrpc": "2.0", "method": "notifications/initialized"})).status_code == 202
         yield opened
+
+
+ALICE_TOKEN, BOB_TOKEN = "alice-" + "a" * 26, "bob-" + "b" * 28
+TWO_PEOPLE = {"alice": ALICE_TOKEN, "bob": BOB_TOKEN}
+
+
+@asynccontextmanager
+async def alice_and_bob(served: Served) -> AsyncIterator[tuple[Session, Session]]:
+    """Alice's session, and Bob's client naming it (a server with `TWO_PEOPLE` as its tokens)."""
+    async with session(served, token=ALICE_TOKEN) as alice, \
+            httpx2.AsyncClient(timeout=httpx2.Timeout(30), headers={"Authorization": f"Bearer {BOB_TOKEN}"}) as b:
+        yield alice, Session(b, served, alice.id)
 
 
 def events(response: httpx2.Response) -> list[Any]:
@@ -205,17 +219,8 @@ async def test_notifications_cancelled_cancels_a_call_on_the_lane() -> None:
 
 async def test_another_principal_s_cancel_does_not_reach_the_call() -> None:
     bench = Bench()
-    settings = ServeSettings(transport="http", tokens={"alice": "alice-" + "a" * 26, "bob": "bob-" + "b" * 28})
-    async with serving(bench, settings) as served, \
-            httpx2.AsyncClient(timeout=httpx2.Timeout(30), headers={"Authorization": "Bearer alice-" + "a" * 26}) as a, \
-            httpx2.AsyncClient(timeout=httpx2.Timeout(30), headers={"Authorization": "Bearer bob-" + "b" * 28}) as b:
-        opening = Session(a, served, "")
-        initialize = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}
-        sid = (await opening.post(initialize, opening.headers(**{"mcp-session-id": ""}))).headers["mcp-session-id"]
-        alice, bob = Session(a, served, sid), Session(b, served, sid)
-        await alice.post({"jsonrpc": "2.0", "method": "notifications/initialized"})
-
+    settings = ServeSettings(transport="http", tokens=TWO_PEOPLE)
+    async with serving(bench, settings) as served, alice_and_bob(served) as (alice, bob):
         async def slow_call() -> None:
             await alice.post(call("slow", {"seconds": 0.8, "tag": "alice's"}, request_id=5))
 
@@ -246,17 +251,8 @@ async def test_a_client_that_hangs_up_cancels_its_session_call() -> None:
 async def test_another_principal_naming_a_session_does_not_keep_it_alive() -> None:
     """Only the owner's requests reach the SDK's transport and hold its idle countdown; counting another
     principal's (404) requests would let anyone keep someone else's session from expiring."""
-    settings = ServeSettings(transport="http", session_idle_timeout=0.6,
-                             tokens={"alice": "alice-" + "a" * 26, "bob": "bob-" + "b" * 28})
-    async with serving(Bench(), settings) as served, \
-            httpx2.AsyncClient(timeout=httpx2.Timeout(30), headers={"Authorization": "Bearer alice-" + "a" * 26}) as a, \
-            httpx2.AsyncClient(timeout=httpx2.Timeout(30), headers={"Authorization": "Bearer bob-" + "b" * 28}) as b:
-        opening = Session(a, served, "")
-        initialize = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}
-        sid = (await opening.post(initialize, opening.headers(**{"mcp-session-id": ""}))).headers["mcp-session-id"]
-        alice, bob = Session(a, served, sid), Session(b, served, sid)
-        await alice.post({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    settings = ServeSettings(transport="http", session_idle_timeout=0.6, tokens=TWO_PEOPLE)
+    async with serving(Bench(), settings) as served, alice_and_bob(served) as (alice, bob):
         assert (await alice.post(call("add", {"a": 1, "b": 1}))).status_code == 200
         for _ in range(8):  # bob names alice's session every 0.2 s, for twice her idle timeout
             assert (await bob.post(call("add", {"a": 1, "b": 1}))).status_code == 404

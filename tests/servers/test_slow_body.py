@@ -17,7 +17,7 @@ import anyio.abc
 import httpx2
 import pytest
 from serve_toolkit import ServeBench
-from serving import free_port, http_client
+from serving import free_port, http_client, until_closed
 
 from servers import ServeSettings, create_app
 from servers.listener import Listener, http_listener
@@ -54,18 +54,6 @@ async def listening(**settings: object) -> AsyncIterator[tuple[ServeSettings, Li
             yield serve, listener
         finally:
             listener.should_exit = True
-
-
-async def until_closed(stream: anyio.abc.ByteStream, seconds: float) -> bytes:
-    """Everything the server sends on `stream` until it closes it; fails after `seconds`."""
-    answer = b""
-    with anyio.fail_after(seconds):
-        try:
-            while chunk := await stream.receive():
-                answer += chunk
-        except (anyio.EndOfStream, anyio.BrokenResourceError):
-            pass
-    return answer
 
 
 async def no_requests_running(listener: Listener) -> None:
