@@ -16,6 +16,11 @@ message (`matrix.EXCUSED`, with the reasons): the suite wants the server's own k
 and three questions in one round, which a 2025 upstream — asking by keyless server→client
 requests, one after another — cannot express. Any other failure of those scenarios still counts.
 
+A scenario lost in the concurrent run is re-run once alone before it counts (`Matrix.retry_alone`):
+`server-stateless` gives the first streamed frame 500–600 ms, which a loaded 2-core machine does
+not always grant (a stdio upstream's first call with a new capability set also starts its
+process). A real loss fails both times; the test prints what passed only alone.
+
 Pruned combinations, each for a reason:
 - stdio upstream × one-era fixture: era bridging sits in the gateway's client (`McpWorkbench`),
   which negotiates the same way over either transport; stdio is covered with the both-era fixture.
@@ -74,6 +79,8 @@ def test_every_scenario_passing_directly_passes_through_the_gateway(
     lost = matrix.lost(gateway, suite)
     for name, reason in matrix.excused(gateway, suite).items():
         print(f"\n{gateway.id} {suite}: {name} fails only for a check excused: {reason}")
+    for name, first in matrix.passed_alone.get((gateway.id, suite), {}).items():
+        print(f"\n{gateway.id} {suite}: {name} passed only when re-run alone; first: {'; '.join(first.failures)}")
     assert not lost, (
         f"{len(lost)} of the {len(matrix.direct[suite].passed)} scenarios of the {suite} suite that pass straight "
         f"at the fixture fail through the gateway ({gateway.id}):\n{matrix.through[gateway.id, suite].explain(lost)}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from harness import parse_results
 
 
@@ -69,3 +70,25 @@ def test_only_the_excused_check_of_a_scenario_is_excused() -> None:
     # The excuses belong to a 2025-only upstream alone.
     other = Matrix(direct={"2026": direct}, through={(Gateway("http", "2026").id, "2026"): through})
     assert other.lost(Gateway("http", "2026"), "2026") == set(names)
+
+
+@pytest.mark.npm
+@pytest.mark.conformance
+def test_a_lost_scenario_counts_only_when_it_fails_again_alone(tmp_path: Path) -> None:
+    """`retry_alone` re-runs a lost scenario with the real suite: one that passes the second
+    time is recorded as such and no longer lost; one that fails again stays lost. The fixture
+    stands in for a gateway — it passes `server-stateless` and fails `tasks-lifecycle`."""
+    from harness import Scenario, SuiteRun, require_suite
+    from matrix import Matrix
+    from targets import Gateway, serve_fixture
+
+    require_suite()
+    gateway = Gateway("http", "2026")
+    names = ("server-stateless", "tasks-lifecycle")
+    first = {n: Scenario(n, False, (f"{n}-check: failed under load",)) for n in names}
+    direct = SuiteRun("direct", "2026", 1.0, {n: Scenario(n, True) for n in names})
+    with serve_fixture(tmp_path, "2026") as (url, _):
+        matrix = Matrix(direct={"2026": direct}, through={(gateway.id, "2026"): SuiteRun(url, "2026", 1.0, dict(first))})
+        matrix.retry_alone(gateway, "2026", url)
+    assert matrix.lost(gateway, "2026") == {"tasks-lifecycle"}
+    assert matrix.passed_alone == {(gateway.id, "2026"): {"server-stateless": first["server-stateless"]}}
