@@ -19,6 +19,8 @@ from typing import Any
 import anyio
 import httpx2
 
+from adapters.tls import tls_trust
+
 DRAIN_SECONDS = 0.02
 DRAIN_BYTES = 64 * 1024
 
@@ -65,7 +67,12 @@ class _DrainingTransport(httpx2.AsyncBaseTransport):
 
 
 class KeepAliveClient(httpx2.AsyncClient):
-    """`httpx2.AsyncClient` whose transports (direct and proxy mounts alike) drain POST answers on close."""
+    """`httpx2.AsyncClient` whose transports (direct and proxy mounts alike) drain POST answers on
+    close, verifying TLS with the process's shared trust (`adapters.tls`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("verify", tls_trust())
+        super().__init__(**kwargs)
 
     def _init_transport(self, *args: Any, **kwargs: Any) -> httpx2.AsyncBaseTransport:
         return _DrainingTransport(super()._init_transport(*args, **kwargs))

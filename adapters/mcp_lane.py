@@ -42,7 +42,6 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import anyio
-import httpx2
 import mcp.types as mt
 from aiohttp.connector import Connection
 from mcp.client.session import ClientRequestContext
@@ -80,6 +79,7 @@ from adapters.mcp_lane_read import (
     read_all,
 )
 from adapters.mcp_targets import HttpTarget, Target
+from adapters.tls import tls_trust
 
 if TYPE_CHECKING:
     from mcp import Client
@@ -108,7 +108,7 @@ class LaneDeclined(Exception):  # noqa: N818 - a signal, not a failure: the SDK 
 class UpstreamLane:
     """Sends ordinary `tools/call` requests to one streamable-HTTP upstream over a long-lived
     aiohttp session: keep-alive, a bounded pool, TCP_NODELAY (aiohttp's default), no redirects,
-    the SDK path's TLS trust (`httpx2.create_ssl_context`) and timeouts."""
+    the SDK path's TLS trust (`adapters.tls`) and timeouts."""
 
     def __init__(self, url: str, headers: Mapping[str, str], *, connect_timeout: float) -> None:
         self.url = url
@@ -144,8 +144,8 @@ class UpstreamLane:
         if http is not None and not http.closed and self._loop is loop:
             return http
         self._loop = loop
-        # The SDK path's TLS trust, for https only: loading the CA store costs ~100 ms.
-        tls = httpx2.create_ssl_context() if self.url.lower().startswith("https:") else True
+        # The SDK path's TLS trust (the process's one context), for https only.
+        tls = tls_trust() if self.url.lower().startswith("https:") else True
         connector = _FreshConnector(limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS, ssl=tls,
                                     enable_cleanup_closed=False)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout, sock_read=READ_TIMEOUT)

@@ -36,6 +36,7 @@ from mcp.client.auth.extensions.identity_assertion import IdentityAssertionOAuth
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata
 from pydantic import AnyUrl
 
+from adapters.tls import tls_trust
 from adapters.token_store import FileTokenStorage, token_path
 from workbench.core import WorkbenchError
 
@@ -314,7 +315,7 @@ class _IdJagExchange:
         if self._client_secret is not None:
             data["client_secret"] = self._client_secret.get_secret_value()
         try:
-            async with httpx2.AsyncClient(timeout=IDP_TIMEOUT, follow_redirects=False) as http:
+            async with httpx2.AsyncClient(timeout=IDP_TIMEOUT, follow_redirects=False, verify=tls_trust()) as http:
                 async with http.stream("POST", self._endpoint, data=data,
                                        headers={"Accept": "application/json"}) as response:
                     body = await _read_bounded(response, self._where)

@@ -26,6 +26,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from adapters.tls import tls_trust
 from servers.auth import Authenticate, FirstOf, StaticTokens, Verifier
 from servers.call_lane import ToolCallLane
 from servers.health import health_routes
@@ -63,7 +64,7 @@ def create_app(
     healthz, readyz = health_routes(server)
     # The authorization server is reached with our own client: never the one serving clients, and
     # never with a client's token (only the introspection credentials of this server).
-    oauth_http = httpx2.AsyncClient(timeout=settings.oauth.http_timeout, follow_redirects=False) \
+    oauth_http = httpx2.AsyncClient(timeout=settings.oauth.http_timeout, follow_redirects=False, verify=tls_trust()) \
         if settings.oauth else None
 
     @asynccontextmanager

@@ -4,6 +4,7 @@ TCP connection each (counted by a loopback relay in front of the SDK toolbox ser
 from __future__ import annotations
 
 import math
+import ssl
 from collections.abc import AsyncIterator
 
 import anyio
@@ -95,3 +96,30 @@ async def test_only_post_answers_are_drained() -> None:
     post = await transport.handle_async_request(httpx2.Request("POST", "http://127.0.0.1:1/mcp"))
     assert not isinstance(get.stream, http_keepalive._DrainingStream)
     assert isinstance(post.stream, http_keepalive._DrainingStream)
+
+
+async def test_connections_share_one_tls_trust(http_toolbox: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading the CA store costs ~50 ms of event-loop CPU; httpx2 does it for every client it
+    builds. Upstream connections (here three, in both eras) share the process's one context."""
+    import httpcore2
+
+    from adapters.tls import tls_trust
+
+    built: list[int] = []
+    default = httpcore2.default_ssl_context
+
+    def counted(**kwargs: bool) -> ssl.SSLContext:
+        built.append(1)
+        return default(**kwargs)
+
+    monkeypatch.setattr(httpcore2, "default_ssl_context", counted)
+    tls_trust.cache_clear()
+    try:
+        with anyio.fail_after(60):
+            for mode in ("legacy", "2026-07-28", "auto"):
+                async with McpWorkbench.http(http_toolbox, mode=mode) as wb:
+                    assert (await wb.call_tool("add", {"a": 1, "b": 2})).structured == {"total": 3}
+        assert len(built) == 1
+        assert tls_trust() is tls_trust() and tls_trust().verify_mode is ssl.CERT_REQUIRED
+    finally:
+        tls_trust.cache_clear()
