@@ -14,7 +14,8 @@ refuses less with 406), a declared body length within `max_request_bytes`; one J
 (`jsonrpc` "2.0", an int or string id) for `tools/call` whose envelope, headers and params pass
 the SDK's checks; no progress token, no log level, no `requestState`/`inputResponses`, no task,
 client capabilities that let nothing be asked (no sampling, elicitation or roots), and, where the
-server serves MCP tasks, no tasks extension declared (such a call may become a task, `servers.tasks`). Then no
+server serves MCP tasks, neither the tasks extension declared nor a tool that runs only as a task
+(such a call may become a task or be refused, `servers.tasks`). Then no
 notification and no input round can arise, and the answer is the one JSON-RPC response the SDK
 would send, with its HTTP status mapping. The call itself runs through the same core as the SDK
 handler (`WorkbenchServer.serve_call`: drain, session caps, per-client concurrency, in-flight
@@ -66,7 +67,6 @@ from servers.policy import calling_as
 from servers.session_lane import SessionLane
 from servers.sessions import stateless_session_id
 from servers.settings import SESSION_HEADER
-from servers.tasks import declares_tasks
 from workbench.core import CallContext
 
 _METHOD = "tools/call"
@@ -232,7 +232,7 @@ class ToolCallLane:
                 or meta.get("progressToken") is not None or LOG_LEVEL_META_KEY in meta
                 or not isinstance(capabilities, dict)
                 or any(capabilities.get(c) is not None for c in _ASKING_CAPABILITIES)
-                or (self.server.tasks.enabled and declares_tasks(capabilities))):
+                or self.server.tasks.concerns(params.name, capabilities)):
             return None
         if not self._param_headers_agree(params, headers):
             return None

@@ -63,6 +63,8 @@ class Job:
     error: mt.ErrorData | None = None
     """A protocol-level failure (the tool's JSON-RPC error, or a crash): the tasks wire reports it as
     `failed`, apart from a tool's own `isError` result."""
+    protocol_version: str | None = None
+    """The starter's protocol era: the tool runs as the call would (a source's JSON-RPC error stays one)."""
     detached: bool = False
     """An MCP task: it outlives the session that started it, which a stateless client never ends."""
     started: float = field(default_factory=time.monotonic)
@@ -222,7 +224,7 @@ class JobManager:
         self._forget_oldest_finished(ctx.identity)
         # 128 random bits: an id is all a tasks client presents, so it must not be guessable.
         job = Job(secrets.token_hex(16), session_id, ctx.identity, tool, ctx.scopes, dict(ctx.claims),
-                  detached=starting_task.get())
+                  protocol_version=ctx.protocol_version, detached=starting_task.get())
         self.jobs[job.id] = job
         self.task_group.start_soon(self._execute, job, start.arguments)
         logger.info("job started", extra={"session": session_id, "identity": ctx.identity, "tool": tool, "job": job.id})
@@ -236,7 +238,7 @@ class JobManager:
         try:
             with job.scope:
                 ctx = CallContext(session_id=job.session_id, identity=job.identity, scopes=job.scopes,
-                                  claims=job.claims, progress=progress)
+                                  claims=job.claims, progress=progress, protocol_version=job.protocol_version)
                 job.result = await self._run(job.tool, arguments, ctx)
                 job.state = "failed" if job.result.is_error else "completed"
             if job.result is None:

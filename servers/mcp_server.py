@@ -154,7 +154,7 @@ class WorkbenchServer(SurfaceHandlers):
         self.server.add_request_handler("logging/setLevel", mt.SetLevelRequestParams, self._set_level)
         # Registered here rather than as `on_call_tool`: its answer may be a task (`CreateTaskResult`).
         self.server.add_request_handler("tools/call", mt.CallToolRequestParams, self._call_tool)
-        self.tasks = TaskSurface(self.jobs, self.identity)
+        self.tasks = TaskSurface(self.jobs, self.identity, required=settings.tasks_required)
         """`serve.background` tools as MCP tasks for 2026-07-28 clients that declare the extension."""
         self.tasks.install(self.server)
         self.own_middleware: tuple[ServerMiddleware[Any], ...] = (
@@ -295,7 +295,7 @@ class WorkbenchServer(SurfaceHandlers):
         (a background tool called by a client that takes tasks becomes one, `servers.tasks`)."""
         name, arguments = params.name, params.arguments or {}
         session_id, stateless = self.session_id(ctx)
-        if self.tasks.wants(ctx):
+        if self.tasks.enabled:
             created = await self.tasks.call(name, arguments, ctx, lambda tool, args: self.serve_call(
                 tool, args, session_id, stateless, lambda: self._call_context(ctx, session_id)))
             if created is not None:

@@ -21,7 +21,8 @@ tasks that wait for client input (`input_required` with `inputRequests`, resumed
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import fnmatch
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -44,6 +45,8 @@ POLL_INTERVAL_MS = 500
 """How often a client is told to poll `tasks/get`."""
 
 Status = Literal["working", "completed", "failed", "cancelled"]
+_REQUIRED: dict[str, Any] = {"requiredCapabilities": {"extensions": {TASKS_EXTENSION: {}}}}
+"""The -32021 error's data: what the client must declare."""
 
 
 class TaskParams(mt.RequestParams):
@@ -78,12 +81,14 @@ def status_of(job: Job) -> Status:
 class TaskSurface:
     """The tasks extension for one server's background jobs."""
 
-    def __init__(self, jobs: JobsWorkbench, identity: Callable[[Ctx], str]) -> None:
+    def __init__(self, jobs: JobsWorkbench, identity: Callable[[Ctx], str], *, required: Sequence[str] = ()) -> None:
         self.jobs = jobs
         self.manager = jobs.manager
         self.identity = identity
+        self.required = tuple(required)
+        """Globs of tools a 2026-07-28 client may run only as tasks (`serve.tasks_required`)."""
         self.enabled = bool(jobs.background)
-        """Tasks are served when `serve.background` names tools, as the issue asks."""
+        """Tasks are served when `serve.background` names tools."""
 
     def install(self, server: Server[Any]) -> None:
         """Advertise the extension and route its methods (only when enabled)."""
@@ -94,18 +99,32 @@ class TaskSurface:
         server.add_request_handler("tasks/cancel", TaskParams, self._cancel)
         server.add_request_handler("tasks/update", UpdateTaskParams, self._update)
 
-    def wants(self, ctx: Ctx) -> bool:
-        """Whether this `tools/call` may become a task: a 2026-07-28 request declaring the extension."""
-        return (self.enabled and ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
-                and declares_tasks(ctx.session.client_capabilities))
+    def concerns(self, name: str, capabilities: object) -> bool:
+        """Whether a 2026-07-28 `tools/call` of `name` is this surface's to decide (it may become a task,
+        or be refused for want of the extension), by the request's raw or parsed client capabilities."""
+        return self.enabled and (declares_tasks(capabilities) or self.requires_task(name))
+
+    def requires_task(self, name: str) -> bool:
+        return any(fnmatch.fnmatchcase(name, glob) for glob in self.required)
 
     async def call(self, name: str, arguments: dict[str, Any], ctx: Ctx,
                    start: Callable[[str, dict[str, Any]], Awaitable[mt.CallToolResult | mt.InputRequiredResult]],
                    ) -> dict[str, Any] | None:
-        """A `CreateTaskResult` for a background tool (or the refusal `jobs__start` gave, e.g. over a cap);
-        None when `name` runs synchronously. `start` runs a tool call through the served chain."""
+        """For a 2026-07-28 `tools/call` of a background tool: a `CreateTaskResult` when the request takes
+        tasks (or the refusal `jobs__start` gave, e.g. over a cap), -32021 when it does not but the tool
+        runs only as a task; None when the call runs synchronously. `start` runs a call through the served
+        chain."""
+        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            return None
+        declared = declares_tasks(ctx.session.client_capabilities)
+        if not (self.enabled and (declared or self.requires_task(name))):
+            return None
         if name not in await self.jobs.background_tools():
             return None
+        if not declared:
+            raise MCPError(MISSING_REQUIRED_CLIENT_CAPABILITY,
+                           f"{name} runs only as a task: declare the {TASKS_EXTENSION} extension in the "
+                           "request's client capabilities", _REQUIRED)
         token = starting_task.set(True)
         try:
             answer = await start(START, {"tool": name, "arguments": arguments})
@@ -139,7 +158,7 @@ class TaskSurface:
         if not declares_tasks(ctx.session.client_capabilities):
             raise MCPError(MISSING_REQUIRED_CLIENT_CAPABILITY,
                            f"{ctx.method} needs the {TASKS_EXTENSION} extension in the request's client capabilities",
-                           {"requiredCapabilities": {"extensions": {TASKS_EXTENSION: {}}}})
+                           _REQUIRED)
         # SEP-2663 puts the task id in `Mcp-Name` for routing intermediaries; the SDK checks it for its
         # own methods only. A proxy that routes on the header must see the body's task.
         if ctx.request is not None and decode_header_value(ctx.request.headers.get(MCP_NAME_HEADER)) != params.task_id:
