@@ -62,7 +62,7 @@ from servers.sessions import (
     stateless_session_id,
 )
 from servers.settings import SESSION_HEADER, ServeSettings
-from servers.tasks import TASKS_EXTENSION, TaskSurface
+from servers.tasks import TaskSurface
 from workbench.core import (
     CallContext,
     ToolNotFoundError,
@@ -82,8 +82,7 @@ Answer = mt.CallToolResult | mt.InputRequiredResult
 
 
 class _Server(Server[Any]):
-    """The SDK server, advertising `listChanged` to 2025-era clients: we do send it (and not the tasks
-    extension, whose methods are served at 2026-07-28 only)."""
+    """The SDK server, advertising `listChanged` to 2025-era clients: we do send it."""
 
     def create_initialization_options(
         self,
@@ -93,8 +92,6 @@ class _Server(Server[Any]):
     ) -> InitializationOptions:
         options = notification_options or NotificationOptions(
             tools_changed=True, prompts_changed=True, resources_changed=True)
-        if extensions is None:
-            extensions = {k: v for k, v in self.extensions.items() if k != TASKS_EXTENSION}
         return super().create_initialization_options(options, experimental_capabilities, extensions)
 
 
