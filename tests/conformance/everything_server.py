@@ -216,11 +216,27 @@ def add_task_tools(server: MCPServer) -> None:
         """Sync-only: greets."""
         return f"Hello, {name}!"
 
+    states: dict[str, str] = {}
+    """The last outcomes of `slow_compute` by label: whether a cancelled task's call really stopped here."""
+
     @server.tool()
     async def slow_compute(seconds: Annotated[float, Field(ge=0, le=600)] = 1.0, label: str = "") -> str:
         """Sleeps `seconds`, then answers."""
-        await anyio.sleep(seconds)
+        while len(states) >= 100:
+            del states[next(iter(states))]
+        states[label] = "running"
+        try:
+            await anyio.sleep(seconds)
+        except BaseException:
+            states[label] = "cancelled"
+            raise
+        states[label] = "done"
         return f"computed {label or 'result'} after {seconds:g} s"
+
+    @server.tool()
+    def slow_compute_states() -> dict[str, str]:
+        """What became of the latest `slow_compute` calls, by label: running, done or cancelled."""
+        return dict(states)
 
     @server.tool()
     async def failing_job() -> str:

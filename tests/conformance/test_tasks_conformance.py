@@ -14,14 +14,17 @@ on purpose), plus starting the fixture and the gateway.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
+import httpx2
 import pytest
 import targets
 from harness import SuiteRun, require_suite, run_suite
 from targets import Gateway, serve_fixture, serve_gateway
+from test_tasks import Wire  # tests/servers' raw 2026-07-28 requests (targets puts that folder on the path)
 
 pytestmark = [pytest.mark.npm, pytest.mark.conformance, pytest.mark.timeout(600)]
 
@@ -47,7 +50,8 @@ EXCUSED: dict[str, str] = {
 
 
 @pytest.fixture(scope="module")
-def through_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SuiteRun]:
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, SuiteRun]]:
+    """The gateway's URL, and the suite's run through it."""
     require_suite()
     workdir: Path = tmp_path_factory.mktemp("tasks-conformance")
     plain_config = targets.gateway_config
@@ -60,7 +64,12 @@ def through_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SuiteR
         # `serve_gateway` writes the config it is given by `gateway_config`; this one adds the [serve] section.
         patch.setattr(targets, "gateway_config", with_tasks)
         with serve_fixture(workdir) as (upstream, _), serve_gateway(workdir, Gateway(), upstream) as (url, _):
-            yield anyio.run(run_suite, url, "2026")
+            yield url, anyio.run(run_suite, url, "2026")
+
+
+@pytest.fixture(scope="module")
+def through_gateway(gateway: tuple[str, SuiteRun]) -> SuiteRun:
+    return gateway[1]
 
 
 def test_the_suite_still_has_these_tasks_scenarios(through_gateway: SuiteRun) -> None:
@@ -74,3 +83,27 @@ def test_every_tasks_scenario_passes_through_the_gateway_but_the_excused(through
     failing = {n for n in TASK_SCENARIOS if not through_gateway.scenarios[n].passed}
     assert failing - EXCUSED.keys() == set(), through_gateway.explain(failing - EXCUSED.keys())
     assert EXCUSED.keys() <= failing, f"excused but passing now, drop the excuse: {sorted(EXCUSED.keys() - failing)}"
+
+
+def test_cancelling_a_task_cancels_the_upstreams_call(gateway: tuple[str, SuiteRun]) -> None:
+    """Not just the task's status: the fixture's own `slow_compute` call is cancelled (the fixture
+    records what became of each call by label)."""
+
+    async def states(wire: Wire) -> dict[str, str]:
+        listed = await wire.result("tools/call", {"name": "slow_compute_states", "arguments": {}})
+        return json.loads(listed["content"][0]["text"])  # type: ignore[no-any-return]
+
+    async def probe() -> None:
+        async with httpx2.AsyncClient(timeout=httpx2.Timeout(30)) as http:
+            wire = Wire(http, gateway[0])
+            task_id = (await wire.create("slow_compute", {"seconds": 60, "label": "cancel-probe"}))["taskId"]
+            with anyio.fail_after(20):
+                while (await states(wire)).get("cancel-probe") != "running":
+                    await anyio.sleep(0.05)
+            await wire.result("tasks/cancel", {"taskId": task_id})
+            assert (await wire.result("tasks/get", {"taskId": task_id}))["status"] == "cancelled"
+            with anyio.fail_after(20):  # the upstream learns of it over its own connection
+                while (await states(wire)).get("cancel-probe") != "cancelled":
+                    await anyio.sleep(0.05)
+
+    anyio.run(probe)
