@@ -3,7 +3,9 @@
 `JobsWorkbench` adds four tools to the workbench it wraps: `jobs__start` runs a long-running
 tool in the background and answers at once with a job id; `jobs__status`, `jobs__result`
 (optionally waiting) and `jobs__cancel` follow it. A job belongs to the session that started
-it — another client cannot see or cancel it — and is cancelled when that session ends.
+it — another client cannot see or cancel it — and is cancelled when that session ends. The same
+jobs are MCP tasks seen through the tasks wire (`servers.tasks`); a task belongs to its identity
+and outlives the session that carried it.
 """
 
 from __future__ import annotations

@@ -7,10 +7,11 @@ When `serve.background` names tools, the server advertises the extension under
 extension starts the tool as a job — through the served chain as `jobs__start`, so policy, rate
 limits, audit, Studio's runs and the per-session and per-identity job caps hold exactly as for
 `jobs__start` — and answers a flat `CreateTaskResult` at once. Without the extension declared the
-same call runs synchronously. `tasks/get` reports the job as a `DetailedTask` (a finished tool's
-result inlined, a protocol-level failure as `error`), `tasks/cancel` stops its work, `tasks/update`
-acknowledges (no task here waits for input). `tasks/result` and `tasks/list` are gone in this
-version of the extension and stay unknown methods.
+same call runs synchronously, unless the tool matches `serve.tasks_required`: then it is refused
+with -32021 (MissingRequiredClientCapability) naming the extension. `tasks/get` reports the job
+as a `DetailedTask` (a finished tool's result inlined, a protocol-level failure as `error`),
+`tasks/cancel` stops its work, `tasks/update` acknowledges (no task here waits for input).
+`tasks/result` and `tasks/list` are gone in this version of the extension and stay unknown methods.
 
 A task belongs to the identity that created it, not to the stateless session that carried the
 call; another identity's task id gets the answer an unknown id gets. Task ids are 128 random bits.
@@ -114,14 +115,12 @@ class TaskSurface:
         tasks (or the refusal `jobs__start` gave, e.g. over a cap), -32021 when it does not but the tool
         runs only as a task; None when the call runs synchronously. `start` runs a call through the served
         chain."""
-        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+        capabilities = ctx.session.client_capabilities
+        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS or not self.concerns(name, capabilities):
             return None
-        declared = declares_tasks(ctx.session.client_capabilities)
-        if not (self.enabled and (declared or self.requires_task(name))):
+        if name not in await self.jobs.background_tools():  # as this caller may see them
             return None
-        if name not in await self.jobs.background_tools():
-            return None
-        if not declared:
+        if not declares_tasks(capabilities):
             raise MCPError(MISSING_REQUIRED_CLIENT_CAPABILITY,
                            f"{name} runs only as a task: declare the {TASKS_EXTENSION} extension in the "
                            "request's client capabilities", _REQUIRED)
@@ -164,7 +163,9 @@ class TaskSurface:
         if ctx.request is not None and decode_header_value(ctx.request.headers.get(MCP_NAME_HEADER)) != params.task_id:
             raise MCPError(HEADER_MISMATCH, f"{MCP_NAME_HEADER} header does not match the request body's taskId")
         job = self.manager.owned(params.task_id, self.identity(ctx))
-        if job is None:  # unknown, expired, or another identity's: one answer, so no existence oracle
+        # Unknown, expired, another identity's, or a jobs__start job (not a task): one answer, so no
+        # existence oracle.
+        if job is None or not job.detached:
             raise MCPError(mt.INVALID_PARAMS, f"no task {params.task_id!r} (it may have expired)")
         return job
 

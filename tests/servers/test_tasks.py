@@ -178,6 +178,11 @@ async def test_a_task_is_its_creators_alone() -> None:
         assert (await alice.result("tasks/get", {"taskId": task_id}))["status"] == "working"
         assert len(task_id) == 32 and int(task_id, 16) >= 0  # 128 random bits
         await alice.result("tasks/cancel", {"taskId": task_id})
+        # A jobs__start job is its session's, not a task: even its owner's tasks/get does not know it.
+        job = await alice.result("tools/call", {"name": "jobs__start", "arguments": {"tool": "add",
+                                                                                     "arguments": {"a": 1, "b": 2}}})
+        status, error = await alice.error("tasks/get", {"taskId": job["structuredContent"]["job_id"]})
+        assert (status, error["code"]) == (400, mt.INVALID_PARAMS)
 
 
 async def test_the_tasks_methods_are_gated_and_bounded() -> None:
