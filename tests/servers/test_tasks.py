@@ -152,7 +152,7 @@ async def test_cancel_stops_the_work_and_is_idempotent() -> None:
         task_id = (await alice.create("slow", {"seconds": 30, "tag": "long"}))["taskId"]
         await until(lambda: "long" in bench.running)
         ack = await alice.result("tasks/cancel", {"taskId": task_id})
-        assert ack == {"resultType": "complete", "_meta": ack.get("_meta")} or set(ack) <= {"resultType", "_meta"}
+        assert set(ack) <= {"resultType", "_meta"} and ack["resultType"] == "complete"  # an empty ack
         assert "long" in bench.cancelled and "long" not in bench.running  # the tool's work really stopped
         cancelled = await alice.result("tasks/get", {"taskId": task_id})
         assert cancelled["status"] == "cancelled" and "result" not in cancelled
@@ -250,7 +250,7 @@ async def test_the_call_lane_leaves_task_calls_to_the_sdk_path() -> None:
         assert isinstance(lane, ToolCallLane)
         before = lane.answered
         plain = await alice.result("tools/call", {"name": "add", "arguments": {"a": 1, "b": 1}}, capabilities={})
-        assert plain["content"][0]["text"] == '{\n  "total": 2\n}' or "2" in plain["content"][0]["text"]
+        assert plain["structuredContent"] == {"total": 2}
         assert lane.answered == before + 1  # an ordinary call: the lane's
         created = await alice.create("add", {"a": 1, "b": 1})  # no sampling/elicitation/roots, so lane-shaped
         status, error = await alice.error("tools/call", {"name": "echo", "arguments": {"text": "x"}}, capabilities={})
