@@ -24,6 +24,7 @@ import mcp.types as mt
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from servers.tasks_inputs import Questions
 from workbench.core import CallContext, ToolResult, ToolSpec, Workbench, logger, validation_problems
 from workbench.wrapper import WorkbenchWrapper
 
@@ -42,9 +43,11 @@ MAX_KEPT_PER_IDENTITY = 256
 CANCEL_WAIT = 10.0
 """Seconds a cancel waits for the job's work to unwind before answering."""
 
-starting_task: ContextVar[bool] = ContextVar("starting_task", default=False)
-"""Set while `servers.tasks` starts a job for an MCP task: the job then belongs to its identity,
-not to the stateless session that happened to carry the call (`Job.detached`)."""
+starting_task: ContextVar[frozenset[str] | None] = ContextVar("starting_task", default=None)
+"""Set while `servers.tasks` starts a job for an MCP task, to what the creating request lets it ask
+its client ("sampling", "elicitation", "roots"): the job then belongs to its identity, not to the
+stateless session that happened to carry the call (`Job.detached`), and its tool's questions wait
+in the task for the client to answer (`Job.questions`)."""
 
 
 @dataclass
@@ -69,6 +72,8 @@ class Job:
     """The starter's protocol era: the tool runs as the call would (a source's JSON-RPC error stays one)."""
     detached: bool = False
     """An MCP task: it outlives the session that started it, which a stateless client never ends."""
+    questions: Questions | None = None
+    """An MCP task's open questions to its client (`servers.tasks_inputs`)."""
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
     created_at: float = field(default_factory=time.time)
@@ -88,6 +93,9 @@ class Job:
             "message": self.message,
             "elapsed_seconds": round(end - self.started, 3),
         }
+
+    def touch(self) -> None:
+        self.updated_at = time.time()
 
 
 class _JobRef(BaseModel):
@@ -225,8 +233,11 @@ class JobManager:
                                         "wait for one to finish or cancel one")
         self._forget_oldest_finished(ctx.identity)
         # 128 random bits: an id is all a tasks client presents, so it must not be guessable.
+        task = starting_task.get()
         job = Job(secrets.token_hex(16), session_id, ctx.identity, tool, ctx.scopes, dict(ctx.claims),
-                  protocol_version=ctx.protocol_version, detached=starting_task.get())
+                  protocol_version=ctx.protocol_version, detached=task is not None)
+        if task is not None:
+            job.questions = Questions(task, job.touch)
         self.jobs[job.id] = job
         self.task_group.start_soon(self._execute, job, start.arguments)
         logger.info("job started", extra={"session": session_id, "identity": ctx.identity, "tool": tool, "job": job.id})
@@ -235,12 +246,14 @@ class JobManager:
     async def _execute(self, job: Job, arguments: dict[str, Any]) -> None:
         async def progress(p: float, total: float | None, message: str | None) -> None:
             job.progress, job.total, job.message = p, total, message
-            job.updated_at = time.time()
+            job.touch()
 
         try:
             with job.scope:
                 ctx = CallContext(session_id=job.session_id, identity=job.identity, scopes=job.scopes,
                                   claims=job.claims, progress=progress, protocol_version=job.protocol_version)
+                if job.questions is not None:
+                    job.questions.attach(ctx)
                 job.result = await self._run(job.tool, arguments, ctx)
                 job.state = "failed" if job.result.is_error else "completed"
             if job.result is None:
@@ -257,7 +270,7 @@ class JobManager:
                 job.state = "cancelled"
                 job.result = ToolResult.error(f"job {job.id} was cancelled: server shutting down")
             job.finished = time.monotonic()
-            job.updated_at = time.time()
+            job.touch()
             job.done.set()
             logger.info("job finished",
                         extra={"session": job.session_id, "tool": job.tool, "job": job.id, "outcome": job.state})

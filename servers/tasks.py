@@ -10,14 +10,17 @@ limits, audit, Studio's runs and the per-session and per-identity job caps hold 
 same call runs synchronously, unless the tool matches `serve.tasks_required`: then it is refused
 with -32021 (MissingRequiredClientCapability) naming the extension. `tasks/get` reports the job
 as a `DetailedTask` (a finished tool's result inlined, a protocol-level failure as `error`),
-`tasks/cancel` stops its work, `tasks/update` acknowledges (no task here waits for input).
+`tasks/cancel` stops its work. A task's tool may ask its client what the creating request declared
+(sampling, elicitation, roots): the task is then `input_required`, `tasks/get` lists the questions
+under `inputRequests`, `tasks/update` answers them (`servers.tasks_inputs`).
 `tasks/result` and `tasks/list` are gone in this version of the extension and stay unknown methods.
 
 A task belongs to the identity that created it, not to the stateless session that carried the
 call; another identity's task id gets the answer an unknown id gets. Task ids are 128 random bits.
 
-Not built: `notifications/tasks/status` on `subscriptions/listen` streams (clients poll), and
-tasks that wait for client input (`input_required` with `inputRequests`, resumed by `tasks/update`).
+Not built: `notifications/tasks/status` on `subscriptions/listen` streams (clients poll), and a call
+that first asks in input-required rounds and then becomes a task (whether a call is a task is decided
+before it runs).
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ MAX_INPUT_RESPONSES = 64
 POLL_INTERVAL_MS = 500
 """How often a client is told to poll `tasks/get`."""
 
-Status = Literal["working", "completed", "failed", "cancelled"]
+Status = Literal["working", "input_required", "completed", "failed", "cancelled"]
 _REQUIRED: dict[str, Any] = {"requiredCapabilities": {"extensions": {TASKS_EXTENSION: {}}}}
 """The -32021 error's data: what the client must declare."""
 
@@ -65,6 +68,14 @@ def declares_tasks(capabilities: object) -> bool:
     return isinstance(extensions, Mapping) and isinstance(extensions.get(TASKS_EXTENSION), Mapping)
 
 
+def _askable(capabilities: mt.ClientCapabilities | None) -> frozenset[str]:
+    """What a task may ask the client whose request created it."""
+    if capabilities is None:
+        return frozenset()
+    declared = {"sampling": capabilities.sampling, "elicitation": capabilities.elicitation, "roots": capabilities.roots}
+    return frozenset(kind for kind, capability in declared.items() if capability is not None)
+
+
 def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -73,7 +84,7 @@ def status_of(job: Job) -> Status:
     """The tasks wire's status: a tool that ran and reported an error is `completed` (its result says
     `isError`); `failed` is kept for protocol-level failures."""
     if job.state == "running":
-        return "working"
+        return "input_required" if job.questions is not None and job.questions.open else "working"
     if job.state == "cancelled":
         return "cancelled"
     return "failed" if job.error is not None else "completed"
@@ -124,7 +135,7 @@ class TaskSurface:
             raise MCPError(MISSING_REQUIRED_CLIENT_CAPABILITY,
                            f"{name} runs only as a task: declare the {TASKS_EXTENSION} extension in the "
                            "request's client capabilities", _REQUIRED)
-        token = starting_task.set(True)
+        token = starting_task.set(_askable(capabilities))
         try:
             answer = await start(START, {"tool": name, "arguments": arguments})
         finally:
@@ -173,7 +184,9 @@ class TaskSurface:
         job = self._owned(ctx, params)
         task = self._task(job)
         status = task["status"]
-        if status == "completed" and job.result is not None:
+        if status == "input_required" and job.questions is not None:
+            task["inputRequests"] = job.questions.requests()
+        elif status == "completed" and job.result is not None:
             task["result"] = job.result.to_mcp().model_dump(by_alias=True, mode="json", exclude_none=True)
         elif status == "failed" and job.error is not None:
             task["error"] = job.error.model_dump(by_alias=True, mode="json", exclude_none=True)
@@ -184,5 +197,10 @@ class TaskSurface:
         return {}  # an empty ack (the SDK adds `resultType`); the outcome is read with tasks/get
 
     async def _update(self, ctx: Ctx, params: UpdateTaskParams) -> dict[str, Any]:
-        self._owned(ctx, params)
-        return {}  # no task here waits for input: responses to requests never made are ignored
+        job = self._owned(ctx, params)
+        if job.questions is not None:
+            try:
+                job.questions.answer(params.input_responses)
+            except ValueError as e:
+                raise MCPError(mt.INVALID_PARAMS, str(e)) from None
+        return {}  # an empty ack; answers to questions not (or no longer) open are ignored

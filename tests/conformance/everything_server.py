@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 import anyio
 import mcp.types as mt
 import uvicorn
-from everything_asks import CONFIRM_SCHEMA, add_input_required_tools, add_push_era_tools, elicit, elicited, in_rounds
+from everything_asks import add_input_required_tools, add_push_era_tools, elicit, elicited, in_rounds
 from mcp.server import ServerRequestContext
 from mcp.server.context import CallNext, HandlerResult
 from mcp.server.mcpserver import Context, MCPServer, RequestStateSecurity
@@ -207,6 +207,12 @@ def add_streaming_tools(server: MCPServer) -> None:
         return "prompt list changed"
 
 
+CONFIRM: dict[str, Any] = {"type": "object", "properties": {"confirm": {"type": "boolean"}}, "required": ["confirm"]}
+NAME_AND_CONFIRM: dict[str, Any] = {"type": "object",
+                                    "properties": {"name": {"type": "string"}, "confirm": {"type": "boolean"}}}
+"""The forms the tasks scenarios answer (`{confirm: true}`, `{name, confirm}`)."""
+
+
 def add_task_tools(server: MCPServer) -> None:
     """The tools the suite's tasks scenarios (SEP-2663) call, as ordinary tools: the fixture serves
     no tasks itself; `workbench serve` in front of it runs the long ones as tasks (`serve.background`)."""
@@ -255,8 +261,19 @@ def add_task_tools(server: MCPServer) -> None:
         """Asks the user (elicitation) to confirm deleting `filename`."""
         def step(answers: Any, state: str | None) -> str | mt.InputRequiredResult:
             if "confirm" in answers:
-                return f"deleted {filename}" if elicited(answers["confirm"], "ok") else f"kept {filename}"
-            return mt.InputRequiredResult(input_requests={"confirm": elicit(f"Delete {filename}?", CONFIRM_SCHEMA)})
+                return f"deleted {filename}" if elicited(answers["confirm"], "confirm") else f"kept {filename}"
+            return mt.InputRequiredResult(input_requests={"confirm": elicit(f"Delete {filename}?", CONFIRM)})
+
+        return await in_rounds(ctx, step)  # type: ignore[no-any-return]
+
+    @server.tool()
+    async def multi_input(ctx: Context) -> str | mt.InputRequiredResult:
+        """Asks two questions (elicitation) at once."""
+        def step(answers: Any, state: str | None) -> str | mt.InputRequiredResult:
+            if "first" in answers and "second" in answers:
+                return f"got {elicited(answers['first'], 'name')} and {elicited(answers['second'], 'name')}"
+            return mt.InputRequiredResult(input_requests={"first": elicit("First name?", NAME_AND_CONFIRM),
+                                                          "second": elicit("Second name?", NAME_AND_CONFIRM)})
 
         return await in_rounds(ctx, step)  # type: ignore[no-any-return]
 

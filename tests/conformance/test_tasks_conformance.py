@@ -1,7 +1,8 @@
 """MCP tasks through the gateway, measured with the official conformance suite's tasks scenarios
 (SEP-2663, the `io.modelcontextprotocol/tasks` extension): `workbench serve --transport http` in
 front of the fixture, with the fixture's long-running tools as `serve.background` (and
-`failing_job` as `serve.tasks_required`). The fixture serves no tasks itself — straight at it
+`failing_job` as `serve.tasks_required`; `confirm_delete` and `multi_input` ask their client, which
+a task does through `tasks/get` / `tasks/update`). The fixture serves no tasks itself — straight at it
 every `tasks-*` scenario fails — so what passes here is the gateway's own tasks surface
 (`servers.tasks`) over the upstream's ordinary tools.
 
@@ -28,7 +29,7 @@ from test_tasks import Wire  # tests/servers' raw 2026-07-28 requests (targets p
 
 pytestmark = [pytest.mark.npm, pytest.mark.conformance, pytest.mark.timeout(600)]
 
-BACKGROUND = ["slow_compute", "failing_job", "protocol_error_job"]
+BACKGROUND = ["slow_compute", "failing_job", "protocol_error_job", "confirm_delete", "multi_input"]
 TASKS_REQUIRED = ["failing_job"]
 TASK_SCENARIOS = {
     "tasks-lifecycle", "tasks-capability-negotiation", "tasks-wire-fields", "tasks-request-state-removal",
@@ -37,11 +38,6 @@ TASK_SCENARIOS = {
 }
 """The suite's tasks scenarios (0.2.0-alpha.12, `conformance list`)."""
 EXCUSED: dict[str, str] = {
-    "tasks-mrtr-input": (
-        "tasks that wait for client input are not built: a task never reports `input_required` with "
-        "`inputRequests`, and `tasks/update` only acknowledges. A background job has no way to ask its client "
-        "(the SDK's input-required rounds belong to a request, and a task outlives its request); `confirm_delete` "
-        "runs synchronously in input-required rounds instead, and the fixture has no `multi_input`."),
     "tasks-mrtr-composition": (
         "needs `test_tool_with_task`, a tool that gathers input in input-required rounds and escalates to a task "
         "on the final round. The gateway decides task-or-not before the call runs (by `serve.background`), so a "

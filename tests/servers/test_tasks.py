@@ -22,6 +22,7 @@ from serve_toolkit import ServeBench
 from serving import Served, http_client, serving
 
 import servers.jobs
+import servers.tasks_inputs
 from servers import SESSION_HEADER, ServeSettings
 from servers.call_lane import ToolCallLane
 from servers.tasks import TASKS_EXTENSION
@@ -49,7 +50,8 @@ class Bench(ServeBench):
 
 
 def settings(**extra: Any) -> ServeSettings:
-    fields: dict[str, Any] = {"background": ["slow", "fail", "broken", "add", "echo"], "tasks_required": ["echo"],
+    fields: dict[str, Any] = {"background": ["slow", "fail", "broken", "add", "echo", "confirm"],
+                              "tasks_required": ["echo"],
                               "tokens": {"alice": ALICE_TOKEN, "bob": BOB_TOKEN}, **extra}
     return ServeSettings(transport="http", **fields)
 
@@ -93,7 +95,7 @@ class Wire:
 
     async def settled(self, task_id: str) -> dict[str, Any]:
         with anyio.fail_after(10):
-            while (task := await self.result("tasks/get", {"taskId": task_id}))["status"] == "working":
+            while (task := await self.result("tasks/get", {"taskId": task_id}))["status"] in ("working", "input_required"):
                 await anyio.sleep(0.05)
         return task
 
@@ -280,3 +282,36 @@ async def test_without_background_tools_there_are_no_tasks() -> None:
         assert (status, error["code"]) == (404, mt.METHOD_NOT_FOUND)
         plain = await alice.result("tools/call", {"name": "slow", "arguments": {"seconds": 0}})
         assert plain["resultType"] == "complete" and "taskId" not in plain
+
+
+ASKS_AND_TAKES_TASKS: dict[str, Any] = {"elicitation": {}, **TAKES_TASKS}
+
+
+async def test_a_task_asks_its_client_through_the_task() -> None:
+    async with serving(Bench(), settings()) as served, wire(served) as alice:
+        task_id = (await alice.create("confirm", {"action": "deploy"}, capabilities=ASKS_AND_TAKES_TASKS))["taskId"]
+        with anyio.fail_after(10):
+            while (task := await alice.result("tasks/get", {"taskId": task_id}))["status"] != "input_required":
+                await anyio.sleep(0.05)
+        [(key, question)] = task["inputRequests"].items()
+        assert question["method"] == "elicitation/create" and question["params"]["message"] == "Go ahead with deploy?"
+        status, error = await alice.error("tasks/update", {"taskId": task_id, "inputResponses": {key: {"action": 5}}})
+        assert (status, error["code"]) == (400, mt.INVALID_PARAMS) and "ElicitResult" in error["message"]
+        assert (await alice.result("tasks/get", {"taskId": task_id}))["status"] == "input_required"  # still asking
+        answer = {key: {"action": "accept", "content": {"ok": True}}, "never-asked": {"action": "decline"}}
+        ack = await alice.result("tasks/update", {"taskId": task_id, "inputResponses": answer})
+        assert set(ack) <= {"resultType", "_meta"}
+        done = await alice.settled(task_id)
+        assert done["status"] == "completed" and done["result"]["content"][0]["text"] == "accept: {'ok': True}"
+
+        # A request that did not declare elicitation gets a task that cannot ask.
+        mute = (await alice.create("confirm", {"action": "x"}))["taskId"]
+        assert (await alice.settled(mute))["result"]["content"][0]["text"] == "no elicitation channel"
+
+
+async def test_an_unanswered_question_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(servers.tasks_inputs, "ANSWER_TIMEOUT", 0.3)
+    async with serving(Bench(), settings()) as served, wire(served) as alice:
+        task_id = (await alice.create("confirm", {"action": "wait"}, capabilities=ASKS_AND_TAKES_TASKS))["taskId"]
+        done = await alice.settled(task_id)
+        assert done["result"]["content"][0]["text"].startswith("elicitation failed: no answer within")
