@@ -1,8 +1,9 @@
 """MCP tasks (`servers.tasks`, the `io.modelcontextprotocol/tasks` extension) through real HTTP:
 `serve.background` tools become tasks for 2026-07-28 requests that declare the extension, run as
-background jobs; `tasks/get` and `tasks/cancel` reach only the creator's tasks; caps, id bounds and
-the extension gate hold; the call lane leaves task calls to the SDK path; 2025-era clients keep
-`jobs__*`. The SDK `Client` has no tasks, so the tasks wire is spoken with raw POSTs carrying the
+background jobs; `tasks/get` and `tasks/cancel` reach only the creator's tasks; a task's tool asks
+its client through the task (`input_required`, answered by `tasks/update`); caps, id bounds, answer
+shapes, timeouts and the extension gate hold; the call lane leaves task calls to the SDK path;
+2025-era clients keep `jobs__*`. The SDK `Client` has no tasks, so the tasks wire is spoken with raw POSTs carrying the
 2026-07-28 `_meta` envelope.
 """
 
