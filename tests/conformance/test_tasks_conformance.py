@@ -39,9 +39,10 @@ TASK_SCENARIOS = {
 """The suite's tasks scenarios (0.2.0-alpha.12, `conformance list`)."""
 EXCUSED: dict[str, str] = {
     "tasks-mrtr-composition": (
-        "needs `test_tool_with_task`, a tool that gathers input in input-required rounds and escalates to a task "
-        "on the final round. The gateway decides task-or-not before the call runs (by `serve.background`), so a "
-        "call that first needs rounds is not a task; escalating mid-call is not built, nor the fixture tool."),
+        "needs `test_tool_with_task`: a tool that asks in input-required rounds and then itself escalates to a "
+        "task on the final round. Escalating is the tool's own decision, and an upstream on the installed SDK "
+        "(2.3, no tasks) cannot return a CreateTaskResult for the gateway to relay; the gateway decides task or "
+        "not before a call runs (`serve.background`). Relaying upstream tasks is not built, nor the fixture tool."),
 }
 
 
