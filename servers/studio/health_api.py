@@ -2,12 +2,15 @@
 `workbench doctor` checks, run on demand) and `/ui/api/config` (the loaded config, secrets
 masked, and the config file's errors now, with file, line and key).
 
-The config is the operator's view: even masked, it names every upstream server, command and
-URL, every person's token name and the whole policy — what one user of a shared server has
-no business reading about the others. A server for one person (no token, or only
-`WORKBENCH_TOKEN`) shows it to that person; a server for several (`[serve.tokens]` or
-`[serve.oauth]`) only to callers granted `ADMIN_SCOPE`, as a named token's `scopes` or an
-OAuth scope."""
+The config and the checks are the operator's view. Even masked, the config names every
+upstream server, command and URL, every person's token name and the whole policy; the checks
+name every configured server (also those the policy hides from a caller) with its errors, and
+running them again starts every configured MCP server — what one user of a shared server has
+no business reading about the others, or starting at will. A server for one person (no token,
+or only `WORKBENCH_TOKEN`) shows both to that person; a server for several (`[serve.tokens]`
+or `[serve.oauth]`) only to callers granted `ADMIN_SCOPE`, as a named token's `scopes` or an
+OAuth scope. The live health (`/ui/api/health`, counted by the caller's own listing) is
+everyone's."""
 
 from __future__ import annotations
 
@@ -59,7 +62,18 @@ def health_routes(context: StudioContext) -> list[BaseRoute]:
             "sources": sources_seen(server, await listed()),
         })
 
+    def for_administrators(request: Request, what: str) -> Response | None:
+        """The refusal for a caller who may not see `what` on a server for several people, or None."""
+        settings = server.settings
+        if (settings.tokens or settings.oauth) and ADMIN_SCOPE not in session_of(request).scopes:
+            return api_error(403, "forbidden", f"{what} shown to this server's administrators: a token with the "
+                                               f"scope {ADMIN_SCOPE!r} (in [serve.tokens] scopes, or from the "
+                                               "authorization server)")
+        return None
+
     async def checks(request: Request) -> Response:
+        if (refused := for_administrators(request, "the doctor's checks are")) is not None:
+            return refused
         if context.checks is None:
             return JSONResponse({"checks": [], "available": False})
         async with lock:  # one run at a time; a second request waits for it and shares its answer
@@ -85,11 +99,8 @@ def health_routes(context: StudioContext) -> list[BaseRoute]:
         return JSONResponse({"checks": checks, "available": True, "ran_at": last["ran"]})
 
     async def config(request: Request) -> Response:
-        settings = server.settings
-        if (settings.tokens or settings.oauth) and ADMIN_SCOPE not in session_of(request).scopes:
-            return api_error(403, "forbidden", f"the config is shown to this server's administrators: a token with the "
-                                               f"scope {ADMIN_SCOPE!r} (in [serve.tokens] scopes, or from the "
-                                               "authorization server)")
+        if (refused := for_administrators(request, "the config is")) is not None:
+            return refused
         if context.config_report is None:
             return JSONResponse({"available": False})
         report = await anyio.to_thread.run_sync(context.config_report)

@@ -58,6 +58,7 @@ transport = "http"
 
 [serve.tokens.alice]
 token = "ALICE"
+scopes = ["workbench:admin"]
 
 [serve.tokens.bob]
 token = "BOB"
@@ -76,8 +77,8 @@ deny_tools = ["demo__add"]
 
 @pytest.fixture(scope="session")
 def policy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
-    """`workbench serve` for two people with named tokens and a policy: alice may call demo__add after
-    approving it, bob may not call it at all. (Its base URL, each person's token.)"""
+    """`workbench serve` for two people with named tokens and a policy: alice (an administrator) may
+    call demo__add after approving it, bob may not call it at all. (Its base URL, each person's token.)"""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
     tokens = {"alice": secrets.token_urlsafe(24), "bob": secrets.token_urlsafe(24)}

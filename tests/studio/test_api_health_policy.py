@@ -70,7 +70,10 @@ async def test_the_doctors_server_checks_are_recounted_for_each_caller() -> None
                 {"name": "server gone", "ok": True, "detail": "1 tool, ready in 9 ms", "hint": "", "required": True},
                 {"name": "docker engine", "ok": True, "detail": "5 tools of its own", "hint": "", "required": True}]
 
-    async with studio_http(demo(), context={"checks": checks}, **POLICY) as studio:
+    # The checks are for administrators (tests/studio/test_config_secrets.py); one whom the policy
+    # shows less still gets the counts of their own listing.
+    admins = {name: {**entry, "scopes": ["workbench:admin"]} for name, entry in POLICY["tokens"].items()}
+    async with studio_http(demo(), context={"checks": checks}, **{**POLICY, "tokens": admins}) as studio:
         await studio.server.workbench.list_tools()
         for token, demo_detail in ((ALICE, "5 tools, ready in 12 ms"), (BOB, "4 tools, ready in 12 ms")):
             answer = (await studio.http.get("/ui/api/health/checks", headers=bearer(token))).json()

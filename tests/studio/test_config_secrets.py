@@ -130,6 +130,26 @@ async def test_on_a_shared_server_only_an_administrator_sees_the_config(config_f
         assert leaked(shown.text) == []
 
 
+async def test_on_a_shared_server_only_an_administrator_runs_or_reads_the_checks() -> None:
+    """The checks name every configured server with its errors, and running them starts each one."""
+    runs: list[int] = []
+
+    async def checks() -> list[dict[str, object]]:
+        runs.append(1)
+        return [{"name": "server hidden-from-bob", "ok": False, "detail": "refused", "hint": "", "required": True}]
+
+    tokens = {"admin": {"token": ADMIN, "scopes": [ADMIN_SCOPE]}, "bob": {"token": BOB}}
+    async with studio_http(tools(), token=None, tokens=tokens, context={"checks": checks}) as studio:
+        for query in ("", "?again=1"):
+            refused = await studio.http.get(f"/ui/api/health/checks{query}", headers=bearer(BOB))
+            assert refused.status_code == 403 and ADMIN_SCOPE in refused.json()["error_description"]
+            assert "hidden-from-bob" not in refused.text
+        assert runs == []
+        shown = await studio.http.get("/ui/api/health/checks", headers=bearer(ADMIN))
+        assert shown.status_code == 200 and shown.json()["checks"][0]["name"] == "server hidden-from-bob"
+        assert runs == [1]
+
+
 def test_the_last_word_of_a_key_says_whether_it_holds_a_secret() -> None:
     masked = mask_secrets({
         "access_token": "a1", "X-Auth-Token": "a2", "apiKey": "a3", "APIKEY": "a4", "private_key": "a5",
