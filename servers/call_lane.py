@@ -13,7 +13,9 @@ modern era, no header sent twice, JSON content, an Accept naming both JSON and S
 refuses less with 406), a declared body length within `max_request_bytes`; one JSON-RPC request
 (`jsonrpc` "2.0", an int or string id) for `tools/call` whose envelope, headers and params pass
 the SDK's checks; no progress token, no log level, no `requestState`/`inputResponses`, no task,
-and client capabilities that let nothing be asked (no sampling, elicitation or roots). Then no
+client capabilities that let nothing be asked (no sampling, elicitation or roots), and, where the
+server serves MCP tasks, neither the tasks extension declared nor a tool that runs only as a task
+(such a call may become a task or be refused, `servers.tasks`). Then no
 notification and no input round can arise, and the answer is the one JSON-RPC response the SDK
 would send, with its HTTP status mapping. The call itself runs through the same core as the SDK
 handler (`WorkbenchServer.serve_call`: drain, session caps, per-client concurrency, in-flight
@@ -229,7 +231,8 @@ class ToolCallLane:
         if (params.task is not None or params.request_state is not None or params.input_responses is not None
                 or meta.get("progressToken") is not None or LOG_LEVEL_META_KEY in meta
                 or not isinstance(capabilities, dict)
-                or any(capabilities.get(c) is not None for c in _ASKING_CAPABILITIES)):
+                or any(capabilities.get(c) is not None for c in _ASKING_CAPABILITIES)
+                or self.server.tasks.concerns(params.name, capabilities)):
             return None
         if not self._param_headers_agree(params, headers):
             return None

@@ -3,23 +3,28 @@
 `JobsWorkbench` adds four tools to the workbench it wraps: `jobs__start` runs a long-running
 tool in the background and answers at once with a job id; `jobs__status`, `jobs__result`
 (optionally waiting) and `jobs__cancel` follow it. A job belongs to the session that started
-it — another client cannot see or cancel it — and is cancelled when that session ends.
+it — another client cannot see or cancel it — and is cancelled when that session ends. The same
+jobs are MCP tasks seen through the tasks wire (`servers.tasks`); a task belongs to its identity
+and outlives the session that carried it.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import anyio
 import anyio.abc
 import mcp.types as mt
+from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from servers.tasks_inputs import Questions
 from workbench.core import CallContext, ToolResult, ToolSpec, Workbench, logger, validation_problems
 from workbench.wrapper import WorkbenchWrapper
 
@@ -35,6 +40,14 @@ Args = TypeVar("Args", bound=BaseModel)
 IDENTITY_SESSIONS_FACTOR = 4
 MAX_KEPT_PER_IDENTITY = 256
 """Finished jobs kept per identity until their results expire; the oldest go first past it."""
+CANCEL_WAIT = 10.0
+"""Seconds a cancel waits for the job's work to unwind before answering."""
+
+starting_task: ContextVar[frozenset[str] | None] = ContextVar("starting_task", default=None)
+"""Set while `servers.tasks` starts a job for an MCP task, to what the creating request lets it ask
+its client ("sampling", "elicitation", "roots"): the job then belongs to its identity, not to the
+stateless session that happened to carry the call (`Job.detached`), and its tool's questions wait
+in the task for the client to answer (`Job.questions`)."""
 
 
 @dataclass
@@ -52,8 +65,20 @@ class Job:
     total: float | None = None
     message: str | None = None
     result: ToolResult | None = None
+    error: mt.ErrorData | None = None
+    """A protocol-level failure (the tool's JSON-RPC error, or a crash): the tasks wire reports it as
+    `failed`, apart from a tool's own `isError` result."""
+    protocol_version: str | None = None
+    """The starter's protocol era: the tool runs as the call would (a source's JSON-RPC error stays one)."""
+    detached: bool = False
+    """An MCP task: it outlives the session that started it, which a stateless client never ends."""
+    questions: Questions | None = None
+    """An MCP task's open questions to its client (`servers.tasks_inputs`)."""
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+    """Wall-clock times, for the tasks wire's `createdAt` / `lastUpdatedAt`."""
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     done: anyio.Event = field(default_factory=anyio.Event)
 
@@ -68,6 +93,9 @@ class Job:
             "message": self.message,
             "elapsed_seconds": round(end - self.started, 3),
         }
+
+    def touch(self) -> None:
+        self.updated_at = time.time()
 
 
 class _JobRef(BaseModel):
@@ -174,9 +202,7 @@ class JobManager:
         if name == STATUS:
             return _status_result(job, f"job {job.id} ({job.tool}): {job.state}")
         if name == CANCEL:
-            if job.state == "running":
-                job.scope.cancel()
-                await job.done.wait()
+            await self.cancel(job)
             return _status_result(job, f"job {job.id} ({job.tool}): {job.state}")
         wait = ref.wait if isinstance(ref, _ResultArgs) else 0.0  # always one here: name is RESULT
         with anyio.move_on_after(min(wait, MAX_WAIT)):
@@ -206,7 +232,12 @@ class JobManager:
                 return ToolResult.error(f"jobs__start: this {where} already runs {count} jobs (limit {limit}); "
                                         "wait for one to finish or cancel one")
         self._forget_oldest_finished(ctx.identity)
-        job = Job(uuid.uuid4().hex[:16], session_id, ctx.identity, tool, ctx.scopes, dict(ctx.claims))
+        # 128 random bits: an id is all a tasks client presents, so it must not be guessable.
+        task = starting_task.get()
+        job = Job(secrets.token_hex(16), session_id, ctx.identity, tool, ctx.scopes, dict(ctx.claims),
+                  protocol_version=ctx.protocol_version, detached=task is not None)
+        if task is not None:
+            job.questions = Questions(task, job.touch)
         self.jobs[job.id] = job
         self.task_group.start_soon(self._execute, job, start.arguments)
         logger.info("job started", extra={"session": session_id, "identity": ctx.identity, "tool": tool, "job": job.id})
@@ -215,29 +246,52 @@ class JobManager:
     async def _execute(self, job: Job, arguments: dict[str, Any]) -> None:
         async def progress(p: float, total: float | None, message: str | None) -> None:
             job.progress, job.total, job.message = p, total, message
+            job.touch()
 
         try:
             with job.scope:
                 ctx = CallContext(session_id=job.session_id, identity=job.identity, scopes=job.scopes,
-                                  claims=job.claims, progress=progress)
+                                  claims=job.claims, progress=progress, protocol_version=job.protocol_version)
+                if job.questions is not None:
+                    job.questions.attach(ctx)
                 job.result = await self._run(job.tool, arguments, ctx)
                 job.state = "failed" if job.result.is_error else "completed"
             if job.result is None:
                 job.state, job.result = "cancelled", ToolResult.error(f"job {job.id} ({job.tool}) was cancelled")
+        except MCPError as e:  # the tool's source answered with a JSON-RPC error: a protocol-level failure
+            job.state, job.error = "failed", e.error
+            job.result = ToolResult.error(f"{job.tool} failed: {e.error.message}")
         except Exception as e:  # a crash in the tool is the job's failure, never the server's
             logger.exception("job %s crashed", job.id)
             job.state, job.result = "failed", ToolResult.error(f"{job.tool} failed: {type(e).__name__}: {e}")
+            job.error = mt.ErrorData(code=mt.INTERNAL_ERROR, message=f"{job.tool} failed: {type(e).__name__}")
         finally:
             if job.result is None:  # the whole server is being cancelled
                 job.state = "cancelled"
                 job.result = ToolResult.error(f"job {job.id} was cancelled: server shutting down")
             job.finished = time.monotonic()
+            job.touch()
             job.done.set()
             logger.info("job finished",
                         extra={"session": job.session_id, "tool": job.tool, "job": job.id, "outcome": job.state})
 
+    def owned(self, job_id: str, identity: str) -> Job | None:
+        """The job `job_id` if `identity` started it and it has not expired; another identity's job is
+        not there for the caller at all (the same None as an unknown id)."""
+        self._prune()
+        job = self.jobs.get(job_id)
+        return job if job is not None and job.identity == identity else None
+
+    @staticmethod
+    async def cancel(job: Job) -> None:
+        """Stop a running job's work, waiting (boundedly) until it has unwound; a finished job stays as it is."""
+        if job.state == "running":
+            job.scope.cancel()
+            with anyio.move_on_after(CANCEL_WAIT):
+                await job.done.wait()
+
     async def close_session(self, session_id: str) -> None:
-        for job in [j for j in self.jobs.values() if j.session_id == session_id]:
+        for job in [j for j in self.jobs.values() if j.session_id == session_id and not j.detached]:
             job.scope.cancel()
             await job.done.wait()
             self.jobs.pop(job.id, None)
@@ -279,6 +333,10 @@ class JobsWorkbench(WorkbenchWrapper):
     async def list_tools(self) -> list[ToolSpec]:
         specs, eligible = await self._inner_tools()
         return specs + job_specs(eligible) if eligible else specs
+
+    async def background_tools(self) -> list[str]:
+        """The tools that may run in the background, as the caller sees them."""
+        return (await self._inner_tools())[1]
 
     async def _run(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> ToolResult:
         return await self.inner.call_tool(name, arguments, ctx)

@@ -62,6 +62,7 @@ from servers.sessions import (
     stateless_session_id,
 )
 from servers.settings import SESSION_HEADER, ServeSettings
+from servers.tasks import TaskSurface
 from workbench.core import (
     CallContext,
     ToolNotFoundError,
@@ -136,7 +137,6 @@ class WorkbenchServer(SurfaceHandlers):
             # to validate Mcp-Param headers; the schemas of the last listing answer it instead.
             get_tool_input_schema=self.policy.input_schema,
             on_list_tools=self._list_tools,
-            on_call_tool=self._call_tool,
             on_list_resources=self._list_resources,
             on_list_resource_templates=self._list_resource_templates,
             on_read_resource=self._read_resource,
@@ -149,6 +149,11 @@ class WorkbenchServer(SurfaceHandlers):
         )
         # Logging is deprecated at 2026-07-28 but is the 2025 era's: registered here, without the warning.
         self.server.add_request_handler("logging/setLevel", mt.SetLevelRequestParams, self._set_level)
+        # Registered here rather than as `on_call_tool`: its answer may be a task (`CreateTaskResult`).
+        self.server.add_request_handler("tools/call", mt.CallToolRequestParams, self._call_tool)
+        self.tasks = TaskSurface(self.jobs, self.identity, required=settings.tasks_required)
+        """`serve.background` tools as MCP tasks for 2026-07-28 clients that declare the extension."""
+        self.tasks.install(self.server)
         self.own_middleware: tuple[ServerMiddleware[Any], ...] = (
             self._track_legacy_connection,
             bind_caller(lambda ctx: self._call_context(ctx, self.session_id(ctx)[0])),
@@ -282,10 +287,16 @@ class WorkbenchServer(SurfaceHandlers):
             logger.exception("tool %s raised", name)
             return ToolResult.error(f"{name} failed: {type(e).__name__}: {e}")
 
-    async def _call_tool(self, ctx: Ctx, params: mt.CallToolRequestParams) -> Answer:
-        """The SDK's `tools/call` handler: this transport's way of running the call, around `serve_call`."""
+    async def _call_tool(self, ctx: Ctx, params: mt.CallToolRequestParams) -> Answer | dict[str, Any]:
+        """The SDK's `tools/call` handler: this transport's way of running the call, around `serve_call`
+        (a background tool called by a client that takes tasks becomes one, `servers.tasks`)."""
         name, arguments = params.name, params.arguments or {}
         session_id, stateless = self.session_id(ctx)
+        if self.tasks.enabled:
+            created = await self.tasks.call(name, arguments, ctx, lambda tool, args: self.serve_call(
+                tool, args, session_id, stateless, lambda: self._call_context(ctx, session_id)))
+            if created is not None:
+                return created
 
         async def run(call: CallContext) -> Answer | None:
             if not ctx.session.can_send_request:  # no back-channel (2026-07-28): questions become input rounds

@@ -112,7 +112,13 @@ class ServeConfig(BaseModel):
     """Larger HTTP request bodies are refused with 413."""
     background: list[str] = Field(default_factory=list)
     """Globs over exposed tool names that clients may also run as background jobs (jobs__start /
-    status / result / cancel); tools marked `execution.taskSupport` optional/required qualify too."""
+    status / result / cancel); tools marked `execution.taskSupport` optional/required qualify too.
+    To 2026-07-28 clients that declare the `io.modelcontextprotocol/tasks` extension they are MCP tasks."""
+    tasks_required: list[str] = Field(default_factory=list)
+    """Globs over background tools that a 2026-07-28 client may run only as an MCP task (their work
+    outlasts any request timeout): a call from one that does not declare the tasks extension is refused
+    with -32021 (MissingRequiredClientCapability) naming it. 2025-era clients, which have no tasks,
+    still call them directly or with jobs__start."""
     runs_path: str | None = None
     """SQLite file where served tool calls and Studio's agent runs are recorded (default
     `$WORKBENCH_STATE_DIR/runs.sqlite`, else `~/.local/state/mcp-workbench/runs.sqlite`); "" records nothing."""

@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 import anyio
 import mcp.types as mt
 import uvicorn
-from everything_asks import add_input_required_tools, add_push_era_tools
+from everything_asks import add_input_required_tools, add_push_era_tools, elicit, elicited, in_rounds
 from mcp.server import ServerRequestContext
 from mcp.server.context import CallNext, HandlerResult
 from mcp.server.mcpserver import Context, MCPServer, RequestStateSecurity
@@ -207,6 +207,77 @@ def add_streaming_tools(server: MCPServer) -> None:
         return "prompt list changed"
 
 
+CONFIRM: dict[str, Any] = {"type": "object", "properties": {"confirm": {"type": "boolean"}}, "required": ["confirm"]}
+NAME_AND_CONFIRM: dict[str, Any] = {"type": "object",
+                                    "properties": {"name": {"type": "string"}, "confirm": {"type": "boolean"}}}
+"""The forms the tasks scenarios answer (`{confirm: true}`, `{name, confirm}`)."""
+
+
+def add_task_tools(server: MCPServer) -> None:
+    """The tools the suite's tasks scenarios (SEP-2663) call, as ordinary tools: the fixture serves
+    no tasks itself; `workbench serve` in front of it runs the long ones as tasks (`serve.background`)."""
+
+    @server.tool()
+    def greet(name: str) -> str:
+        """Sync-only: greets."""
+        return f"Hello, {name}!"
+
+    states: dict[str, str] = {}
+    """The last outcomes of `slow_compute` by label: whether a cancelled task's call really stopped here."""
+
+    @server.tool()
+    async def slow_compute(seconds: Annotated[float, Field(ge=0, le=600)] = 1.0, label: str = "") -> str:
+        """Sleeps `seconds`, then answers."""
+        while len(states) >= 100:
+            del states[next(iter(states))]
+        states[label] = "running"
+        try:
+            await anyio.sleep(seconds)
+        except BaseException:
+            states[label] = "cancelled"
+            raise
+        states[label] = "done"
+        return f"computed {label or 'result'} after {seconds:g} s"
+
+    @server.tool()
+    def slow_compute_states() -> dict[str, str]:
+        """What became of the latest `slow_compute` calls, by label: running, done or cancelled."""
+        return dict(states)
+
+    @server.tool()
+    async def failing_job() -> str:
+        """Runs about a second, then fails as a tool (isError)."""
+        await anyio.sleep(1.0)
+        raise RuntimeError("failing_job failed, as it always does")
+
+    @server.tool()
+    async def protocol_error_job() -> str:
+        """Fails at the protocol level: a JSON-RPC error, not a tool result."""
+        await anyio.sleep(0.2)
+        raise MCPError(code=mt.INTERNAL_ERROR, message="protocol_error_job: internal failure", data={"job": "broken"})
+
+    @server.tool()
+    async def confirm_delete(filename: str, ctx: Context) -> str | mt.InputRequiredResult:
+        """Asks the user (elicitation) to confirm deleting `filename`."""
+        def step(answers: Any, state: str | None) -> str | mt.InputRequiredResult:
+            if "confirm" in answers:
+                return f"deleted {filename}" if elicited(answers["confirm"], "confirm") else f"kept {filename}"
+            return mt.InputRequiredResult(input_requests={"confirm": elicit(f"Delete {filename}?", CONFIRM)})
+
+        return await in_rounds(ctx, step)  # type: ignore[no-any-return]
+
+    @server.tool()
+    async def multi_input(ctx: Context) -> str | mt.InputRequiredResult:
+        """Asks two questions (elicitation) at once."""
+        def step(answers: Any, state: str | None) -> str | mt.InputRequiredResult:
+            if "first" in answers and "second" in answers:
+                return f"got {elicited(answers['first'], 'name')} and {elicited(answers['second'], 'name')}"
+            return mt.InputRequiredResult(input_requests={"first": elicit("First name?", NAME_AND_CONFIRM),
+                                                          "second": elicit("Second name?", NAME_AND_CONFIRM)})
+
+        return await in_rounds(ctx, step)  # type: ignore[no-any-return]
+
+
 def add_resources_and_prompts(server: MCPServer) -> None:
     @server.resource("test://static-text")
     def static_text() -> str:
@@ -300,6 +371,7 @@ def build_server(era: Era = "both") -> MCPServer:
     add_streaming_tools(server)
     add_push_era_tools(server)
     add_input_required_tools(server)
+    add_task_tools(server)
     add_resources_and_prompts(server)
     add_session_methods(server)
     return server

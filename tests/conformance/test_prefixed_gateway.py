@@ -26,6 +26,7 @@ import pytest
 from everything_server import build_server
 from harness import NODE_BIN
 from mcp import Client
+from mcp.shared.exceptions import MCPError
 from targets import PREFIX, ROOT, Gateway, serve_fixture, serve_gateway
 
 # The first test also starts the fixture and the gateway (up to targets.START_TIMEOUT each).
@@ -161,8 +162,9 @@ async def test_each_tool_answers_as_the_fixture_does(urls: tuple[str, str], mode
         assert dump(got) == exposed(dump(want))
 
 
-async def call(url: str, mode: str, name: str) -> tuple[mt.CallToolResult, list[Any], list[float]]:
-    """`name` called at `url`, with the log messages and progress it sent on the way."""
+async def call(url: str, mode: str, name: str) -> tuple[mt.CallToolResult | mt.ErrorData, list[Any], list[float]]:
+    """`name` called at `url` (its result, or its JSON-RPC error), with the log messages and progress
+    it sent on the way."""
     logs: list[Any] = []
     steps: list[float] = []
 
@@ -174,8 +176,11 @@ async def call(url: str, mode: str, name: str) -> tuple[mt.CallToolResult, list[
 
     async with client(url, mode, logging_callback=on_log) as c:
         with anyio.fail_after(60):
-            result = await c.call_tool(name, ARGUMENTS.get(name.removeprefix(f"{PREFIX}__"), {}),
-                                       progress_callback=on_progress)
+            try:
+                result: mt.CallToolResult | mt.ErrorData = await c.call_tool(
+                    name, ARGUMENTS.get(name.removeprefix(f"{PREFIX}__"), {}), progress_callback=on_progress)
+            except MCPError as e:  # protocol_error_job's: the gateway must pass the same error on
+                result = e.error
     return result, logs, steps
 
 
