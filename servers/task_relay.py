@@ -1,0 +1,128 @@
+"""Upstream MCP tasks relayed to the gateway's clients (SEP-2663, `io.modelcontextprotocol/tasks`).
+
+A 2026-07-28 client that declares the extension has it declared to the upstream it calls
+(`adapters.mcp_tasks`); when that upstream answers with a task, the client gets the upstream's
+`CreateTaskResult` as sent, except for its id: the gateway gives the task an id of its own (128
+random bits) and remembers which upstream task it stands for and which identity created it. So ids
+are namespaced, not checked: two upstreams, or an upstream and the gateway's own jobs, may use the
+same id without ever meeting, and no upstream can pick an id that reaches another's task.
+
+`tasks/get`, `tasks/cancel` and `tasks/update` for such an id go to the upstream that created the
+task, over the connection that created it, and its answer comes back as it is (a finished task's
+inlined result included: it holds no tool name, so a prefix has nothing to rename), with the id
+put back to the gateway's. An id this table does not hold — never seen created, expired, evicted,
+or another identity's — gets the answer an unknown id of the gateway's own tasks gets, and reaches
+no upstream.
+
+The table is bounded: at most `MAX_PER_IDENTITY` tasks per identity and `MAX_TASKS` in all (the
+oldest goes first), each kept for the upstream's `ttlMs`, at most `MAX_KEEP_SECONDS`, counted from
+the last time it was asked about.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import mcp.types as mt
+from mcp.shared.exceptions import MCPError
+
+from adapters.mcp import McpWorkbench
+from adapters.mcp_tasks import UpstreamTask
+from workbench.composite import CompositeWorkbench
+from workbench.core import Workbench, logger
+
+MAX_TASKS = 10_000
+MAX_PER_IDENTITY = 256
+MAX_KEEP_SECONDS = 3600.0
+
+
+@dataclass
+class _Relayed:
+    task: UpstreamTask
+    identity: str
+    keep_seconds: float
+    expires: float
+
+
+class TaskRelay:
+    """The upstream tasks this gateway relays, by the ids it gave them."""
+
+    def __init__(self, *, max_tasks: int = MAX_TASKS, max_per_identity: int = MAX_PER_IDENTITY,
+                 max_keep_seconds: float = MAX_KEEP_SECONDS) -> None:
+        self.max_tasks = max_tasks
+        self.max_per_identity = max_per_identity
+        self.max_keep_seconds = max_keep_seconds
+        self._tasks: OrderedDict[str, _Relayed] = OrderedDict()  # oldest first
+        self._counts: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._tasks
+
+    def created(self, task: UpstreamTask, identity: str) -> dict[str, Any]:
+        """Remember `task` for `identity`; its `CreateTaskResult` for the client, with the gateway's id."""
+        self._expire()
+        if self._counts.get(identity, 0) >= self.max_per_identity:
+            self._drop(next(k for k, v in self._tasks.items() if v.identity == identity))
+        if len(self._tasks) >= self.max_tasks:
+            self._drop(next(iter(self._tasks)))
+        ttl = task.created.get("ttlMs")
+        keep = min(self.max_keep_seconds, ttl / 1000) if isinstance(ttl, int | float) and ttl > 0 \
+            else self.max_keep_seconds
+        task_id = secrets.token_hex(16)
+        self._tasks[task_id] = _Relayed(task, identity, keep, time.monotonic() + keep)
+        self._counts[identity] = self._counts.get(identity, 0) + 1
+        return {**task.created, "taskId": task_id}
+
+    def owned(self, task_id: str, identity: str) -> _Relayed | None:
+        """The relayed task `task_id` when `identity` created it (and it has not expired)."""
+        self._expire()
+        relayed = self._tasks.get(task_id)
+        if relayed is None or not secrets.compare_digest(relayed.identity, identity):
+            return None
+        relayed.expires = time.monotonic() + relayed.keep_seconds
+        return relayed
+
+    async def forward(self, task_id: str, relayed: _Relayed, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """`method` for the relayed task to its upstream; the upstream's answer, under our id."""
+        try:
+            answer = await relayed.task.send(method, {**params, "taskId": relayed.task.task_id})
+        except MCPError:
+            raise  # the upstream's own JSON-RPC error (e.g. it forgot the task), as it is
+        except Exception as e:  # the upstream went away: say so, never a traceback
+            logger.warning("relaying %s to %s failed: %s", method, relayed.task.source, e)
+            raise MCPError(mt.INTERNAL_ERROR, f"{method}: the task's MCP server {relayed.task.source!r} "
+                           f"cannot be reached ({type(e).__name__}); retry later") from None
+        if "taskId" in answer:
+            answer["taskId"] = task_id
+        return answer
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for task_id in [k for k, v in self._tasks.items() if v.expires <= now]:
+            self._drop(task_id)
+
+    def _drop(self, task_id: str) -> None:
+        relayed = self._tasks.pop(task_id)
+        left = self._counts[relayed.identity] - 1
+        if left:
+            self._counts[relayed.identity] = left
+        else:
+            del self._counts[relayed.identity]
+
+
+async def upstreams_offer_tasks(workbench: Workbench) -> bool:
+    """Whether an MCP server among `workbench`'s sources (a composite's, or itself) advertises tasks."""
+    if isinstance(workbench, McpWorkbench):
+        return await workbench.offers_tasks()
+    if isinstance(workbench, CompositeWorkbench):
+        for mount in list(workbench.mounts.values()):
+            if await upstreams_offer_tasks(mount.workbench):
+                return True
+    return False
