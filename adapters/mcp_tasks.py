@@ -27,6 +27,8 @@ from pydantic import ConfigDict, Field
 
 TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
 TASK_METHODS = ("tasks/get", "tasks/cancel", "tasks/update")
+TASK_REQUEST_TIMEOUT = 30.0
+"""Seconds an upstream has to answer a `tasks/*` request (they only read or signal a task)."""
 MAX_UPSTREAM_TASK_ID_CHARS = 256
 """An upstream's task id longer than this is not relayed (the call fails): the id is kept in memory."""
 
@@ -119,7 +121,7 @@ async def call_as_task(
         if method not in TASK_METHODS:
             raise ValueError(f"not a tasks method: {method}")
         request = TaskRequest(method=method, params=TaskRequestParams.model_validate(params))
-        result = await (await connected()).session.send_request(request, TaskAnswer)
+        result = await (await connected()).session.send_request(request, TaskAnswer, TASK_REQUEST_TIMEOUT)
         return result.model_dump(by_alias=True, mode="json", exclude_none=True)
 
     return UpstreamTask(source, answer.model_dump(by_alias=True, mode="json", exclude_none=True), send_task_request)

@@ -173,11 +173,11 @@ class WorkbenchServer(SurfaceHandlers):
             await self.listed_tools()  # learn the input schemas before the first call
         except Exception as e:  # a source that cannot list yet is retried on the clients' listings
             logger.warning("cannot list tools at start: %s", e)
-        await self._relay_upstream_tasks()
         try:
             async with anyio.create_task_group() as tg:
                 self.jobs.manager.task_group = self.rounds.task_group = tg
                 tg.start_soon(self.sessions.reap_idle)
+                tg.start_soon(self._relay_upstream_tasks)  # in the background: an upstream may be slow to answer
                 try:
                     yield
                 finally:
@@ -215,14 +215,20 @@ class WorkbenchServer(SurfaceHandlers):
     async def _relay_upstream_tasks(self) -> None:
         """Advertise the tasks extension while an upstream does (re-read when the tools change: an
         upstream that went down or came back says so that way)."""
-        self.tasks.relay_upstreams(await upstreams_offer_tasks(self.workbench))
+        try:
+            offered = await upstreams_offer_tasks(self.workbench)
+        except Exception as e:  # a probe that fails leaves the advertisement as it was
+            logger.warning("cannot learn whether upstreams serve MCP tasks: %s", e)
+            return
+        self.tasks.relay_upstreams(offered)
 
     async def _on_event(self, event: ServerEvent, session_id: str | None) -> None:
         """A change in the workbench, to the clients it concerns, in both eras: 2026-07-28 clients
         on their `subscriptions/listen` streams (which filter by kind and URI), 2025-era ones on
         their session's standalone channel — a resource update only to those that subscribed."""
-        if isinstance(event, ToolsListChanged) and session_id is None:
-            await self._relay_upstream_tasks()
+        if isinstance(event, ToolsListChanged) and session_id is None \
+                and (tg := self.jobs.manager.task_group) is not None:
+            tg.start_soon(self._relay_upstream_tasks)
         await self.bus.publish(event, session_id)
         if isinstance(event, ResourceUpdated):
             method, params = "notifications/resources/updated", {"uri": event.uri}

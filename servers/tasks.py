@@ -212,9 +212,7 @@ class TaskSurface:
         """The upstream's answer when `params` names a task relayed for the caller; None for our own ids."""
         self._checked(ctx, params)
         relayed = self.relay.owned(params.task_id, self.identity(ctx))
-        if relayed is None:
-            if params.task_id in self.relay:  # another identity's: the unknown-id answer, below
-                raise _unknown(params.task_id)
+        if relayed is None:  # ours, or unknown (another identity's too): the own tasks' answer
             return None
         assert ctx.method is not None
         return await self.relay.forward(params.task_id, relayed, ctx.method, forwarded)

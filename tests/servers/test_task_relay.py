@@ -21,7 +21,7 @@ import httpx2
 import pytest
 from mcp.server.context import CallNext, HandlerResult
 from serving import Served, serving
-from test_tasks import ALICE_TOKEN, BOB_TOKEN, TAKES_TASKS, Wire
+from test_tasks import ALICE_TOKEN, BOB_TOKEN, Wire
 
 from adapters.mcp import McpWorkbench
 from servers import ServeSettings
@@ -70,6 +70,9 @@ async def chain(fixture_url: str, *, prefix: str = "", relay: TaskRelay | None =
             b.server.server.middleware.append(made.count)
             if relay is not None:
                 a.server.tasks.relay = relay
+            with anyio.fail_after(20):  # A learns in the background that B serves tasks
+                while not a.server.tasks.advertised:
+                    await anyio.sleep(0.02)
             yield made
 
 
@@ -107,11 +110,13 @@ async def test_an_upstream_task_reaches_a_client_that_takes_tasks(fixture_url: s
 
 async def test_a_client_without_the_extension_gets_a_plain_result(fixture_url: str) -> None:
     async with chain(fixture_url) as c, wire(c.a) as alice:
-        result = await alice.result("tools/call", {"name": "slow_compute", "arguments": {"seconds": 0.1}},
-                                    capabilities={})
-        assert result.get("resultType", "complete") == "complete"
-        assert result["content"][0]["text"] == "computed result after 0.1 s"
-        assert len(c.a.server.tasks.relay) == 0
+        # Plain capabilities take A's call lane; declaring sampling takes the SDK path: neither gets a task.
+        for capabilities in ({}, {"sampling": {}}):
+            result = await alice.result("tools/call", {"name": "slow_compute", "arguments": {"seconds": 0.1}},
+                                        capabilities=capabilities)
+            assert result.get("resultType", "complete") == "complete", result
+            assert result["content"][0]["text"] == "computed result after 0.1 s"
+        assert len(c.a.server.tasks.relay) == 0 and c.seen == []
 
 
 async def test_another_identity_cannot_reach_a_relayed_task_and_the_upstream_never_hears_of_it(
