@@ -16,7 +16,7 @@ The SDK (2.3) has no tasks API: only this extension's result claim and its typed
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import mcp.types as mt
@@ -24,6 +24,8 @@ from mcp import Client
 from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
 from mcp.shared.exceptions import MCPError
 from pydantic import ConfigDict, Field
+
+from workbench.core import ToolResult
 
 TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
 TASK_METHODS = ("tasks/get", "tasks/cancel", "tasks/update")
@@ -82,10 +84,28 @@ class UpstreamTask:
     source: str
     created: dict[str, Any]
     send: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+    reshapes: tuple[Callable[[ToolResult], ToolResult], ...] = ()
+    """What the wrappers the call came back through do to a tool's result (a prefixed source's resource
+    URIs), done to the task's result when `tasks/get` inlines it, innermost first."""
 
     @property
     def task_id(self) -> str:
         return str(self.created["taskId"])
+
+    def through(self, reshape: Callable[[ToolResult], ToolResult]) -> UpstreamTask:
+        """This task as seen through one more wrapper that reshapes results."""
+        return replace(self, reshapes=(*self.reshapes, reshape))
+
+    async def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """`method` for this task at its upstream; the answer as sent, its inlined result reshaped."""
+        answer = await self.send(method, {**params, "taskId": self.task_id})
+        inlined = answer.get("result")
+        if self.reshapes and isinstance(inlined, dict):
+            result = ToolResult.from_mcp(mt.CallToolResult.model_validate(inlined))
+            for reshape in self.reshapes:
+                result = reshape(result)
+            answer["result"] = result.to_mcp().model_dump(by_alias=True, mode="json", exclude_none=True)
+        return answer
 
 
 def offers_tasks(client: Client) -> bool:

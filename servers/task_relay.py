@@ -8,15 +8,16 @@ are namespaced, not checked: two upstreams, or an upstream and the gateway's own
 same id without ever meeting, and no upstream can pick an id that reaches another's task.
 
 `tasks/get`, `tasks/cancel` and `tasks/update` for such an id go to the upstream that created the
-task, over the connection that created it, and its answer comes back as it is (a finished task's
-inlined result included: it holds no tool name, so a prefix has nothing to rename), with the id
-put back to the gateway's. An id this table does not hold — never seen created, expired, evicted,
-or another identity's — gets the answer an unknown id of the gateway's own tasks gets, and reaches
-no upstream.
+task, over the connection that created it, and its answer comes back as it is, with the id put
+back to the gateway's (a finished task's inlined result holds no tool name; a prefixed source's
+resource URIs in it get the prefix, as in a direct result: `UpstreamTask.reshapes`). An id this
+table does not hold — never seen created, expired, evicted, or another identity's — gets the answer
+an unknown id of the gateway's own tasks gets, and reaches no upstream; so does one the upstream
+says it no longer knows (-32602 to `tasks/get` or `tasks/cancel`), which is then forgotten here.
 
 The table is bounded: at most `MAX_PER_IDENTITY` tasks per identity and `MAX_TASKS` in all (the
-oldest goes first), each kept for the upstream's `ttlMs`, at most `MAX_KEEP_SECONDS`, counted from
-the last time it was asked about.
+least recently asked about goes first), each kept for the upstream's `ttlMs`, at most
+`MAX_KEEP_SECONDS`, counted from the last time it was asked about.
 """
 
 from __future__ import annotations
@@ -56,8 +57,9 @@ class TaskRelay:
         self.max_tasks = max_tasks
         self.max_per_identity = max_per_identity
         self.max_keep_seconds = max_keep_seconds
-        self._tasks: OrderedDict[str, _Relayed] = OrderedDict()  # oldest first
-        self._counts: dict[str, int] = {}
+        # Least recently used first, in all and per identity: eviction and expiry look at the front only.
+        self._tasks: OrderedDict[str, _Relayed] = OrderedDict()
+        self._by_identity: dict[str, OrderedDict[str, None]] = {}
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -68,8 +70,9 @@ class TaskRelay:
     def created(self, task: UpstreamTask, identity: str) -> dict[str, Any]:
         """Remember `task` for `identity`; its `CreateTaskResult` for the client, with the gateway's id."""
         self._expire()
-        if self._counts.get(identity, 0) >= self.max_per_identity:
-            self._drop(next(k for k, v in self._tasks.items() if v.identity == identity))
+        own = self._by_identity.setdefault(identity, OrderedDict())
+        if len(own) >= self.max_per_identity:
+            self._drop(next(iter(own)))
         if len(self._tasks) >= self.max_tasks:
             self._drop(next(iter(self._tasks)))
         ttl = task.created.get("ttlMs")
@@ -77,7 +80,7 @@ class TaskRelay:
             else self.max_keep_seconds
         task_id = secrets.token_hex(16)
         self._tasks[task_id] = _Relayed(task, identity, keep, time.monotonic() + keep)
-        self._counts[identity] = self._counts.get(identity, 0) + 1
+        self._by_identity.setdefault(identity, own)[task_id] = None
         return {**task.created, "taskId": task_id}
 
     def owned(self, task_id: str, identity: str) -> _Relayed | None:
@@ -86,15 +89,25 @@ class TaskRelay:
         relayed = self._tasks.get(task_id)
         if relayed is None or not secrets.compare_digest(relayed.identity, identity):
             return None
-        relayed.expires = time.monotonic() + relayed.keep_seconds
+        now = time.monotonic()
+        if relayed.expires <= now:  # one kept shorter than those before it
+            self._drop(task_id)
+            return None
+        relayed.expires = now + relayed.keep_seconds
+        self._tasks.move_to_end(task_id)
+        self._by_identity[identity].move_to_end(task_id)
         return relayed
 
     async def forward(self, task_id: str, relayed: _Relayed, method: str, params: dict[str, Any]) -> dict[str, Any]:
         """`method` for the relayed task to its upstream; the upstream's answer, under our id."""
         try:
-            answer = await relayed.task.send(method, {**params, "taskId": relayed.task.task_id})
-        except MCPError:
-            raise  # the upstream's own JSON-RPC error (e.g. it forgot the task), as it is
+            answer = await relayed.task.request(method, params)
+        except MCPError as e:
+            if e.code == mt.INVALID_PARAMS and method != "tasks/update":  # the upstream forgot the task
+                if self._tasks.get(task_id) is relayed:
+                    self._drop(task_id)
+                raise unknown_task(task_id) from None
+            raise  # the upstream's own JSON-RPC error, as it is
         except Exception as e:  # the upstream went away: say so, never a traceback
             logger.warning("relaying %s to %s failed: %s", method, relayed.task.source, e)
             raise MCPError(mt.INTERNAL_ERROR, f"{method}: the task's MCP server {relayed.task.source!r} "
@@ -105,16 +118,20 @@ class TaskRelay:
 
     def _expire(self) -> None:
         now = time.monotonic()
-        for task_id in [k for k, v in self._tasks.items() if v.expires <= now]:
-            self._drop(task_id)
+        while self._tasks and (first := next(iter(self._tasks.items())))[1].expires <= now:
+            self._drop(first[0])
 
     def _drop(self, task_id: str) -> None:
         relayed = self._tasks.pop(task_id)
-        left = self._counts[relayed.identity] - 1
-        if left:
-            self._counts[relayed.identity] = left
-        else:
-            del self._counts[relayed.identity]
+        own = self._by_identity[relayed.identity]
+        del own[task_id]
+        if not own:
+            del self._by_identity[relayed.identity]
+
+
+def unknown_task(task_id: str) -> MCPError:
+    """What an unknown, expired or another identity's task id gets, whichever it is: no existence oracle."""
+    return MCPError(mt.INVALID_PARAMS, f"no task {task_id!r} (it may have expired)")
 
 
 async def upstreams_offer_tasks(workbench: Workbench) -> bool:

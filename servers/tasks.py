@@ -43,7 +43,7 @@ from pydantic import Field
 from adapters.mcp_tasks import TASKS_EXTENSION, CreatedTask
 from servers.jobs import START, Job, JobsWorkbench, starting_task
 from servers.mcp_surface import Ctx
-from servers.task_relay import TaskRelay
+from servers.task_relay import TaskRelay, unknown_task
 from workbench.core import CallContext, ToolResult
 
 __all__ = ["TASKS_EXTENSION", "TaskSurface", "declares_tasks"]
@@ -224,7 +224,7 @@ class TaskSurface:
         # Unknown, expired, another identity's, or a jobs__start job (not a task): one answer, so no
         # existence oracle.
         if job is None or not job.detached:
-            raise _unknown(params.task_id)
+            raise unknown_task(params.task_id)
         return job
 
     async def _get(self, ctx: Ctx, params: TaskParams) -> dict[str, Any]:
@@ -258,7 +258,3 @@ class TaskSurface:
                 raise MCPError(mt.INVALID_PARAMS, str(e)) from None
         return {}  # an empty ack; answers to questions not (or no longer) open are ignored
 
-
-def _unknown(task_id: str) -> MCPError:
-    """What an unknown, expired or another identity's task id gets, whichever it is: no existence oracle."""
-    return MCPError(mt.INVALID_PARAMS, f"no task {task_id!r} (it may have expired)")

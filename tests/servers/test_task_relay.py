@@ -20,15 +20,17 @@ import anyio
 import httpx2
 import pytest
 from mcp.server.context import CallNext, HandlerResult
+from mcp.shared.exceptions import MCPError
 from serving import Served, serving
 from test_tasks import ALICE_TOKEN, BOB_TOKEN, Wire
 
 from adapters.mcp import McpWorkbench
 from servers import ServeSettings
 from servers.mcp_surface import Ctx
-from servers.task_relay import TaskRelay
+from servers.task_relay import TaskRelay, unknown_task
 from servers.tasks import TASKS_EXTENSION
 from workbench import CompositeWorkbench, Mount
+from workbench.shaped import uri_prefix
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "conformance"))
 from targets import serve_fixture  # noqa: E402 — the conformance fixture's launcher, one copy
@@ -36,7 +38,7 @@ from targets import serve_fixture  # noqa: E402 — the conformance fixture's la
 pytestmark = pytest.mark.anyio
 
 GATEWAY_TOKEN = "gateway-" + "g" * 24
-BACKGROUND = ["slow_compute", "failing_job", "protocol_error_job"]
+BACKGROUND = ["slow_compute", "failing_job", "protocol_error_job", "test_embedded_resource"]
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +158,17 @@ async def test_cancelling_through_the_relay_cancels_the_fixtures_call(fixture_ur
                 await anyio.sleep(0.05)
 
 
+async def test_a_relayed_tasks_result_is_reshaped_as_a_direct_result_is(fixture_url: str) -> None:
+    """With a prefix, resource URIs in results carry it; in a task's inlined result too."""
+    async with chain(fixture_url, prefix="up") as c, wire(c.a) as alice:
+        direct = await alice.result("tools/call", {"name": "up__test_embedded_resource", "arguments": {}},
+                                    capabilities={})
+        task_id = (await alice.create("up__test_embedded_resource", {}))["taskId"]
+        relayed = (await settled(alice, task_id))["result"]
+        assert direct["content"][0]["resource"]["uri"].startswith(uri_prefix("up"))
+        assert relayed["content"] == direct["content"]
+
+
 async def test_the_relay_table_is_bounded_per_identity(fixture_url: str) -> None:
     async with chain(fixture_url, relay=TaskRelay(max_per_identity=2)) as c, wire(c.a) as alice:
         ids = [(await alice.create("slow_compute", {"seconds": 0})) ["taskId"] for _ in range(3)]
@@ -180,3 +193,24 @@ def test_the_relay_table_is_bounded_in_all_and_expires() -> None:
     assert relay.owned(short, "x") is None and short not in relay
     assert relay.owned(made[4], "id0") is None and relay.owned(made[4], "id4") is not None
 
+
+
+def test_a_task_the_upstream_forgot_is_unknown_and_forgotten_here() -> None:
+    from adapters.mcp_tasks import UpstreamTask
+
+    async def forgot(method: str, params: dict[str, Any]) -> dict[str, Any]:
+        raise MCPError(-32602, f"no task {params['taskId']!r} (it may have expired)")
+
+    async def probe() -> None:
+        relay = TaskRelay()
+        task_id = relay.created(UpstreamTask("b", {"taskId": "upstream-secret", "status": "working"}, forgot),
+                                "alice")["taskId"]
+        relayed = relay.owned(task_id, "alice")
+        assert relayed is not None
+        with pytest.raises(MCPError) as caught:
+            await relay.forward(task_id, relayed, "tasks/get", {})
+        # Our unknown-id answer, naming our id, never the upstream's.
+        assert caught.value.error.code == -32602 and "upstream-secret" not in caught.value.error.message
+        assert caught.value.error.message == unknown_task(task_id).error.message and task_id not in relay
+
+    anyio.run(probe)
