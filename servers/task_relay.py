@@ -30,6 +30,7 @@ from typing import Any
 
 import mcp.types as mt
 from mcp.shared.exceptions import MCPError
+from mcp_types import SERVER_INFO_META_KEY
 
 from adapters.mcp import McpWorkbench
 from adapters.mcp_tasks import UpstreamTask
@@ -81,7 +82,7 @@ class TaskRelay:
         task_id = secrets.token_hex(16)
         self._tasks[task_id] = _Relayed(task, identity, keep, time.monotonic() + keep)
         self._by_identity.setdefault(identity, own)[task_id] = None
-        return {**task.created, "taskId": task_id}
+        return {**_unstamped(task.created), "taskId": task_id}
 
     def owned(self, task_id: str, identity: str) -> _Relayed | None:
         """The relayed task `task_id` when `identity` created it (and it has not expired)."""
@@ -114,7 +115,7 @@ class TaskRelay:
                            f"cannot be reached ({type(e).__name__}); retry later") from None
         if "taskId" in answer:
             answer["taskId"] = task_id
-        return answer
+        return _unstamped(answer)
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -127,6 +128,15 @@ class TaskRelay:
         del own[task_id]
         if not own:
             del self._by_identity[relayed.identity]
+
+
+def _unstamped(answer: dict[str, Any]) -> dict[str, Any]:
+    """`answer` without the upstream's `serverInfo` stamp: the SDK stamps ours only where none is."""
+    meta = answer.get("_meta")
+    if isinstance(meta, dict) and SERVER_INFO_META_KEY in meta:
+        meta = {k: v for k, v in meta.items() if k != SERVER_INFO_META_KEY}
+        answer = {**answer, "_meta": meta} if meta else {k: v for k, v in answer.items() if k != "_meta"}
+    return answer
 
 
 def unknown_task(task_id: str) -> MCPError:

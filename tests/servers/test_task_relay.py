@@ -62,7 +62,8 @@ class Chain:
 
 @asynccontextmanager
 async def chain(fixture_url: str, *, prefix: str = "", relay: TaskRelay | None = None) -> AsyncIterator[Chain]:
-    b_settings = ServeSettings(transport="http", background=BACKGROUND, tokens={"gateway": GATEWAY_TOKEN})
+    b_settings = ServeSettings(transport="http", background=BACKGROUND, tokens={"gateway": GATEWAY_TOKEN},
+                               server_name="gateway-b")
     b_sources = CompositeWorkbench({"fx": Mount(McpWorkbench.http(fixture_url, name="fx"), prefix="")})
     async with serving(b_sources, b_settings) as b:
         upstream = McpWorkbench.http(b.url, name="b", bearer_token=GATEWAY_TOKEN, relay_client_requests=True)
@@ -105,6 +106,8 @@ async def test_an_upstream_task_reaches_a_client_that_takes_tasks(fixture_url: s
         done = await settled(alice, created["taskId"])
         assert done["status"] == "completed" and done["taskId"] == created["taskId"]
         assert done["result"]["content"][0]["text"] == "computed plain after 0.2 s"  # B's inlined result, as is
+        for answer in (created, done):  # A answers, and says so (the SDK stamps only where no stamp is)
+            assert answer["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "mcp-workbench"
         # Namespaced: B was asked about its own id, never the one A gave the client.
         assert {m for m, _ in c.seen} == {"tasks/get"}
         assert len({task_id for _, task_id in c.seen}) == 1 and created["taskId"] not in {t for _, t in c.seen}
