@@ -25,7 +25,7 @@ import pytest
 import targets
 from harness import SuiteRun, require_suite, run_suite
 from targets import Gateway, serve_fixture, serve_gateway
-from test_tasks import Wire  # tests/servers' raw 2026-07-28 requests (targets puts that folder on the path)
+from tasks_wire import Wire  # tests/servers' raw 2026-07-28 requests (targets puts that folder on the path)
 
 pytestmark = [pytest.mark.npm, pytest.mark.conformance, pytest.mark.timeout(600)]
 

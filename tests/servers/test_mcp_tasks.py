@@ -9,7 +9,6 @@ shapes, timeouts and the extension gate hold; the call lane leaves task calls to
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +20,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 from serve_toolkit import ServeBench
 from serving import Served, http_client, serving
+from tasks_wire import TAKES_TASKS, Wire
 
 import servers.jobs
 import servers.tasks_inputs
@@ -31,9 +31,7 @@ from workbench.core import CallContext, ToolResult
 
 pytestmark = pytest.mark.anyio
 
-VERSION = "2026-07-28"
 ALICE_TOKEN, BOB_TOKEN = "alice-" + "a" * 26, "bob-" + "b" * 28
-TAKES_TASKS: dict[str, Any] = {"extensions": {TASKS_EXTENSION: {}}}
 TASK_KEYS = {"resultType", "taskId", "status", "createdAt", "lastUpdatedAt", "ttlMs", "pollIntervalMs"}
 
 
@@ -55,50 +53,6 @@ def settings(**extra: Any) -> ServeSettings:
                               "tasks_required": ["echo"],
                               "tokens": {"alice": ALICE_TOKEN, "bob": BOB_TOKEN}, **extra}
     return ServeSettings(transport="http", **fields)
-
-
-class Wire:
-    """One identity's raw 2026-07-28 requests."""
-
-    def __init__(self, http: httpx2.AsyncClient, url: str) -> None:
-        self.http, self.url = http, url
-
-    async def send(self, method: str, params: dict[str, Any], *, capabilities: dict[str, Any] | None = None,
-                   name: str | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
-        """(HTTP status, the JSON-RPC response) for one request; `name` overrides the `Mcp-Name` header."""
-        meta = {"io.modelcontextprotocol/protocolVersion": VERSION,
-                "io.modelcontextprotocol/clientCapabilities": TAKES_TASKS if capabilities is None else capabilities}
-        body = {"jsonrpc": "2.0", "id": 7, "method": method, "params": {**params, "_meta": meta}}
-        routed = name if name is not None else params.get("name", params.get("taskId"))
-        sent = {"content-type": "application/json", "accept": "application/json, text/event-stream",
-                "mcp-protocol-version": VERSION, "mcp-method": method, **({"mcp-name": routed} if routed else {}),
-                **(headers or {})}
-        response = await self.http.post(self.url, content=json.dumps(body).encode(), headers=sent)
-        if response.headers.get("content-type", "").startswith("text/event-stream"):
-            frames = [line[5:].strip() for line in response.text.splitlines() if line.startswith("data:")]
-            return response.status_code, json.loads(next(f for f in reversed(frames) if f))
-        return response.status_code, response.json()
-
-    async def result(self, method: str, params: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        status, reply = await self.send(method, params, **kwargs)
-        assert status == 200 and "result" in reply, reply
-        return reply["result"]  # type: ignore[no-any-return]
-
-    async def error(self, method: str, params: dict[str, Any], **kwargs: Any) -> tuple[int, dict[str, Any]]:
-        status, reply = await self.send(method, params, **kwargs)
-        assert "error" in reply, reply
-        return status, reply["error"]
-
-    async def create(self, tool: str, arguments: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        created = await self.result("tools/call", {"name": tool, "arguments": arguments}, **kwargs)
-        assert created["resultType"] == "task", created
-        return created
-
-    async def settled(self, task_id: str) -> dict[str, Any]:
-        with anyio.fail_after(10):
-            while (task := await self.result("tasks/get", {"taskId": task_id}))["status"] in ("working", "input_required"):
-                await anyio.sleep(0.05)
-        return task
 
 
 @asynccontextmanager
