@@ -20,7 +20,7 @@ import pytest
 import targets
 from harness import SuiteRun, require_suite, run_suite
 from targets import Gateway, serve_fixture, serve_gateway
-from test_tasks import TASKS_EXTENSION, Wire
+from tasks_wire import TASKS_EXTENSION, Wire
 from test_tasks_conformance import BACKGROUND, EXCUSED, TASK_SCENARIOS, TASKS_REQUIRED
 
 pytestmark = [pytest.mark.npm, pytest.mark.conformance, pytest.mark.timeout(600)]

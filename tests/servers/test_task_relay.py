@@ -4,7 +4,7 @@ tasks) ← gateway A (a plain gateway whose upstream is B). A 2026-07-28 client 
 tasks extension gets B's task; `tasks/get`/`tasks/cancel` reach B only for the identity that created
 the task (bob's never reach B at all); unknown ids are not forwarded; the relay table is bounded;
 cancelling through A stops the fixture's own call; a client without the extension gets a plain
-result. The SDK `Client` has no tasks, so the tasks wire is spoken with raw POSTs (`test_tasks.Wire`).
+result. The SDK `Client` has no tasks, so the tasks wire is spoken with raw POSTs (`tasks_wire.Wire`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 from mcp.server.context import CallNext, HandlerResult
 from mcp.shared.exceptions import MCPError
 from serving import Served, serving
-from test_tasks import ALICE_TOKEN, BOB_TOKEN, Wire
+from tasks_wire import Wire
 
 from adapters.mcp import McpWorkbench
 from servers import ServeSettings
@@ -37,6 +37,7 @@ from targets import serve_fixture  # noqa: E402 — the conformance fixture's la
 
 pytestmark = pytest.mark.anyio
 
+ALICE_TOKEN, BOB_TOKEN = "alice-" + "a" * 26, "bob-" + "b" * 28
 GATEWAY_TOKEN = "gateway-" + "g" * 24
 BACKGROUND = ["slow_compute", "failing_job", "protocol_error_job", "test_embedded_resource"]
 
