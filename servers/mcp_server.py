@@ -213,8 +213,8 @@ class WorkbenchServer(SurfaceHandlers):
         await self._on_event(ToolsListChanged(), None)
 
     async def _relay_upstream_tasks(self) -> None:
-        """Advertise the tasks extension while an upstream does (re-read when the tools change: an
-        upstream that went down or came back says so that way)."""
+        """Advertise the tasks extension once an upstream does (asked again when the tools change: an
+        upstream that was down at start says it came back that way)."""
         try:
             offered = await upstreams_offer_tasks(self.workbench)
         except Exception as e:  # a probe that fails leaves the advertisement as it was

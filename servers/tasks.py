@@ -124,8 +124,11 @@ class TaskSurface:
         server.add_request_handler("tasks/update", UpdateTaskParams, self._update)
 
     def relay_upstreams(self, offered: bool) -> None:
-        """Whether an upstream advertises tasks: the extension is advertised while it does or we serve tasks."""
-        self.relaying = offered
+        """Whether an upstream advertises tasks: the extension is advertised once one does (and kept: an
+        upstream that is down for a while must not take the methods from clients polling its tasks; a
+        client that declares the extension to an upstream without tasks just gets its result) or while
+        we serve tasks."""
+        self.relaying = self.relaying or offered
         if self._server is not None:
             if self.advertised:
                 self._server.extensions[TASKS_EXTENSION] = {}
