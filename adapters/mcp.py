@@ -39,6 +39,7 @@ from adapters.mcp_routing import CallRouter
 from adapters.mcp_subscriptions import Subscriptions
 from adapters.mcp_surface import McpSurface, _all_pages
 from adapters.mcp_targets import HttpTarget, StdioTarget, Target, describe, is_disconnect, session_expired
+from adapters.mcp_tasks import TasksExtension, UpstreamTask, call_as_task, offers_tasks
 from workbench.core import (
     CallContext,
     Health,
@@ -102,6 +103,8 @@ class McpWorkbench(McpSurface):
         self._offered: Mode = "legacy" if mode == "auto" and relay_client_requests is True else mode
         self.timeout = timeout
         self._log_level = log_level
+        self._takes_tasks = isinstance(relay_client_requests, frozenset) and "tasks" in relay_client_requests
+        """A twin for callers that take MCP tasks: its client declares the extension (`adapters.mcp_tasks`)."""
         self._router = CallRouter(
             self.name,
             sampling=sampling_callback,
@@ -252,6 +255,7 @@ class McpWorkbench(McpSurface):
             cache=None,  # the workbench keeps its own catalog; everything else is read live
             message_handler=self._on_message,
             log_level=self._log_level,
+            extensions=[TasksExtension()] if self._takes_tasks else None,
             **self._router.client_callbacks(),
         )
 
@@ -268,7 +272,12 @@ class McpWorkbench(McpSurface):
                 or ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
             return None
         declared = frozenset(name for name, callback in (
-            ("sampling", ctx.sampling), ("elicitation", ctx.elicitation), ("roots", ctx.list_roots)) if callback)
+            ("sampling", ctx.sampling), ("elicitation", ctx.elicitation), ("roots", ctx.list_roots),
+            ("tasks", ctx.tasks)) if callback)
+        return await self._twin_declaring(declared)
+
+    async def _twin_declaring(self, declared: frozenset[str]) -> Workbench | None:
+        assert self._modern is not None
         if declared not in self._modern:
             self._modern[declared] = self._make_twin(declared)
         return await self._modern[declared].get()
@@ -287,6 +296,22 @@ class McpWorkbench(McpSurface):
         if conn.state is ConnectionState.UP:
             return Health("up", f"{len(self._tools or {})} tools, protocol {self.protocol_version}")
         return Health(conn.health_state, conn.last_error or "")
+
+    async def offers_tasks(self) -> bool:
+        """Whether the server advertises MCP tasks, which a gateway then relays to clients that take them.
+        Asked over the connection that would relay them: the twin whose client declares the extension (a
+        2025 session does not carry it). Built for HTTP upstreams in `auto` mode, where that twin costs a
+        request; a stdio upstream would cost a second process at every start, so it is not asked."""
+        if self._takes_tasks:
+            try:
+                return offers_tasks(await self._conn.client())
+            except ServerUnavailable:
+                return False
+        target = self._conn.target
+        if self._modern is None or not isinstance(target, HttpTarget) or target.sse:
+            return False
+        twin = await self._twin_declaring(frozenset({"tasks"}))
+        return isinstance(twin, McpWorkbench) and await twin.offers_tasks()
 
     @property
     def protocol_version(self) -> str | None:
@@ -361,6 +386,9 @@ class McpWorkbench(McpSurface):
         token = _continuing(ctx.trace_context)
         try:
             with anyio.move_on_after(timeout):
+                if ctx.tasks and self._takes_tasks:
+                    return _task_or_result(await call_as_task(
+                        client, self.name, name, arguments or {}, _request_meta(ctx), self._conn.client))
                 if (lane := self._lane_for(ctx, client)) is not None:
                     try:
                         return ToolResult.from_mcp(await lane.call_tool(
@@ -392,7 +420,7 @@ class McpWorkbench(McpSurface):
         SDK path would answer otherwise than by declining, which the lane does through the same
         session's callbacks. Everything else takes the SDK path unchanged."""
         if self._lane is None or ctx.progress is not None or ctx.sampling is not None \
-                or ctx.elicitation is not None or ctx.list_roots is not None:
+                or ctx.elicitation is not None or ctx.list_roots is not None or ctx.tasks:
             return None
         if client.protocol_version is None:
             return None
@@ -441,6 +469,13 @@ class McpWorkbench(McpSurface):
         except Exception as e:  # the next call or listing retries; nothing to crash here
             logger.warning("MCP server %s: cannot refresh tools after list_changed: %s", self.name, describe(e))
 
+
+
+def _task_or_result(answer: mt.CallToolResult | UpstreamTask) -> ToolResult:
+    if isinstance(answer, mt.CallToolResult):
+        return ToolResult.from_mcp(answer)
+    return ToolResult(content=[mt.TextContent(
+        type="text", text=f"the call became task {answer.task_id!r} on MCP server {answer.source!r}")], task=answer)
 
 
 def _progress_relay(ctx: CallContext) -> ProgressFnT:

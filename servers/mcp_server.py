@@ -38,6 +38,7 @@ from mcp_types import LOG_LEVEL_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Scope
 
+from adapters.mcp_tasks import CreatedTask
 from servers.audit import Audited
 from servers.auth import scope_access, scope_identity
 from servers.input_rounds import InputRounds
@@ -62,6 +63,7 @@ from servers.sessions import (
     stateless_session_id,
 )
 from servers.settings import SESSION_HEADER, ServeSettings
+from servers.task_relay import upstreams_offer_tasks
 from servers.tasks import TaskSurface
 from workbench.core import (
     CallContext,
@@ -78,7 +80,8 @@ OWNER_KEY = "workbench.owner"
 """A 2025-era HTTP session's `Connection.state` key: the credential that owns it, as the SDK compares it."""
 _LEVELS: tuple[mt.LoggingLevel, ...] = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 _TRACE_KEYS = ("traceparent", "tracestate")
-Answer = mt.CallToolResult | mt.InputRequiredResult
+Answer = mt.CallToolResult | mt.InputRequiredResult | CreatedTask
+"""A `tools/call` answer; `CreatedTask`: a relayed upstream task (`servers.task_relay`)."""
 
 
 class _Server(Server[Any]):
@@ -174,6 +177,7 @@ class WorkbenchServer(SurfaceHandlers):
             async with anyio.create_task_group() as tg:
                 self.jobs.manager.task_group = self.rounds.task_group = tg
                 tg.start_soon(self.sessions.reap_idle)
+                tg.start_soon(self._relay_upstream_tasks)  # in the background: an upstream may be slow to answer
                 try:
                     yield
                 finally:
@@ -208,10 +212,23 @@ class WorkbenchServer(SurfaceHandlers):
         """The workbench's tool list changed: tell every client, in both eras."""
         await self._on_event(ToolsListChanged(), None)
 
+    async def _relay_upstream_tasks(self) -> None:
+        """Advertise the tasks extension once an upstream does (asked again when the tools change: an
+        upstream that was down at start says it came back that way)."""
+        try:
+            offered = await upstreams_offer_tasks(self.workbench)
+        except Exception as e:  # a probe that fails leaves the advertisement as it was
+            logger.warning("cannot learn whether upstreams serve MCP tasks: %s", e)
+            return
+        self.tasks.relay_upstreams(offered)
+
     async def _on_event(self, event: ServerEvent, session_id: str | None) -> None:
         """A change in the workbench, to the clients it concerns, in both eras: 2026-07-28 clients
         on their `subscriptions/listen` streams (which filter by kind and URI), 2025-era ones on
         their session's standalone channel — a resource update only to those that subscribed."""
+        if isinstance(event, ToolsListChanged) and session_id is None \
+                and (tg := self.jobs.manager.task_group) is not None:
+            tg.start_soon(self._relay_upstream_tasks)
         await self.bus.publish(event, session_id)
         if isinstance(event, ResourceUpdated):
             method, params = "notifications/resources/updated", {"uri": event.uri}
@@ -300,8 +317,9 @@ class WorkbenchServer(SurfaceHandlers):
 
         async def run(call: CallContext) -> Answer | None:
             if not ctx.session.can_send_request:  # no back-channel (2026-07-28): questions become input rounds
+                # An upstream's task, for a client that takes tasks, is relayed (`servers.task_relay`).
                 return await self._in_rounds(ctx, params, call, lambda: self._run_tool(name, arguments, call),
-                                             ToolResult.to_mcp)
+                                             lambda result: self.tasks.answer(result, call))
             if ctx.request is not None and _connection(ctx).session_id is not None:
                 result = await self._until_disconnect(ctx.request, self._run_tool(name, arguments, call))
                 return None if result is None else result.to_mcp()
@@ -421,7 +439,7 @@ class WorkbenchServer(SurfaceHandlers):
         call = CallContext(session_id=session_id, identity=self.identity(ctx), progress=progress, log=log,
                            trace_context=trace, scopes=frozenset(access.scopes) if access else frozenset(),
                            claims=access.claims or {} if access else {}, log_level=level,
-                           protocol_version=connection.protocol_version)
+                           protocol_version=connection.protocol_version, tasks=self.tasks.takes_tasks(ctx))
         return self._relaying(ctx, call)
 
     def _relaying(self, ctx: Ctx, call: CallContext) -> CallContext:

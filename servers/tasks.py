@@ -13,6 +13,8 @@ as a `DetailedTask` (a finished tool's result inlined, a protocol-level failure 
 `tasks/cancel` stops its work. A task's tool may ask its client what the creating request declared
 (sampling, elicitation, roots): the task is then `input_required`, `tasks/get` lists the questions
 under `inputRequests`, `tasks/update` answers them (`servers.tasks_inputs`).
+Upstream servers' tasks are relayed through the same methods (`servers.task_relay`): the extension is
+advertised when `serve.background` names tools or an upstream advertises it (`relay_upstreams`).
 `tasks/result` and `tasks/list` are gone in this version of the extension and stay unknown methods.
 
 A task belongs to the identity that created it, not to the stateless session that carried the
@@ -38,10 +40,13 @@ from mcp_types.jsonrpc import HEADER_MISMATCH, MISSING_REQUIRED_CLIENT_CAPABILIT
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import Field
 
+from adapters.mcp_tasks import TASKS_EXTENSION, CreatedTask
 from servers.jobs import START, Job, JobsWorkbench, starting_task
 from servers.mcp_surface import Ctx
+from servers.task_relay import TaskRelay, unknown_task
+from workbench.core import CallContext, ToolResult
 
-TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
+__all__ = ["TASKS_EXTENSION", "TaskSurface", "declares_tasks"]
 MAX_TASK_ID_CHARS = 64
 """Longer ids are refused before any lookup (ours are 32 hex digits)."""
 MAX_INPUT_RESPONSES = 64
@@ -101,26 +106,58 @@ class TaskSurface:
         """Globs of tools a 2026-07-28 client may run only as tasks (`serve.tasks_required`)."""
         self.enabled = bool(jobs.background)
         """Tasks are served when `serve.background` names tools."""
+        self.relay = TaskRelay()
+        self.relaying = False
+        """An upstream advertises tasks: they are relayed (`servers.task_relay`)."""
+        self._server: Server[Any] | None = None
+
+    @property
+    def advertised(self) -> bool:
+        return self.enabled or self.relaying
 
     def install(self, server: Server[Any]) -> None:
-        """Advertise the extension and route its methods (only when enabled)."""
-        if not self.enabled:
-            return
-        server.extensions[TASKS_EXTENSION] = {}
+        """Route the extension's methods; advertise it when enabled (or relaying, `relay_upstreams`)."""
+        self._server = server
+        self.relay_upstreams(False)
         server.add_request_handler("tasks/get", TaskParams, self._get)
         server.add_request_handler("tasks/cancel", TaskParams, self._cancel)
         server.add_request_handler("tasks/update", UpdateTaskParams, self._update)
 
+    def relay_upstreams(self, offered: bool) -> None:
+        """Whether an upstream advertises tasks: the extension is advertised once one does (and kept: an
+        upstream that is down for a while must not take the methods from clients polling its tasks; a
+        client that declares the extension to an upstream without tasks just gets its result) or while
+        we serve tasks."""
+        self.relaying = self.relaying or offered
+        if self._server is not None:
+            if self.advertised:
+                self._server.extensions[TASKS_EXTENSION] = {}
+            else:
+                self._server.extensions.pop(TASKS_EXTENSION, None)
+
     def concerns(self, name: str, capabilities: object) -> bool:
         """Whether a 2026-07-28 `tools/call` of `name` is this surface's to decide (it may become a task,
         or be refused for want of the extension), by the request's raw or parsed client capabilities."""
-        return self.enabled and (declares_tasks(capabilities) or self.requires_task(name))
+        return (self.advertised and declares_tasks(capabilities)) or (self.enabled and self.requires_task(name))
+
+    def takes_tasks(self, ctx: Ctx) -> bool:
+        """Whether the request may get a task for an answer: a 2026-07-28 request that declares the extension."""
+        return self.advertised and ctx.protocol_version in MODERN_PROTOCOL_VERSIONS \
+            and declares_tasks(ctx.session.client_capabilities)
+
+    def answer(self, result: ToolResult, call: CallContext) -> mt.CallToolResult | CreatedTask:
+        """A tool's result on the wire: an upstream's task, relayed under our id, for a caller that takes tasks."""
+        if result.task is None:
+            return result.to_mcp()
+        if not call.tasks:  # never sent for such a caller (the upstream was not told it may)
+            return ToolResult.error("the upstream answered with a task, which this client did not ask for").to_mcp()
+        return CreatedTask.model_validate(self.relay.created(result.task, call.identity))
 
     def requires_task(self, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, glob) for glob in self.required)
 
     async def call(self, name: str, arguments: dict[str, Any], ctx: Ctx,
-                   start: Callable[[str, dict[str, Any]], Awaitable[mt.CallToolResult | mt.InputRequiredResult]],
+                   start: Callable[[str, dict[str, Any]], Awaitable[mt.Result]],
                    ) -> dict[str, Any] | None:
         """For a 2026-07-28 `tools/call` of a background tool: a `CreateTaskResult` when the request takes
         tasks (or the refusal `jobs__start` gave, e.g. over a cap), -32021 when it does not but the tool
@@ -161,9 +198,9 @@ class TaskSurface:
         return task
 
     # ---- the extension's methods -----------------------------------------------------
-    def _owned(self, ctx: Ctx, params: TaskParams) -> Job:
-        """The caller's task named by `params`, after the checks every tasks method makes."""
-        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+    def _checked(self, ctx: Ctx, params: TaskParams) -> None:
+        """The checks every tasks method makes."""
+        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS or not self.advertised:
             raise MCPError(mt.METHOD_NOT_FOUND, "Method not found", ctx.method)
         if not declares_tasks(ctx.session.client_capabilities):
             raise MCPError(MISSING_REQUIRED_CLIENT_CAPABILITY,
@@ -173,14 +210,29 @@ class TaskSurface:
         # own methods only. A proxy that routes on the header must see the body's task.
         if ctx.request is not None and decode_header_value(ctx.request.headers.get(MCP_NAME_HEADER)) != params.task_id:
             raise MCPError(HEADER_MISMATCH, f"{MCP_NAME_HEADER} header does not match the request body's taskId")
+
+    async def _relayed(self, ctx: Ctx, params: TaskParams, forwarded: dict[str, Any]) -> dict[str, Any] | None:
+        """The upstream's answer when `params` names a task relayed for the caller; None for our own ids."""
+        self._checked(ctx, params)
+        relayed = self.relay.owned(params.task_id, self.identity(ctx))
+        if relayed is None:  # ours, or unknown (another identity's too): the own tasks' answer
+            return None
+        assert ctx.method is not None
+        return await self.relay.forward(params.task_id, relayed, ctx.method, forwarded)
+
+    def _owned(self, ctx: Ctx, params: TaskParams) -> Job:
+        """The caller's task named by `params`, after the checks every tasks method makes."""
+        self._checked(ctx, params)
         job = self.manager.owned(params.task_id, self.identity(ctx))
         # Unknown, expired, another identity's, or a jobs__start job (not a task): one answer, so no
         # existence oracle.
         if job is None or not job.detached:
-            raise MCPError(mt.INVALID_PARAMS, f"no task {params.task_id!r} (it may have expired)")
+            raise unknown_task(params.task_id)
         return job
 
     async def _get(self, ctx: Ctx, params: TaskParams) -> dict[str, Any]:
+        if (relayed := await self._relayed(ctx, params, {})) is not None:
+            return relayed
         job = self._owned(ctx, params)
         task = self._task(job)
         status = task["status"]
@@ -193,10 +245,14 @@ class TaskSurface:
         return task
 
     async def _cancel(self, ctx: Ctx, params: TaskParams) -> dict[str, Any]:
+        if (relayed := await self._relayed(ctx, params, {})) is not None:
+            return relayed
         await self.manager.cancel(self._owned(ctx, params))
         return {}  # an empty ack (the SDK adds `resultType`); the outcome is read with tasks/get
 
     async def _update(self, ctx: Ctx, params: UpdateTaskParams) -> dict[str, Any]:
+        if (relayed := await self._relayed(ctx, params, {"inputResponses": params.input_responses})) is not None:
+            return relayed
         job = self._owned(ctx, params)
         if job.questions is not None:
             try:
@@ -204,3 +260,4 @@ class TaskSurface:
             except ValueError as e:
                 raise MCPError(mt.INVALID_PARAMS, str(e)) from None
         return {}  # an empty ack; answers to questions not (or no longer) open are ignored
+

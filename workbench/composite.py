@@ -274,7 +274,7 @@ class CompositeWorkbench(Workbench):
             shaped, original = await self.resolve(name)
             # Inside the try: a name forwarded to the one source that could own it may be unknown
             # there too, and a source that is down should be named rather than "unknown tool".
-            return await shaped.call_tool(original, arguments, ctx)
+            result = await shaped.call_tool(original, arguments, ctx)
         except ToolNotFoundError:
             down = self.down_source(name)
             if down is None:
@@ -284,6 +284,9 @@ class CompositeWorkbench(Workbench):
                 f"tool {name!r} is unavailable: its source {source!r} is down ({health.detail or health.state}); "
                 "its tools come back when it does"
             )
+        if result.task is not None:  # an upstream's task: its result, inlined later, is reshaped as this one was
+            result = replace(result, task=result.task.through(shaped._exposed_result))
+        return result
 
     def down_source(self, name: str) -> tuple[str, Health] | None:
         """A source that went down remembers its names; one never listed is known by its prefix,

@@ -85,6 +85,10 @@ class ToolResult:
     structured: Any = None
     is_error: bool = False
     meta: dict[str, Any] | None = None
+    task: Any = None
+    """Set when the call became an upstream's MCP task instead of producing a result (an
+    `adapters.mcp_tasks.UpstreamTask`, for a caller that declared `CallContext.tasks`); the content
+    is then only its description for callers that do not relay tasks."""
 
     @classmethod
     def from_text(cls, text: str, *, structured: Any = None, is_error: bool = False) -> ToolResult:
@@ -147,6 +151,9 @@ class CallContext:
     protocol_version: str | None = None
     """The MCP protocol version the caller speaks, when it is an MCP client: a gateway reaches an
     upstream in the caller's era where it can (2026 input rounds pass through as they are)."""
+    tasks: bool = False
+    """The caller takes MCP tasks (its 2026-07-28 request declared the tasks extension): an upstream
+    may answer the call with a task, relayed to it (`ToolResult.task`)."""
     log_level: mt.LoggingLevel | None = None
     """The least severe log level the caller wants (its `logging/setLevel`, or a 2026 request's
     log-level `_meta`); None: the caller did not say."""
