@@ -40,9 +40,9 @@ TASK_SCENARIOS = {
 EXCUSED: dict[str, str] = {
     "tasks-mrtr-composition": (
         "needs `test_tool_with_task`: a tool that asks in input-required rounds and then itself escalates to a "
-        "task on the final round. Escalating is the tool's own decision, and an upstream on the installed SDK "
-        "(2.3, no tasks) cannot return a CreateTaskResult for the gateway to relay; the gateway decides task or "
-        "not before a call runs (`serve.background`). Relaying upstream tasks is not built, nor the fixture tool."),
+        "task on the final round. Escalating is the tool's own decision: the gateway's own tasks are decided "
+        "before a call runs (`serve.background`), and the fixture, an SDK-2.3 server, has no tasks of its own to "
+        "escalate to (so nothing reaches the relay, `servers.task_relay`)."),
 }
 
 
