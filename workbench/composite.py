@@ -285,7 +285,7 @@ class CompositeWorkbench(Workbench):
                 "its tools come back when it does"
             )
         if result.task is not None:  # an upstream's task: its result, inlined later, is reshaped as this one was
-            result = replace(result, task=result.task.through(shaped._exposed_result))
+            result = replace(result, task=result.task.through(shaped.exposed_result))
         return result
 
     def down_source(self, name: str) -> tuple[str, Health] | None:

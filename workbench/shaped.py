@@ -148,17 +148,18 @@ class Shaped(WorkbenchWrapper):
     ) -> ToolResult:
         source = self._tool_routes.get(name)
         if source is not None:
-            return self._exposed_result(await self.inner.call_tool(source, arguments, ctx))
+            return self.exposed_result(await self.inner.call_tool(source, arguments, ctx))
         source = self._unlisted_tool(name)
         if source is None:  # left out or never ours: no listing, nothing reaches the inner workbench
             raise ToolNotFoundError(name, list(self._tool_routes))
         try:
-            return self._exposed_result(await self.inner.call_tool(source, arguments, ctx))
+            return self.exposed_result(await self.inner.call_tool(source, arguments, ctx))
         except ToolNotFoundError:  # suggest only names this view serves
             raise ToolNotFoundError(name, list(self._tool_routes)) from None
 
-    def _exposed_result(self, result: ToolResult) -> ToolResult:
-        """Resource links and embedded resources name URIs a client reads back through us."""
+    def exposed_result(self, result: ToolResult) -> ToolResult:
+        """Resource links and embedded resources name URIs a client reads back through us (also a relayed
+        task's inlined result, later: `CompositeWorkbench.call_tool`)."""
         if not self._uri_head or not any(isinstance(c, mt.ResourceLink | mt.EmbeddedResource) for c in result.content):
             return result
         return replace(result, content=[self._exposed_block(block) for block in result.content])
