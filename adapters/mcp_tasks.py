@@ -10,6 +10,10 @@ answers an `UpstreamTask`: the task as the upstream sent it, and the way to send
 SDK's `ClientSession.send_request` with a typed request, so the stamp — `_meta` protocol version
 and client capabilities, `Mcp-Method` and `Mcp-Name` headers — is the SDK's own).
 
+An upstream is untrusted: its `CreateTaskResult` and `tasks/get` answers are checked against
+SEP-2663's `Task` (a status the spec has, positive integer durations, string ids and timestamps) and
+the inlined result against a tool result's shape; anything else is `MalformedTask`, never relayed.
+
 The SDK (2.3) has no tasks API: only this extension's result claim and its typed requests are ours.
 """
 
@@ -17,15 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import mcp.types as mt
 from mcp import Client
 from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
 from mcp.shared.exceptions import MCPError
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
-from workbench.core import ToolResult
+from workbench.core import ToolResult, WorkbenchError, validation_problems
 
 TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
 TASK_METHODS = ("tasks/get", "tasks/cancel", "tasks/update")
@@ -35,13 +39,47 @@ MAX_UPSTREAM_TASK_ID_CHARS = 256
 """An upstream's task id longer than this is not relayed (the call fails): the id is kept in memory."""
 
 
-class CreatedTask(mt.Result):
-    """A `CreateTaskResult` as the upstream sent it (every field kept, for relaying as is)."""
+MAX_MS = 2**53 - 1
+"""The largest integer every JSON reader keeps exact (I-JSON): a larger `ttlMs` is no duration."""
+Millis = Annotated[StrictInt, Field(gt=0, le=MAX_MS)]
+"""SEP-2663's durations: positive integer milliseconds (no fractions, no booleans, no strings)."""
+Timestamp = Annotated[StrictStr, Field(max_length=64, pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")]
+
+
+class TaskFields(mt.Result):
+    """SEP-2663's `Task`, checked: an upstream's task reaches clients only in the spec's shape (its
+    other fields are kept, to be relayed as sent)."""
 
     model_config = ConfigDict(extra="allow")
+    task_id: StrictStr = Field(min_length=1, max_length=MAX_UPSTREAM_TASK_ID_CHARS)
+    status: Literal["working", "input_required", "completed", "failed", "cancelled"]
+    status_message: StrictStr | None = None
+    created_at: Timestamp
+    last_updated_at: Timestamp
+    ttl_ms: Millis | None = None
+    poll_interval_ms: Millis | None = None
+
+
+class CreatedTask(TaskFields):
+    """A `CreateTaskResult` as the upstream sent it (every field kept, for relaying as is)."""
+
     result_type: Literal["task"] = "task"
-    task_id: str = Field(min_length=1, max_length=MAX_UPSTREAM_TASK_ID_CHARS)
-    status: str
+
+
+class DetailedTask(TaskFields):
+    """A `tasks/get` answer: the task, with its inlined result, error or open questions."""
+
+    result: mt.CallToolResult | None = None
+    error: mt.ErrorData | None = None
+    input_requests: dict[str, dict[str, Any]] | None = None
+
+
+class MalformedTask(WorkbenchError):
+    """The upstream answered a tasks request, or a call made over a connection that takes tasks, with
+    something that is not SEP-2663's (or a tool result's) shape."""
+
+    def __init__(self, method: str, error: ValidationError) -> None:
+        super().__init__(f"answered {method} with a malformed result ({validation_problems(error)})")
 
 
 class TaskAnswer(mt.Result):
@@ -99,9 +137,14 @@ class UpstreamTask:
     async def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         """`method` for this task at its upstream; the answer as sent, its inlined result reshaped."""
         answer = await self.send(method, {**params, "taskId": self.task_id})
-        inlined = answer.get("result")
-        if self.reshapes and isinstance(inlined, dict):
-            result = ToolResult.from_mcp(mt.CallToolResult.model_validate(inlined))
+        if method != "tasks/get":
+            return {}  # tasks/cancel and tasks/update answer an empty ack, whatever else the upstream put in it
+        try:
+            task = DetailedTask.model_validate(answer)
+        except ValidationError as e:
+            raise MalformedTask(method, e) from None
+        if self.reshapes and task.result is not None:
+            result = ToolResult.from_mcp(task.result)
             for reshape in self.reshapes:
                 result = reshape(result)
             answer["result"] = result.to_mcp().model_dump(by_alias=True, mode="json", exclude_none=True)
@@ -131,7 +174,10 @@ async def call_as_task(
         return await client.session.call_tool(name, arguments, input_responses=responses, request_state=state,
                                               meta=meta, allow_input_required=True, allow_claimed=True)
 
-    answer = await client._drive_input_required(await send(None, None), send)
+    try:
+        answer = await client._drive_input_required(await send(None, None), send)
+    except ValidationError as e:  # the SDK checked the answer as a tool result or this extension's task
+        raise MalformedTask("tools/call", e) from None
     if isinstance(answer, mt.CallToolResult):
         return answer
     if not isinstance(answer, CreatedTask):

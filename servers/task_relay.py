@@ -2,15 +2,18 @@
 
 A 2026-07-28 client that declares the extension has it declared to the upstream it calls
 (`adapters.mcp_tasks`); when that upstream answers with a task, the client gets the upstream's
-`CreateTaskResult` as sent, except for its id: the gateway gives the task an id of its own (128
-random bits) and remembers which upstream task it stands for and which identity created it. So ids
-are namespaced, not checked: two upstreams, or an upstream and the gateway's own jobs, may use the
-same id without ever meeting, and no upstream can pick an id that reaches another's task.
+`CreateTaskResult` as sent (once it has SEP-2663's shape, `adapters.mcp_tasks.TaskFields`), except
+for its id: the gateway gives the task an id of its own (128 random bits) and remembers which
+upstream task it stands for and which identity created it. So ids are namespaced, not checked: two
+upstreams, or an upstream and the gateway's own jobs, may use the same id without ever meeting, and
+no upstream can pick an id that reaches another's task.
 
 `tasks/get`, `tasks/cancel` and `tasks/update` for such an id go to the upstream that created the
-task, over the connection that created it, and its answer comes back as it is, with the id put
-back to the gateway's (a finished task's inlined result holds no tool name; a prefixed source's
-resource URIs in it get the prefix, as in a direct result: `UpstreamTask.reshapes`). An id this
+task, over the connection that created it, and its answer comes back with the id put back to the
+gateway's: a `tasks/get` answer as it is once it has the spec's shape (else the client is told the
+upstream's answer was malformed), `tasks/cancel` and `tasks/update` as the spec's empty ack. A
+finished task's inlined result holds no tool name; a prefixed source's resource URIs in it get the
+prefix, as in a direct result (`UpstreamTask.reshapes`). An id this
 table does not hold — never seen created, expired, evicted, or another identity's — gets the answer
 an unknown id of the gateway's own tasks gets, and reaches no upstream; so does one the upstream
 says it no longer knows (-32602 to `tasks/get` or `tasks/cancel`), which is then forgotten here.
@@ -33,7 +36,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import SERVER_INFO_META_KEY
 
 from adapters.mcp import McpWorkbench
-from adapters.mcp_tasks import UpstreamTask
+from adapters.mcp_tasks import MalformedTask, UpstreamTask
 from workbench.composite import CompositeWorkbench
 from workbench.core import Workbench, logger
 
@@ -109,6 +112,8 @@ class TaskRelay:
                     self._drop(task_id)
                 raise unknown_task(task_id) from None
             raise  # the upstream's own JSON-RPC error, as it is
+        except MalformedTask as e:
+            raise MCPError(mt.INTERNAL_ERROR, f"{method}: the task's MCP server {relayed.task.source!r} {e}") from None
         except Exception as e:  # the upstream went away: say so, never a traceback
             logger.warning("relaying %s to %s failed: %s", method, relayed.task.source, e)
             raise MCPError(mt.INTERNAL_ERROR, f"{method}: the task's MCP server {relayed.task.source!r} "

@@ -1,0 +1,161 @@
+"""MCP tasks under attack, over real HTTP: a hostile upstream behind the gateway (its `CreateTaskResult`
+and `tasks/*` answers crafted per test) and hostile clients in front of it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+import uvicorn
+from mcp.server.mcpserver import MCPServer
+from serving import Served, free_port, serving
+from starlette.types import Receive, Scope, Send
+from tasks_wire import Wire
+
+from adapters.mcp import McpWorkbench
+from servers import ServeSettings
+from servers.tasks import TASKS_EXTENSION
+from workbench import CompositeWorkbench, Mount
+
+pytestmark = pytest.mark.anyio
+
+ALICE_TOKEN = "alice-" + "a" * 26
+NOW = "2026-11-26T12:00:00.000Z"
+
+
+def a_task(task_id: str = "up-1", status: str = "working", **extra: Any) -> dict[str, Any]:
+    """A well-formed task as an upstream sends it."""
+    return {"taskId": task_id, "status": status, "createdAt": NOW, "lastUpdatedAt": NOW, "ttlMs": 60_000,
+            "pollIntervalMs": 500, **extra}
+
+
+class Upstream:
+    """A real `MCPServer` (discovery, listings) advertising the tasks extension, whose `tools/call` of
+    `job` and whose `tasks/*` answer what the test puts in `created` and `answers` (a JSON-RPC result,
+    or raw bytes sent as the body); `asked` records the tasks requests it got."""
+
+    def __init__(self) -> None:
+        server = MCPServer("hostile")
+        server.add_tool(lambda: "ran", name="job", description="a long job")
+        server._lowlevel_server.extensions[TASKS_EXTENSION] = {}
+        self.inner = server.streamable_http_app()
+        self.created: dict[str, Any] | bytes = {"resultType": "task", **a_task()}
+        self.answers: dict[str, dict[str, Any] | bytes] = {}
+        self.asked: list[tuple[str, dict[str, Any]]] = []
+        self.hang = anyio.Event()
+        self.stop: Any = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.inner(scope, receive, send)
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body, more = body + message.get("body", b""), message.get("more_body", False)
+        request = json.loads(body)
+        method, params = request.get("method"), request.get("params") or {}
+        answer: dict[str, Any] | bytes | None = None
+        if method == "tools/call" and params.get("name") == "job":
+            answer = self.created
+        elif isinstance(method, str) and method.startswith("tasks/"):
+            self.asked.append((method, params))
+            answer = self.answers.get(method, {"resultType": "complete", **a_task(params["taskId"])})
+        if answer is None:
+            replayed = False
+
+            async def again() -> dict[str, Any]:
+                nonlocal replayed
+                if replayed:
+                    return await receive()
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await self.inner(scope, again, send)
+        if answer == b"hang":
+            await self.hang.wait()
+            return
+        raw = answer.replace(b'"id": 1', b'"id": ' + json.dumps(request["id"]).encode()) if isinstance(answer, bytes) else \
+            json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": answer}).encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]})
+        await send({"type": "http.response.body", "body": raw})
+
+
+@asynccontextmanager
+async def upstream_served(upstream: Upstream) -> AsyncIterator[str]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(upstream, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="on"))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve)
+        with anyio.fail_after(10):
+            while not server.started:
+                await anyio.sleep(0.01)
+        upstream.stop = server
+        try:
+            yield f"http://127.0.0.1:{port}/mcp"
+        finally:
+            upstream.hang.set()
+            server.should_exit = True
+
+
+@asynccontextmanager
+async def gateway(upstream: Upstream) -> AsyncIterator[tuple[Served, Wire]]:
+    """The gateway in front of `upstream`, and alice's raw tasks wire to it."""
+    async with upstream_served(upstream) as url:
+        source = McpWorkbench.http(url, name="h", relay_client_requests=True, timeout=20)
+        settings = ServeSettings(transport="http", tokens={"alice": ALICE_TOKEN})
+        async with serving(CompositeWorkbench({"h": Mount(source, prefix="")}), settings) as served:
+            with anyio.fail_after(20):
+                while not served.server.tasks.advertised:
+                    await anyio.sleep(0.02)
+            async with httpx2.AsyncClient(headers={"authorization": f"Bearer {ALICE_TOKEN}"},
+                                          timeout=httpx2.Timeout(60)) as http:
+                yield served, Wire(http, served.url)
+
+
+async def created(alice: Wire) -> tuple[int, dict[str, Any]]:
+    return await alice.send("tools/call", {"name": "job", "arguments": {}})
+
+
+MALFORMED_TASKS: list[tuple[str, dict[str, Any]]] = [
+    ("status", a_task(status="bogus")),
+    ("ttlMs", a_task(ttlMs=10**400)),  # a Python int: 1e400 ms divided into seconds overflowed a float
+    ("ttlMs", a_task(ttlMs=1.5)),
+    ("pollIntervalMs", a_task(pollIntervalMs=-1)),
+    ("pollIntervalMs", a_task(pollIntervalMs="500")),
+    ("taskId", a_task(task_id=5)),  # type: ignore[arg-type]  # the point
+    ("createdAt", a_task(createdAt=7)),
+]
+
+
+async def test_an_upstreams_malformed_task_never_reaches_the_client() -> None:
+    """What the gateway relays has SEP-2663's shape: a CreateTaskResult or a `tasks/get` answer with a
+    status the spec does not have, a duration that is no positive integer, a non-string id is refused,
+    naming the field, and nothing is kept for it; `tasks/cancel` answers the spec's empty ack."""
+    up = Upstream()
+    async with gateway(up) as (served, alice):
+        for field, task in MALFORMED_TASKS:
+            up.created = {"resultType": "task", **task}
+            status, reply = await created(alice)
+            problem = json.dumps(reply)
+            assert status == 200 and "malformed result" in problem and field in problem, (field, reply)
+            assert "Traceback" not in problem and "errors.pydantic.dev" not in problem
+        assert len(served.server.tasks.relay) == 0
+
+        up.created = {"resultType": "task", **a_task()}
+        task_id = (await alice.create("job", {}))["taskId"]
+        malformed = [a_task(status="weird"), a_task(pollIntervalMs=0), a_task(ttlMs="soon"),
+                     {**a_task(status="completed"), "result": {"content": 5}}]
+        for answer in malformed:
+            up.answers["tasks/get"] = {"resultType": "complete", **answer}
+            _, error = await alice.error("tasks/get", {"taskId": task_id})
+            assert error["code"] == -32603 and "'h' answered tasks/get with a malformed result" in error["message"]
+            assert "cannot be reached" not in error["message"]  # it answered: retrying will not help
+        up.answers["tasks/cancel"] = {"resultType": "complete", **a_task(status="completed"), "junk": "x" * 100}
+        ack = await alice.result("tasks/cancel", {"taskId": task_id})
+        assert set(ack) <= {"resultType", "_meta"}  # SEP-2663: the ack carries no task envelope
