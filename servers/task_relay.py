@@ -52,6 +52,11 @@ class _Relayed:
     keep_seconds: float
     expires: float
 
+    def ours(self, task_id: str, task: dict[str, Any]) -> dict[str, Any]:
+        """The upstream's `task` as the client sees it: our id, and the `ttlMs` we keep it for (the spec
+        promises the task for that long; we forget it sooner than a longer one the upstream gave)."""
+        return {**_unstamped(task), "taskId": task_id, "ttlMs": round(self.keep_seconds * 1000)}
+
 
 class TaskRelay:
     """The upstream tasks this gateway relays, by the ids it gave them."""
@@ -79,13 +84,12 @@ class TaskRelay:
             self._drop(next(iter(own)))
         if len(self._tasks) >= self.max_tasks:
             self._drop(next(iter(self._tasks)))
-        ttl = task.created.get("ttlMs")
-        keep = min(self.max_keep_seconds, ttl / 1000) if isinstance(ttl, int | float) and ttl > 0 \
-            else self.max_keep_seconds
+        ttl = task.created.get("ttlMs")  # a positive integer or none (`adapters.mcp_tasks.TaskFields`)
+        keep = min(self.max_keep_seconds, ttl / 1000) if isinstance(ttl, int) else self.max_keep_seconds
         task_id = secrets.token_hex(16)
-        self._tasks[task_id] = _Relayed(task, identity, keep, time.monotonic() + keep)
+        relayed = self._tasks[task_id] = _Relayed(task, identity, keep, time.monotonic() + keep)
         self._by_identity.setdefault(identity, own)[task_id] = None
-        return {**_unstamped(task.created), "taskId": task_id}
+        return relayed.ours(task_id, task.created)
 
     def owned(self, task_id: str, identity: str) -> _Relayed | None:
         """The relayed task `task_id` when `identity` created it (and it has not expired)."""
@@ -118,9 +122,7 @@ class TaskRelay:
             logger.warning("relaying %s to %s failed: %s", method, relayed.task.source, e)
             raise MCPError(mt.INTERNAL_ERROR, f"{method}: the task's MCP server {relayed.task.source!r} "
                            f"cannot be reached ({type(e).__name__}); retry later") from None
-        if "taskId" in answer:
-            answer["taskId"] = task_id
-        return _unstamped(answer)
+        return relayed.ours(task_id, answer) if "taskId" in answer else _unstamped(answer)
 
     def _expire(self) -> None:
         now = time.monotonic()

@@ -19,6 +19,7 @@ from tasks_wire import Wire
 
 from adapters.mcp import McpWorkbench
 from servers import ServeSettings
+from servers.task_relay import MAX_KEEP_SECONDS
 from servers.tasks import TASKS_EXTENSION
 from workbench import CompositeWorkbench, Mount
 
@@ -159,3 +160,17 @@ async def test_an_upstreams_malformed_task_never_reaches_the_client() -> None:
         up.answers["tasks/cancel"] = {"resultType": "complete", **a_task(status="completed"), "junk": "x" * 100}
         ack = await alice.result("tasks/cancel", {"taskId": task_id})
         assert set(ack) <= {"resultType", "_meta"}  # SEP-2663: the ack carries no task envelope
+
+
+async def test_the_relayed_ttl_is_how_long_the_gateway_keeps_the_task() -> None:
+    """SEP-2663: a task stays reachable for its `ttlMs`. The gateway forgets a relayed task after at most
+    MAX_KEEP_SECONDS unasked, so it must not pass on an upstream's longer (or unlimited) ttl."""
+    up = Upstream()
+    kept = round(MAX_KEEP_SECONDS * 1000)
+    async with gateway(up) as (_, alice):
+        for upstream_ttl, told in ((86_400_000, kept), (None, kept), (60_000, 60_000)):
+            up.created = {"resultType": "task", **a_task(ttlMs=upstream_ttl)}
+            task = await alice.create("job", {})
+            up.answers["tasks/get"] = {"resultType": "complete", **a_task(ttlMs=upstream_ttl)}
+            polled = await alice.result("tasks/get", {"taskId": task["taskId"]})
+            assert task["ttlMs"] == polled["ttlMs"] == told, upstream_ttl
