@@ -28,7 +28,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import mcp.types as mt
@@ -87,7 +87,10 @@ class TaskRelay:
         ttl = task.created.get("ttlMs")  # a positive integer or none (`adapters.mcp_tasks.TaskFields`)
         keep = min(self.max_keep_seconds, ttl / 1000) if isinstance(ttl, int) else self.max_keep_seconds
         task_id = secrets.token_hex(16)
-        relayed = self._tasks[task_id] = _Relayed(task, identity, keep, time.monotonic() + keep)
+        # Only the upstream's id is kept: its whole answer (any size it liked) would stay in memory with
+        # each of up to MAX_TASKS entries for as long as they are kept.
+        slim = replace(task, created={"taskId": task.task_id})
+        relayed = self._tasks[task_id] = _Relayed(slim, identity, keep, time.monotonic() + keep)
         self._by_identity.setdefault(identity, own)[task_id] = None
         return relayed.ours(task_id, task.created)
 

@@ -174,3 +174,18 @@ async def test_the_relayed_ttl_is_how_long_the_gateway_keeps_the_task() -> None:
             up.answers["tasks/get"] = {"resultType": "complete", **a_task(ttlMs=upstream_ttl)}
             polled = await alice.result("tasks/get", {"taskId": task["taskId"]})
             assert task["ttlMs"] == polled["ttlMs"] == told, upstream_ttl
+
+
+async def test_the_relay_keeps_the_upstream_id_not_the_upstreams_whole_answer() -> None:
+    """Up to MAX_TASKS relayed tasks are kept for up to an hour each: an upstream padding its
+    CreateTaskResult (a megabyte of statusMessage and of fields of its own) must not have that kept
+    with each of them."""
+    up = Upstream()
+    up.created = {"resultType": "task", **a_task(statusMessage="m" * 1_000_000, padding="p" * 1_000_000)}
+    async with gateway(up) as (served, alice):
+        task = await alice.create("job", {})
+        assert len(task["statusMessage"]) == 1_000_000  # relayed once, as sent
+        relayed = served.server.tasks.relay.owned(task["taskId"], "alice")
+        assert relayed is not None and len(json.dumps(relayed.task.created)) < 200
+        assert (await alice.result("tasks/get", {"taskId": task["taskId"]}))["status"] == "working"
+        assert up.asked[-1][1]["taskId"] == "up-1"  # still asked about by its own id
