@@ -36,7 +36,8 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import SERVER_INFO_META_KEY
 
 from adapters.mcp import McpWorkbench
-from adapters.mcp_tasks import MalformedTask, UpstreamTask
+from adapters.mcp_targets import is_disconnect
+from adapters.mcp_tasks import TASK_REQUEST_TIMEOUT, MalformedTask, UpstreamTask
 from workbench.composite import CompositeWorkbench
 from workbench.core import Workbench, logger
 
@@ -111,6 +112,7 @@ class TaskRelay:
 
     async def forward(self, task_id: str, relayed: _Relayed, method: str, params: dict[str, Any]) -> dict[str, Any]:
         """`method` for the relayed task to its upstream; the upstream's answer, under our id."""
+        source = relayed.task.source
         try:
             answer = await relayed.task.request(method, params)
         except MCPError as e:
@@ -118,12 +120,17 @@ class TaskRelay:
                 if self._tasks.get(task_id) is relayed:
                     self._drop(task_id)
                 raise unknown_task(task_id) from None
-            raise  # the upstream's own JSON-RPC error, as it is
+            if (failed := _HOP_FAILURES.get(e.code)) is None and not is_disconnect(e):
+                raise  # the upstream's own JSON-RPC error, as it is
+            # The SDK's own error for the hop: relayed as is it would read as the client's (-32700: its
+            # request did not parse) or name no server ("Connection closed").
+            raise MCPError(mt.INTERNAL_ERROR, f"{method}: the task's MCP server {source!r} "
+                           f"{failed or 'cannot be reached'}; retry later") from None
         except MalformedTask as e:
-            raise MCPError(mt.INTERNAL_ERROR, f"{method}: the task's MCP server {relayed.task.source!r} {e}") from None
+            raise MCPError(mt.INTERNAL_ERROR, f"{method}: the task's MCP server {source!r} {e}") from None
         except Exception as e:  # the upstream went away: say so, never a traceback
-            logger.warning("relaying %s to %s failed: %s", method, relayed.task.source, e)
-            raise MCPError(mt.INTERNAL_ERROR, f"{method}: the task's MCP server {relayed.task.source!r} "
+            logger.warning("relaying %s to %s failed: %s", method, source, e)
+            raise MCPError(mt.INTERNAL_ERROR, f"{method}: the task's MCP server {source!r} "
                            f"cannot be reached ({type(e).__name__}); retry later") from None
         return relayed.ours(task_id, answer) if "taskId" in answer else _unstamped(answer)
 
@@ -138,6 +145,13 @@ class TaskRelay:
         del own[task_id]
         if not own:
             del self._by_identity[relayed.identity]
+
+
+_HOP_FAILURES = {
+    mt.REQUEST_TIMEOUT: f"did not answer within {TASK_REQUEST_TIMEOUT:g} s",
+    mt.PARSE_ERROR: "answered with something that is not JSON-RPC",
+}
+"""The SDK client's errors for a tasks request that got no usable answer, as the client is told them."""
 
 
 def _unstamped(answer: dict[str, Any]) -> dict[str, Any]:

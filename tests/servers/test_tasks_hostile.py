@@ -17,6 +17,7 @@ from serving import Served, free_port, serving
 from starlette.types import Receive, Scope, Send
 from tasks_wire import Wire
 
+import adapters.mcp_tasks
 from adapters.mcp import McpWorkbench
 from servers import ServeSettings
 from servers.task_relay import MAX_KEEP_SECONDS
@@ -50,6 +51,8 @@ class Upstream:
         self.asked: list[tuple[str, dict[str, Any]]] = []
         self.hang = anyio.Event()
         self.stop: Any = None
+        """The uvicorn server, once serving (`should_exit` stops it)."""
+        self.port = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -96,7 +99,7 @@ async def upstream_served(upstream: Upstream) -> AsyncIterator[str]:
         with anyio.fail_after(10):
             while not server.started:
                 await anyio.sleep(0.01)
-        upstream.stop = server
+        upstream.stop, upstream.port = server, port
         try:
             yield f"http://127.0.0.1:{port}/mcp"
         finally:
@@ -189,3 +192,38 @@ async def test_the_relay_keeps_the_upstream_id_not_the_upstreams_whole_answer() 
         assert relayed is not None and len(json.dumps(relayed.task.created)) < 200
         assert (await alice.result("tasks/get", {"taskId": task["taskId"]}))["status"] == "working"
         assert up.asked[-1][1]["taskId"] == "up-1"  # still asked about by its own id
+
+
+async def test_a_failing_hop_is_named_as_the_upstreams_never_relayed_as_the_clients_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK's own errors for the hop (no answer in time, an unreadable answer, the connection closed)
+    are not the upstream's JSON-RPC errors: relayed as they are, a -32700 told the client its own
+    request did not parse and a bare 'Connection closed' named no server. Each is an error naming the
+    task's server, within the tasks requests' timeout."""
+    monkeypatch.setattr(adapters.mcp_tasks, "TASK_REQUEST_TIMEOUT", 0.5)
+    up = Upstream()
+    async with gateway(up) as (_, alice):
+        task_id = (await alice.create("job", {}))["taskId"]
+        envelope = json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"resultType": "complete", **a_task(),
+                                                                      "_meta": {"deep": 0}}})
+        up.answers["tasks/get"] = envelope.replace('{"deep": 0}', '{"deep": ' + "[" * 5000 + "]" * 5000 + "}").encode()
+        deep = await alice.error("tasks/get", {"taskId": task_id})
+        up.answers["tasks/get"] = b"hang"
+        with anyio.fail_after(20):
+            slow = await alice.error("tasks/get", {"taskId": task_id})
+        up.answers.clear()
+        up.hang.set()
+        up.stop.should_exit = True
+        with anyio.fail_after(20):
+            while True:  # until the upstream's port is closed
+                try:
+                    await (await anyio.connect_tcp("127.0.0.1", up.port)).aclose()
+                except OSError:
+                    break
+                await anyio.sleep(0.05)
+            gone = await alice.error("tasks/get", {"taskId": task_id})
+        for status, error in (deep, slow, gone):
+            assert status == 200 and error["code"] == -32603, error
+            assert error["message"].startswith("tasks/get: the task's MCP server 'h' "), error
+        assert "not JSON-RPC" in deep[1]["message"] and "did not answer within" in slow[1]["message"]
+        assert "cannot be reached" in gone[1]["message"]
