@@ -99,7 +99,9 @@ class TaskRelay:
         """The relayed task `task_id` when `identity` created it (and it has not expired)."""
         self._expire()
         relayed = self._tasks.get(task_id)
-        if relayed is None or not secrets.compare_digest(relayed.identity, identity):
+        # A plain comparison: the identity is the caller's own, not a secret (the id is); and
+        # `compare_digest` raises on non-ASCII str, which identities (token names, subjects) may be.
+        if relayed is None or relayed.identity != identity:
             return None
         now = time.monotonic()
         if relayed.expires <= now:  # one kept shorter than those before it

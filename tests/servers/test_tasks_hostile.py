@@ -108,11 +108,11 @@ async def upstream_served(upstream: Upstream) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def gateway(upstream: Upstream) -> AsyncIterator[tuple[Served, Wire]]:
-    """The gateway in front of `upstream`, and alice's raw tasks wire to it."""
+async def gateway(upstream: Upstream, identity: str = "alice") -> AsyncIterator[tuple[Served, Wire]]:
+    """The gateway in front of `upstream`, and the raw tasks wire of `identity` (alice) to it."""
     async with upstream_served(upstream) as url:
         source = McpWorkbench.http(url, name="h", relay_client_requests=True, timeout=20)
-        settings = ServeSettings(transport="http", tokens={"alice": ALICE_TOKEN})
+        settings = ServeSettings(transport="http", tokens={identity: ALICE_TOKEN})
         async with serving(CompositeWorkbench({"h": Mount(source, prefix="")}), settings) as served:
             with anyio.fail_after(20):
                 while not served.server.tasks.advertised:
@@ -227,3 +227,14 @@ async def test_a_failing_hop_is_named_as_the_upstreams_never_relayed_as_the_clie
             assert error["message"].startswith("tasks/get: the task's MCP server 'h' "), error
         assert "not JSON-RPC" in deep[1]["message"] and "did not answer within" in slow[1]["message"]
         assert "cannot be reached" in gone[1]["message"]
+
+
+async def test_an_identity_beyond_ascii_reaches_its_relayed_tasks() -> None:
+    """Identities are token names or subjects, any Unicode: comparing them must not raise (it did, with
+    `secrets.compare_digest`, which refuses non-ASCII str: every tasks request for such a caller's task
+    was an internal error, and for anyone else asking about it one unlike an unknown id's)."""
+    up = Upstream()
+    async with gateway(up, identity="josé") as (served, jose):
+        task_id = (await jose.create("job", {}))["taskId"]
+        assert (await jose.result("tasks/get", {"taskId": task_id}))["status"] == "working"
+        assert served.server.tasks.relay.owned(task_id, "alice") is None
