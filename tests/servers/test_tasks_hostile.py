@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 from serving import Served, free_port, serving
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from tasks_wire import Wire
 
 import adapters.mcp_tasks
@@ -39,15 +39,16 @@ def a_task(task_id: str = "up-1", status: str = "working", **extra: Any) -> dict
 class Upstream:
     """A real `MCPServer` (discovery, listings) advertising the tasks extension, whose `tools/call` of
     `job` and whose `tasks/*` answer what the test puts in `created` and `answers` (a JSON-RPC result,
-    or raw bytes sent as the body); `asked` records the tasks requests it got."""
+    or the raw bytes of one), or never answer (`hanging`); `asked` records the tasks requests it got."""
 
     def __init__(self) -> None:
         server = MCPServer("hostile")
         server.add_tool(lambda: "ran", name="job", description="a long job")
         server._lowlevel_server.extensions[TASKS_EXTENSION] = {}
         self.inner = server.streamable_http_app()
-        self.created: dict[str, Any] | bytes = {"resultType": "task", **a_task()}
+        self.created: dict[str, Any] = {"resultType": "task", **a_task()}
         self.answers: dict[str, dict[str, Any] | bytes] = {}
+        self.hanging: set[str] = set()
         self.asked: list[tuple[str, dict[str, Any]]] = []
         self.hang = anyio.Event()
         self.stop: Any = None
@@ -72,18 +73,18 @@ class Upstream:
         if answer is None:
             replayed = False
 
-            async def again() -> dict[str, Any]:
+            async def again() -> Message:
                 nonlocal replayed
                 if replayed:
                     return await receive()
                 replayed = True
                 return {"type": "http.request", "body": body, "more_body": False}
             return await self.inner(scope, again, send)
-        if answer == b"hang":
+        if method in self.hanging:
             await self.hang.wait()
             return
-        raw = answer.replace(b'"id": 1', b'"id": ' + json.dumps(request["id"]).encode()) if isinstance(answer, bytes) else \
-            json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": answer}).encode()
+        result = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
+        raw = b'{"jsonrpc": "2.0", "id": %s, "result": %s}' % (json.dumps(request["id"]).encode(), result)
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]})
         await send({"type": "http.response.body", "body": raw})
@@ -204,14 +205,13 @@ async def test_a_failing_hop_is_named_as_the_upstreams_never_relayed_as_the_clie
     up = Upstream()
     async with gateway(up) as (_, alice):
         task_id = (await alice.create("job", {}))["taskId"]
-        envelope = json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"resultType": "complete", **a_task(),
-                                                                      "_meta": {"deep": 0}}})
-        up.answers["tasks/get"] = envelope.replace('{"deep": 0}', '{"deep": ' + "[" * 5000 + "]" * 5000 + "}").encode()
+        nested = json.dumps({"resultType": "complete", **a_task(), "_meta": {"deep": 0}})
+        up.answers["tasks/get"] = nested.replace('{"deep": 0}', '{"deep": ' + "[" * 5000 + "]" * 5000 + "}").encode()
         deep = await alice.error("tasks/get", {"taskId": task_id})
-        up.answers["tasks/get"] = b"hang"
+        up.answers.clear()
+        up.hanging.add("tasks/get")
         with anyio.fail_after(20):
             slow = await alice.error("tasks/get", {"taskId": task_id})
-        up.answers.clear()
         up.hang.set()
         up.stop.should_exit = True
         with anyio.fail_after(20):
