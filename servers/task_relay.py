@@ -17,7 +17,10 @@ says it no longer knows (-32602 to `tasks/get` or `tasks/cancel`), which is then
 
 The table is bounded: at most `MAX_PER_IDENTITY` tasks per identity and `MAX_TASKS` in all (the
 least recently asked about goes first), each kept for the upstream's `ttlMs`, at most
-`MAX_KEEP_SECONDS`, counted from the last time it was asked about.
+`MAX_KEEP_SECONDS`, counted from the last time it was asked about. A task leaving the table that
+way, not known to have finished, is cancelled at its upstream (`cancel_abandoned`, in the
+background): nobody can reach it any more, and without the cancel an identity could keep any number
+of upstream tasks running by creating more than the table holds.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import mcp.types as mt
 from mcp.shared.exceptions import MCPError
 from mcp_types import SERVER_INFO_META_KEY
@@ -40,6 +44,12 @@ from workbench.core import Workbench, logger
 MAX_TASKS = 10_000
 MAX_PER_IDENTITY = 256
 MAX_KEEP_SECONDS = 3600.0
+MAX_ABANDONED = 1024
+"""Tasks left the table and waiting for their upstream cancel; past this they are left to the upstream's
+own expiry (said in the log): a queue an identity could grow without bound would be the same hole."""
+ABANDONED_CANCEL_SECONDS = 10.0
+"""How long one abandoned task's upstream cancel may take, so a dead upstream cannot stall the rest."""
+FINISHED = frozenset({"completed", "failed", "cancelled"})
 
 
 @dataclass
@@ -48,6 +58,8 @@ class _Relayed:
     identity: str
     keep_seconds: float
     expires: float
+    finished: bool = False
+    """The upstream said the task reached a terminal status: leaving the table needs no cancel."""
 
 
 class TaskRelay:
@@ -61,6 +73,7 @@ class TaskRelay:
         # Least recently used first, in all and per identity: eviction and expiry look at the front only.
         self._tasks: OrderedDict[str, _Relayed] = OrderedDict()
         self._by_identity: dict[str, OrderedDict[str, None]] = {}
+        self._abandon, self._abandoned = anyio.create_memory_object_stream[UpstreamTask](MAX_ABANDONED)
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -73,14 +86,15 @@ class TaskRelay:
         self._expire()
         own = self._by_identity.setdefault(identity, OrderedDict())
         if len(own) >= self.max_per_identity:
-            self._drop(next(iter(own)))
+            self._drop(next(iter(own)), abandoned=True)
         if len(self._tasks) >= self.max_tasks:
-            self._drop(next(iter(self._tasks)))
+            self._drop(next(iter(self._tasks)), abandoned=True)
         ttl = task.created.get("ttlMs")
         keep = min(self.max_keep_seconds, ttl / 1000) if isinstance(ttl, int | float) and ttl > 0 \
             else self.max_keep_seconds
         task_id = secrets.token_hex(16)
-        self._tasks[task_id] = _Relayed(task, identity, keep, time.monotonic() + keep)
+        self._tasks[task_id] = _Relayed(task, identity, keep, time.monotonic() + keep,
+                                        finished=task.created.get("status") in FINISHED)
         self._by_identity.setdefault(identity, own)[task_id] = None
         return {**_unstamped(task.created), "taskId": task_id}
 
@@ -92,7 +106,7 @@ class TaskRelay:
             return None
         now = time.monotonic()
         if relayed.expires <= now:  # one kept shorter than those before it
-            self._drop(task_id)
+            self._drop(task_id, abandoned=True)
             return None
         relayed.expires = now + relayed.keep_seconds
         self._tasks.move_to_end(task_id)
@@ -113,17 +127,37 @@ class TaskRelay:
             logger.warning("relaying %s to %s failed: %s", method, relayed.task.source, e)
             raise MCPError(mt.INTERNAL_ERROR, f"{method}: the task's MCP server {relayed.task.source!r} "
                            f"cannot be reached ({type(e).__name__}); retry later") from None
+        if method == "tasks/cancel" or answer.get("status") in FINISHED:
+            relayed.finished = True
         if "taskId" in answer:
             answer["taskId"] = task_id
         return _unstamped(answer)
 
+    async def cancel_abandoned(self) -> None:
+        """Cancel at their upstreams, one after another, the tasks that left the table unfinished; runs for
+        as long as the server serves. A failed cancel is logged: the task then ends at the upstream's expiry."""
+        async for task in self._abandoned:
+            try:
+                with anyio.fail_after(ABANDONED_CANCEL_SECONDS):
+                    await task.request("tasks/cancel", {})
+            except Exception as e:  # the upstream forgot it, or is unreachable: nothing more to do here
+                logger.info("cancelling an abandoned task at %s failed: %s", task.source, e)
+
     def _expire(self) -> None:
         now = time.monotonic()
         while self._tasks and (first := next(iter(self._tasks.items())))[1].expires <= now:
-            self._drop(first[0])
+            self._drop(first[0], abandoned=True)
 
-    def _drop(self, task_id: str) -> None:
+    def _drop(self, task_id: str, *, abandoned: bool = False) -> None:
+        """Forget `task_id`; `abandoned`: nobody asked for that (evicted, expired), so cancel it upstream
+        unless it is known to have finished."""
         relayed = self._tasks.pop(task_id)
+        if abandoned and not relayed.finished:
+            try:
+                self._abandon.send_nowait(relayed.task)
+            except anyio.WouldBlock:
+                logger.warning("%d abandoned tasks wait for their upstream cancel already: a task of %s is left "
+                               "to run until its upstream expires it", MAX_ABANDONED, relayed.task.source)
         own = self._by_identity[relayed.identity]
         del own[task_id]
         if not own:
