@@ -39,7 +39,7 @@ from mcp_types import SERVER_INFO_META_KEY
 from adapters.mcp import McpWorkbench
 from adapters.mcp_tasks import UpstreamTask
 from workbench.composite import CompositeWorkbench
-from workbench.core import Workbench, logger
+from workbench.core import Workbench, logger, unstamped
 
 MAX_TASKS = 10_000
 MAX_PER_IDENTITY = 256
@@ -165,11 +165,14 @@ class TaskRelay:
 
 
 def _unstamped(answer: dict[str, Any]) -> dict[str, Any]:
-    """`answer` without the upstream's `serverInfo` stamp: the SDK stamps ours only where none is."""
+    """`answer`, and the tool result a finished task inlines, without the upstream's `serverInfo` stamp
+    (`workbench.core.unstamped`)."""
+    if isinstance(inlined := answer.get("result"), dict):
+        answer = {**answer, "result": _unstamped(inlined)}
     meta = answer.get("_meta")
     if isinstance(meta, dict) and SERVER_INFO_META_KEY in meta:
-        meta = {k: v for k, v in meta.items() if k != SERVER_INFO_META_KEY}
-        answer = {**answer, "_meta": meta} if meta else {k: v for k, v in answer.items() if k != "_meta"}
+        rest = unstamped(meta)
+        answer = {**answer, "_meta": rest} if rest else {k: v for k, v in answer.items() if k != "_meta"}
     return answer
 
 
