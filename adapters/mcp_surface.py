@@ -40,6 +40,7 @@ from workbench.core import (
     ResourceNotFoundError,
     Workbench,
     WorkbenchError,
+    unstamped,
 )
 
 logger = logging.getLogger("workbench.mcp")
@@ -105,7 +106,8 @@ class McpSurface(Workbench):
         if (twin := await self._twin_for(ctx)) is not None:
             return await twin.read_resource(uri, ctx)
         try:
-            return await self._request(f"resources/read {uri}", lambda c: c.read_resource(uri), ctx)
+            read = await self._request(f"resources/read {uri}", lambda c: c.read_resource(uri), ctx)
+            return read.model_copy(update={"meta": unstamped(read.meta)})
         except MCPError as e:
             raise ResourceNotFoundError(f"MCP server {self.name!r} cannot read {uri!r}: {e.message}") from None
         except ServerUnavailable as e:  # so a composite can still try its other sources
@@ -124,7 +126,8 @@ class McpSurface(Workbench):
         if (twin := await self._twin_for(ctx)) is not None:
             return await twin.get_prompt(name, arguments, ctx)
         try:
-            return await self._request(f"prompts/get {name}", lambda c: c.get_prompt(name, arguments), ctx)
+            got = await self._request(f"prompts/get {name}", lambda c: c.get_prompt(name, arguments), ctx)
+            return got.model_copy(update={"meta": unstamped(got.meta)})
         except MCPError as e:
             raise PromptNotFoundError(f"MCP server {self.name!r} cannot get prompt {name!r}: {e.message}") from None
 

@@ -13,6 +13,9 @@ log, stand out). One client for every target: the SDK `Client`, pinned to the er
   fastmcp-stateful  FastMCP's `StatefulProxyClient(url).new_stateful`: one backend client per front connection
   mcp-proxy         mcp-proxy's streamable HTTP server in front of its own stdio→HTTP bridge, which is how it
                     proxies an HTTP upstream; it runs mcp 1.x, so the 2025 era only
+  floor             a proxy that only forwards bytes, on the hop's own stacks (uvicorn/httptools/uvloop in front,
+                    aiohttp behind; bench/_floor_proxy.py): what any Python gateway here costs before its work
+  tcp               a TCP relay that reads no HTTP (bench/_floor_proxy.py): what the extra loopback hop costs
   workbench         `serve_workbench(StaticWorkbench([add]))`: the same tool served by us, no upstream
                     ("over direct" is then over the bare SDK server serving it)
 The peers run in their own venvs (bench/setup_peers.sh, run here on first use; pinned versions).
@@ -111,6 +114,10 @@ def _fastmcp(kind: str) -> Argv:
                                       kind, str(port), upstream]
 
 
+def _floor(kind: str) -> Argv:
+    return lambda port, upstream, _: [sys.executable, str(BENCH / "_floor_proxy.py"), kind, str(port), upstream]
+
+
 def _mcp_proxy(port: int, upstream: str, _: Path) -> list[str]:
     exe = str(BENCH / ".venv-mcp-proxy/bin/mcp-proxy")
     return [exe, "--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING", "--pass-environment",
@@ -125,6 +132,8 @@ TARGETS = {t.name: t for t in (
     Target("fastmcp", _fastmcp("default"), needs=".venv-fastmcp"),
     Target("fastmcp-stateful", _fastmcp("stateful"), needs=".venv-fastmcp"),
     Target("mcp-proxy", _mcp_proxy, eras=("2025-11-25",), needs=".venv-mcp-proxy"),
+    Target("floor", _floor("http")),
+    Target("tcp", _floor("tcp")),
     Target("workbench", lambda port, _url, _scratch: [sys.executable, __file__, "--serve", "workbench", str(port)]),
 )}
 

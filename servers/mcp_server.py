@@ -178,6 +178,7 @@ class WorkbenchServer(SurfaceHandlers):
                 self.jobs.manager.task_group = self.rounds.task_group = tg
                 tg.start_soon(self.sessions.reap_idle)
                 tg.start_soon(self._relay_upstream_tasks)  # in the background: an upstream may be slow to answer
+                tg.start_soon(self.tasks.relay.cancel_abandoned)
                 try:
                     yield
                 finally:

@@ -13,14 +13,17 @@ task, over the connection that created it, and its answer comes back with the id
 gateway's: a `tasks/get` answer as it is once it has the spec's shape (else the client is told the
 upstream's answer was malformed), `tasks/cancel` and `tasks/update` as the spec's empty ack. A
 finished task's inlined result holds no tool name; a prefixed source's resource URIs in it get the
-prefix, as in a direct result (`UpstreamTask.reshapes`). An id this
-table does not hold — never seen created, expired, evicted, or another identity's — gets the answer
-an unknown id of the gateway's own tasks gets, and reaches no upstream; so does one the upstream
-says it no longer knows (-32602 to `tasks/get` or `tasks/cancel`), which is then forgotten here.
+prefix, as in a direct result (`UpstreamTask.reshapes`). An id this table does not hold — never
+seen created, expired, evicted, or another identity's — gets the answer an unknown id of the
+gateway's own tasks gets, and reaches no upstream; so does one the upstream says it no longer knows
+(-32602 to `tasks/get` or `tasks/cancel`), which is then forgotten here.
 
 The table is bounded: at most `MAX_PER_IDENTITY` tasks per identity and `MAX_TASKS` in all (the
 least recently asked about goes first), each kept for the upstream's `ttlMs`, at most
-`MAX_KEEP_SECONDS`, counted from the last time it was asked about.
+`MAX_KEEP_SECONDS`, counted from the last time it was asked about. A task leaving the table that
+way, not known to have finished, is cancelled at its upstream (`cancel_abandoned`, in the
+background): nobody can reach it any more, and without the cancel an identity could keep any number
+of upstream tasks running by creating more than the table holds.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
+import anyio
 import mcp.types as mt
 from mcp.shared.exceptions import MCPError
 from mcp_types import SERVER_INFO_META_KEY
@@ -39,11 +43,17 @@ from adapters.mcp import McpWorkbench
 from adapters.mcp_targets import is_disconnect
 from adapters.mcp_tasks import TASK_REQUEST_TIMEOUT, MalformedTask, UpstreamTask
 from workbench.composite import CompositeWorkbench
-from workbench.core import Workbench, logger
+from workbench.core import Workbench, logger, unstamped
 
 MAX_TASKS = 10_000
 MAX_PER_IDENTITY = 256
 MAX_KEEP_SECONDS = 3600.0
+MAX_ABANDONED = 1024
+"""Tasks left the table and waiting for their upstream cancel; past this they are left to the upstream's
+own expiry (said in the log): a queue an identity could grow without bound would be the same hole."""
+ABANDONED_CANCEL_SECONDS = 10.0
+"""How long one abandoned task's upstream cancel may take, so a dead upstream cannot stall the rest."""
+FINISHED = frozenset({"completed", "failed", "cancelled"})
 
 
 @dataclass
@@ -52,6 +62,8 @@ class _Relayed:
     identity: str
     keep_seconds: float
     expires: float
+    finished: bool = False
+    """The upstream said the task reached a terminal status: leaving the table needs no cancel."""
 
     def ours(self, task_id: str, task: dict[str, Any]) -> dict[str, Any]:
         """The upstream's `task` as the client sees it: our id, and the `ttlMs` we keep it for (the spec
@@ -70,6 +82,7 @@ class TaskRelay:
         # Least recently used first, in all and per identity: eviction and expiry look at the front only.
         self._tasks: OrderedDict[str, _Relayed] = OrderedDict()
         self._by_identity: dict[str, OrderedDict[str, None]] = {}
+        self._abandon, self._abandoned = anyio.create_memory_object_stream[UpstreamTask](MAX_ABANDONED)
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -82,16 +95,17 @@ class TaskRelay:
         self._expire()
         own = self._by_identity.setdefault(identity, OrderedDict())
         if len(own) >= self.max_per_identity:
-            self._drop(next(iter(own)))
+            self._drop(next(iter(own)), abandoned=True)
         if len(self._tasks) >= self.max_tasks:
-            self._drop(next(iter(self._tasks)))
+            self._drop(next(iter(self._tasks)), abandoned=True)
         ttl = task.created.get("ttlMs")  # a positive integer or none (`adapters.mcp_tasks.TaskFields`)
         keep = min(self.max_keep_seconds, ttl / 1000) if isinstance(ttl, int) else self.max_keep_seconds
         task_id = secrets.token_hex(16)
         # Only the upstream's id is kept: its whole answer (any size it liked) would stay in memory with
         # each of up to MAX_TASKS entries for as long as they are kept.
         slim = replace(task, created={"taskId": task.task_id})
-        relayed = self._tasks[task_id] = _Relayed(slim, identity, keep, time.monotonic() + keep)
+        relayed = self._tasks[task_id] = _Relayed(slim, identity, keep, time.monotonic() + keep,
+                                                  finished=task.created.get("status") in FINISHED)
         self._by_identity.setdefault(identity, own)[task_id] = None
         return relayed.ours(task_id, task.created)
 
@@ -105,7 +119,7 @@ class TaskRelay:
             return None
         now = time.monotonic()
         if relayed.expires <= now:  # one kept shorter than those before it
-            self._drop(task_id)
+            self._drop(task_id, abandoned=True)
             return None
         relayed.expires = now + relayed.keep_seconds
         self._tasks.move_to_end(task_id)
@@ -134,15 +148,35 @@ class TaskRelay:
             logger.warning("relaying %s to %s failed: %s", method, source, e)
             raise MCPError(mt.INTERNAL_ERROR, f"{method}: the task's MCP server {source!r} "
                            f"cannot be reached ({type(e).__name__}); retry later") from None
+        if method == "tasks/cancel" or answer.get("status") in FINISHED:
+            relayed.finished = True
         return relayed.ours(task_id, answer) if "taskId" in answer else _unstamped(answer)
+
+    async def cancel_abandoned(self) -> None:
+        """Cancel at their upstreams, one after another, the tasks that left the table unfinished; runs for
+        as long as the server serves. A failed cancel is logged: the task then ends at the upstream's expiry."""
+        async for task in self._abandoned:
+            try:
+                with anyio.fail_after(ABANDONED_CANCEL_SECONDS):
+                    await task.request("tasks/cancel", {})
+            except Exception as e:  # the upstream forgot it, or is unreachable: nothing more to do here
+                logger.info("cancelling an abandoned task at %s failed: %s", task.source, e)
 
     def _expire(self) -> None:
         now = time.monotonic()
         while self._tasks and (first := next(iter(self._tasks.items())))[1].expires <= now:
-            self._drop(first[0])
+            self._drop(first[0], abandoned=True)
 
-    def _drop(self, task_id: str) -> None:
+    def _drop(self, task_id: str, *, abandoned: bool = False) -> None:
+        """Forget `task_id`; `abandoned`: nobody asked for that (evicted, expired), so cancel it upstream
+        unless it is known to have finished."""
         relayed = self._tasks.pop(task_id)
+        if abandoned and not relayed.finished:
+            try:
+                self._abandon.send_nowait(relayed.task)
+            except anyio.WouldBlock:
+                logger.warning("%d abandoned tasks wait for their upstream cancel already: a task of %s is left "
+                               "to run until its upstream expires it", MAX_ABANDONED, relayed.task.source)
         own = self._by_identity[relayed.identity]
         del own[task_id]
         if not own:
@@ -157,11 +191,14 @@ _HOP_FAILURES = {
 
 
 def _unstamped(answer: dict[str, Any]) -> dict[str, Any]:
-    """`answer` without the upstream's `serverInfo` stamp: the SDK stamps ours only where none is."""
+    """`answer`, and the tool result a finished task inlines, without the upstream's `serverInfo` stamp
+    (`workbench.core.unstamped`)."""
+    if isinstance(inlined := answer.get("result"), dict):
+        answer = {**answer, "result": _unstamped(inlined)}
     meta = answer.get("_meta")
     if isinstance(meta, dict) and SERVER_INFO_META_KEY in meta:
-        meta = {k: v for k, v in meta.items() if k != SERVER_INFO_META_KEY}
-        answer = {**answer, "_meta": meta} if meta else {k: v for k, v in answer.items() if k != "_meta"}
+        rest = unstamped(meta)
+        answer = {**answer, "_meta": rest} if rest else {k: v for k, v in answer.items() if k != "_meta"}
     return answer
 
 

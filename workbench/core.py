@@ -20,6 +20,7 @@ import mcp.types as mt
 import pydantic
 from mcp.client.session import ElicitationFnT, ListRootsFnT, SamplingFnT
 from mcp.shared.subscriptions import ServerEvent, ToolsListChanged
+from mcp_types import SERVER_INFO_META_KEY
 
 logger = logging.getLogger("workbench")
 
@@ -112,13 +113,23 @@ class ToolResult:
             content=list(result.content),
             structured=result.structured_content,
             is_error=result.is_error,
-            meta=result.meta,
+            meta=unstamped(result.meta),
         )
 
     def to_mcp(self) -> mt.CallToolResult:
         return mt.CallToolResult(
             content=self.content, structured_content=self.structured, is_error=self.is_error, _meta=self.meta
         )
+
+
+def unstamped(meta: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`_meta` without its `serverInfo` stamp (2026-07-28). The stamp names the server that sent a
+    response, so it stays with that response: an upstream's result relayed in a gateway's answer
+    carries the gateway's stamp (the SDK stamps only where none is), and upstream names and versions
+    are not shown to the gateway's clients."""
+    if not meta or SERVER_INFO_META_KEY not in meta:
+        return meta
+    return {k: v for k, v in meta.items() if k != SERVER_INFO_META_KEY} or None
 
 
 @dataclass

@@ -27,6 +27,7 @@ from everything_server import build_server
 from harness import NODE_BIN
 from mcp import Client
 from mcp.shared.exceptions import MCPError
+from mcp_types import SERVER_INFO_META_KEY
 from targets import PREFIX, ROOT, Gateway, serve_fixture, serve_gateway
 
 # The first test also starts the fixture and the gateway (up to targets.START_TIMEOUT each).
@@ -126,7 +127,20 @@ def exposed(value: Any) -> Any:
 
 
 def dump(model: Any) -> Any:
-    return json.loads(model.model_dump_json(by_alias=True, exclude_none=True, exclude={"meta"}))
+    """The answer as JSON, `_meta` too but for its `serverInfo` stamp (`stamp`): names the server that answered."""
+    dumped = json.loads(model.model_dump_json(by_alias=True, exclude_none=True))
+    meta = {k: v for k, v in dumped.pop("_meta", {}).items() if k != SERVER_INFO_META_KEY}
+    return {**dumped, "_meta": meta} if meta else dumped
+
+
+def stamp(model: Any) -> str | None:
+    """The name in a 2026-07-28 answer's `serverInfo` stamp (a handshake-era answer has none)."""
+    return ((getattr(model, "meta", None) or {}).get(SERVER_INFO_META_KEY) or {}).get("name")
+
+
+def stamps(mode: str) -> tuple[str | None, str | None]:
+    """(the fixture's stamp, the gateway's) in `mode`: the gateway answers under its own name, never an upstream's."""
+    return ("mcp-conformance-test-server", "mcp-workbench") if mode == MODES["2026-07-28"] else (None, None)
 
 
 async def test_the_catalog_is_the_fixtures_under_the_prefix(urls: tuple[str, str], mode: str) -> None:
@@ -160,6 +174,8 @@ async def test_each_tool_answers_as_the_fixture_does(urls: tuple[str, str], mode
     assert (got_logs, got_progress) == (want_logs, want_progress)  # log and progress notifications relayed
     if tool not in UNCOMPARABLE:
         assert dump(got) == exposed(dump(want))
+    if isinstance(want, mt.CallToolResult):
+        assert (stamp(want), stamp(got)) == stamps(mode)
 
 
 async def call(url: str, mode: str, name: str) -> tuple[mt.CallToolResult | mt.ErrorData, list[Any], list[float]]:
@@ -192,6 +208,7 @@ async def test_each_prompt_answers_as_the_fixture_does(urls: tuple[str, str], mo
             want = await direct.get_prompt(prompt, PROMPT_ARGUMENTS.get(prompt))
             got = await gateway.get_prompt(f"{PREFIX}__{prompt}", PROMPT_ARGUMENTS.get(prompt))
     assert dump(got) == exposed(dump(want))
+    assert (stamp(want), stamp(got)) == stamps(mode)
 
 
 async def test_resources_and_templates_read_back_under_the_prefix(urls: tuple[str, str], mode: str) -> None:
@@ -199,8 +216,9 @@ async def test_resources_and_templates_read_back_under_the_prefix(urls: tuple[st
     async with client(direct_url, mode) as direct, client(gateway_url, mode) as gateway:
         uris = [str(r.uri) for r in (await direct.list_resources()).resources] + ["test://template/123/data"]
         for uri in uris:
-            want = dump(await direct.read_resource(uri))
-            assert dump(await gateway.read_resource(URI_HEAD + uri)) == exposed(want), uri
+            want, got = await direct.read_resource(uri), await gateway.read_resource(URI_HEAD + uri)
+            assert dump(got) == exposed(dump(want)), uri
+            assert (stamp(want), stamp(got)) == stamps(mode), uri
         with pytest.raises(Exception, match="test://static-text|resource|not found|unknown"):
             await gateway.read_resource("test://static-text")  # the unprefixed URI is not the gateway's
 

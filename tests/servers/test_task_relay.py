@@ -62,7 +62,7 @@ class Chain:
 
 
 @asynccontextmanager
-async def chain(fixture_url: str, *, prefix: str = "", relay: TaskRelay | None = None) -> AsyncIterator[Chain]:
+async def chain(fixture_url: str, *, prefix: str = "", max_per_identity: int | None = None) -> AsyncIterator[Chain]:
     b_settings = ServeSettings(transport="http", background=BACKGROUND, tokens={"gateway": GATEWAY_TOKEN},
                                server_name="gateway-b")
     b_sources = CompositeWorkbench({"fx": Mount(McpWorkbench.http(fixture_url, name="fx"), prefix="")})
@@ -72,8 +72,8 @@ async def chain(fixture_url: str, *, prefix: str = "", relay: TaskRelay | None =
         async with serving(CompositeWorkbench({"b": Mount(upstream, prefix=prefix)}), a_settings) as a:
             made = Chain(a, b)
             b.server.server.middleware.append(made.count)
-            if relay is not None:
-                a.server.tasks.relay = relay
+            if max_per_identity is not None:  # the relay A's lifespan drains abandoned tasks of, rebounded
+                a.server.tasks.relay.max_per_identity = max_per_identity
             with anyio.fail_after(20):  # A learns in the background that B serves tasks
                 while not a.server.tasks.advertised:
                     await anyio.sleep(0.02)
@@ -174,12 +174,30 @@ async def test_a_relayed_tasks_result_is_reshaped_as_a_direct_result_is(fixture_
 
 
 async def test_the_relay_table_is_bounded_per_identity(fixture_url: str) -> None:
-    async with chain(fixture_url, relay=TaskRelay(max_per_identity=2)) as c, wire(c.a) as alice:
+    async with chain(fixture_url, max_per_identity=2) as c, wire(c.a) as alice:
         ids = [(await alice.create("slow_compute", {"seconds": 0})) ["taskId"] for _ in range(3)]
         assert len(c.a.server.tasks.relay) == 2
         _, error = await alice.error("tasks/get", {"taskId": ids[0]})  # the oldest went first
         assert error["code"] == -32602
         assert (await settled(alice, ids[2]))["status"] == "completed"
+
+
+async def test_a_task_evicted_unfinished_is_cancelled_at_its_upstream(fixture_url: str) -> None:
+    """Else an identity could keep any number of upstream tasks running by creating more than the table holds."""
+    async with chain(fixture_url, max_per_identity=2) as c, wire(c.a) as alice:
+        finished = (await alice.create("slow_compute", {"seconds": 0}))["taskId"]
+        assert (await settled(alice, finished))["status"] == "completed"
+        running = [(await alice.create("slow_compute", {"seconds": 60, "label": f"evicted-{i}"}))["taskId"]
+                   for i in range(3)]  # the first evicts the finished task, the third evicts evicted-0
+        with anyio.fail_after(20):
+            while (await states(alice)).get("evicted-0") != "cancelled":
+                await anyio.sleep(0.05)
+        # Only the unfinished one was cancelled upstream; those still in the table run on.
+        assert [m for m, _ in c.seen].count("tasks/cancel") == 1
+        assert {k: v for k, v in (await states(alice)).items() if k in ("evicted-1", "evicted-2")} == \
+            {"evicted-1": "running", "evicted-2": "running"}
+        for task_id in running[1:]:
+            await alice.result("tasks/cancel", {"taskId": task_id})
 
 
 def test_the_relay_table_is_bounded_in_all_and_expires() -> None:

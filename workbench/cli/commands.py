@@ -6,6 +6,7 @@ config error. Errors are one line on stderr; `--debug` adds the traceback.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -55,10 +56,21 @@ def _fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it builds (not on Windows), else asyncio's own. The gateway's hop is
+    mostly event-loop and socket work, which uvloop does in C: 4-6% less CPU per proxied call
+    (bench/bench_serve.py; an A/B of two gateways in front of one upstream)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def run_async(main: Callable[[], Awaitable[T]]) -> T:
     """Run `main`, turning expected errors into one-line messages and exit codes."""
     try:
-        return anyio.run(main)
+        return anyio.run(main, backend_options={"loop_factory": _loop_factory()})
     except typer.Exit:
         raise
     except KeyboardInterrupt:
