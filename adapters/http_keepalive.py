@@ -8,11 +8,18 @@ what is left of it within small time and byte bounds (the server ends the stream
 after the answer, so normally only the chunk terminator is left) and so goes back to the
 pool. Never for GET (the listen stream stays open on purpose) nor when the closing task
 is being cancelled (a cancelled call's stream may not be finished: it is cut as before).
+
+A POST's JSON answer is also bounded (`MAX_RESPONSE_BYTES`, as the lane's): the SDK's client reads
+one whole, of any size an upstream likes; past the bound the read stops with a `StreamError`, which
+the SDK reports as that request's failure. A gzip or deflate answer is inflated here, so the bound
+counts what it becomes (a kilobyte of gzip can inflate to a gigabyte). (An SSE answer is bounded per
+event by the SDK.)
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,17 +30,45 @@ from adapters.tls import tls_trust
 
 DRAIN_SECONDS = 0.02
 DRAIN_BYTES = 64 * 1024
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+"""Everything one call may read from the upstream: the JSON answer, or the whole SSE stream
+(notifications included). A tool result larger than this is not an ordinary one."""
+
+
+_INFLATED = {"gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS | 32}
+"""The content encodings httpx2 accepts, as zlib reads them (deflate: zlib-wrapped, as HTTP means it)."""
+
+
+class BadAnswer(httpx2.StreamError):
+    """A JSON answer past `MAX_RESPONSE_BYTES`, or one whose content encoding does not decode."""
 
 
 class _DrainingStream(httpx2.AsyncByteStream):
-    def __init__(self, inner: httpx2.AsyncByteStream) -> None:
+    def __init__(self, inner: httpx2.AsyncByteStream, *, bounded: bool = False, encoding: str | None = None) -> None:
         self._inner = inner
+        self._bounded = bounded
+        self._inflate = zlib.decompressobj(_INFLATED[encoding]) if encoding is not None else None
         self._done = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._inner:
+        read = 0
+        async for raw in self._inner:
+            chunk = raw if self._inflate is None else self._inflated(raw, MAX_RESPONSE_BYTES - read + 1)
+            read += len(chunk)
+            if self._bounded and read > MAX_RESPONSE_BYTES:
+                raise BadAnswer(f"the server's answer exceeds {MAX_RESPONSE_BYTES} bytes")
             yield chunk
+        if self._inflate is not None and (rest := self._inflated(b"", None)):
+            yield rest
         self._done = True
+
+    def _inflated(self, raw: bytes, at_most: int | None) -> bytes:
+        """`raw` inflated, at most `at_most` bytes of it (past that the answer is refused anyway)."""
+        assert self._inflate is not None
+        try:
+            return self._inflate.decompress(raw, at_most) if at_most is not None else self._inflate.flush()
+        except zlib.error as e:
+            raise BadAnswer(f"the server's answer does not decode: {e}") from None
 
     async def aclose(self) -> None:
         try:
@@ -59,7 +94,15 @@ class _DrainingTransport(httpx2.AsyncBaseTransport):
         response = await self._inner.handle_async_request(request)
         if request.method != "POST" or not isinstance(response.stream, httpx2.AsyncByteStream):
             return response
-        response.stream = _DrainingStream(response.stream)
+        if not response.headers.get("content-type", "").lower().startswith("application/json"):
+            response.stream = _DrainingStream(response.stream)
+            return response
+        encoding = response.headers.get("content-encoding", "").strip().lower()
+        if encoding in _INFLATED:  # inflated here, within the bound; httpx2 must not inflate it again
+            del response.headers["content-encoding"]
+            response.headers.pop("content-length", None)
+        response.stream = _DrainingStream(response.stream, bounded=True,
+                                          encoding=encoding if encoding in _INFLATED else None)
         return response
 
     async def aclose(self) -> None:

@@ -13,12 +13,9 @@ import aiohttp
 import anyio
 from mcp.client.streamable_http import DEFAULT_MAX_SSE_EVENT_SIZE
 
-from adapters.http_keepalive import DRAIN_BYTES, DRAIN_SECONDS
+from adapters.http_keepalive import DRAIN_BYTES, DRAIN_SECONDS, MAX_RESPONSE_BYTES
 from workbench.core import WorkbenchError
 
-MAX_RESPONSE_BYTES = 32 * 1024 * 1024
-"""Everything one call may read from the upstream: the JSON answer, or the whole SSE stream
-(notifications included). A tool result larger than this is not an ordinary one."""
 MAX_EVENT_BYTES = DEFAULT_MAX_SSE_EVENT_SIZE
 """One SSE event: the SDK's own bound (1 MiB), so the lane refuses no event the SDK would take."""
 MAX_RETRY_MS = 30_000

@@ -136,12 +136,10 @@ class TaskRelay:
                 if self._tasks.get(task_id) is relayed:
                     self._drop(task_id)
                 raise unknown_task(task_id) from None
-            if (failed := _HOP_FAILURES.get(e.code)) is None and not is_disconnect(e):
+            if (failed := _hop_failure(e)) is None:
                 raise  # the upstream's own JSON-RPC error, as it is
-            # The SDK's own error for the hop: relayed as is it would read as the client's (-32700: its
-            # request did not parse) or name no server ("Connection closed").
-            raise MCPError(mt.INTERNAL_ERROR, f"{method}: the task's MCP server {source!r} "
-                           f"{failed or 'cannot be reached'}; retry later") from None
+            raise MCPError(mt.INTERNAL_ERROR, f"{method}: the task's MCP server {source!r} {failed}; retry later",
+                           ) from None
         except MalformedTask as e:
             raise MCPError(mt.INTERNAL_ERROR, f"{method}: the task's MCP server {source!r} {e}") from None
         except Exception as e:  # the upstream went away: say so, never a traceback
@@ -183,11 +181,16 @@ class TaskRelay:
             del self._by_identity[relayed.identity]
 
 
-_HOP_FAILURES = {
-    mt.REQUEST_TIMEOUT: f"did not answer within {TASK_REQUEST_TIMEOUT:g} s",
-    mt.PARSE_ERROR: "answered with something that is not JSON-RPC",
-}
-"""The SDK client's errors for a tasks request that got no usable answer, as the client is told them."""
+def _hop_failure(error: MCPError) -> str | None:
+    """What went wrong, when `error` is the SDK client's own for a tasks request that got no usable
+    answer; None for the upstream's own JSON-RPC error. Relayed as they are, the SDK's would read as the
+    client's (-32700: its request did not parse) or name no server ("Connection closed")."""
+    if error.code == mt.REQUEST_TIMEOUT:
+        return f"did not answer within {TASK_REQUEST_TIMEOUT:g} s"
+    if error.code == mt.PARSE_ERROR:  # "Failed to parse JSON response: <why>", the why maybe many lines
+        why = error.message.partition(": ")[2].splitlines()[:1] or [error.message]
+        return f"answered with something that cannot be relayed ({why[0][:200]})"
+    return "cannot be reached" if is_disconnect(error) else None
 
 
 def _unstamped(answer: dict[str, Any]) -> dict[str, Any]:

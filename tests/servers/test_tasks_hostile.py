@@ -3,6 +3,7 @@ and `tasks/*` answers crafted per test) and hostile clients in front of it."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from serving import Served, free_port, serving
 from starlette.types import Message, Receive, Scope, Send
 from tasks_wire import Wire
 
+import adapters.http_keepalive
 import adapters.mcp_tasks
 from adapters.mcp import McpWorkbench
 from servers import ServeSettings
@@ -39,7 +41,8 @@ def a_task(task_id: str = "up-1", status: str = "working", **extra: Any) -> dict
 class Upstream:
     """A real `MCPServer` (discovery, listings) advertising the tasks extension, whose `tools/call` of
     `job` and whose `tasks/*` answer what the test puts in `created` and `answers` (a JSON-RPC result,
-    or the raw bytes of one), or never answer (`hanging`); `asked` records the tasks requests it got."""
+    or the raw bytes of one), maybe gzipped (`gzipped`), or never answer (`hanging`); `asked` records
+    the tasks requests it got."""
 
     def __init__(self) -> None:
         server = MCPServer("hostile")
@@ -49,6 +52,7 @@ class Upstream:
         self.created: dict[str, Any] = {"resultType": "task", **a_task()}
         self.answers: dict[str, dict[str, Any] | bytes] = {}
         self.hanging: set[str] = set()
+        self.gzipped: set[str] = set()
         self.asked: list[tuple[str, dict[str, Any]]] = []
         self.hang = anyio.Event()
         self.stop: Any = None
@@ -85,8 +89,12 @@ class Upstream:
             return
         result = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
         raw = b'{"jsonrpc": "2.0", "id": %s, "result": %s}' % (json.dumps(request["id"]).encode(), result)
+        headers = [(b"content-type", b"application/json")]
+        if method in self.gzipped:
+            raw = gzip.compress(raw)
+            headers.append((b"content-encoding", b"gzip"))
         await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]})
+                    "headers": [*headers, (b"content-length", str(len(raw)).encode())]})
         await send({"type": "http.response.body", "body": raw})
 
 
@@ -225,7 +233,7 @@ async def test_a_failing_hop_is_named_as_the_upstreams_never_relayed_as_the_clie
         for status, error in (deep, slow, gone):
             assert status == 200 and error["code"] == -32603, error
             assert error["message"].startswith("tasks/get: the task's MCP server 'h' "), error
-        assert "not JSON-RPC" in deep[1]["message"] and "did not answer within" in slow[1]["message"]
+        assert "cannot be relayed" in deep[1]["message"] and "did not answer within" in slow[1]["message"]
         assert "cannot be reached" in gone[1]["message"]
 
 
@@ -238,3 +246,24 @@ async def test_an_identity_beyond_ascii_reaches_its_relayed_tasks() -> None:
         task_id = (await jose.create("job", {}))["taskId"]
         assert (await jose.result("tasks/get", {"taskId": task_id}))["status"] == "working"
         assert served.server.tasks.relay.owned(task_id, "alice") is None
+
+
+async def test_an_oversized_answer_is_refused_before_it_is_all_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK's client reads a JSON answer whole, of any size: an upstream answering `tasks/get` with a
+    result of hundreds of megabytes had the gateway hold all of it (and relay it). Past the bound the
+    lane holds direct calls to (patched small here), the read stops and the client is told why."""
+    monkeypatch.setattr(adapters.http_keepalive, "MAX_RESPONSE_BYTES", 256 * 1024)
+    up = Upstream()
+    async with gateway(up) as (_, alice):
+        task_id = (await alice.create("job", {}))["taskId"]
+        text = [{"type": "text", "text": "x" * 512 * 1024}]
+        up.answers["tasks/get"] = {"resultType": "complete", **a_task(status="completed"), "result": {"content": text}}
+        for compressed in (False, True):  # gzipped: a kilobyte on the wire, the bound counts what it becomes
+            if compressed:
+                up.gzipped.add("tasks/get")
+            status, error = await alice.error("tasks/get", {"taskId": task_id})
+            assert (status, error["code"]) == (200, -32603)
+            assert error["message"].startswith("tasks/get: the task's MCP server 'h' ") and "262144 bytes" in error["message"]
+        up.answers["tasks/get"] = {"resultType": "complete", **a_task(status="completed"),
+                                   "result": {"content": [{"type": "text", "text": "small"}]}}
+        assert (await alice.result("tasks/get", {"taskId": task_id}))["result"]["content"][0]["text"] == "small"
