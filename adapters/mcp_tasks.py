@@ -135,7 +135,8 @@ class UpstreamTask:
         return replace(self, reshapes=(*self.reshapes, reshape))
 
     async def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        """`method` for this task at its upstream; the answer as sent, its inlined result reshaped."""
+        """`method` for this task at its upstream: for `tasks/get` the answer as sent once it has the spec's
+        shape (else `MalformedTask`), its inlined result reshaped; for the others the spec's empty ack."""
         answer = await self.send(method, {**params, "taskId": self.task_id})
         if method != "tasks/get":
             return {}  # tasks/cancel and tasks/update answer an empty ack, whatever else the upstream put in it
