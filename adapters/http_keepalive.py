@@ -86,6 +86,21 @@ class _DrainingStream(httpx2.AsyncByteStream):
                     return
 
 
+class _Refused(httpx2.AsyncByteStream):
+    """An answer not to be read: reading it raises `BadAnswer` (what the SDK reports as the request's failure)."""
+
+    def __init__(self, inner: httpx2.AsyncByteStream, why: str) -> None:
+        self._inner = inner
+        self._why = why
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        raise BadAnswer(self._why)
+        yield b""  # pragma: no cover — makes this an async generator
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 class _DrainingTransport(httpx2.AsyncBaseTransport):
     def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
         self._inner = inner
@@ -98,6 +113,12 @@ class _DrainingTransport(httpx2.AsyncBaseTransport):
             response.stream = _DrainingStream(response.stream)
             return response
         encoding = response.headers.get("content-encoding", "").strip().lower()
+        if encoding not in ("", "identity", *_INFLATED):
+            # httpx2 would undo any stack of codings after the bound ("gzip, gzip": a few kilobytes
+            # that inflate past any memory) and zstd/br where installed: what it cannot bound, it refuses.
+            response.stream = _Refused(response.stream, f"the server's answer is encoded {encoding!r}; only one "
+                                       "gzip or deflate layer is read (so that what it inflates to can be bounded)")
+            return response
         if encoding in _INFLATED:  # inflated here, within the bound; httpx2 must not inflate it again
             del response.headers["content-encoding"]
             response.headers.pop("content-length", None)

@@ -41,7 +41,7 @@ def a_task(task_id: str = "up-1", status: str = "working", **extra: Any) -> dict
 class Upstream:
     """A real `MCPServer` (discovery, listings) advertising the tasks extension, whose `tools/call` of
     `job` and whose `tasks/*` answer what the test puts in `created` and `answers` (a JSON-RPC result,
-    or the raw bytes of one), maybe gzipped (`gzipped`), or never answer (`hanging`); `asked` records
+    or the raw bytes of one), maybe gzipped (`gzipped`: once per coding named), or never answer (`hanging`); `asked` records
     the tasks requests it got."""
 
     def __init__(self) -> None:
@@ -52,7 +52,7 @@ class Upstream:
         self.created: dict[str, Any] = {"resultType": "task", **a_task()}
         self.answers: dict[str, dict[str, Any] | bytes] = {}
         self.hanging: set[str] = set()
-        self.gzipped: set[str] = set()
+        self.gzipped: dict[str, int] = {}
         self.asked: list[tuple[str, dict[str, Any]]] = []
         self.hang = anyio.Event()
         self.stop: Any = None
@@ -90,9 +90,10 @@ class Upstream:
         result = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
         raw = b'{"jsonrpc": "2.0", "id": %s, "result": %s}' % (json.dumps(request["id"]).encode(), result)
         headers = [(b"content-type", b"application/json")]
-        if method in self.gzipped:
-            raw = gzip.compress(raw)
-            headers.append((b"content-encoding", b"gzip"))
+        if layers := self.gzipped.get(method, 0):
+            for _ in range(layers):
+                raw = gzip.compress(raw)
+            headers.append((b"content-encoding", b", ".join([b"gzip"] * layers)))
         await send({"type": "http.response.start", "status": 200,
                     "headers": [*headers, (b"content-length", str(len(raw)).encode())]})
         await send({"type": "http.response.body", "body": raw})
@@ -258,12 +259,16 @@ async def test_an_oversized_answer_is_refused_before_it_is_all_read(monkeypatch:
         task_id = (await alice.create("job", {}))["taskId"]
         text = [{"type": "text", "text": "x" * 512 * 1024}]
         up.answers["tasks/get"] = {"resultType": "complete", **a_task(status="completed"), "result": {"content": text}}
-        for compressed in (False, True):  # gzipped: a kilobyte on the wire, the bound counts what it becomes
-            if compressed:
-                up.gzipped.add("tasks/get")
+        for layers in (0, 1):  # gzipped: a kilobyte on the wire, the bound counts what it becomes
+            up.gzipped["tasks/get"] = layers
             status, error = await alice.error("tasks/get", {"taskId": task_id})
             assert (status, error["code"]) == (200, -32603)
             assert error["message"].startswith("tasks/get: the task's MCP server 'h' ") and "262144 bytes" in error["message"]
+        # Gzipped twice: a stack of codings httpx2 would undo after the bound, so it is refused unread.
+        up.gzipped["tasks/get"] = 2
+        status, error = await alice.error("tasks/get", {"taskId": task_id})
+        assert (status, error["code"]) == (200, -32603) and "'gzip, gzip'" in error["message"], error
+        up.gzipped["tasks/get"] = 0
         up.answers["tasks/get"] = {"resultType": "complete", **a_task(status="completed"),
                                    "result": {"content": [{"type": "text", "text": "small"}]}}
         assert (await alice.result("tasks/get", {"taskId": task_id}))["result"]["content"][0]["text"] == "small"
