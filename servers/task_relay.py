@@ -53,6 +53,8 @@ MAX_ABANDONED = 1024
 own expiry (said in the log): a queue an identity could grow without bound would be the same hole."""
 ABANDONED_CANCEL_SECONDS = 10.0
 """How long one abandoned task's upstream cancel may take, so a dead upstream cannot stall the rest."""
+ABANDONED_CANCELS_AT_ONCE = 8
+"""Upstream cancels in flight at once: an upstream that hangs on them holds at most these slots."""
 FINISHED = frozenset({"completed", "failed", "cancelled"})
 
 
@@ -151,14 +153,14 @@ class TaskRelay:
         return relayed.ours(task_id, answer) if "taskId" in answer else _unstamped(answer)
 
     async def cancel_abandoned(self) -> None:
-        """Cancel at their upstreams, one after another, the tasks that left the table unfinished; runs for
-        as long as the server serves. A failed cancel is logged: the task then ends at the upstream's expiry."""
-        async for task in self._abandoned:
-            try:
-                with anyio.fail_after(ABANDONED_CANCEL_SECONDS):
-                    await task.request("tasks/cancel", {})
-            except Exception as e:  # the upstream forgot it, or is unreachable: nothing more to do here
-                logger.info("cancelling an abandoned task at %s failed: %s", task.source, e)
+        """Cancel at their upstreams the tasks that left the table unfinished, `ABANDONED_CANCELS_AT_ONCE` at
+        a time; runs for as long as the server serves. A failed cancel is logged: the task then ends at the
+        upstream's expiry."""
+        slots = anyio.Semaphore(ABANDONED_CANCELS_AT_ONCE)
+        async with anyio.create_task_group() as tg:
+            async for task in self._abandoned:
+                await slots.acquire()
+                tg.start_soon(_cancel_upstream, task, slots)
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -179,6 +181,16 @@ class TaskRelay:
         del own[task_id]
         if not own:
             del self._by_identity[relayed.identity]
+
+
+async def _cancel_upstream(task: UpstreamTask, slot: anyio.Semaphore) -> None:
+    try:
+        with anyio.fail_after(ABANDONED_CANCEL_SECONDS):
+            await task.request("tasks/cancel", {})
+    except Exception as e:  # the upstream forgot it, or is unreachable: nothing more to do here
+        logger.info("cancelling an abandoned task at %s failed: %s", task.source, e)
+    finally:
+        slot.release()
 
 
 def _hop_failure(error: MCPError) -> str | None:

@@ -236,3 +236,33 @@ def test_a_task_the_upstream_forgot_is_unknown_and_forgotten_here() -> None:
         assert caught.value.error.message == unknown_task(task_id).error.message and task_id not in relay
 
     anyio.run(probe)
+
+
+def test_an_upstream_hanging_on_cancels_does_not_hold_up_anothers() -> None:
+    """Abandoned tasks are cancelled several at a time: one upstream that never answers its cancel keeps
+    one slot for up to ABANDONED_CANCEL_SECONDS, not every other upstream's cancel behind it."""
+    from adapters.mcp_tasks import UpstreamTask
+
+    cancelled = anyio.Event()
+
+    async def hangs(method: str, params: dict[str, Any]) -> dict[str, Any]:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def answers(method: str, params: dict[str, Any]) -> dict[str, Any]:
+        assert method == "tasks/cancel" and params["taskId"] == "on-b"
+        cancelled.set()
+        return {}
+
+    async def probe() -> None:
+        relay = TaskRelay(max_per_identity=1)
+        relay.created(UpstreamTask("a", {"taskId": "on-a", "status": "working"}, hangs), "alice")
+        relay.created(UpstreamTask("b", {"taskId": "on-b", "status": "working"}, answers), "alice")  # evicts on-a
+        relay.created(UpstreamTask("b", {"taskId": "kept", "status": "working"}, answers), "alice")  # evicts on-b
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(relay.cancel_abandoned)
+            with anyio.fail_after(5):  # on-a's cancel hangs for ABANDONED_CANCEL_SECONDS (10 s) meanwhile
+                await cancelled.wait()
+            tg.cancel_scope.cancel()
+
+    anyio.run(probe)
